@@ -1,0 +1,43 @@
+# Every target sets up what it needs itself; re-running is quick when nothing changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# pip's warnings about local mirrors that this machine lacks are noise; real errors still show.
+PIP = $(PY) -m pip install --quiet --disable-pip-version-check 2> >(grep -v 'is ignored: it is neither' >&2)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+
+.PHONY: replay test lint format typecheck synth bench clean
+
+-include infra/infra.mk
+
+$(STAMP): pyproject.toml requirements/lambda.txt requirements/dev.txt requirements/infra.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements/dev.txt -r requirements/infra.txt
+	$(PIP) --no-deps --no-build-isolation -e .
+	@touch $@
+
+## replay: replay every sample in events/ on a fresh embedded store, printing what PagerDuty receives
+replay: $(STAMP)
+	@rm -f .pagerduty-bridge/replay-demo.db
+	$(VENV)/bin/pagerduty-bridge replay --state .pagerduty-bridge/replay-demo.db events/
+
+## test: the whole suite (unit, integration, infra, lint)
+test: $(STAMP) lint
+	$(PY) -m pytest -n 2 -q
+
+## lint: ruff and mypy
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lambda infra tests
+	$(VENV)/bin/ruff format --check lambda infra tests
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format lambda infra tests
+	$(VENV)/bin/ruff check --fix lambda infra tests
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .pagerduty-bridge .pytest_cache .mypy_cache .ruff_cache

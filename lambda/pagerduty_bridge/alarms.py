@@ -1,0 +1,370 @@
+"""CloudWatch alarm messages (every alarm kind, every shape) → ``AlarmNotification``.
+
+Pure functions: a decoded message in, a model out. Two source shapes exist:
+- the PascalCase JSON that SNS carries (``AlarmName``, ``NewStateValue``, ``Trigger`` …);
+- the camelCase alarm data of EventBridge state-change events and of the alarm's direct Lambda action
+  (``alarmName``, ``state.value``, ``configuration.metrics`` …).
+Both become the same ``AlarmNotification``, so the same state change yields the same page however it
+arrived. Real messages vary a lot (DESIGN.md, "seen in the wild"); every variation is handled here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from pagerduty_bridge.errors import InvalidMessageError
+from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, MetricQuery, utc
+
+# "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:name" (also aws-us-gov, aws-cn partitions).
+_ALARM_ARN = re.compile(r"^arn:(?P<partition>aws[\w-]*):cloudwatch:(?P<region>[\w-]+):(?P<account>[^:]*):alarm:")
+# First datapoint inside the reason's brackets: "[85.0 (14/01/25 14:25:00), 2.0 (…)]", "2.841116672E9".
+_DATAPOINT = re.compile(r"\[\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\(")
+# Older messages: "Threshold Crossed: 1 datapoint (10.0) was greater than …".
+_OLD_DATAPOINT = re.compile(r"datapoints? \((?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\)")
+_COMPARISON_IN_REASON = re.compile(
+    r"(?:was|were) (?P<op>greater than or equal to|less than or equal to|greater than|less than)"
+    r" the (?:threshold|lower threshold|upper threshold)"
+)
+_PADDED_SETTING = re.compile(r"^-?\s*\w+:\s*")
+
+
+def is_cloudwatch_alarm(message: Mapping[str, Any]) -> bool:
+    """True for a CloudWatch alarm message as SNS carries it (not an Auto Scaling notification that
+    merely embeds alarm names, not an EventBridge event)."""
+    return isinstance(message.get("AlarmName"), str) and "NewStateValue" in message
+
+
+def parse_alarm_message(message: Mapping[str, Any], *, fallback_time: datetime | None = None) -> AlarmNotification:
+    """Parse the PascalCase alarm JSON that SNS carries in ``Sns.Message``."""
+    new_state = _state(message.get("NewStateValue"), "NewStateValue")
+    old_raw = message.get("OldStateValue")
+    trigger = message.get("Trigger")
+    trigger = trigger if isinstance(trigger, Mapping) else {}
+    arn = _text(message.get("AlarmArn"))
+    fields: dict[str, Any] = {
+        "alarm_name": message["AlarmName"],
+        "alarm_arn": arn,
+        "description": _text(message.get("AlarmDescription")),
+        "account_id": _text(message.get("AWSAccountId")),
+        "region_name": _text(message.get("Region")),
+        "new_state": new_state,
+        "old_state": _state(old_raw, "OldStateValue") if old_raw not in (None, "") else None,
+        "reason": _text(message.get("NewStateReason")) or "",
+        "state_change_time": _time(message.get("StateChangeTime"), "StateChangeTime", fallback_time),
+        "alarm_rule": _text(message.get("AlarmRule")),
+        "tags": _tags(message.get("AlarmTags") or message.get("Tags")),
+        **_arn_parts(arn),
+    }
+    children = message.get("TriggeringChildren")
+    if isinstance(children, list):
+        fields["triggering_children"] = tuple(_child_name(child) for child in children if child)
+    if trigger:
+        fields.update(_trigger_fields(trigger))
+    fields["kind"] = _kind(fields, has_trigger=bool(trigger))
+    fields["current_value"] = current_value_from_reason(fields["reason"])
+    return _build(fields, "alarm message")
+
+
+def parse_alarm_data(
+    data: Mapping[str, Any],
+    *,
+    alarm_arn: str | None,
+    account_id: str | None,
+    region_code: str | None,
+    fallback_time: datetime | None = None,
+) -> AlarmNotification:
+    """Parse camelCase alarm data: EventBridge ``detail`` or a Lambda alarm action's ``alarmData``."""
+    state = data.get("state")
+    if not isinstance(state, Mapping):
+        raise InvalidMessageError("alarm data: 'state' is missing or not an object")
+    previous = data.get("previousState")
+    configuration = data.get("configuration")
+    configuration = configuration if isinstance(configuration, Mapping) else {}
+    reason_data = _reason_data(state.get("reasonData"))
+    arn = _text(alarm_arn)
+    fields: dict[str, Any] = {
+        "alarm_name": data.get("alarmName"),
+        "alarm_arn": arn,
+        "description": _text(configuration.get("description")),
+        "account_id": _text(account_id),
+        "region_code": region_code,
+        "new_state": _state(state.get("value"), "state.value"),
+        "old_state": _state(previous.get("value"), "previousState.value")
+        if isinstance(previous, Mapping) and previous.get("value")
+        else None,
+        "reason": _text(state.get("reason")) or "",
+        "state_change_time": _time(state.get("timestamp"), "state.timestamp", fallback_time),
+        "alarm_rule": _text(configuration.get("alarmRule")),
+        "tags": _tags(data.get("tags") or data.get("alarmTags")),
+        **_arn_parts(arn),
+    }
+    if region_code and not fields.get("region_code"):
+        fields["region_code"] = region_code
+    children = reason_data.get("triggeringAlarms")
+    if isinstance(children, list):
+        fields["triggering_children"] = tuple(
+            _child_name(child.get("arn") if isinstance(child, Mapping) else child) for child in children if child
+        )
+    metrics = configuration.get("metrics")
+    if isinstance(metrics, list) and metrics:
+        fields.update(_camel_metrics_fields(metrics, reason_data))
+    if isinstance(reason_data.get("threshold"), int | float):
+        fields["threshold"] = float(reason_data["threshold"])
+    has_metrics = bool(metrics)
+    fields["kind"] = _kind(fields, has_trigger=has_metrics)
+    # The reason text is the same string SNS carries: read it first, so every envelope agrees.
+    fields["current_value"] = current_value_from_reason(fields["reason"])
+    if fields["current_value"] is None:
+        fields["current_value"] = _first_evaluated(reason_data)
+    return _build(fields, "alarm data")
+
+
+def current_value_from_reason(reason: str) -> float | None:
+    """The first datapoint CloudWatch lists in ``NewStateReason``, or ``None`` when it lists none."""
+    match = _DATAPOINT.search(reason) or _OLD_DATAPOINT.search(reason)
+    return float(match.group("value")) if match else None
+
+
+def comparison_from_reason(reason: str) -> str | None:
+    """ "greater than", "less than or equal to" … as the reason words it, when it does."""
+    match = _COMPARISON_IN_REASON.search(reason)
+    return match.group("op") if match else None
+
+
+def region_from_arn(arn: str | None) -> str | None:
+    return _arn_parts(arn).get("region_code")
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _build(fields: dict[str, Any], what: str) -> AlarmNotification:
+    try:
+        return AlarmNotification(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors())
+        raise InvalidMessageError(f"{what}: {problems}") from None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _state(value: Any, field: str) -> AlarmState:
+    try:
+        return AlarmState(str(value).strip().upper())
+    except ValueError:
+        raise InvalidMessageError(
+            f"{field} is {value!r}; expected one of {', '.join(s.value for s in AlarmState)}"
+        ) from None
+
+
+def _time(value: Any, field: str, fallback: datetime | None) -> datetime:
+    if value in (None, ""):
+        if fallback is not None:
+            return utc(fallback)
+        raise InvalidMessageError(f"{field} is missing")
+    try:
+        return utc(datetime.fromisoformat(str(value).strip()))
+    except ValueError:
+        raise InvalidMessageError(f"{field} is {value!r}, not an ISO 8601 time") from None
+
+
+def _arn_parts(arn: str | None) -> dict[str, str]:
+    match = _ALARM_ARN.match(arn or "")
+    if not match:
+        return {}
+    parts = {"partition": match.group("partition"), "region_code": match.group("region")}
+    if match.group("account"):
+        parts["account_id"] = match.group("account")
+    return parts
+
+
+def _child_name(child: Any) -> str:
+    """A composite's triggering child: its alarm name from the ARN, as the alarm rule names it."""
+    if isinstance(child, Mapping):
+        child = child.get("Arn") or child.get("arn") or ""
+    text = str(child)
+    return text.split(":alarm:", 1)[1] if ":alarm:" in text else text
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def _setting(value: Any) -> str | None:
+    """A setting that old messages pad (``"- TreatMissingData:   notBreaching"``) or write as "None"."""
+    text = _text(value)
+    if text is None:
+        return None
+    text = _PADDED_SETTING.sub("", text).strip()
+    return None if text in ("", "None", "null") else text
+
+
+def _dimensions(raw: Any) -> dict[str, str]:
+    """Dimensions as a name → value map, from SNS's ``[{name, value}]`` or EventBridge's map."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    result: dict[str, str] = {}
+    if isinstance(raw, list):
+        for item in raw:
+            if isinstance(item, Mapping):
+                name = item.get("name", item.get("Name"))
+                value = item.get("value", item.get("Value"))
+                if name is not None and value is not None:
+                    result[str(name)] = str(value)
+    return result
+
+
+def _tags(raw: Any) -> dict[str, str] | None:
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        pairs = {}
+        for item in raw:
+            if isinstance(item, Mapping):
+                key = item.get("Key", item.get("key"))
+                if key is not None:
+                    pairs[str(key)] = str(item.get("Value", item.get("value", "")))
+        return pairs
+    return None
+
+
+def _trigger_fields(trigger: Mapping[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "namespace": _text(trigger.get("Namespace")),
+        "metric_name": _text(trigger.get("MetricName")),
+        "dimensions": _dimensions(trigger.get("Dimensions")),
+        "statistic": _text(trigger.get("Statistic") or trigger.get("ExtendedStatistic")),
+        "period": _integer(trigger.get("Period")),
+        "evaluation_periods": _integer(trigger.get("EvaluationPeriods")),
+        "threshold": _number(trigger.get("Threshold")),
+        "comparison_operator": _text(trigger.get("ComparisonOperator")),
+        "unit": _setting(trigger.get("Unit")),
+        "treat_missing_data": _setting(trigger.get("TreatMissingData")),
+        "threshold_metric_id": _text(trigger.get("ThresholdMetricId")),
+    }
+    metrics = trigger.get("Metrics")
+    if isinstance(metrics, list):
+        fields["metrics"] = tuple(_pascal_metric(m) for m in metrics if isinstance(m, Mapping))
+        single = _single_metric(fields["metrics"])
+        if single is not None and not fields["metric_name"] and not fields["threshold_metric_id"]:
+            fields.update(single)
+    return fields
+
+
+def _pascal_metric(raw: Mapping[str, Any]) -> MetricQuery:
+    stat = raw.get("MetricStat")
+    stat = stat if isinstance(stat, Mapping) else {}
+    metric = stat.get("Metric")
+    metric = metric if isinstance(metric, Mapping) else {}
+    return MetricQuery(
+        id=str(raw.get("Id", "")),
+        expression=_text(raw.get("Expression")),
+        label=_text(raw.get("Label")),
+        namespace=_text(metric.get("Namespace")),
+        metric_name=_text(metric.get("MetricName")),
+        dimensions=_dimensions(metric.get("Dimensions")),
+        stat=_text(stat.get("Stat")),
+        period=_integer(stat.get("Period")),
+        return_data=raw.get("ReturnData") if isinstance(raw.get("ReturnData"), bool) else None,
+    )
+
+
+def _camel_metric(raw: Mapping[str, Any]) -> MetricQuery:
+    stat = raw.get("metricStat")
+    stat = stat if isinstance(stat, Mapping) else {}
+    metric = stat.get("metric")
+    metric = metric if isinstance(metric, Mapping) else {}
+    return MetricQuery(
+        id=str(raw.get("id", "")),
+        expression=_text(raw.get("expression")),
+        label=_text(raw.get("label")),
+        namespace=_text(metric.get("namespace")),
+        metric_name=_text(metric.get("name")),
+        dimensions=_dimensions(metric.get("dimensions")),
+        stat=_text(stat.get("stat")),
+        period=_integer(stat.get("period")),
+        return_data=raw.get("returnData") if isinstance(raw.get("returnData"), bool) else None,
+    )
+
+
+def _single_metric(metrics: tuple[MetricQuery, ...]) -> dict[str, Any] | None:
+    """The fields of a plain one-metric alarm expressed as ``Metrics[]`` (EventBridge always does)."""
+    if len(metrics) != 1 or metrics[0].expression or not metrics[0].metric_name:
+        return None
+    only = metrics[0]
+    return {
+        "namespace": only.namespace,
+        "metric_name": only.metric_name,
+        "dimensions": only.dimensions,
+        "statistic": only.stat,
+        "period": only.period,
+        "metrics": (),
+    }
+
+
+def _camel_metrics_fields(metrics: list[Any], reason_data: Mapping[str, Any]) -> dict[str, Any]:
+    queries = tuple(_camel_metric(m) for m in metrics if isinstance(m, Mapping))
+    single = _single_metric(queries)
+    if single is not None:
+        return single
+    fields: dict[str, Any] = {"metrics": queries}
+    band = next((q for q in queries if q.expression and "ANOMALY_DETECTION_BAND" in q.expression), None)
+    if band is not None:
+        fields["threshold_metric_id"] = band.id
+    return fields
+
+
+def _kind(fields: Mapping[str, Any], *, has_trigger: bool) -> AlarmKind:
+    if fields.get("threshold_metric_id"):
+        return AlarmKind.ANOMALY_DETECTION
+    if fields.get("metrics"):
+        return AlarmKind.METRIC_MATH
+    if not has_trigger and (fields.get("alarm_rule") or fields.get("triggering_children")):
+        return AlarmKind.COMPOSITE
+    return AlarmKind.METRIC
+
+
+def _reason_data(raw: Any) -> Mapping[str, Any]:
+    if isinstance(raw, Mapping):
+        return raw
+    if isinstance(raw, str) and raw.strip():
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            return {}
+        return decoded if isinstance(decoded, Mapping) else {}
+    return {}
+
+
+def _first_evaluated(reason_data: Mapping[str, Any]) -> float | None:
+    points = reason_data.get("evaluatedDatapoints")
+    if isinstance(points, list):
+        for point in points:
+            if isinstance(point, Mapping) and _number(point.get("value")) is not None:
+                return _number(point.get("value"))
+    return None

@@ -1,0 +1,89 @@
+"""Names and limits shared by the Lambda code, the CLI and the CDK stack.
+
+Everything that two of those must agree on lives here, once: environment variable names, the incident
+table's key schema and index, metric names, and PagerDuty's documented limits. This module imports
+nothing, so ``infra/`` can read it without pulling in the runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Environment variables (read only by settings.py; set by infra/stack.py) -------------------------
+ENV_INTEGRATION_KEY: Final = "PAGERDUTY_INTEGRATION_KEY"
+"""Plaintext routing key: for local use only. The stack passes a secret's ARN instead."""
+ENV_INTEGRATION_KEY_SECRET_ARN: Final = "PAGERDUTY_INTEGRATION_KEY_SECRET_ARN"  # noqa: S105 - a variable name
+"""Secrets Manager secret holding the routing key (plain string or JSON ``{"default": "…"}``)."""
+ENV_SERVICE_NAME: Final = "PAGERDUTY_SERVICE_NAME"
+ENV_ESCALATION_POLICY_ID: Final = "PAGERDUTY_ESCALATION_POLICY_ID"
+ENV_EVENTS_URL: Final = "PAGERDUTY_EVENTS_URL"
+ENV_ENVIRONMENT: Final = "ENVIRONMENT"
+ENV_TABLE_NAME: Final = "INCIDENT_TABLE_NAME"
+ENV_INSUFFICIENT_DATA_ACTION: Final = "INSUFFICIENT_DATA_ACTION"
+ENV_UNRECOGNIZED_MESSAGE_ACTION: Final = "UNRECOGNIZED_MESSAGE_ACTION"
+ENV_DEDUP_KEY_STRATEGY: Final = "DEDUP_KEY_STRATEGY"
+ENV_DEFAULT_SEVERITY: Final = "DEFAULT_SEVERITY"
+ENV_RETRY_BUDGET_SECONDS: Final = "PAGERDUTY_RETRY_BUDGET_SECONDS"
+ENV_RESOLVED_RETENTION_DAYS: Final = "RESOLVED_INCIDENT_RETENTION_DAYS"
+ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+
+ALL_SETTINGS_ENV_VARS: Final = (
+    ENV_INTEGRATION_KEY,
+    ENV_INTEGRATION_KEY_SECRET_ARN,
+    ENV_SERVICE_NAME,
+    ENV_ESCALATION_POLICY_ID,
+    ENV_EVENTS_URL,
+    ENV_ENVIRONMENT,
+    ENV_TABLE_NAME,
+    ENV_INSUFFICIENT_DATA_ACTION,
+    ENV_UNRECOGNIZED_MESSAGE_ACTION,
+    ENV_DEDUP_KEY_STRATEGY,
+    ENV_DEFAULT_SEVERITY,
+    ENV_RETRY_BUDGET_SECONDS,
+    ENV_RESOLVED_RETENTION_DAYS,
+)
+
+# --- Lambda ------------------------------------------------------------------------------------------
+HANDLER: Final = "pagerduty_bridge.handler.lambda_handler"
+PACKAGE_NAME: Final = "pagerduty_bridge"
+METRICS_NAMESPACE: Final = "PagerDutyBridge"
+SERVICE_NAME: Final = "pagerduty-bridge"
+
+# --- Metric names (emitted by the handler, alarmed on by the stack) ---------------------------------
+METRIC_DELIVERY_FAILED: Final = "DeliveryFailed"
+METRIC_INCIDENT_TRIGGERED: Final = "IncidentTriggered"
+METRIC_INCIDENT_RESOLVED: Final = "IncidentResolved"
+METRIC_INCIDENT_ACKNOWLEDGED: Final = "IncidentAcknowledged"
+METRIC_DELIVERY_FAILED_TRANSIENT: Final = "DeliveryFailedTransient"
+METRIC_DELIVERY_FAILED_PERMANENT: Final = "DeliveryFailedPermanent"
+METRIC_STALE_NOTIFICATION: Final = "StaleNotification"
+METRIC_DUPLICATE_NOTIFICATION: Final = "DuplicateNotification"
+METRIC_INVALID_MESSAGE: Final = "InvalidMessage"
+METRIC_UNRECOGNIZED_MESSAGE: Final = "UnrecognizedMessage"
+METRIC_RESOLUTION_TIME: Final = "ResolutionTime"
+METRIC_PAGERDUTY_LATENCY: Final = "PagerDutyLatency"
+
+# --- Incident table schema (the single definition; infra/ builds the table from it) -----------------
+TABLE_PARTITION_KEY: Final = "dedup_key"
+"""One item per dedup key: the incident currently tracked for that alarm."""
+ACTIVE_INDEX_NAME: Final = "active-incidents"
+ACTIVE_INDEX_PARTITION_KEY: Final = "active"
+"""Sparse index: present (value ``ACTIVE_MARKER``) only while the incident is open, so listing active
+incidents is one Query on a small index instead of a Scan of the whole history."""
+ACTIVE_INDEX_SORT_KEY: Final = "triggered_at"
+ACTIVE_MARKER: Final = "open"
+TTL_ATTRIBUTE: Final = "expires_at"
+"""Epoch seconds; set only on resolved incidents so the table does not grow forever."""
+
+# --- PagerDuty Events API v2 limits (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/)
+DEFAULT_EVENTS_URL: Final = "https://events.pagerduty.com/v2/enqueue"
+MAX_DEDUP_KEY_LENGTH: Final = 255
+"""``dedup_key`` is limited to 255 characters; longer keys are rejected with 400."""
+MAX_SUMMARY_LENGTH: Final = 1024
+"""``payload.summary`` is limited to 1024 characters; PagerDuty truncates or rejects longer ones."""
+MAX_EVENT_BYTES: Final = 512 * 1024
+"""A whole event may be at most 512 KB; larger ones are rejected with 400."""
+ROUTING_KEY_LENGTH: Final = 32
+"""Integration (routing) keys are 32 characters."""
+SEVERITIES: Final = ("critical", "error", "warning", "info")

@@ -1,0 +1,126 @@
+"""Builds the Lambda's dependencies once per container, lazily (never at import).
+
+The integration key comes from Secrets Manager (``PAGERDUTY_INTEGRATION_KEY_SECRET_ARN``, cached by
+Powertools Parameters so a rotated key is picked up within ``SECRET_MAX_AGE_SECONDS``), or — for local
+use only — from ``PAGERDUTY_INTEGRATION_KEY``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import SecretStr
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.errors import ConfigurationError
+from pagerduty_bridge.integration import PagerDutyIntegration
+from pagerduty_bridge.models import ServiceConfig
+from pagerduty_bridge.settings import Settings, check_routing_key
+from pagerduty_bridge.store import IncidentStore
+
+SECRET_MAX_AGE_SECONDS = 300
+"""How long a fetched key is reused: one Secrets Manager call per container per five minutes."""
+SECRET_KEY_FIELD = "default"  # noqa: S105 - a field name
+"""In a JSON secret, the routing key of the default service (other fields are aliases)."""
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces every known secret in a log record's message and arguments with ``****``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, "****")
+            record.msg, record.args = message, None
+        return True
+
+
+def parse_secret(value: Any, where: str) -> dict[str, SecretStr]:
+    """A secret's routing keys by alias: a plain key (alias ``default``) or a JSON object of aliases."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where} is empty")
+    text = value.strip()
+    keys: dict[str, str]
+    if text.startswith("{"):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            raise ConfigurationError(f"{where} looks like JSON but is not valid JSON") from None
+        if not isinstance(decoded, dict) or not all(isinstance(v, str) for v in decoded.values()):
+            raise ConfigurationError(f"{where} must be a JSON object of alias → routing key strings")
+        keys = decoded
+    else:
+        keys = {SECRET_KEY_FIELD: text}
+    return {alias: SecretStr(check_routing_key(key, f"{where} ({alias})")) for alias, key in keys.items()}
+
+
+@dataclass
+class Runtime:
+    """The container's long-lived objects; ``integration()`` refreshes the key from its cache."""
+
+    settings: Settings
+    store: IncidentStore
+    redactor: RedactingFilter = field(default_factory=RedactingFilter)
+    _integration: PagerDutyIntegration | None = None
+
+    def routing_keys(self) -> dict[str, SecretStr]:
+        if self.settings.integration_key_secret_arn:
+            from aws_lambda_powertools.utilities import parameters
+
+            try:
+                value = parameters.get_secret(self.settings.integration_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
+            except parameters.exceptions.GetParameterError as exc:
+                raise ConfigurationError(
+                    f"{c.ENV_INTEGRATION_KEY_SECRET_ARN}: cannot read the secret ({type(exc.__cause__ or exc).__name__})"
+                ) from None
+            return parse_secret(value, c.ENV_INTEGRATION_KEY_SECRET_ARN)
+        if self.settings.integration_key is not None:
+            return {SECRET_KEY_FIELD: self.settings.integration_key}
+        raise ConfigurationError(
+            f"no PagerDuty integration key: set {c.ENV_INTEGRATION_KEY_SECRET_ARN} (or {c.ENV_INTEGRATION_KEY} locally)"
+        )
+
+    def integration(self) -> PagerDutyIntegration:
+        keys = self.routing_keys()
+        self.redactor.secrets.update(k.get_secret_value() for k in keys.values())
+        default = keys.get(SECRET_KEY_FIELD) or next(iter(keys.values()))
+        if self._integration is None:
+            self._integration = PagerDutyIntegration(
+                ServiceConfig(
+                    integration_key=default,
+                    service_name=self.settings.service_name,
+                    escalation_policy_id=self.settings.escalation_policy_id,
+                ),
+                self.settings.environment,
+                store=self.store,
+                settings=self.settings,
+                routing_keys=keys,
+            )
+        else:
+            self._integration.set_routing_keys(keys)
+        return self._integration
+
+
+def lambda_runtime(settings: Settings | None = None) -> Runtime:
+    """The Lambda's runtime: settings from the environment, the DynamoDB table it names."""
+    settings = settings or Settings.from_env()
+    if not settings.table_name:
+        raise ConfigurationError(f"{c.ENV_TABLE_NAME} is not set: the Lambda needs its incident table")
+    import boto3
+
+    from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore
+
+    client = boto3.client("dynamodb")
+    retention = timedelta(days=settings.resolved_retention_days)
+    return Runtime(settings=settings, store=DynamoDBIncidentStore(client, settings.table_name, retention=retention))

@@ -1,0 +1,169 @@
+"""The Lambda's incident store: one DynamoDB item per dedup key.
+
+Conditional writes carry the version that was read; a sparse global secondary index (present only
+while an incident is open) makes "active incidents" a Query; resolved incidents get a TTL. The key
+schema comes from ``constants``, which the CDK stack builds the table from.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.errors import StoreError, VersionConflictError
+from pagerduty_bridge.models import Incident
+from pagerduty_bridge.store import expiry_epoch, from_record, to_record
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+_AWS_ERRORS = (ClientError, BotoCoreError)
+# DynamoDB error codes a retry can fix (throttling and service-side trouble).
+_RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "LimitExceededException",
+    }
+)
+
+TABLE_KEY_SCHEMA: list[dict[str, str]] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
+TABLE_ATTRIBUTES: list[dict[str, str]] = [
+    {"AttributeName": c.TABLE_PARTITION_KEY, "AttributeType": "S"},
+    {"AttributeName": c.ACTIVE_INDEX_PARTITION_KEY, "AttributeType": "S"},
+    {"AttributeName": c.ACTIVE_INDEX_SORT_KEY, "AttributeType": "S"},
+]
+ACTIVE_INDEX: dict[str, Any] = {
+    "IndexName": c.ACTIVE_INDEX_NAME,
+    "KeySchema": [
+        {"AttributeName": c.ACTIVE_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+        {"AttributeName": c.ACTIVE_INDEX_SORT_KEY, "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "ALL"},
+}
+
+
+def create_table(client: BaseClient, table_name: str) -> None:
+    """Create the incident table as the stack does (for tests and local DynamoDB endpoints)."""
+    client.create_table(
+        TableName=table_name,
+        KeySchema=TABLE_KEY_SCHEMA,
+        AttributeDefinitions=TABLE_ATTRIBUTES,
+        GlobalSecondaryIndexes=[ACTIVE_INDEX],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    client.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TTL_ATTRIBUTE}
+    )
+
+
+def translate_client_error(exc: ClientError | BotoCoreError, action: str) -> StoreError:
+    """Map a botocore error to the bridge's errors, once: conflicts, retryable trouble, the rest."""
+    response = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", type(exc).__name__))
+    message = str(response.get("Error", {}).get("Message", exc))
+    if code == "ConditionalCheckFailedException":
+        return VersionConflictError(f"{action}: the incident changed since it was read")
+    retryable = code in _RETRYABLE_CODES or not response  # no response: a network-level failure
+    return StoreError(f"{action} failed: {code}: {message}", retryable=retryable)
+
+
+class DynamoDBIncidentStore:
+    """Incidents in a DynamoDB table, through an injected boto3 DynamoDB client."""
+
+    def __init__(self, client: BaseClient, table_name: str, *, retention: timedelta = timedelta(days=90)) -> None:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        self._client = client
+        self.table_name = table_name
+        self.retention = retention
+        self._serialize = TypeSerializer().serialize
+        self._deserialize = TypeDeserializer().deserialize
+
+    def __repr__(self) -> str:
+        return f"DynamoDBIncidentStore({self.table_name!r})"
+
+    def get(self, dedup_key: str) -> Incident | None:
+        try:
+            response = self._client.get_item(
+                TableName=self.table_name,
+                Key={c.TABLE_PARTITION_KEY: {"S": dedup_key}},
+                ConsistentRead=True,
+            )
+        except _AWS_ERRORS as exc:
+            raise translate_client_error(exc, f"reading incident {dedup_key}") from exc
+        item = response.get("Item")
+        return self._incident(item) if item else None
+
+    def put(self, incident: Incident, *, expected_version: int | None) -> None:
+        record = to_record(incident)
+        if incident.is_open:
+            record[c.ACTIVE_INDEX_PARTITION_KEY] = c.ACTIVE_MARKER
+        expires = expiry_epoch(incident, self.retention)
+        if expires is not None:
+            record[c.TTL_ATTRIBUTE] = expires
+        item = {key: self._serialize(value) for key, value in record.items()}
+        if expected_version is None:
+            condition: dict[str, Any] = {"ConditionExpression": f"attribute_not_exists({c.TABLE_PARTITION_KEY})"}
+        else:
+            condition = {
+                "ConditionExpression": "version = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+            }
+        try:
+            self._client.put_item(TableName=self.table_name, Item=item, **condition)
+        except _AWS_ERRORS as exc:
+            raise translate_client_error(exc, f"writing incident {incident.dedup_key}") from exc
+
+    def list_active(self) -> list[Incident]:
+        return self._paginate(
+            "query",
+            IndexName=c.ACTIVE_INDEX_NAME,
+            KeyConditionExpression="#active = :open",
+            ExpressionAttributeNames={"#active": c.ACTIVE_INDEX_PARTITION_KEY},
+            ExpressionAttributeValues={":open": {"S": c.ACTIVE_MARKER}},
+        )
+
+    def list_all(self) -> list[Incident]:
+        incidents = self._paginate("scan")
+        return sorted(incidents, key=lambda i: (i.triggered_at is None, i.triggered_at or i.updated_at, i.dedup_key))
+
+    def delete(self, dedup_key: str) -> None:
+        try:
+            self._client.delete_item(TableName=self.table_name, Key={c.TABLE_PARTITION_KEY: {"S": dedup_key}})
+        except _AWS_ERRORS as exc:
+            raise translate_client_error(exc, f"deleting incident {dedup_key}") from exc
+
+    def clear(self) -> None:
+        for incident in self.list_all():
+            self.delete(incident.dedup_key)
+
+    def ping(self) -> None:
+        try:
+            self._client.describe_table(TableName=self.table_name)
+        except _AWS_ERRORS as exc:
+            raise translate_client_error(exc, f"describing table {self.table_name}") from exc
+
+    def _incident(self, item: dict[str, Any]) -> Incident:
+        record = {key: self._deserialize(value) for key, value in item.items()}
+        record.pop(c.ACTIVE_INDEX_PARTITION_KEY, None)
+        record.pop(c.TTL_ATTRIBUTE, None)
+        record["version"] = int(record["version"])
+        return from_record(record)
+
+    def _paginate(self, operation: str, **kwargs: Any) -> list[Incident]:
+        incidents: list[Incident] = []
+        try:
+            for page in self._client.get_paginator(operation).paginate(TableName=self.table_name, **kwargs):
+                incidents.extend(self._incident(item) for item in page.get("Items", []))
+        except _AWS_ERRORS as exc:
+            raise translate_client_error(exc, f"{operation} on {self.table_name}") from exc
+        return incidents

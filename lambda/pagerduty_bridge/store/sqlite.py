@@ -1,0 +1,119 @@
+"""The embedded incident store: SQLite, in a file (the CLI's default) or in memory (the library's).
+
+Writes are conditional on the version read, in one statement, so the same guarantees hold as with
+DynamoDB's conditional writes — also across processes sharing one file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from pagerduty_bridge.errors import StoreError, VersionConflictError
+from pagerduty_bridge.models import Incident
+from pagerduty_bridge.store import expiry_epoch, from_record, to_record
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incidents (
+    dedup_key    TEXT PRIMARY KEY,
+    version      INTEGER NOT NULL,
+    is_open      INTEGER NOT NULL,
+    triggered_at TEXT,
+    expires_at   INTEGER,
+    data         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (is_open, triggered_at);
+"""
+
+
+class SQLiteIncidentStore:
+    """Incidents in SQLite. ``path`` is a file (its folder is created) or ``":memory:"``."""
+
+    def __init__(self, path: str | Path = ":memory:", *, retention: timedelta = timedelta(days=90)) -> None:
+        self.path = str(path)
+        self.retention = retention
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the incident store {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteIncidentStore({self.path!r})"
+
+    def get(self, dedup_key: str) -> Incident | None:
+        row = self._query_one("SELECT data FROM incidents WHERE dedup_key = ?", (dedup_key,))
+        return from_record(json.loads(row[0])) if row else None
+
+    def put(self, incident: Incident, *, expected_version: int | None) -> None:
+        data = json.dumps(to_record(incident), ensure_ascii=False)
+        values = (
+            int(incident.version),
+            int(incident.is_open),
+            incident.triggered_at.isoformat() if incident.triggered_at else None,
+            expiry_epoch(incident, self.retention),
+            data,
+        )
+        with self._lock:
+            try:
+                if expected_version is None:
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO incidents (version, is_open, triggered_at, expires_at, data, dedup_key)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (*values, incident.dedup_key),
+                    )
+                else:
+                    cursor = self._db.execute(
+                        "UPDATE incidents SET version = ?, is_open = ?, triggered_at = ?, expires_at = ?, data = ?"
+                        " WHERE dedup_key = ? AND version = ?",
+                        (*values, incident.dedup_key, expected_version),
+                    )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write incident {incident.dedup_key}: {exc}", retryable=True) from exc
+        if cursor.rowcount != 1:
+            raise VersionConflictError(f"incident {incident.dedup_key} changed since it was read")
+
+    def list_active(self) -> list[Incident]:
+        rows = self._query_all("SELECT data FROM incidents WHERE is_open = 1 ORDER BY triggered_at, dedup_key")
+        return [from_record(json.loads(row[0])) for row in rows]
+
+    def list_all(self) -> list[Incident]:
+        rows = self._query_all("SELECT data FROM incidents ORDER BY triggered_at, dedup_key")
+        return [from_record(json.loads(row[0])) for row in rows]
+
+    def delete(self, dedup_key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM incidents WHERE dedup_key = ?", (dedup_key,))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM incidents")
+
+    def ping(self) -> None:
+        self._query_one("SELECT count(*) FROM incidents", ())
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _query_one(self, sql: str, params: tuple[object, ...]) -> tuple[str] | None:
+        with self._lock:
+            try:
+                row: tuple[str] | None = self._db.execute(sql, params).fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
+        return row
+
+    def _query_all(self, sql: str) -> list[tuple[str]]:
+        with self._lock:
+            try:
+                rows: list[tuple[str]] = self._db.execute(sql).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
+        return rows

@@ -259,8 +259,8 @@ def alarm_summary(alarm: AlarmNotification, environment: str) -> str:
     symbol = comparison_symbol(alarm)
     if alarm.threshold is not None:
         parts.append(f"{symbol or 'vs'} {_fmt(alarm.threshold)}")
-    elif symbol and alarm.kind is AlarmKind.ANOMALY_DETECTION:
-        parts.append(symbol)
+    elif alarm.kind is AlarmKind.ANOMALY_DETECTION:
+        parts.append({">": "above the band", "<": "below the band"}.get(symbol or "", "outside the band"))
     resource = affected_resource(alarm)
     tail = f" on {resource}" if resource else ""
     return f"{head}: {' '.join(parts)}{tail}"

@@ -1,0 +1,191 @@
+"""Alarm parsing against real-world message variants and every envelope of one state change."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pagerduty_bridge.alarms import current_value_from_reason, parse_alarm_message
+from pagerduty_bridge.envelopes import BadRecord, Notification, parse_event
+from pagerduty_bridge.errors import InvalidMessageError
+from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, ControlMessage, UnrecognizedMessage
+from pagerduty_bridge.rendering import alarm_summary, dedup_key_for
+from pagerduty_bridge.settings import DedupKeyStrategy
+from tests.conftest import EVENTS, FIXTURES, load_json
+
+VARIANTS = FIXTURES / "alarm_variants"
+ENVELOPES = FIXTURES / "envelopes"
+EXPECTED = load_json(VARIANTS / "EXPECTED.json")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_real_world_variant_parses_to_the_expected_fields(name: str) -> None:
+    alarm = parse_alarm_message(load_json(VARIANTS / name))
+    expected = EXPECTED[name]
+    assert alarm.alarm_name == expected["alarm_name"]
+    assert alarm.metric_name == expected["metric_name"]
+    assert alarm.new_state.value == expected["new_state"]
+    assert (alarm.old_state.value if alarm.old_state else None) == expected["old_state"]
+    assert alarm.state_change_time == datetime.fromisoformat(expected["state_change_time"])
+    assert alarm.region_code == expected["region_code"]
+    assert alarm.current_value == expected["current_value"]
+    assert alarm.threshold == expected["threshold"]
+    assert alarm.kind.value == expected["kind"]
+
+
+def test_every_variant_file_has_an_expectation() -> None:
+    files = {p.name for p in VARIANTS.glob("*.json")} - {"EXPECTED.json"}
+    assert files == set(EXPECTED)
+
+
+@pytest.mark.parametrize(
+    ("reason", "value"),
+    [
+        ("Threshold Crossed: 1 datapoint [85.0 (14/01/25 14:25:00)] was less than the threshold (95.0).", 85.0),
+        ("Threshold Crossed: 2 datapoints [3.0 (12/02/19 15:44:00), 2.0 (12/02/19 15:43:00)] were", 3.0),
+        ("Threshold Crossed: 1 datapoint [2.841116672E9 (12/02/19 15:44:00)] was greater", 2.841116672e9),
+        ("Threshold Crossed: 1 datapoint [-4.5 (12/02/19 15:44:00)] was less", -4.5),
+        ("Threshold Crossed: 1 datapoint (10.0) was greater than or equal to the threshold (10.0).", 10.0),
+        ("Threshold Crossed: no datapoints were received for 1 period and 1 missing datapoint", None),
+        ("", None),
+    ],
+)
+def test_current_value_comes_from_the_reason(reason: str, value: float | None) -> None:
+    assert current_value_from_reason(reason) == value
+
+
+def test_old_padded_settings_and_none_unit_are_normalised() -> None:
+    message = load_json(VARIANTS / "treat-missing-data-padded-old-form.json")
+    alarm = parse_alarm_message(message)
+    assert alarm.treat_missing_data == "missing"
+    alarm = parse_alarm_message(load_json(VARIANTS / "unit-none-string.json"))
+    assert alarm.unit is None
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"NewStateValue": "BROKEN"}, "NewStateValue is 'BROKEN'"),
+        ({"StateChangeTime": "yesterday"}, "StateChangeTime is 'yesterday'"),
+        ({"StateChangeTime": None}, "StateChangeTime is missing"),
+    ],
+)
+def test_a_malformed_alarm_names_the_field(change: dict[str, object], complaint: str) -> None:
+    message = {**load_json(VARIANTS / "threshold-int.json"), **change}
+    with pytest.raises(InvalidMessageError, match=complaint):
+        parse_alarm_message(message)
+
+
+def test_partition_and_region_come_from_the_arn() -> None:
+    govcloud = parse_alarm_message(load_json(VARIANTS / "govcloud-arn.json"))
+    china = parse_alarm_message(load_json(VARIANTS / "china-arn.json"))
+    assert (govcloud.partition, govcloud.region_code) == ("aws-us-gov", "us-gov-west-1")
+    assert (china.partition, china.region_code) == ("aws-cn", "cn-north-1")
+
+
+def _only_alarm(path: Path) -> AlarmNotification:
+    parsed = parse_event(load_json(path))
+    assert len(parsed) == 1
+    assert isinstance(parsed[0], Notification)
+    content = parsed[0].content
+    assert isinstance(content, AlarmNotification), content
+    return content
+
+
+SAME_ALARM_ENVELOPES = [
+    "sns-http-notification.json",
+    "sqs-sns.json",
+    "eventbridge-state-change.json",
+    "alarm-lambda-action.json",
+    "bare-alarm-message.json",
+]
+
+
+@pytest.mark.parametrize("name", SAME_ALARM_ENVELOPES)
+def test_one_state_change_in_every_envelope_gives_one_key_and_summary(name: str) -> None:
+    reference = _only_alarm(EVENTS / "05-ec2-cpu-alarm.json")
+    alarm = _only_alarm(ENVELOPES / name)
+    for strategy in DedupKeyStrategy:
+        assert dedup_key_for(alarm, strategy) == dedup_key_for(reference, strategy)
+    assert alarm_summary(alarm, "production") == alarm_summary(reference, "production")
+    assert alarm.state_change_time == reference.state_change_time
+    assert (alarm.new_state, alarm.current_value, alarm.threshold) == (
+        reference.new_state,
+        reference.current_value,
+        reference.threshold,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("eventbridge-metric-math.json", AlarmKind.METRIC_MATH),
+        ("eventbridge-anomaly.json", AlarmKind.ANOMALY_DETECTION),
+        ("eventbridge-composite-suppressor.json", AlarmKind.COMPOSITE),
+    ],
+)
+def test_eventbridge_alarm_kinds(name: str, kind: AlarmKind) -> None:
+    alarm = _only_alarm(ENVELOPES / name)
+    assert alarm.kind is kind
+    assert alarm.region_code
+
+
+def test_eventbridge_tags_are_carried() -> None:
+    alarm = _only_alarm(ENVELOPES / "eventbridge-state-change.json")
+    assert alarm.tags
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sns-subscription-confirmation.json", "sns-unsubscribe-confirmation.json", "eventbridge-config-change.json"],
+)
+def test_control_messages_need_no_action(name: str) -> None:
+    parsed = parse_event(load_json(ENVELOPES / name))
+    assert len(parsed) == 1
+    assert isinstance(parsed[0], Notification)
+    assert isinstance(parsed[0].content, ControlMessage)
+
+
+@pytest.mark.parametrize("name", ["autoscaling-notification.json", "sns-test-message.json"])
+def test_messages_that_only_mention_alarms_are_not_alarms(name: str) -> None:
+    parsed = parse_event(load_json(ENVELOPES / name))
+    assert isinstance(parsed[0], Notification)
+    assert isinstance(parsed[0].content, UnrecognizedMessage)
+
+
+def test_a_bad_record_is_reported_and_the_others_still_parse() -> None:
+    event = load_json(EVENTS / "12-multi-record.json")
+    event["Records"].insert(1, {"EventSource": "aws:sns", "Sns": {"Message": 42}})
+    event["Records"].append("not a record")
+    parsed = parse_event(event)
+    assert [type(p).__name__ for p in parsed] == ["Notification", "BadRecord", "Notification", "BadRecord"]
+    bad = parsed[1]
+    assert isinstance(bad, BadRecord)
+    assert "Records[1].Sns.Message" in str(bad.error)
+
+
+def test_an_alarm_like_message_that_cannot_be_read_is_forwarded_not_lost() -> None:
+    event = load_json(EVENTS / "05-ec2-cpu-alarm.json")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["NewStateValue"] = "EXPLODED"
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    parsed = parse_event(event)
+    assert isinstance(parsed[0], Notification)
+    content = parsed[0].content
+    assert isinstance(content, UnrecognizedMessage)
+    assert content.problem is not None and "NewStateValue" in content.problem
+
+
+@pytest.mark.parametrize("event", [[], "text", 3, {"hello": "world"}, {"Records": []}])
+def test_no_envelope_at_all_raises_a_clear_error(event: object) -> None:
+    with pytest.raises(InvalidMessageError):
+        parse_event(event)
+
+
+def test_insufficient_data_sample_is_parsed() -> None:
+    alarm = _only_alarm(EVENTS / "10-insufficient-data.json")
+    assert alarm.new_state is AlarmState.INSUFFICIENT_DATA
+    assert alarm.current_value is None

@@ -1,0 +1,120 @@
+"""The wire body: PagerDuty's limits, masking, and failure classification."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.errors import PagerDutyApiError
+from pagerduty_bridge.events_api import (
+    EventPayload,
+    PagerDutyEvent,
+    bounded_dedup_key,
+    classify_response,
+    format_timestamp,
+    masked,
+)
+from pagerduty_bridge.models import AlertSeverity, EventAction
+from tests.conftest import ROUTING_KEY, assert_valid_event
+
+
+def trigger(summary: str = "disk full", details: dict[str, object] | None = None, key: str = "k") -> PagerDutyEvent:
+    return PagerDutyEvent(
+        event_action=EventAction.TRIGGER,
+        dedup_key=key,
+        payload=EventPayload(
+            summary=summary,
+            source="host-1",
+            severity=AlertSeverity.ERROR,
+            timestamp=datetime(2025, 1, 14, 14, 30, tzinfo=UTC),
+            custom_details=details or {},
+        ),
+    )
+
+
+def test_summary_is_cut_to_1024_characters() -> None:
+    body = trigger("x" * 5000).to_wire(ROUTING_KEY)
+    assert len(body["payload"]["summary"]) == c.MAX_SUMMARY_LENGTH
+    assert body["payload"]["summary"].endswith("…")
+    assert_valid_event(body)
+
+
+@given(st.text(min_size=1, max_size=700))
+def test_dedup_keys_stay_within_255_and_distinct(key: str) -> None:
+    bounded = bounded_dedup_key(key)
+    assert len(bounded) <= c.MAX_DEDUP_KEY_LENGTH
+    assert bounded_dedup_key(key) == bounded
+    if len(key) <= c.MAX_DEDUP_KEY_LENGTH:
+        assert bounded == key
+    else:
+        assert bounded_dedup_key(key + "x") != bounded
+        assert bounded.startswith(key[:100])
+
+
+def test_an_oversized_event_is_shrunk_by_its_custom_details() -> None:
+    details: dict[str, object] = {"log": "y" * 600_000, "small": "kept", "many": ["z" * 1000] * 200}
+    body = trigger(details=details).to_wire(ROUTING_KEY)
+    size = len(json.dumps(body, ensure_ascii=False).encode())
+    assert size <= c.MAX_EVENT_BYTES
+    kept = body["payload"]["custom_details"]
+    assert kept["small"] == "kept"
+    assert "log" in kept["_truncated"]
+    assert_valid_event(body)
+
+
+def test_acknowledge_and_resolve_carry_no_payload() -> None:
+    for action in (EventAction.ACKNOWLEDGE, EventAction.RESOLVE):
+        body = PagerDutyEvent(event_action=action, dedup_key="k").to_wire(ROUTING_KEY)
+        assert body == {"routing_key": ROUTING_KEY, "event_action": action.value, "dedup_key": "k"}
+        assert_valid_event(body)
+
+
+def test_masked_body_shows_only_the_last_four_characters() -> None:
+    body = masked(trigger().to_wire(ROUTING_KEY))
+    assert ROUTING_KEY not in json.dumps(body)
+    assert body["routing_key"].endswith(ROUTING_KEY[-4:])
+    assert len(body["routing_key"]) == len(ROUTING_KEY)
+
+
+def test_timestamp_format_matches_the_seed() -> None:
+    assert format_timestamp(datetime(2025, 1, 14, 14, 30, tzinfo=UTC)) == "2025-01-14T14:30:00.000Z"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "text", "message", "retryable"),
+    [
+        (401, "Unauthorized", "", "PagerDuty API error: 401 - Unauthorized", False),
+        (
+            400,
+            "Bad Request",
+            json.dumps(
+                {
+                    "status": "invalid event",
+                    "message": "Event object is invalid",
+                    "errors": ["'payload.summary' is missing"],
+                }
+            ),
+            "PagerDuty API error: 400 - Bad Request: Event object is invalid ('payload.summary' is missing)",
+            False,
+        ),
+        (429, "Too Many Requests", "{}", "PagerDuty API error: 429 - Too Many Requests", True),
+        (503, "Service Unavailable", "<html>", "PagerDuty API error: 503 - Service Unavailable", True),
+    ],
+)
+def test_failures_are_classified(status: int, reason: str, text: str, message: str, retryable: bool) -> None:
+    with pytest.raises(PagerDutyApiError) as caught:
+        classify_response(status, reason, text)
+    assert str(caught.value) == message
+    assert caught.value.retryable is retryable
+
+
+def test_accepted_response() -> None:
+    response = classify_response(
+        202, "Accepted", json.dumps({"status": "success", "message": "Event processed", "dedup_key": "k"})
+    )
+    assert (response.status, response.dedup_key) == ("success", "k")

@@ -9,23 +9,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import SecretStr
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.errors import BridgeError, ConfigurationError, InvalidMessageError
+from pagerduty_bridge.errors import (
+    BridgeError,
+    ConfigurationError,
+    IncidentNotFoundError,
+    InvalidMessageError,
+    PagerDutyApiError,
+)
 from pagerduty_bridge.integration import DryRunSender, EventSender, Outcome, PagerDutyIntegration
-from pagerduty_bridge.models import ServiceConfig
+from pagerduty_bridge.models import Incident, ServiceConfig
+from pagerduty_bridge.operations import (
+    DEFAULT_MAX_ACTIVE_INCIDENTS,
+    Check,
+    active_incident_check,
+    compute_stats,
+    parse_duration,
+    reconcile,
+)
 from pagerduty_bridge.processing import RecordResult, process_event
+from pagerduty_bridge.redrive import redrive
+from pagerduty_bridge.rendering import COST_THRESHOLD, HIGH_FAILURE_RATE, HIGH_LATENCY
 from pagerduty_bridge.settings import Settings
-from pagerduty_bridge.store import IncidentStore
+from pagerduty_bridge.store import IncidentStore, to_record
+
+TEMPLATES = {"high-failure-rate": HIGH_FAILURE_RATE, "high-latency": HIGH_LATENCY, "cost-threshold": COST_THRESHOLD}
 
 DEFAULT_STATE = Path(".pagerduty-bridge") / "state.db"
+TEST_ALARM_NAME = "pagerduty-bridge-test-alarm"
 DRY_RUN_KEY = "dryrun0000000000000000000000key0"
 """A well-formed placeholder routing key for dry runs, which send nothing."""
 EXIT_OK, EXIT_SEND_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -58,11 +77,75 @@ def build_parser() -> argparse.ArgumentParser:
     _add_delivery_options(replay)
     _add_store_options(replay)
 
+    _build_incident_parsers(commands)
+
+    trigger = commands.add_parser("trigger", help="send one of the seed's templated incidents")
+    trigger.add_argument("template", choices=sorted(TEMPLATES))
+    trigger.add_argument("--current", type=float, required=True)
+    trigger.add_argument("--threshold", type=float, required=True)
+    trigger.add_argument("--environment", default=None, help="default: the ENVIRONMENT setting, else production")
+    trigger.add_argument("--json", action="store_true")
+    _add_delivery_options(trigger)
+    _add_store_options(trigger)
+
+    stats = commands.add_parser("stats", help="the seed's key metrics from the incident store")
+    stats.add_argument("--since", default=None, metavar="DURATION", help="e.g. 24h, 7d (default: all)")
+    stats.add_argument("--json", action="store_true")
+    _add_store_options(stats)
+
+    health = commands.add_parser("health", help="check configuration, store and active incidents")
+    health.add_argument("--json", action="store_true")
+    health.add_argument("--ping", action="store_true", help="also check that PagerDuty answers (sends no alert)")
+    health.add_argument("--max-active", type=int, default=DEFAULT_MAX_ACTIVE_INCIDENTS, metavar="N")
+    health.add_argument("--events-url", default=None)
+    _add_store_options(health)
+
+    publish = commands.add_parser("publish-test-alarm", help="publish a realistic alarm message to a topic")
+    publish.add_argument("--topic-arn", required=True)
+    publish.add_argument("--state", choices=["ALARM", "OK"], default="ALARM")
+    publish.add_argument("--alarm-name", default=TEST_ALARM_NAME)
+    publish.add_argument("--sns-endpoint-url", default=None)
+
+    reconcile = commands.add_parser("reconcile", help="resolve open incidents whose alarm is OK or gone")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.add_argument("--cloudwatch-endpoint-url", default=None)
+    _add_delivery_options(reconcile)
+    _add_store_options(reconcile)
+
+    redrive = commands.add_parser("redrive", help="re-process a dead-letter or on-failure queue")
+    redrive.add_argument("--queue-url", required=True)
+    redrive.add_argument("--max-messages", type=int, default=1000)
+    redrive.add_argument("--sqs-endpoint-url", default=None)
+    _add_delivery_options(redrive)
+    _add_store_options(redrive)
+
     fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8787)
     fake.add_argument("--rate-limit", type=int, default=None, metavar="N", help="events per minute per key")
     return parser
+
+
+def _build_incident_parsers(commands: Any) -> None:
+    incidents = commands.add_parser("incidents", help="see and fix the incident table")
+    actions = incidents.add_subparsers(dest="incident_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="active incidents (--all: resolved too)")
+    listing.add_argument("--all", action="store_true")
+    listing.add_argument("--json", action="store_true")
+    _add_store_options(listing)
+    show = actions.add_parser("show", help="one incident")
+    show.add_argument("key")
+    show.add_argument("--json", action="store_true")
+    _add_store_options(show)
+    for name, text in (("ack", "acknowledge an incident"), ("resolve", "resolve an incident")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("key")
+        action.add_argument("--json", action="store_true")
+        _add_delivery_options(action)
+        _add_store_options(action)
+    clear = actions.add_parser("clear", help="forget every incident (PagerDuty is not told)")
+    clear.add_argument("--yes", action="store_true", help="really clear")
+    _add_store_options(clear)
 
 
 def _add_delivery_options(parser: argparse.ArgumentParser) -> None:
@@ -88,8 +171,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
-        if args.command == "replay":
-            return replay(args, streams)
+        handler = COMMANDS.get(args.command)
+        if handler is not None:
+            return handler(args, streams)
         if args.command == "fake-pagerduty":
             from pagerduty_bridge.devtools.fake_pagerduty import serve_forever
 
@@ -115,6 +199,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
         events_url=getattr(args, "events_url", None),
         retry_budget_seconds=getattr(args, "retry_budget", None),
         table_name=getattr(args, "table", None),
+        environment=getattr(args, "environment", None),
     )
 
 
@@ -137,17 +222,35 @@ def open_store(args: argparse.Namespace, settings: Settings) -> IncidentStore:
 
 
 def build_integration(args: argparse.Namespace, settings: Settings, store: IncidentStore) -> PagerDutyIntegration:
-    key = settings.integration_key
+    """The integration the command works with: dry run (nothing sent) unless ``--send``."""
+    from pagerduty_bridge.runtime import SECRET_KEY_FIELD, Runtime
+
     sender: EventSender | None = None
-    if not args.send:
-        key = key or SecretStr(DRY_RUN_KEY)
+    keys: dict[str, SecretStr] = {}
+    configured = settings.integration_key is not None or settings.integration_key_secret_arn is not None
+    if args.send:
+        if not configured:
+            raise ConfigurationError(
+                f"--send needs a routing key: set {c.ENV_INTEGRATION_KEY} (or {c.ENV_INTEGRATION_KEY_SECRET_ARN})"
+            )
+        keys = Runtime(settings=settings, store=store).routing_keys()
+    else:
         sender = DryRunSender()
-    elif key is None:
-        raise ConfigurationError(f"--send needs a routing key: set {c.ENV_INTEGRATION_KEY}")
+        keys = {SECRET_KEY_FIELD: settings.integration_key or SecretStr(DRY_RUN_KEY)}
     config = ServiceConfig(
-        integration_key=key, service_name=settings.service_name, escalation_policy_id=settings.escalation_policy_id
+        integration_key=keys.get(SECRET_KEY_FIELD) or next(iter(keys.values())),
+        service_name=settings.service_name,
+        escalation_policy_id=settings.escalation_policy_id,
     )
-    return PagerDutyIntegration(config, settings.environment, store=store, settings=settings, sender=sender)
+    return PagerDutyIntegration(
+        config, settings.environment, store=store, settings=settings, sender=sender, routing_keys=keys
+    )
+
+
+def wire(args: argparse.Namespace) -> tuple[Settings, IncidentStore, PagerDutyIntegration]:
+    settings = load_settings(args)
+    store = open_store(args, settings)
+    return settings, store, build_integration(args, settings, store)
 
 
 # --- replay -------------------------------------------------------------------------------------------
@@ -180,9 +283,7 @@ def read_event(path: Path) -> Any:
 
 
 def replay(args: argparse.Namespace, streams: Streams) -> int:
-    settings = load_settings(args)
-    store = open_store(args, settings)
-    integration = build_integration(args, settings, store)
+    _, _, integration = wire(args)
     exit_code = EXIT_OK
     files = expand_paths(args.paths)
     if not files:
@@ -209,10 +310,10 @@ def replay(args: argparse.Namespace, streams: Streams) -> int:
     return exit_code
 
 
-def replay_line(path: Path, record: RecordResult, outcome: Outcome) -> dict[str, Any]:
+def replay_line(path: Path | str, record: RecordResult | str, outcome: Outcome) -> dict[str, Any]:
     line = {
         "input": str(path),
-        "record": record.record,
+        "record": record if isinstance(record, str) else record.record,
         "alarm_name": outcome.alarm_name,
         "state": outcome.state,
         "action": outcome.action.value if outcome.action else "none",
@@ -232,6 +333,12 @@ def replay_block(path: Path, record: RecordResult, outcome: Outcome, *, send: bo
     lines = [f"── {path.name} {record.record}", f"   {title}  {outcome.state or '-'} → {action} ({outcome.reason})"]
     if outcome.dedup_key:
         lines.append(f"   dedup_key: {outcome.dedup_key}")
+    lines.extend(_body_lines(outcome, send=send))
+    return "\n".join(lines) + "\n"
+
+
+def _body_lines(outcome: Outcome, *, send: bool) -> list[str]:
+    lines: list[str] = []
     if outcome.body is not None:
         if outcome.error is not None:
             status = f"FAILED: {outcome.error}"
@@ -242,4 +349,252 @@ def replay_block(path: Path, record: RecordResult, outcome: Outcome, *, send: bo
         lines.append(f"   PagerDuty receives ({status}):")
         body = json.dumps(outcome.body, indent=2, ensure_ascii=False)
         lines.extend("     " + line for line in body.splitlines())
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+# --- incidents, trigger, stats, health ---------------------------------------------------------------
+
+INCIDENT_COLUMNS = ("dedup_key", "status", "severity", "triggered_at", "resolved_at", "summary")
+
+
+def incident_json(incident: Incident) -> dict[str, Any]:
+    record = to_record(incident)
+    for name in ("claim_token", "version"):
+        record.pop(name, None)
+    for name in ("dedup_key", "status", "severity", "summary", "triggered_at", "resolved_at", "acknowledged_at"):
+        record.setdefault(name, None)
+    return record
+
+
+def print_table(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    if not rows:
+        print("(none)", file=out)
+        return
+    cells = [[str(row.get(col) if row.get(col) is not None else "-") for col in columns] for row in rows]
+    widths = [min(60, max(len(col), *(len(cell[i]) for cell in cells))) for i, col in enumerate(columns)]
+    print("  ".join(col.upper().ljust(widths[i]) for i, col in enumerate(columns)).rstrip(), file=out)
+    for cell in cells:
+        print("  ".join(value[: widths[i]].ljust(widths[i]) for i, value in enumerate(cell)).rstrip(), file=out)
+
+
+def incidents(args: argparse.Namespace, streams: Streams) -> int:
+    command = args.incident_command
+    if command in ("list", "show", "clear"):
+        settings = load_settings(args)
+        store = open_store(args, settings)
+        if command == "clear":
+            if not args.yes:
+                raise CliError("incidents clear forgets every incident: add --yes to confirm")
+            count = len(store.list_all())
+            store.clear()
+            print(f"cleared {count} incidents", file=streams.out)
+            return EXIT_OK
+        if command == "show":
+            incident = store.get(args.key)
+            if incident is None:
+                raise IncidentNotFoundError(args.key)
+            if args.json:
+                print(json.dumps(incident_json(incident), ensure_ascii=False), file=streams.out)
+            else:
+                for key, value in incident_json(incident).items():
+                    print(f"{key:18} {value if value is not None else '-'}", file=streams.out)
+            return EXIT_OK
+        found = store.list_all() if args.all else store.list_active()
+        rows = [incident_json(i) for i in found]
+        if args.json:
+            print(json.dumps(rows, ensure_ascii=False), file=streams.out)
+        else:
+            print_table(rows, INCIDENT_COLUMNS, streams.out)
+        return EXIT_OK
+    _, _, integration = wire(args)
+    response = (
+        integration.acknowledge_incident(args.key) if command == "ack" else integration.resolve_incident(args.key)
+    )
+    verb = "acknowledged" if command == "ack" else "resolved"
+    sent = "sent" if args.send else "dry run, not sent"
+    if args.json:
+        print(json.dumps({"dedup_key": args.key, "action": verb, "status": response.status}), file=streams.out)
+    else:
+        print(f"{verb} {args.key} ({sent})", file=streams.out)
+    return EXIT_OK
+
+
+def trigger(args: argparse.Namespace, streams: Streams) -> int:
+    _, _, integration = wire(args)
+    outcome = integration.trigger_template(TEMPLATES[args.template], args.current, args.threshold)
+    if args.json:
+        print(json.dumps(replay_line("cli", "trigger", outcome), ensure_ascii=False), file=streams.out)
+    else:
+        print(f"{outcome.alarm_name} → trigger", file=streams.out)
+        print(f"   dedup_key: {outcome.dedup_key}", file=streams.out)
+        print("\n".join(_body_lines(outcome, send=args.send)), file=streams.out)
+    if outcome.error is not None:
+        print(f"pagerduty-bridge: {outcome.error}", file=streams.err)
+        return EXIT_SEND_FAILED
+    return EXIT_OK
+
+
+def stats(args: argparse.Namespace, streams: Streams) -> int:
+    settings = load_settings(args)
+    store = open_store(args, settings)
+    try:
+        since = parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+    figures = compute_stats(store.list_all(), since=since, now=datetime.now(UTC)).as_dict()
+    if args.json:
+        print(json.dumps(figures), file=streams.out)
+    else:
+        for key, value in figures.items():
+            print(f"{key:25} {value if value is not None else '-'}", file=streams.out)
+    return EXIT_OK
+
+
+def health(args: argparse.Namespace, streams: Streams) -> int:
+    checks = run_health_checks(args)
+    healthy = all(check.ok for check in checks)
+    if args.json:
+        body = {"healthy": healthy, "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks]}
+        print(json.dumps(body), file=streams.out)
+    else:
+        for check in checks:
+            print(f"{'ok  ' if check.ok else 'WARN'}  {check.name:18} {check.message}", file=streams.out)
+    return EXIT_OK if healthy else EXIT_SEND_FAILED
+
+
+def run_health_checks(args: argparse.Namespace) -> list[Check]:
+    from pagerduty_bridge.runtime import Runtime
+
+    try:
+        settings = load_settings(args)
+    except ConfigurationError as exc:
+        return [Check("configuration", False, str(exc))]
+    checks = [Check("configuration", True, f"environment {settings.environment}")]
+    try:
+        store = open_store(args, settings)
+        store.ping()
+    except BridgeError as exc:
+        return [*checks, Check("store", False, str(exc))]
+    checks.append(Check("store", True, f"{store!r} reachable"))
+    try:
+        keys = Runtime(settings=settings, store=store).routing_keys()
+        checks.append(Check("integration_key", True, f"{len(keys)} routing key(s) configured, well-formed"))
+    except ConfigurationError as exc:
+        checks.append(Check("integration_key", False, str(exc)))
+    checks.append(Check("events_url", True, settings.events_url))
+    if args.ping:
+        checks.append(ping_pagerduty(settings.events_url))
+    checks.append(active_incident_check(len(store.list_active()), args.max_active))
+    return checks
+
+
+def ping_pagerduty(url: str) -> Check:
+    """PagerDuty answers an empty event with 400: proof it is reachable, and no alert is created."""
+    from pagerduty_bridge.events_api import EventsClient
+
+    try:
+        EventsClient(url, retry_budget_seconds=5).send_body({})
+    except PagerDutyApiError as exc:
+        if exc.status == 400:
+            return Check("pagerduty", True, f"{url} answers")
+        return Check("pagerduty", False, str(exc))
+    except BridgeError as exc:
+        return Check("pagerduty", False, str(exc))
+    return Check("pagerduty", False, f"{url} accepted an empty event: is it PagerDuty?")
+
+
+# --- publish-test-alarm, reconcile, redrive ----------------------------------------------------------
+
+
+def test_alarm_message(alarm_name: str, state: str, topic_arn: str, now: datetime) -> dict[str, Any]:
+    """A CloudWatch metric alarm message as SNS carries it, for the topic's own account and region."""
+    parts = topic_arn.split(":")
+    partition, region, account = (parts[1], parts[3], parts[4]) if len(parts) >= 6 else ("aws", "us-east-1", "")
+    old = "OK" if state == "ALARM" else "ALARM"
+    value = 99.0 if state == "ALARM" else 1.0
+    return {
+        "AlarmName": alarm_name,
+        "AlarmDescription": "Test alarm published by pagerduty-bridge publish-test-alarm to verify a deployment.",
+        "AWSAccountId": account,
+        "AlarmConfigurationUpdatedTimestamp": now.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+        "NewStateValue": state,
+        "NewStateReason": f"Threshold Crossed: 1 datapoint [{value} ({now.strftime('%d/%m/%y %H:%M:%S')})] was "
+        f"{'greater' if state == 'ALARM' else 'not greater'} than the threshold (50.0).",
+        "StateChangeTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+0000",
+        "Region": region,
+        "AlarmArn": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm_name}",
+        "OldStateValue": old,
+        "OKActions": [topic_arn],
+        "AlarmActions": [topic_arn],
+        "InsufficientDataActions": [],
+        "Trigger": {
+            "MetricName": "TestMetric",
+            "Namespace": "PagerDutyBridge/Test",
+            "StatisticType": "Statistic",
+            "Statistic": "MAXIMUM",
+            "Unit": None,
+            "Dimensions": [{"value": "deployment-check", "name": "Check"}],
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 50.0,
+            "TreatMissingData": "missing",
+            "EvaluateLowSampleCountPercentile": "",
+        },
+    }
+
+
+def publish_test_alarm(args: argparse.Namespace, streams: Streams) -> int:
+    import boto3
+
+    message = test_alarm_message(args.alarm_name, args.state, args.topic_arn, datetime.now(UTC))
+    subject = f'{args.state}: "{args.alarm_name}" in {message["Region"]}'[:100]
+    sns = boto3.client("sns", endpoint_url=args.sns_endpoint_url)
+    response = sns.publish(TopicArn=args.topic_arn, Subject=subject, Message=json.dumps(message))
+    print(
+        f"published {args.state} for {args.alarm_name} to {args.topic_arn} (message {response['MessageId']})",
+        file=streams.out,
+    )
+    return EXIT_OK
+
+
+def reconcile_command(args: argparse.Namespace, streams: Streams) -> int:
+    import boto3
+
+    _, _, integration = wire(args)
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=args.cloudwatch_endpoint_url)
+    results = reconcile(integration, cloudwatch)
+    rows = [asdict(r) for r in results]
+    if args.json:
+        print(json.dumps(rows), file=streams.out)
+    else:
+        print_table(rows, ("dedup_key", "alarm_state", "action", "reason"), streams.out)
+    return EXIT_SEND_FAILED if any(r.action == "failed" for r in results) else EXIT_OK
+
+
+def redrive_command(args: argparse.Namespace, streams: Streams) -> int:
+    import boto3
+
+    _, _, integration = wire(args)
+    sqs = boto3.client("sqs", endpoint_url=args.sqs_endpoint_url)
+    report = redrive(sqs, args.queue_url, integration, max_messages=args.max_messages, delete=args.send)
+    print(
+        f"received {report.received}, redriven {report.redriven}, kept {len(report.kept)}"
+        f"{'' if args.send else ' (dry run: nothing sent, nothing deleted)'}",
+        file=streams.out,
+    )
+    for message_id, why in report.kept:
+        print(f"kept {message_id}: {why}", file=streams.err)
+    return EXIT_OK if not report.kept else EXIT_SEND_FAILED
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Streams], int]] = {
+    "replay": replay,
+    "incidents": incidents,
+    "trigger": trigger,
+    "stats": stats,
+    "health": health,
+    "publish-test-alarm": publish_test_alarm,
+    "reconcile": reconcile_command,
+    "redrive": redrive_command,
+}

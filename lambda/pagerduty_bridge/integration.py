@@ -177,6 +177,10 @@ class PagerDutyIntegration:
         return self._trigger_seed(rendering.COST_THRESHOLD, current_eur, threshold_eur)
 
     def _trigger_seed(self, template: rendering.SeedTemplate, current: float, threshold: float) -> EventResponse:
+        return self._response(self.trigger_template(template, current, threshold))
+
+    def trigger_template(self, template: rendering.SeedTemplate, current: float, threshold: float) -> Outcome:
+        """A seed template's trigger, reporting the whole outcome (the CLI prints it)."""
         event = rendering.seed_event(
             template,
             environment=self.settings.environment,
@@ -185,12 +189,17 @@ class PagerDutyIntegration:
             timestamp=self._clock(),
             defaults=self.settings.event_defaults,
         )
-        return self.trigger_incident(event)
+        outcome = self.deliver_trigger(event)
+        return _with_alarm(outcome, template.alarm_name(self.settings.environment, self.settings.event_defaults), None)
 
     # --- the seed's incident operations ---------------------------------------------------------------
 
     def trigger_incident(self, event: PagerDutyEvent) -> EventResponse:
         """Send a ready-made trigger event and track its incident."""
+        return self._response(self.deliver_trigger(event))
+
+    def deliver_trigger(self, event: PagerDutyEvent) -> Outcome:
+        """``trigger_incident``, reporting the whole outcome instead of raising."""
         if event.event_action is not EventAction.TRIGGER or event.payload is None:
             raise ValueError("trigger_incident needs a trigger event with a payload")
         now = self._clock()
@@ -201,7 +210,7 @@ class PagerDutyIntegration:
             target = _triggered(stored, event.dedup_key, alarm_name, payload.severity, payload.summary, now)
             return _Plan(Decision(EventAction.TRIGGER, "manual_trigger"), event, target)
 
-        return self._response(self._apply(event.dedup_key, plan))
+        return self._apply(event.dedup_key, plan)
 
     def create_incident_from_alert(self, alert: AlertMessage) -> EventResponse:
         return self.trigger_incident(rendering.alert_event(alert, self.settings))
@@ -228,10 +237,13 @@ class PagerDutyIntegration:
 
         return self._response(self._apply(dedup_key, plan))
 
-    def resolve_incident(self, dedup_key: str) -> EventResponse:
-        return self._close(dedup_key, Resolution.MANUAL)
+    def resolve_incident(
+        self, dedup_key: str, *, resolution: Resolution = Resolution.MANUAL, note: str | None = None
+    ) -> EventResponse:
+        """Resolve an open incident (by a person, or by reconciliation with ``note`` saying why)."""
+        return self._close(dedup_key, resolution, note)
 
-    def _close(self, dedup_key: str, resolution: Resolution) -> EventResponse:
+    def _close(self, dedup_key: str, resolution: Resolution, note: str | None = None) -> EventResponse:
         now = self._clock()
 
         def plan(stored: Incident | None) -> _Plan:
@@ -242,6 +254,7 @@ class PagerDutyIntegration:
                     "status": IncidentStatus.RESOLVED,
                     "resolved_at": now,
                     "resolution": resolution,
+                    "resolution_note": note,
                     "updated_at": now,
                 }
             )

@@ -194,6 +194,7 @@ class Incident(_Frozen):
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     resolution: Resolution | None = None
+    resolution_note: str | None = None
     pending_action: EventAction | None = None
     claim_token: str | None = None
     lease_until: datetime | None = None

@@ -370,7 +370,7 @@ def _retry_after_header(value: float | str) -> str:
     """HTTP's delay-seconds is a whole number: fractions round up; strings (an HTTP date) go verbatim."""
     if isinstance(value, str):
         return value
-    return str(max(0, round(value)))
+    return str(max(0, math.ceil(value)))
 
 
 def _describe_fault(fault: Fault) -> str:

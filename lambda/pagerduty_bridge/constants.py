@@ -61,8 +61,13 @@ METRIC_STALE_NOTIFICATION: Final = "StaleNotification"
 METRIC_DUPLICATE_NOTIFICATION: Final = "DuplicateNotification"
 METRIC_INVALID_MESSAGE: Final = "InvalidMessage"
 METRIC_UNRECOGNIZED_MESSAGE: Final = "UnrecognizedMessage"
+METRIC_INCIDENT_RESOLVED_BY: Final = "IncidentResolved{how}"
+"""Per way of resolving: IncidentResolvedAuto, IncidentResolvedManual, IncidentResolvedReconciled."""
 METRIC_RESOLUTION_TIME: Final = "ResolutionTime"
 METRIC_PAGERDUTY_LATENCY: Final = "PagerDutyLatency"
+
+RECONCILE_SCHEDULE_DETAIL_TYPE: Final = "Scheduled Event"
+"""EventBridge's detail-type for schedule rules: the handler answers it by reconciling."""
 
 # --- Incident table schema (the single definition; infra/ builds the table from it) -----------------
 TABLE_PARTITION_KEY: Final = "dedup_key"

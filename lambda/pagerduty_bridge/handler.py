@@ -26,12 +26,35 @@ def get_runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one runtime per container, by design
     if _runtime is None:
         _runtime = lambda_runtime()
+        _runtime.on_attempt = lambda seconds: _metric(c.METRIC_PAGERDUTY_LATENCY, seconds * 1000, "Milliseconds")
         logger.addFilter(_runtime.redactor)
     return _runtime
 
 
 def _metric(name: str, value: float, unit: str) -> None:
     metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def is_schedule(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("detail-type") == c.RECONCILE_SCHEDULE_DETAIL_TYPE
+
+
+def reconcile_now(runtime: Runtime) -> dict[str, Any]:
+    """The scheduled run: resolve open incidents whose alarm is OK or gone (their OK never came)."""
+    from pagerduty_bridge.operations import reconcile
+
+    results = reconcile(runtime.integration(), runtime.cloudwatch())
+    for result in results:
+        if result.action == "resolved":
+            _metric(c.METRIC_INCIDENT_RESOLVED, 1, "Count")
+            _metric(c.METRIC_INCIDENT_RESOLVED_BY.format(how="Reconciled"), 1, "Count")
+        logger.info(
+            "reconciled", extra={"dedup_key": result.dedup_key, "action": result.action, "reason": result.reason}
+        )
+    failed = [r for r in results if r.action == "failed"]
+    if failed:
+        _metric(c.METRIC_DELIVERY_FAILED, len(failed), "Count")
+    return {"reconciled": len(results), "resolved": sum(r.action == "resolved" for r in results), "failed": len(failed)}
 
 
 @metrics.log_metrics
@@ -43,6 +66,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         remaining = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
         return max(1.0, min(runtime.settings.retry_budget_seconds, remaining))
 
+    if is_schedule(event):
+        return reconcile_now(runtime)
     try:
         result = process_event(event, runtime.integration(), budget_seconds=budget, metric=_metric)
     except InvalidMessageError as exc:

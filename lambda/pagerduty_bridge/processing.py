@@ -174,6 +174,9 @@ def _count(outcome: Outcome, metric: MetricSink) -> None:
         metric(c.METRIC_INCIDENT_ACKNOWLEDGED, 1, "Count")
     elif outcome.action is EventAction.RESOLVE:
         metric(c.METRIC_INCIDENT_RESOLVED, 1, "Count")
+        how = outcome.incident.resolution if outcome.incident else None
+        if how is not None:
+            metric(c.METRIC_INCIDENT_RESOLVED_BY.format(how=how.value.capitalize()), 1, "Count")
         seconds = outcome.incident.resolution_seconds if outcome.incident else None
         if seconds is not None:
             metric(c.METRIC_RESOLUTION_TIME, seconds, "Seconds")

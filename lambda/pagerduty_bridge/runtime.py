@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import ConfigurationError
+from pagerduty_bridge.events_api import EventsClient
 from pagerduty_bridge.integration import PagerDutyIntegration
 from pagerduty_bridge.models import ServiceConfig
 from pagerduty_bridge.settings import Settings, check_routing_key
@@ -72,7 +74,18 @@ class Runtime:
     settings: Settings
     store: IncidentStore
     redactor: RedactingFilter = field(default_factory=RedactingFilter)
+    on_attempt: Callable[[float], None] | None = None
+    """Called with each PagerDuty call's duration in seconds (the latency metric)."""
     _integration: PagerDutyIntegration | None = None
+    _cloudwatch: Any = None
+
+    def cloudwatch(self) -> Any:
+        """A CloudWatch client for reconciliation, built on first use (only the scheduled run needs it)."""
+        if self._cloudwatch is None:
+            import boto3
+
+            self._cloudwatch = boto3.client("cloudwatch")
+        return self._cloudwatch
 
     def routing_keys(self) -> dict[str, SecretStr]:
         if self.settings.integration_key_secret_arn:
@@ -106,6 +119,11 @@ class Runtime:
                 store=self.store,
                 settings=self.settings,
                 routing_keys=keys,
+                sender=EventsClient(
+                    self.settings.events_url,
+                    retry_budget_seconds=self.settings.retry_budget_seconds,
+                    on_attempt=self.on_attempt,
+                ),
             )
         else:
             self._integration.set_routing_keys(keys)

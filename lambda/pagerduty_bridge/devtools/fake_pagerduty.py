@@ -223,7 +223,7 @@ def _check_routing_key(value: object) -> list[str]:
     if len(value) != ROUTING_KEY_LENGTH:
         errors.append(f"Length of 'routing_key' is incorrect (should be {ROUTING_KEY_LENGTH} characters)")
     if not (value.isascii() and value.isalnum()):
-        errors.append("'routing_key' cannot contain non-alphanumeric characters")
+        errors.append("'routing_key' cannot contain non-alphanumeric characters.")  # PagerDuty's wording
     return errors
 
 
@@ -868,7 +868,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if not path.startswith(CONTROL_PREFIX):
                 record = self.fake._arrive(method, path, dict(self.headers.items()), "<body not read: too large>")
-                self._answer(record, HTTPStatus.BAD_REQUEST, invalid_body(["Event is too large"]))
+                self._answer(
+                    record,
+                    HTTPStatus.BAD_REQUEST,
+                    invalid_body([f"Event is too large (maximum is {MAX_EVENT_BYTES} bytes)"]),
+                )
             else:
                 self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"status": "error", "message": "body too large"})
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--sqs-endpoint-url", default=None)
     _add_delivery_options(redrive)
     _add_store_options(redrive)
+
+    rules = commands.add_parser("rules", help="alert rules")
+    rules_actions = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    check = rules_actions.add_parser("check", help="validate a rules file and show what each sample matches")
+    check.add_argument("file", type=Path)
+    check.add_argument("--events", type=Path, nargs="*", default=None, help="samples to try (default: events/)")
 
     fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API")
     fake.add_argument("--host", default="127.0.0.1")
@@ -236,9 +243,11 @@ def build_integration(args: argparse.Namespace, settings: Settings, store: Incid
         keys = Runtime(settings=settings, store=store).routing_keys()
     else:
         sender = DryRunSender()
-        keys = {SECRET_KEY_FIELD: settings.integration_key or SecretStr(DRY_RUN_KEY)}
+        # Nothing is sent: every alias a rule routes to gets the placeholder unless configured locally.
+        keys = defaultdict(lambda: SecretStr(DRY_RUN_KEY), settings.routing_keys)
+        keys[SECRET_KEY_FIELD] = settings.integration_key or SecretStr(DRY_RUN_KEY)
     config = ServiceConfig(
-        integration_key=keys.get(SECRET_KEY_FIELD) or next(iter(keys.values())),
+        integration_key=keys[SECRET_KEY_FIELD],
         service_name=settings.service_name,
         escalation_policy_id=settings.escalation_policy_id,
     )
@@ -296,17 +305,18 @@ def replay(args: argparse.Namespace, streams: Streams) -> int:
             exit_code = EXIT_BAD_INPUT
             continue
         for record in result.results:
-            if record.outcome is None:
+            if isinstance(record.error, InvalidMessageError):
                 print(f"pagerduty-bridge: {path}: {record.record}: {record.error}", file=streams.err)
                 exit_code = EXIT_BAD_INPUT
                 continue
+            outcome = record.outcome or Outcome(None, "failed", None, error=record.error)
             if record.error is not None:
                 print(f"pagerduty-bridge: {path}: {record.record}: {record.error}", file=streams.err)
                 exit_code = max(exit_code, EXIT_SEND_FAILED)
             if args.json:
-                print(json.dumps(replay_line(path, record, record.outcome), ensure_ascii=False), file=streams.out)
+                print(json.dumps(replay_line(path, record, outcome), ensure_ascii=False), file=streams.out)
             else:
-                print(replay_block(path, record, record.outcome, send=args.send), file=streams.out)
+                print(replay_block(path, record, outcome, send=args.send), file=streams.out)
     return exit_code
 
 
@@ -588,7 +598,48 @@ def redrive_command(args: argparse.Namespace, streams: Streams) -> int:
     return EXIT_OK if not report.kept else EXIT_SEND_FAILED
 
 
+def rules_command(args: argparse.Namespace, streams: Streams) -> int:
+    from pagerduty_bridge.envelopes import Notification, parse_event
+    from pagerduty_bridge.models import AlarmNotification
+    from pagerduty_bridge.rendering import alarm_dedup_key
+    from pagerduty_bridge.rules import parse_rules
+
+    settings = load_settings(args)
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{args.file}: cannot be read ({exc.__class__.__name__})") from None
+    rules = parse_rules(text, where=str(args.file), component=settings.event_defaults.component)
+    print(f"{args.file}: {len(rules.rules)} rules, valid", file=streams.out)
+    rows = []
+    for path in expand_paths(args.events if args.events is not None else [Path("events")]):
+        try:
+            parsed = parse_event(read_event(path))
+        except InvalidMessageError:
+            continue
+        for item in parsed:
+            if isinstance(item, Notification) and isinstance(item.content, AlarmNotification):
+                alarm = item.content
+                resolved = rules.resolve(alarm, default_severity=settings.default_severity, default_routing="default")
+                rows.append(
+                    {
+                        "sample": path.name,
+                        "alarm_name": alarm.alarm_name,
+                        "rule": resolved.rule or "(defaults)",
+                        "severity": resolved.severity.value,
+                        "routing_key": resolved.routing_key,
+                        "suppress": resolved.suppress,
+                        "dedup_key": alarm_dedup_key(
+                            alarm, settings.dedup_key_strategy, resolved.dedup_key, settings.environment
+                        ),
+                    }
+                )
+    print_table(rows, ("sample", "alarm_name", "rule", "severity", "routing_key", "suppress"), streams.out)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Streams], int]] = {
+    "rules": rules_command,
     "replay": replay,
     "incidents": incidents,
     "trigger": trigger,

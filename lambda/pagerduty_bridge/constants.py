@@ -25,6 +25,14 @@ ENV_DEDUP_KEY_STRATEGY: Final = "DEDUP_KEY_STRATEGY"
 ENV_DEFAULT_SEVERITY: Final = "DEFAULT_SEVERITY"
 ENV_RETRY_BUDGET_SECONDS: Final = "PAGERDUTY_RETRY_BUDGET_SECONDS"
 ENV_RESOLVED_RETENTION_DAYS: Final = "RESOLVED_INCIDENT_RETENTION_DAYS"
+ENV_ALERT_RULES: Final = "ALERT_RULES"
+"""The alert rules document itself (JSON), e.g. from CDK context."""
+ENV_ALERT_RULES_FILE: Final = "ALERT_RULES_FILE"
+"""A path to the alert rules document (JSON, or YAML where PyYAML is installed)."""
+ENV_ROUTING_KEYS: Final = "PAGERDUTY_ROUTING_KEYS"
+"""Plaintext JSON ``{"alias": "routing key"}``: for local use only."""
+ENV_ROUTING_KEY_SECRETS: Final = "PAGERDUTY_ROUTING_KEY_SECRETS"
+"""JSON ``{"alias": "secret ARN"}``: one Secrets Manager secret per routing-key alias."""
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 
@@ -42,6 +50,10 @@ ALL_SETTINGS_ENV_VARS: Final = (
     ENV_DEFAULT_SEVERITY,
     ENV_RETRY_BUDGET_SECONDS,
     ENV_RESOLVED_RETENTION_DAYS,
+    ENV_ALERT_RULES,
+    ENV_ALERT_RULES_FILE,
+    ENV_ROUTING_KEYS,
+    ENV_ROUTING_KEY_SECRETS,
 )
 
 # --- Lambda ------------------------------------------------------------------------------------------
@@ -76,7 +88,8 @@ ACTIVE_INDEX_NAME: Final = "active-incidents"
 ACTIVE_INDEX_PARTITION_KEY: Final = "active"
 """Sparse index: present (value ``ACTIVE_MARKER``) only while the incident is open, so listing active
 incidents is one Query on a small index instead of a Scan of the whole history."""
-ACTIVE_INDEX_SORT_KEY: Final = "triggered_at"
+ACTIVE_INDEX_SORT_KEY: Final = "active_since"
+"""When the incident opened (its trigger time, else its last update): orders the active list."""
 ACTIVE_MARKER: Final = "open"
 TTL_ATTRIBUTE: Final = "expires_at"
 """Epoch seconds; set only on resolved incidents so the table does not grow forever."""

@@ -46,6 +46,7 @@ from pagerduty_bridge.models import (
     ServiceConfig,
     UnrecognizedMessage,
 )
+from pagerduty_bridge.rules import AlertRules
 from pagerduty_bridge.settings import Settings, check_routing_key
 from pagerduty_bridge.store import IncidentStore
 
@@ -116,6 +117,7 @@ class PagerDutyIntegration:
         sender: EventSender | None = None,
         routing_keys: Mapping[str, SecretStr] | None = None,
         clock: Callable[[], datetime] | None = None,
+        rules: AlertRules | None = None,
     ) -> None:
         if settings is None:
             settings = Settings.from_env(environment=environment)
@@ -132,8 +134,9 @@ class PagerDutyIntegration:
         self.sender: EventSender = sender or EventsClient(
             self.settings.events_url, retry_budget_seconds=self.settings.retry_budget_seconds
         )
-        self._routing_keys = dict(routing_keys or {})
+        self._routing_keys: Mapping[str, SecretStr] = routing_keys if routing_keys is not None else {}
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.rules: AlertRules = rules if rules is not None else self.settings.load_rules()
 
     def __repr__(self) -> str:
         return (
@@ -160,7 +163,10 @@ class PagerDutyIntegration:
             self._config = self._config.model_copy(update={"integration_key": keys[DEFAULT_ROUTING_KEY_ALIAS]})
 
     def routing_key(self, alias: str = DEFAULT_ROUTING_KEY_ALIAS) -> str:
-        secret = self._config.integration_key if alias == DEFAULT_ROUTING_KEY_ALIAS else self._routing_keys.get(alias)
+        try:
+            secret = self._config.integration_key if alias == DEFAULT_ROUTING_KEY_ALIAS else self._routing_keys[alias]
+        except KeyError:  # a mapping may supply defaults on lookup (dry runs do)
+            secret = None
         if secret is None:
             raise ConfigurationError(f"no routing key is configured for alias {alias!r}")
         return check_routing_key(secret.get_secret_value(), f"routing key {alias!r}")
@@ -276,13 +282,20 @@ class PagerDutyIntegration:
     # --- notifications --------------------------------------------------------------------------------
 
     def handle_alarm(self, alarm: AlarmNotification, *, budget_seconds: float | None = None) -> Outcome:
-        """One alarm state change, through the lifecycle table to PagerDuty and the table."""
-        key = rendering.dedup_key_for(alarm, self.settings.dedup_key_strategy)
-        severity = self.settings.default_severity
+        """One alarm state change, through its rule and the lifecycle table to PagerDuty and the table."""
+        resolved = self.rules.resolve(
+            alarm, default_severity=self.settings.default_severity, default_routing=DEFAULT_ROUTING_KEY_ALIAS
+        )
+        key = rendering.alarm_dedup_key(
+            alarm, self.settings.dedup_key_strategy, resolved.dedup_key, self.settings.environment
+        )
+        insufficient = resolved.insufficient_data or self.settings.insufficient_data_action
 
         def plan(stored: Incident | None) -> _Plan:
             now = self._clock()
-            decision = decide(alarm, stored, insufficient_data_action=self.settings.insufficient_data_action)
+            decision = decide(alarm, stored, insufficient_data_action=insufficient)
+            if decision.action is EventAction.TRIGGER and resolved.suppress and decision.reason != "redelivery":
+                decision = Decision(None, "suppressed")
             if decision.action is None:
                 target = None
                 if decision.records_state and stored is not None:
@@ -294,21 +307,23 @@ class PagerDutyIntegration:
                         }
                     )
                 return _Plan(decision, None, target)
-            event = rendering.alarm_event(alarm, self.settings, decision.action, dedup_key=key)
+            event = rendering.alarm_event(alarm, self.settings, decision.action, dedup_key=key, resolved=resolved)
             if decision.reason == "redelivery":
                 assert stored is not None
                 return _Plan(decision, event, stored)
             if decision.action is EventAction.TRIGGER:
                 summary = event.payload.summary if event.payload else ""
-                sev = event.payload.severity if event.payload else severity
-                target = _triggered(stored, key, alarm.alarm_name, sev, summary, alarm.state_change_time)
+                severity = event.payload.severity if event.payload else resolved.severity
+                target = _triggered(stored, key, alarm.alarm_name, severity, summary, alarm.state_change_time)
             else:
                 target = _resolved(stored, key, alarm.alarm_name, alarm.state_change_time, now)
+            alias = target.routing_key_alias if stored is not None and stored.is_open else resolved.routing_key
             target = target.model_copy(
                 update={
                     "state_changed_at": alarm.state_change_time,
                     "alarm_state": alarm.new_state,
                     "alarm_arn": alarm.alarm_arn,
+                    "routing_key_alias": alias,
                     "updated_at": now,
                 }
             )

@@ -29,6 +29,7 @@ from pagerduty_bridge.models import (
     EventAction,
     UnrecognizedMessage,
 )
+from pagerduty_bridge.rules import Resolved
 from pagerduty_bridge.settings import DedupKeyStrategy, EventDefaults, Settings
 
 _OPERATOR_SYMBOLS = {
@@ -167,6 +168,7 @@ COST_THRESHOLD = SeedTemplate(
     ),
 )
 SEED_TEMPLATES = (HIGH_FAILURE_RATE, HIGH_LATENCY, COST_THRESHOLD)
+SEED_TEMPLATES_BY_NAME = {template.slug: template for template in SEED_TEMPLATES}
 
 
 def seed_template_for(alarm_name: str, defaults: EventDefaults) -> tuple[SeedTemplate, str] | None:
@@ -322,13 +324,55 @@ def alarm_details(alarm: AlarmNotification, environment: str) -> dict[str, Any]:
     return {key: value for key, value in details.items() if value not in (None, "", [], {})}
 
 
-def alarm_event(alarm: AlarmNotification, settings: Settings, action: EventAction, *, dedup_key: str) -> PagerDutyEvent:
-    """The event for one alarm state change: a seed template when the alarm is one, else generic."""
+def template_values(alarm: AlarmNotification, environment: str) -> dict[str, Any]:
+    """What summary and dedup-key templates may use; missing values read as ``?``."""
+    return {
+        "alarm_name": alarm.alarm_name,
+        "metric_name": alarm.metric_name or alarm.kind.value.replace("_", " "),
+        "current_value": _fmt(alarm.current_value),
+        "threshold": _fmt(alarm.threshold),
+        "comparison": comparison_symbol(alarm) or "vs",
+        "state": alarm.new_state.value,
+        "environment": environment,
+        "resource": affected_resource(alarm) or alarm.namespace or alarm.alarm_name,
+        "region": alarm.region_code or alarm.region_name or "?",
+        "account": alarm.account_id or "?",
+        "namespace": alarm.namespace or "?",
+    }
+
+
+def render_template(template: str, alarm: AlarmNotification, environment: str) -> str:
+    return template.format_map(template_values(alarm, environment))
+
+
+def alarm_dedup_key(
+    alarm: AlarmNotification, strategy: DedupKeyStrategy, override: str | None, environment: str
+) -> str:
+    """The dedup key: a rule's template when it sets one, else the strategy's (``dedup_key_for``)."""
+    if override:
+        return bounded_dedup_key(render_template(override, alarm, environment))
+    return dedup_key_for(alarm, strategy)
+
+
+def alarm_event(
+    alarm: AlarmNotification,
+    settings: Settings,
+    action: EventAction,
+    *,
+    dedup_key: str,
+    resolved: Resolved | None = None,
+) -> PagerDutyEvent:
+    """The event for one alarm state change: a seed template when its rule says so, else generic,
+    shaped by the rule (severity, summary, recommendations, runbook and dashboard links, details)."""
     if action is not EventAction.TRIGGER:
         return PagerDutyEvent(event_action=action, dedup_key=dedup_key)
-    seed = seed_template_for(alarm.alarm_name, settings.event_defaults)
-    if seed is not None and alarm.new_state is AlarmState.ALARM:
-        template, environment = seed
+    if resolved is None:
+        resolved = settings.load_rules().resolve(
+            alarm, default_severity=settings.default_severity, default_routing="default"
+        )
+    template = SEED_TEMPLATES_BY_NAME.get(resolved.template or "")
+    if template is not None and alarm.new_state is AlarmState.ALARM:
+        environment = template.match(alarm.alarm_name, settings.event_defaults) or settings.environment
         event = seed_event(
             template,
             environment=environment,
@@ -343,18 +387,32 @@ def alarm_event(alarm: AlarmNotification, settings: Settings, action: EventActio
     url = console_url(alarm)
     if url:
         links.append(Link(href=url, text="CloudWatch alarm"))
+    if resolved.runbook_url:
+        links.append(Link(href=resolved.runbook_url, text="Runbook"))
+    links.extend(Link(href=link.href, text=link.text) for link in resolved.links)
+    details = alarm_details(alarm, settings.environment)
+    if resolved.recommendations:
+        details["recommendations"] = list(resolved.recommendations)
+    if resolved.runbook_url:
+        details["runbook"] = resolved.runbook_url
+    if resolved.rule:
+        details["rule"] = resolved.rule
+    details.update(resolved.custom_details)
+    summary = alarm_summary(alarm, settings.environment)
+    if resolved.summary:
+        summary = render_template(resolved.summary, alarm, settings.environment)
     return PagerDutyEvent(
         event_action=action,
         dedup_key=dedup_key,
         payload=EventPayload(
-            summary=alarm_summary(alarm, settings.environment),
+            summary=summary,
             source=affected_resource(alarm) or alarm.namespace or alarm.alarm_name,
-            severity=settings.default_severity,
+            severity=resolved.severity,
             timestamp=alarm.state_change_time,
-            component=alarm.namespace,
-            group=alarm.region_code,
-            class_=alarm.metric_name or alarm.kind.value,
-            custom_details=alarm_details(alarm, settings.environment),
+            component=resolved.component or alarm.namespace,
+            group=resolved.group or alarm.region_code,
+            class_=resolved.event_class or alarm.metric_name or alarm.kind.value,
+            custom_details=details,
         ),
         links=tuple(links),
         client=settings.service_name,

@@ -67,6 +67,16 @@ def parse_secret(value: Any, where: str) -> dict[str, SecretStr]:
     return {alias: SecretStr(check_routing_key(key, f"{where} ({alias})")) for alias, key in keys.items()}
 
 
+def _fetch_secret(arn: str, where: str) -> Any:
+    """A secret's value through Powertools Parameters (cached ``SECRET_MAX_AGE_SECONDS`` per container)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        return parameters.get_secret(arn, max_age=SECRET_MAX_AGE_SECONDS)
+    except parameters.exceptions.GetParameterError as exc:
+        raise ConfigurationError(f"{where}: cannot read the secret ({type(exc.__cause__ or exc).__name__})") from None
+
+
 @dataclass
 class Runtime:
     """The container's long-lived objects; ``integration()`` refreshes the key from its cache."""
@@ -88,26 +98,34 @@ class Runtime:
         return self._cloudwatch
 
     def routing_keys(self) -> dict[str, SecretStr]:
-        if self.settings.integration_key_secret_arn:
-            from aws_lambda_powertools.utilities import parameters
+        """Every routing key by alias: ``default`` plus the aliases alert rules route to.
 
-            try:
-                value = parameters.get_secret(self.settings.integration_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
-            except parameters.exceptions.GetParameterError as exc:
-                raise ConfigurationError(
-                    f"{c.ENV_INTEGRATION_KEY_SECRET_ARN}: cannot read the secret ({type(exc.__cause__ or exc).__name__})"
-                ) from None
-            return parse_secret(value, c.ENV_INTEGRATION_KEY_SECRET_ARN)
+        Sources: the integration-key secret (a plain key, or JSON of aliases), one secret per alias
+        (``PAGERDUTY_ROUTING_KEY_SECRETS``), and for local use the plaintext variables.
+        """
+        keys: dict[str, SecretStr] = dict(self.settings.routing_keys)
         if self.settings.integration_key is not None:
-            return {SECRET_KEY_FIELD: self.settings.integration_key}
-        raise ConfigurationError(
-            f"no PagerDuty integration key: set {c.ENV_INTEGRATION_KEY_SECRET_ARN} (or {c.ENV_INTEGRATION_KEY} locally)"
-        )
+            keys[SECRET_KEY_FIELD] = self.settings.integration_key
+        if self.settings.integration_key_secret_arn:
+            arn = self.settings.integration_key_secret_arn
+            keys.update(
+                parse_secret(_fetch_secret(arn, c.ENV_INTEGRATION_KEY_SECRET_ARN), c.ENV_INTEGRATION_KEY_SECRET_ARN)
+            )
+        for alias, arn in self.settings.routing_key_secrets.items():
+            where = f"{c.ENV_ROUTING_KEY_SECRETS} ({alias})"
+            (key,) = parse_secret(_fetch_secret(arn, where), where).values()
+            keys[alias] = key
+        if SECRET_KEY_FIELD not in keys:
+            raise ConfigurationError(
+                f"no PagerDuty integration key: set {c.ENV_INTEGRATION_KEY_SECRET_ARN} "
+                f"(or {c.ENV_INTEGRATION_KEY} locally)"
+            )
+        return keys
 
     def integration(self) -> PagerDutyIntegration:
         keys = self.routing_keys()
         self.redactor.secrets.update(k.get_secret_value() for k in keys.values())
-        default = keys.get(SECRET_KEY_FIELD) or next(iter(keys.values()))
+        default = keys[SECRET_KEY_FIELD]
         if self._integration is None:
             self._integration = PagerDutyIntegration(
                 ServiceConfig(

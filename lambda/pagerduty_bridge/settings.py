@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.models import AlertSeverity
+
+if TYPE_CHECKING:
+    from pagerduty_bridge.rules import AlertRules
 
 _ROUTING_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{32}$")
 
@@ -65,6 +68,10 @@ _FIELDS_BY_ENV: dict[str, str] = {
     c.ENV_DEFAULT_SEVERITY: "default_severity",
     c.ENV_RETRY_BUDGET_SECONDS: "retry_budget_seconds",
     c.ENV_RESOLVED_RETENTION_DAYS: "resolved_retention_days",
+    c.ENV_ALERT_RULES: "alert_rules",
+    c.ENV_ALERT_RULES_FILE: "alert_rules_file",
+    c.ENV_ROUTING_KEYS: "routing_keys",
+    c.ENV_ROUTING_KEY_SECRETS: "routing_key_secrets",
 }
 _ENV_BY_FIELD = {field: env for env, field in _FIELDS_BY_ENV.items()}
 
@@ -88,6 +95,48 @@ class Settings(BaseModel):
     retry_budget_seconds: float = Field(default=30.0, gt=0, le=900)
     resolved_retention_days: int = Field(default=90, ge=1)
     event_defaults: EventDefaults = EventDefaults()
+    alert_rules: str | None = None
+    alert_rules_file: str | None = None
+    routing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    routing_key_secrets: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("routing_keys", "routing_key_secrets", mode="before")
+    @classmethod
+    def _json_map(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import json
+
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("must be a JSON object of alias to value") from None
+        return value
+
+    @field_validator("routing_keys")
+    @classmethod
+    def _well_formed_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for alias, key in value.items():
+            check_routing_key(key.get_secret_value(), f"{c.ENV_ROUTING_KEYS} ({alias})")
+        return value
+
+    def load_rules(self) -> AlertRules:
+        """The alert rules (inline wins over the file); none configured means the built-ins only."""
+        from pagerduty_bridge.rules import AlertRules, parse_rules
+
+        component = self.event_defaults.component
+        if self.alert_rules:
+            return parse_rules(self.alert_rules, where=c.ENV_ALERT_RULES, component=component)
+        if self.alert_rules_file:
+            from pathlib import Path
+
+            try:
+                text = Path(self.alert_rules_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"{c.ENV_ALERT_RULES_FILE}: cannot read {self.alert_rules_file} ({exc})"
+                ) from None
+            return parse_rules(text, where=self.alert_rules_file, component=component)
+        return AlertRules(component=component)
 
     @field_validator("integration_key")
     @classmethod

@@ -17,7 +17,14 @@ from pagerduty_bridge.settings import DedupKeyStrategy
 from tests.conftest import EVENTS, FIXTURES, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
-ENVELOPES = FIXTURES / "envelopes"
+
+
+def sample(name: str) -> Path:
+    """An events/ sample by the name after its number (``13-sqs-sns.json`` is ``sqs-sns.json``)."""
+    (path,) = EVENTS.glob(f"[0-9][0-9]-{name}")
+    return path
+
+
 EXPECTED = load_json(VARIANTS / "EXPECTED.json")
 
 
@@ -107,7 +114,7 @@ SAME_ALARM_ENVELOPES = [
 @pytest.mark.parametrize("name", SAME_ALARM_ENVELOPES)
 def test_one_state_change_in_every_envelope_gives_one_key_and_summary(name: str) -> None:
     reference = _only_alarm(EVENTS / "05-ec2-cpu-alarm.json")
-    alarm = _only_alarm(ENVELOPES / name)
+    alarm = _only_alarm(sample(name))
     for strategy in DedupKeyStrategy:
         assert dedup_key_for(alarm, strategy) == dedup_key_for(reference, strategy)
     assert alarm_summary(alarm, "production") == alarm_summary(reference, "production")
@@ -128,13 +135,13 @@ def test_one_state_change_in_every_envelope_gives_one_key_and_summary(name: str)
     ],
 )
 def test_eventbridge_alarm_kinds(name: str, kind: AlarmKind) -> None:
-    alarm = _only_alarm(ENVELOPES / name)
+    alarm = _only_alarm(sample(name))
     assert alarm.kind is kind
     assert alarm.region_code
 
 
 def test_eventbridge_tags_are_carried() -> None:
-    alarm = _only_alarm(ENVELOPES / "eventbridge-state-change.json")
+    alarm = _only_alarm(sample("eventbridge-state-change.json"))
     assert alarm.tags
 
 
@@ -143,7 +150,7 @@ def test_eventbridge_tags_are_carried() -> None:
     ["sns-subscription-confirmation.json", "sns-unsubscribe-confirmation.json", "eventbridge-config-change.json"],
 )
 def test_control_messages_need_no_action(name: str) -> None:
-    parsed = parse_event(load_json(ENVELOPES / name))
+    parsed = parse_event(load_json(sample(name)))
     assert len(parsed) == 1
     assert isinstance(parsed[0], Notification)
     assert isinstance(parsed[0].content, ControlMessage)
@@ -151,7 +158,7 @@ def test_control_messages_need_no_action(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["autoscaling-notification.json", "sns-test-message.json"])
 def test_messages_that_only_mention_alarms_are_not_alarms(name: str) -> None:
-    parsed = parse_event(load_json(ENVELOPES / name))
+    parsed = parse_event(load_json(sample(name)))
     assert isinstance(parsed[0], Notification)
     assert isinstance(parsed[0].content, UnrecognizedMessage)
 

@@ -83,3 +83,21 @@ def test_the_seed_alarm_yields_the_seed_payload(replayed: dict[str, list[dict[st
     assert event["client_url"] == "https://app.matbakh.app/admin/bedrock-activation"
     (ok,) = replayed["02-seed-high-failure-rate-ok.json"]
     assert (ok["action"], ok["dedup_key"]) == ("resolve", alarm["dedup_key"])
+
+
+@pytest.mark.parametrize("sample", [p.name for p in event_files()])
+def test_every_sample_alone_on_a_fresh_store_gives_valid_events(sample: str, tmp_path: Path) -> None:
+    """Each envelope and alarm kind, replayed on its own, yields valid events (or, for control and
+    non-actionable messages, deliberately none)."""
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["replay", "--json", "--state", str(tmp_path / "s.db"), str(EVENTS / sample)], out=out, err=err) == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines, err.getvalue()
+    for line in lines:
+        if line["reason"] in ("control_message", "insufficient_data_ignored"):
+            assert line["event"] is None and line["action"] == "none"
+            continue
+        assert line["event"] is not None, line
+        assert_valid_event({**line["event"], "routing_key": "k" * 32})
+        if line["state"] == "ALARM":
+            assert line["action"] == "trigger"

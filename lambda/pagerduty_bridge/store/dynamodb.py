@@ -107,6 +107,7 @@ class DynamoDBIncidentStore:
         record = to_record(incident)
         if incident.is_open:
             record[c.ACTIVE_INDEX_PARTITION_KEY] = c.ACTIVE_MARKER
+            record[c.ACTIVE_INDEX_SORT_KEY] = record.get("triggered_at") or record["updated_at"]
         expires = expiry_epoch(incident, self.retention)
         if expires is not None:
             record[c.TTL_ATTRIBUTE] = expires
@@ -155,6 +156,7 @@ class DynamoDBIncidentStore:
     def _incident(self, item: dict[str, Any]) -> Incident:
         record = {key: self._deserialize(value) for key, value in item.items()}
         record.pop(c.ACTIVE_INDEX_PARTITION_KEY, None)
+        record.pop(c.ACTIVE_INDEX_SORT_KEY, None)
         record.pop(c.TTL_ATTRIBUTE, None)
         record["version"] = int(record["version"])
         return from_record(record)

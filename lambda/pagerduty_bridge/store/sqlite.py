@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
-from pagerduty_bridge.store import expiry_epoch, from_record, to_record
+from pagerduty_bridge.store import expiry_epoch, format_time, from_record, to_record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -57,7 +57,7 @@ class SQLiteIncidentStore:
         values = (
             int(incident.version),
             int(incident.is_open),
-            incident.triggered_at.isoformat() if incident.triggered_at else None,
+            format_time(incident.triggered_at or incident.updated_at),
             expiry_epoch(incident, self.retention),
             data,
         )

@@ -142,7 +142,7 @@ def test_a_dedup_key_override_stays_the_same_between_alarm_and_ok() -> None:
     ],
 )
 def test_invalid_rules_name_the_rule_and_field(document: dict[str, object], complaint: str) -> None:
-    with pytest.raises(ConfigurationError, match="rules.json") as caught:
+    with pytest.raises(ConfigurationError, match=r"rules\.json") as caught:
         parse_rules(json.dumps(document), where="rules.json")
     assert complaint in str(caught.value)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pagerduty_bridge import constants as c
@@ -17,6 +18,8 @@ SAFETY_MARGIN_SECONDS = 5.0
 """Time kept back from the invocation's remaining time to write the outcome and return cleanly."""
 
 logger = Logger(service=c.SERVICE_NAME)
+# The package's own module loggers write through the same (JSON, redacting) handler.
+copy_config_to_registered_loggers(source_logger=logger, include={c.PACKAGE_NAME})
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVICE_NAME)
 _runtime: Runtime | None = None
 
@@ -27,7 +30,8 @@ def get_runtime() -> Runtime:
     if _runtime is None:
         _runtime = lambda_runtime()
         _runtime.on_attempt = lambda seconds: _metric(c.METRIC_PAGERDUTY_LATENCY, seconds * 1000, "Milliseconds")
-        logger.addFilter(_runtime.redactor)
+        for handler in logger.handlers:
+            handler.addFilter(_runtime.redactor)
     return _runtime
 
 

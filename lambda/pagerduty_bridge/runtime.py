@@ -31,18 +31,24 @@ SECRET_KEY_FIELD = "default"  # noqa: S105 - a field name
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces every known secret in a log record's message and arguments with ``****``."""
+    """Replaces every known secret in a log record — message, arguments and ``extra`` fields — with
+    ``****``. Attached to the log handler, so every logger that writes through it is covered."""
 
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
 
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "****")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "****")
-            record.msg, record.args = message, None
+            record.msg, record.args = self._scrub(record.getMessage()), None
+            for name, value in list(vars(record).items()):
+                if isinstance(value, str) and name != "msg":
+                    setattr(record, name, self._scrub(value))
         return True
 
 

@@ -1,0 +1,167 @@
+"""Buffered mode (SNS → SQS → Lambda): a partial batch failure names exactly the records to receive again.
+
+The handler runs on moto's in-process DynamoDB and the local PagerDuty stand-in; the SQS bodies are
+SNS notifications as SNS writes them into a queue (``SigningCertURL``, not the Lambda envelope's
+``SigningCertUrl``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge import handler
+from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
+from pagerduty_bridge.models import EventAction, IncidentStatus
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.conftest import EVENTS, ROUTING_KEY, assert_valid_event, load_json
+
+TABLE = "incidents"
+QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:pagerduty-bridge-buffer"
+CPU_ALARM = "web-prod-cpu-high"
+OTHER_ALARM = "api-prod-cpu-high"
+OUTAGE_ANSWERS = 20
+"""More 503s than any retry budget of one second can use up: the delivery must fail."""
+
+
+class FakeLambdaContext:
+    function_name = "pagerduty-bridge"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:pagerduty-bridge"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def sns_notification(alarm_name: str) -> dict[str, Any]:
+    """events/05's SNS notification for ``alarm_name``, as SNS writes it into an SQS queue."""
+    sns = load_json(EVENTS / "05-ec2-cpu-alarm.json")["Records"][0]["Sns"]
+    message = json.loads(sns["Message"])
+    message["AlarmName"] = alarm_name
+    message["AlarmArn"] = message["AlarmArn"].replace(CPU_ALARM, alarm_name)
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": sns["TopicArn"],
+        "Subject": sns["Subject"].replace(CPU_ALARM, alarm_name),
+        "Message": json.dumps(message),
+        "Timestamp": sns["Timestamp"],
+        "SignatureVersion": sns["SignatureVersion"],
+        "Signature": sns["Signature"],
+        "SigningCertURL": sns["SigningCertUrl"],
+        "UnsubscribeURL": sns["UnsubscribeUrl"],
+    }
+
+
+def sqs_record(body: str) -> dict[str, Any]:
+    message_id = str(uuid.uuid4())
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"AQEB{message_id.replace('-', '')}",
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1736867400100",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1736867400110",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0" * 32,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "eu-west-1",
+    }
+
+
+def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def dedup_key(alarm_name: str) -> str:
+    return f"{alarm_name}-CPUUtilization"
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[DynamoDBIncidentStore]:
+    """The Lambda's environment on moto's DynamoDB and the stand-in; a fresh runtime per test."""
+    monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
+    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
+    monkeypatch.setenv(c.ENV_EVENTS_URL, fake_pd.url)
+    monkeypatch.setenv(c.ENV_ENVIRONMENT, "production")
+    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
+    monkeypatch.setattr(handler, "_runtime", None)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        create_table(client, TABLE)
+        yield DynamoDBIncidentStore(client, TABLE)
+
+
+def test_a_transient_failure_is_reported_as_that_record_only(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
+) -> None:
+    delivered = sqs_record(json.dumps(sns_notification(CPU_ALARM)))
+    failing = sqs_record(json.dumps(sns_notification(OTHER_ALARM)))
+    # The first event goes through untouched; every attempt at the second meets an outage.
+    fake_pd.script(Delay(0), *[Respond(503)] * OUTAGE_ANSWERS)
+
+    response = handler.lambda_handler(sqs_event(delivered, failing), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": failing["messageId"]}]}
+    assert set(fake_pd.open_alerts(ROUTING_KEY)) == {dedup_key(CPU_ALARM)}
+    attempts = [r for r in fake_pd.requests if r.body["dedup_key"] == dedup_key(OTHER_ALARM)]
+    assert len(attempts) >= 2, "the failing event was not retried within its budget"
+    assert {r.status for r in attempts} == {503}
+    opened = store.get(dedup_key(CPU_ALARM))
+    assert opened is not None
+    assert (opened.status, opened.pending_action) == (IncidentStatus.TRIGGERED, None)
+    pending = store.get(dedup_key(OTHER_ALARM))
+    assert pending is not None
+    assert pending.pending_action is EventAction.TRIGGER, "a failed page must stay pending for the retry"
+
+
+def test_the_record_received_again_is_delivered_and_the_other_is_not_resent(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
+) -> None:
+    delivered = sqs_record(json.dumps(sns_notification(CPU_ALARM)))
+    failing = sqs_record(json.dumps(sns_notification(OTHER_ALARM)))
+    fake_pd.script(Delay(0), *[Respond(503)] * OUTAGE_ANSWERS)
+    first = handler.lambda_handler(sqs_event(delivered, failing), FakeLambdaContext())
+    assert first["batchItemFailures"] == [{"itemIdentifier": failing["messageId"]}]
+    fake_pd.reset()  # PagerDuty is back (the unused scripted answers go too)
+
+    # SQS makes the failed message visible again: with its receive count raised, in a batch of its own.
+    again = {**failing, "attributes": {**failing["attributes"], "ApproximateReceiveCount": "2"}}
+    second = handler.lambda_handler(sqs_event(again), FakeLambdaContext())
+
+    assert second == {"batchItemFailures": []}
+    assert [(r.body["event_action"], r.body["dedup_key"]) for r in fake_pd.requests] == [
+        ("trigger", dedup_key(OTHER_ALARM))
+    ]
+    for body in fake_pd.accepted():
+        assert_valid_event(body)
+    incident = store.get(dedup_key(OTHER_ALARM))
+    assert incident is not None
+    assert (incident.status, incident.pending_action) == (IncidentStatus.TRIGGERED, None)
+
+
+def test_a_permanently_unreadable_body_is_not_received_again(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
+) -> None:
+    good = sqs_record(json.dumps(sns_notification(CPU_ALARM)))
+    unreadable = sqs_record(json.dumps([1, 2, 3]))  # JSON, but no envelope: a retry cannot help
+
+    response = handler.lambda_handler(sqs_event(unreadable, good), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    assert set(fake_pd.open_alerts(ROUTING_KEY)) == {dedup_key(CPU_ALARM)}
+    assert len(fake_pd.requests) == 1

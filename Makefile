@@ -27,7 +27,7 @@ replay: $(STAMP)
 
 ## test: the whole suite (unit, integration, infra, lint)
 test: $(STAMP) lint
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 ## lint: ruff and mypy
 lint: $(STAMP)

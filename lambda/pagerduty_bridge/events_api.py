@@ -3,7 +3,8 @@
 The routing key stays out of ``PagerDutyEvent``: the client adds it when sending, so an event can be
 logged, printed or stored without leaking it. Failures are classified once, here: 429, 5xx, network
 errors and timeouts are retried with exponential backoff and jitter (urllib3's ``Retry``, honouring
-``Retry-After``) within a time budget; any other 4xx is permanent.
+``Retry-After``) within a time budget; any other 4xx is permanent. The client is urllib3 itself (what
+requests is built on, already loaded by botocore): no second HTTP stack to import at cold start.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import requests
+import urllib3
 from pydantic import BaseModel, ConfigDict, Field
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
@@ -129,7 +127,7 @@ def masked(body: dict[str, Any]) -> dict[str, Any]:
 
 def format_timestamp(value: datetime) -> str:
     """PagerDuty's ISO 8601 with milliseconds and ``Z``, as in the seed's payload."""
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc(value).microsecond // 1000:03d}Z"
+    return utc(value).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -182,15 +180,22 @@ def fit_event_size(body: dict[str, Any], limit: int = c.MAX_EVENT_BYTES) -> dict
 
 # --- sending ------------------------------------------------------------------------------------------
 
-_DEADLINE: ContextVar[float | None] = ContextVar("pagerduty_bridge_retry_deadline", default=None)
-
 
 class BudgetedRetry(Retry):
     """urllib3 ``Retry`` that also stops when the next wait would overrun the caller's time budget.
 
-    The deadline comes from a context variable set around each send, so one adapter (and its pooled
-    connections) serves every call, in any thread.
+    A fresh instance with its own ``deadline`` goes with every send (urllib3 takes the retry policy per
+    request), so one connection pool serves every call, in any thread.
     """
+
+    def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def new(self, **kw: Any) -> Self:
+        retry = super().new(**kw)
+        retry.deadline = self.deadline
+        return retry
 
     def increment(
         self,
@@ -202,18 +207,17 @@ class BudgetedRetry(Retry):
         _stacktrace: TracebackType | None = None,
     ) -> Self:
         new = super().increment(method, url, response, error, _pool, _stacktrace)
-        deadline = _DEADLINE.get()
-        if deadline is None:
+        if self.deadline is None:
             return new
         wait = new.get_backoff_time()
         if response is not None:
             wait = max(wait, new.get_retry_after(response) or 0.0)
-        if time.monotonic() + wait > deadline:
+        if time.monotonic() + wait > self.deadline:
             raise MaxRetryError(_pool, url or "", error or ResponseError("retry budget exhausted"))  # type: ignore[arg-type]
         return new
 
 
-def default_retry() -> Retry:
+def default_retry(deadline: float | None = None) -> BudgetedRetry:
     return BudgetedRetry(
         total=12,
         connect=6,
@@ -227,25 +231,29 @@ def default_retry() -> Retry:
         allowed_methods=frozenset({"POST"}),  # safe: PagerDuty deduplicates by dedup_key
         respect_retry_after_header=True,
         raise_on_status=False,
+        deadline=deadline,
     )
 
 
-def build_session(retry: Retry | None = None) -> requests.Session:
-    """A session with pooled keep-alive connections and the retry policy mounted for http and https."""
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry or default_retry(), pool_connections=2, pool_maxsize=8)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
-
-
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    token = _DEADLINE.set(time.monotonic() + seconds)
+def _ca_bundle() -> str | None:
+    """certifi's bundle where installed, else botocore's (always there in Lambda), else the system's."""
     try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
+        import certifi
+
+        return str(certifi.where())
+    except ImportError:
+        pass
+    try:
+        from botocore.httpsession import get_cert_path
+
+        return str(get_cert_path(True))
+    except ImportError:
+        return None
+
+
+def build_pool() -> urllib3.PoolManager:
+    """Pooled keep-alive connections: one TLS handshake per container, not per event."""
+    return urllib3.PoolManager(num_pools=2, maxsize=8, ca_certs=_ca_bundle(), retries=False)
 
 
 class EventsClient:
@@ -255,20 +263,20 @@ class EventsClient:
         self,
         url: str = c.DEFAULT_EVENTS_URL,
         *,
-        session: requests.Session | None = None,
+        pool: urllib3.PoolManager | None = None,
         retry_budget_seconds: float = 30.0,
         on_attempt: Callable[[float], None] | None = None,
     ) -> None:
         self.url = url
         self.retry_budget_seconds = retry_budget_seconds
-        self._session = session
+        self._pool = pool
         self._on_attempt = on_attempt
 
     @property
-    def session(self) -> requests.Session:
-        if self._session is None:
-            self._session = build_session()
-        return self._session
+    def pool(self) -> urllib3.PoolManager:
+        if self._pool is None:
+            self._pool = build_pool()
+        return self._pool
 
     def send(self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None) -> EventResponse:
         """Send one event; return PagerDuty's acceptance or raise a classified ``BridgeError``."""
@@ -279,19 +287,20 @@ class EventsClient:
         read_timeout = max(0.5, min(READ_TIMEOUT_SECONDS, budget))
         started = time.monotonic()
         try:
-            with _deadline(budget):
-                response = self.session.post(
-                    self.url,
-                    data=json.dumps(body, ensure_ascii=False).encode(),
-                    headers={"Content-Type": "application/json"},
-                    timeout=(min(CONNECT_TIMEOUT_SECONDS, read_timeout), read_timeout),
-                )
-        except requests.RequestException as exc:
+            response = self.pool.request(
+                "POST",
+                self.url,
+                body=json.dumps(body, ensure_ascii=False).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, read_timeout), read=read_timeout),
+                retries=default_retry(deadline=started + budget),
+            )
+        except urllib3.exceptions.HTTPError as exc:
             raise PagerDutyDeliveryError(_describe_network_error(exc, time.monotonic() - started)) from exc
         finally:
             if self._on_attempt is not None:
                 self._on_attempt(time.monotonic() - started)
-        return classify_response(response.status_code, response.reason or "", response.text)
+        return classify_response(response.status, response.reason or "", response.data.decode("utf-8", "replace"))
 
 
 def classify_response(status: int, reason: str, text: str) -> EventResponse:
@@ -314,7 +323,7 @@ def classify_response(status: int, reason: str, text: str) -> EventResponse:
     raise PagerDutyApiError(status, detail)
 
 
-def _describe_network_error(exc: requests.RequestException, elapsed: float) -> str:
+def _describe_network_error(exc: Exception, elapsed: float) -> str:
     cause: BaseException = exc
     while True:
         inner = getattr(cause, "reason", None) or cause.__cause__ or cause.__context__

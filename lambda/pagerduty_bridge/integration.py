@@ -62,9 +62,7 @@ DRY_RUN_STATUS = "dry-run"
 
 
 class EventSender(Protocol):
-    def send(
-        self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None
-    ) -> EventResponse: ...
+    def send_body(self, body: dict[str, Any], *, budget_seconds: float | None = None) -> EventResponse: ...
 
 
 class DryRunSender:
@@ -73,9 +71,9 @@ class DryRunSender:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def send(self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None) -> EventResponse:
-        self.sent.append(event.to_wire(routing_key))
-        return EventResponse(status=DRY_RUN_STATUS, message="Event not sent (dry run)", dedup_key=event.dedup_key)
+    def send_body(self, body: dict[str, Any], *, budget_seconds: float | None = None) -> EventResponse:
+        self.sent.append(body)
+        return EventResponse(status=DRY_RUN_STATUS, message="Event not sent (dry run)", dedup_key=body.get("dedup_key"))
 
 
 @dataclass(frozen=True)
@@ -400,11 +398,11 @@ class PagerDutyIntegration:
                 "version": (expected or 0) + 1,
             }
         )
-        routing_key = self.routing_key(claim.routing_key_alias)
-        body = masked(plan.event.to_wire(routing_key))
+        wire = plan.event.to_wire(self.routing_key(claim.routing_key_alias))
+        body = masked(wire)
         self.store.put(claim, expected_version=expected)
         try:
-            response = self.sender.send(plan.event, routing_key, budget_seconds=budget)
+            response = self.sender.send_body(wire, budget_seconds=budget)
         except BridgeError as exc:
             self._after_failure(stored, claim, exc)
             return Outcome(plan.decision.action, plan.decision.reason, key, body=body, error=exc, incident=claim)

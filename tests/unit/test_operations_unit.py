@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.cli import DRY_RUN_KEY
-from pagerduty_bridge.events_api import PagerDutyEvent
 from pagerduty_bridge.integration import DryRunSender, PagerDutyIntegration
 from pagerduty_bridge.models import EventResponse, Incident, IncidentStatus, Resolution, ServiceConfig
 from pagerduty_bridge.operations import active_incident_check, compute_stats, parse_duration
@@ -78,9 +78,9 @@ def test_active_incident_check_names_the_count() -> None:
 class AcceptingSender(DryRunSender):
     """Answers as PagerDuty does when it accepts, without any network."""
 
-    def send(self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None) -> EventResponse:
-        super().send(event, routing_key)
-        return EventResponse(status="success", message="Event processed", dedup_key=event.dedup_key)
+    def send_body(self, body: dict[str, Any], *, budget_seconds: float | None = None) -> EventResponse:
+        super().send_body(body)
+        return EventResponse(status="success", message="Event processed", dedup_key=body["dedup_key"])
 
 
 def test_the_handler_path_counts_what_happened() -> None:

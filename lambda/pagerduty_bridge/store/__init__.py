@@ -36,7 +36,7 @@ class IncidentStore(Protocol):
 
 def format_time(value: datetime) -> str:
     """Fixed-width UTC ISO 8601 (microseconds, ``Z``): string order is time order, in SQL and DynamoDB."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def to_record(incident: Incident) -> dict[str, Any]:

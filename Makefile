@@ -9,7 +9,7 @@ PIP = $(PY) -m pip install --quiet --disable-pip-version-check 2> >(grep -v 'is 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: replay test lint format typecheck synth bench clean
+.PHONY: replay test lint format typecheck synth bench storm clean
 
 -include infra/infra.mk
 
@@ -41,3 +41,11 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pagerduty-bridge .pytest_cache .mypy_cache .ruff_cache
+
+## bench: performance figures against the goals (a report, not a test: these machines are shared)
+bench: $(STAMP)
+	$(PY) tests/benchmarks/bench.py
+
+## storm: 1,000 notifications across 200 alarms against a rate-limited PagerDuty stand-in
+storm: $(STAMP)
+	$(PY) tests/benchmarks/storm.py

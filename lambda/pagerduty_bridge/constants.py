@@ -63,6 +63,8 @@ METRICS_NAMESPACE: Final = "PagerDutyBridge"
 SERVICE_NAME: Final = "pagerduty-bridge"
 
 # --- Metric names (emitted by the handler, alarmed on by the stack) ---------------------------------
+METRIC_NOTIFICATION_RECEIVED: Final = "NotificationReceived"
+"""Every record of every event, whatever became of it: the bridge's throughput."""
 METRIC_DELIVERY_FAILED: Final = "DeliveryFailed"
 METRIC_INCIDENT_TRIGGERED: Final = "IncidentTriggered"
 METRIC_INCIDENT_RESOLVED: Final = "IncidentResolved"

@@ -511,6 +511,7 @@ def _resolved(stored: Incident | None, key: str, alarm_name: str, at: datetime, 
 
 
 def _with_alarm(outcome: Outcome, alarm_name: str | None, state: str | None) -> Outcome:
-    from dataclasses import replace
-
-    return replace(outcome, alarm_name=alarm_name, state=state)
+    # Outcome is frozen; setting the two fields on the fresh instance is cheaper than dataclasses.replace.
+    object.__setattr__(outcome, "alarm_name", alarm_name)
+    object.__setattr__(outcome, "state", state)
+    return outcome

@@ -74,6 +74,7 @@ def process_event(
     """
     result = EventResult(sqs=is_sqs_event(event))
     for parsed in parse_event(event):
+        metric(c.METRIC_NOTIFICATION_RECEIVED, 1, "Count")
         if isinstance(parsed, BadRecord):
             metric(c.METRIC_INVALID_MESSAGE, 1, "Count")
             logger.warning(

@@ -83,22 +83,30 @@ class Match(_Strict):
         return {k: _pattern(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
     def matches(self, alarm: AlarmNotification) -> bool:
-        dimensions = dict(alarm.dimensions)
-        for metric in alarm.metrics:
-            for name, value in metric.dimensions.items():
-                dimensions.setdefault(name, value)
-        metric_names = {alarm.metric_name, *(m.metric_name for m in alarm.metrics)} - {None}
-        namespaces = {alarm.namespace, *(m.namespace for m in alarm.metrics)} - {None}
-        checks = [
-            self.alarm_name is None or self.alarm_name.matches(alarm.alarm_name),
-            self.namespace is None or any(self.namespace.matches(n) for n in namespaces),
-            self.metric_name is None or any(self.metric_name.matches(n) for n in metric_names),
-            all(p.matches(dimensions.get(k)) for k, p in self.dimensions.items()),
-            self.description_contains is None or self.description_contains in (alarm.description or ""),
-            all(p.matches(alarm.tags.get(k)) for k, p in self.tags.items()),
-            self.kind is None or self.kind == alarm.kind.value,
-        ]
-        return all(checks)
+        """Every condition given holds; cheapest first, so most rules are rejected by the name alone."""
+        if self.alarm_name is not None and not self.alarm_name.matches(alarm.alarm_name):
+            return False
+        if self.kind is not None and self.kind != alarm.kind.value:
+            return False
+        if self.description_contains is not None and self.description_contains not in (alarm.description or ""):
+            return False
+        if any(not p.matches(alarm.tags.get(k)) for k, p in self.tags.items()):
+            return False
+        if self.namespace is not None:
+            namespaces = {alarm.namespace, *(m.namespace for m in alarm.metrics)} - {None}
+            if not any(self.namespace.matches(n) for n in namespaces):
+                return False
+        if self.metric_name is not None:
+            metric_names = {alarm.metric_name, *(m.metric_name for m in alarm.metrics)} - {None}
+            if not any(self.metric_name.matches(n) for n in metric_names):
+                return False
+        if self.dimensions:
+            dimensions = dict(alarm.dimensions)
+            for metric in alarm.metrics:
+                for name, value in metric.dimensions.items():
+                    dimensions.setdefault(name, value)
+            return all(p.matches(dimensions.get(k)) for k, p in self.dimensions.items())
+        return True
 
 
 class LinkSpec(_Strict):

@@ -269,46 +269,58 @@ def _trigger_fields(trigger: Mapping[str, Any]) -> dict[str, Any]:
     }
     metrics = trigger.get("Metrics")
     if isinstance(metrics, list):
-        fields["metrics"] = tuple(_pascal_metric(m) for m in metrics if isinstance(m, Mapping))
+        fields["metrics"] = tuple(_metric_query(m, _PASCAL_KEYS) for m in metrics if isinstance(m, Mapping))
         single = _single_metric(fields["metrics"])
         if single is not None and not fields["metric_name"] and not fields["threshold_metric_id"]:
             fields.update(single)
     return fields
 
 
-def _pascal_metric(raw: Mapping[str, Any]) -> MetricQuery:
-    stat = raw.get("MetricStat")
-    stat = stat if isinstance(stat, Mapping) else {}
-    metric = stat.get("Metric")
-    metric = metric if isinstance(metric, Mapping) else {}
-    return MetricQuery(
-        id=str(raw.get("Id", "")),
-        expression=_text(raw.get("Expression")),
-        label=_text(raw.get("Label")),
-        namespace=_text(metric.get("Namespace")),
-        metric_name=_text(metric.get("MetricName")),
-        dimensions=_dimensions(metric.get("Dimensions")),
-        stat=_text(stat.get("Stat")),
-        period=_integer(stat.get("Period")),
-        return_data=raw.get("ReturnData") if isinstance(raw.get("ReturnData"), bool) else None,
-    )
+# The same metric query, as SNS (PascalCase) and EventBridge / alarm actions (camelCase) spell it.
+_PASCAL_KEYS = {
+    "id": "Id",
+    "expression": "Expression",
+    "label": "Label",
+    "stat": "MetricStat",
+    "metric": "Metric",
+    "namespace": "Namespace",
+    "name": "MetricName",
+    "dimensions": "Dimensions",
+    "statistic": "Stat",
+    "period": "Period",
+    "return_data": "ReturnData",
+}
+_CAMEL_KEYS = {
+    "id": "id",
+    "expression": "expression",
+    "label": "label",
+    "stat": "metricStat",
+    "metric": "metric",
+    "namespace": "namespace",
+    "name": "name",
+    "dimensions": "dimensions",
+    "statistic": "stat",
+    "period": "period",
+    "return_data": "returnData",
+}
 
 
-def _camel_metric(raw: Mapping[str, Any]) -> MetricQuery:
-    stat = raw.get("metricStat")
+def _metric_query(raw: Mapping[str, Any], keys: Mapping[str, str]) -> MetricQuery:
+    stat = raw.get(keys["stat"])
     stat = stat if isinstance(stat, Mapping) else {}
-    metric = stat.get("metric")
+    metric = stat.get(keys["metric"])
     metric = metric if isinstance(metric, Mapping) else {}
+    return_data = raw.get(keys["return_data"])
     return MetricQuery(
-        id=str(raw.get("id", "")),
-        expression=_text(raw.get("expression")),
-        label=_text(raw.get("label")),
-        namespace=_text(metric.get("namespace")),
-        metric_name=_text(metric.get("name")),
-        dimensions=_dimensions(metric.get("dimensions")),
-        stat=_text(stat.get("stat")),
-        period=_integer(stat.get("period")),
-        return_data=raw.get("returnData") if isinstance(raw.get("returnData"), bool) else None,
+        id=str(raw.get(keys["id"], "")),
+        expression=_text(raw.get(keys["expression"])),
+        label=_text(raw.get(keys["label"])),
+        namespace=_text(metric.get(keys["namespace"])),
+        metric_name=_text(metric.get(keys["name"])),
+        dimensions=_dimensions(metric.get(keys["dimensions"])),
+        stat=_text(stat.get(keys["statistic"])),
+        period=_integer(stat.get(keys["period"])),
+        return_data=return_data if isinstance(return_data, bool) else None,
     )
 
 
@@ -328,7 +340,7 @@ def _single_metric(metrics: tuple[MetricQuery, ...]) -> dict[str, Any] | None:
 
 
 def _camel_metrics_fields(metrics: list[Any], reason_data: Mapping[str, Any]) -> dict[str, Any]:
-    queries = tuple(_camel_metric(m) for m in metrics if isinstance(m, Mapping))
+    queries = tuple(_metric_query(m, _CAMEL_KEYS) for m in metrics if isinstance(m, Mapping))
     single = _single_metric(queries)
     if single is not None:
         return single

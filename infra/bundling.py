@@ -1,0 +1,156 @@
+"""The Lambda asset, bundled on this machine with pip instead of in a Docker container.
+
+pip downloads manylinux wheels for the function's platform and Python version, whatever machine runs
+the synth, so an x86_64 laptop or CI runner builds a correct arm64 asset. The package is copied
+without the code only tests and the CLI use, and the asset is hashed by its output because the source
+hash would not change when ``requirements/lambda.txt`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+from infra.config import Architecture
+from pagerduty_bridge import constants
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+LAMBDA_SOURCE_DIR: Final = REPO_ROOT / "lambda"
+LAMBDA_REQUIREMENTS: Final = REPO_ROOT / "requirements" / "lambda.txt"
+
+EXCLUDED_FROM_ASSET: Final = ("devtools", "cli.py", "__main__.py", "__pycache__", "*.pyc")
+"""Test fixtures and the command-line front end: never imported by the handler, so never shipped."""
+
+_PIP_PLATFORMS: Final[dict[Architecture, str]] = {
+    "arm64": "manylinux2014_aarch64",
+    "x86_64": "manylinux2014_x86_64",
+}
+_UNUSED_IMAGE: Final = "public.ecr.aws/sam/build-python3.14"
+"""BundlingOptions requires an image; the local bundler always succeeds, so Docker never runs it."""
+
+
+def python_version_of(runtime: lambda_.Runtime) -> str:
+    """``python3.14`` → ``3.14``: the version pip resolves wheels for."""
+    match = re.fullmatch(r"python(\d+\.\d+)", runtime.name)
+    if match is None:
+        raise ValueError(f"{runtime.name} is not a Python runtime")
+    return match.group(1)
+
+
+def find_python(version: str) -> str | None:
+    """An interpreter of exactly ``version`` on this machine (PATH, then pyenv), or None.
+
+    Only that version can write ``.pyc`` files the Lambda runtime accepts; bytecode from any other
+    version is ignored at import, so a missing interpreter means skipping precompilation, not faking it.
+    """
+    candidates = [shutil.which(f"python{version}")]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += [str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))]
+    for candidate in candidates:
+        if candidate and _reports_version(candidate, version):
+            return candidate
+    return None
+
+
+def _reports_version(interpreter: str, version: str) -> bool:
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed argv, no shell
+            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and result.stdout.strip() == version
+
+
+@jsii.implements(ILocalBundling)
+class LocalPipBundler:
+    """Builds the asset directory: dependencies from pip, then the package, then optional bytecode."""
+
+    def __init__(self, *, architecture: Architecture, python_version: str) -> None:
+        self.architecture = architecture
+        self.python_version = python_version
+
+    def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
+        """Called by CDK before any Docker bundling; returning True means Docker is never used.
+
+        The bundling options (image, command, …) describe the Docker build this replaces: unused here.
+        """
+        out = Path(output_dir)
+        self._install_dependencies(out)
+        self._copy_package(out)
+        self._precompile(out)
+        return True
+
+    def _install_dependencies(self, out: Path) -> None:
+        subprocess.run(  # noqa: S603 - a fixed argv, no shell
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--quiet",  # errors only: this is a build step, and its warnings are about the machine
+                "--disable-pip-version-check",
+                "--no-input",
+                "--no-compile",  # pip would write bytecode for *this* interpreter, useless in Lambda
+                "--platform",
+                _PIP_PLATFORMS[self.architecture],
+                "--implementation",
+                "cp",
+                "--python-version",
+                self.python_version,
+                "--only-binary=:all:",
+                "--target",
+                str(out),
+                "-r",
+                str(LAMBDA_REQUIREMENTS),
+            ],
+            check=True,
+        )
+        # Console scripts carry this machine's interpreter path in their shebang and are never run.
+        shutil.rmtree(out / "bin", ignore_errors=True)
+
+    def _copy_package(self, out: Path) -> None:
+        shutil.copytree(
+            LAMBDA_SOURCE_DIR / constants.PACKAGE_NAME,
+            out / constants.PACKAGE_NAME,
+            ignore=shutil.ignore_patterns(*EXCLUDED_FROM_ASSET),
+        )
+
+    def _precompile(self, out: Path) -> None:
+        interpreter = find_python(self.python_version)
+        if interpreter is None:
+            sys.stderr.write(
+                f"pagerduty-bridge: python{self.python_version} not found; the asset ships without .pyc "
+                "(imports compile on each cold start instead)\n"
+            )
+            return
+        # Unchecked-hash bytecode does not embed timestamps, so the output (and the asset hash) is
+        # reproducible, and the read-only /var/task never needs a staleness check.
+        subprocess.run(  # noqa: S603 - a fixed argv, no shell
+            [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(out)],
+            check=True,
+        )
+
+
+def function_code(*, architecture: Architecture, runtime: lambda_.Runtime) -> lambda_.Code:
+    """The function's code asset, bundled locally for ``architecture`` and ``runtime``."""
+    bundler = LocalPipBundler(architecture=architecture, python_version=python_version_of(runtime))
+    return lambda_.Code.from_asset(
+        str(LAMBDA_SOURCE_DIR),
+        asset_hash_type=AssetHashType.OUTPUT,
+        bundling=BundlingOptions(image=DockerImage.from_registry(_UNUSED_IMAGE), local=bundler),
+    )

@@ -1,0 +1,127 @@
+"""The bridge watching itself: alarms on its own failures, sent to a topic of their own.
+
+Never through the alarm topic the bridge consumes: a broken bridge cannot page about itself. The
+health topic goes to people directly (e-mail, or whatever the operators subscribe), and every alarm
+also notifies on its way back to OK so a recovered bridge says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.encrypted_topic import CloudWatchTopic
+from pagerduty_bridge import constants
+
+PERIOD: Final = Duration.minutes(1)
+"""One-minute periods: a paging path that fails should be known within minutes, not a quarter hour."""
+
+POWERTOOLS_SERVICE_DIMENSION: Final = "service"
+"""Powertools Metrics adds the service name as this dimension to every metric it emits."""
+
+
+def delivery_failed_metric(period: Duration = PERIOD) -> cloudwatch.Metric:
+    """The handler's count of notifications it could not deliver to PagerDuty."""
+    return bridge_metric(constants.METRIC_DELIVERY_FAILED, period)
+
+
+def bridge_metric(
+    name: str, period: Duration = PERIOD, *, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
+) -> cloudwatch.Metric:
+    """One of the handler's own metrics as Powertools emits it (namespace, service dimension); summed
+    unless ``statistic`` says otherwise."""
+    return cloudwatch.Metric(
+        namespace=constants.METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={POWERTOOLS_SERVICE_DIMENSION: constants.SERVICE_NAME},
+        statistic=statistic,
+        period=period,
+        label=label,
+    )
+
+
+class HealthAlarms(Construct):
+    """A health topic and the alarms that publish to it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        dead_letter_queues: Mapping[str, sqs.IQueue],
+        email: str | None,
+        queue_descriptions: Mapping[str, str] | None = None,
+    ) -> None:
+        """``queue_descriptions`` overrides, by queue name, the alarm text for queues of notifications."""
+        super().__init__(scope, construct_id)
+        self.topic = self._build_topic(email)
+        self._action = cloudwatch_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        self._build_function_alarms(function)
+        self._build_queue_alarms(dead_letter_queues, queue_descriptions or {})
+        self._build_delivery_alarm()
+
+    def _build_topic(self, email: str | None) -> sns.ITopic:
+        topic = CloudWatchTopic(self, "Topic", description="pagerduty-bridge health").topic
+        if email is not None:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        CfnOutput(self, "TopicArn", value=topic.topic_arn, description="Subscribe the bridge's operators here")
+        return topic
+
+    def _build_function_alarms(self, function: lambda_.IFunction) -> None:
+        self._alarm(
+            "FunctionErrors",
+            function.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            "The bridge function failed an invocation (Lambda retries it; see its logs).",
+        )
+        self._alarm(
+            "FunctionThrottles",
+            function.metric_throttles(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            "The bridge function was throttled: alarms queue up behind its reserved concurrency.",
+        )
+
+    def _build_queue_alarms(
+        self, dead_letter_queues: Mapping[str, sqs.IQueue], descriptions: Mapping[str, str]
+    ) -> None:
+        for name, queue in dead_letter_queues.items():
+            self._alarm(
+                f"{name}NotEmpty",
+                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM),
+                descriptions.get(
+                    name,
+                    f"Notifications are waiting in the {name} queue: they never reached PagerDuty. "
+                    "Fix the cause, then replay them.",
+                ),
+            )
+
+    def _build_delivery_alarm(self) -> None:
+        self._alarm(
+            "DeliveryFailed",
+            delivery_failed_metric(),
+            "The bridge could not deliver an event to PagerDuty (it retries; see its logs).",
+        )
+
+    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> None:
+        """Alarm on any non-zero datapoint; missing data is healthy (no traffic, no failures)."""
+        alarm = metric.create_alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms[construct_id] = alarm

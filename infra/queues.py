@@ -1,0 +1,53 @@
+"""SQS queues as every queue of the bridge is made: encrypted at rest, SSL-only.
+
+SQS-managed encryption (SSE-SQS) rather than a customer-managed key: SNS and Lambda deliver to an
+SSE-SQS queue without any key grant, and a dead-letter queue whose key policy forgot a service
+principal silently drops exactly the messages it exists to keep.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import nag
+
+DEAD_LETTER_RETENTION: Final = Duration.days(14)
+"""SQS's maximum: a failed page stays inspectable and replayable for two weeks. Longer than any
+source queue's retention, since a standard queue keeps a message's original enqueue time on redrive."""
+
+
+def secure_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retention: Duration | None = None,
+    visibility_timeout: Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
+    """A queue with server-side encryption and a policy denying any request not made over TLS."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=retention,
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=dead_letter_queue,
+    )
+
+
+def dead_letter_queue(scope: Construct, construct_id: str, *, holds: str) -> sqs.Queue:
+    """A queue that is itself the last stop for failed deliveries (``holds`` says which)."""
+    queue = secure_queue(scope, construct_id, retention=DEAD_LETTER_RETENTION)
+    nag.acknowledge(
+        queue,
+        "SQS3",
+        f"This queue is the dead-letter destination for {holds}; the rule only recognises queues named "
+        "in another queue's RedrivePolicy. Its depth is alarmed on, and a dead-letter queue of a "
+        "dead-letter queue would only move the same messages one step further from anyone's sight.",
+    )
+    return queue

@@ -1,0 +1,151 @@
+"""Delivery safety: how notifications reach the function and where failures are kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from infra.config import BridgeConfig
+from infra.delivery import ASYNC_RETRY_ATTEMPTS, MAX_EVENT_AGE, VISIBILITY_TIMEOUT_FACTOR
+from infra.queues import DEAD_LETTER_RETENTION
+from tests.infra.conftest import EXISTING_TOPIC_ARN, Synthesized, as_list, ref
+
+
+def _queue_policies(synthesized: Synthesized, queue_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in synthesized.of_type("AWS::SQS::QueuePolicy").values():
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_direct_subscription_invokes_the_function_with_a_dead_letter_queue(direct: Synthesized) -> None:
+    _, subscription = direct.one("AWS::SNS::Subscription")
+    properties = subscription["Properties"]
+    function_id = direct.logical_id(direct.stack.bridge.function)
+    dlq_id = direct.logical_id(direct.stack.dead_letter_queues["SubscriptionDeadLetters"])
+    assert properties["Protocol"] == "lambda"
+    assert ref(properties["Endpoint"]) == function_id
+    assert ref(properties["TopicArn"]) == direct.logical_id(direct.stack.alarm_topic.topic)
+    assert ref(properties["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
+
+
+def test_sns_may_write_to_the_subscription_dead_letter_queue_for_this_topic_only(direct: Synthesized) -> None:
+    dlq_id = direct.logical_id(direct.stack.dead_letter_queues["SubscriptionDeadLetters"])
+    allows = [s for s in _queue_policies(direct, dlq_id) if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert as_list(allow["Action"]) == ["sqs:SendMessage"]
+    assert ref(allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == direct.logical_id(direct.stack.alarm_topic.topic)
+
+
+def test_only_the_topic_and_the_schedule_may_invoke_the_function(direct: Synthesized) -> None:
+    assert direct.stack.reconciliation is not None
+    function_arn = {"Fn::GetAtt": [direct.logical_id(direct.stack.bridge.function), "Arn"]}
+    invokers = set()
+    for permission in direct.of_type("AWS::Lambda::Permission").values():
+        properties = permission["Properties"]
+        assert properties["Action"] == "lambda:InvokeFunction"
+        assert properties["FunctionName"] == function_arn
+        invokers.add((properties["Principal"], ref(properties["SourceArn"])))
+    assert invokers == {
+        ("sns.amazonaws.com", direct.logical_id(direct.stack.alarm_topic.topic)),
+        ("events.amazonaws.com", direct.logical_id(direct.stack.reconciliation.rule)),
+    }
+
+
+def test_async_invocations_retry_a_bounded_number_of_times_then_go_to_a_queue(direct: Synthesized) -> None:
+    _, config = direct.one("AWS::Lambda::EventInvokeConfig")
+    properties = config["Properties"]
+    assert properties["MaximumRetryAttempts"] == ASYNC_RETRY_ATTEMPTS == 2
+    assert properties["MaximumEventAgeInSeconds"] == MAX_EVENT_AGE.to_seconds()
+    destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+    failure_queue = direct.stack.dead_letter_queues["FailedInvocations"]
+    assert ref(destination) == direct.logical_id(failure_queue)
+    assert direct.resources[ref(destination) or ""]["Type"] == "AWS::SQS::Queue"
+
+
+def test_every_queue_is_encrypted_and_ssl_only(variant: Synthesized) -> None:
+    queues = variant.of_type("AWS::SQS::Queue")
+    assert queues
+    for queue_id, queue in queues.items():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True, queue_id
+        denies = [s for s in _queue_policies(variant, queue_id) if s["Effect"] == "Deny"]
+        assert any(
+            s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and s["Action"] == "sqs:*" for s in denies
+        ), queue_id
+
+
+def test_dead_letter_queues_keep_messages_for_two_weeks(variant: Synthesized) -> None:
+    for name, queue in variant.stack.dead_letter_queues.items():
+        properties = variant.resources[variant.logical_id(queue)]["Properties"]
+        assert properties["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION.to_seconds(), name
+
+
+def test_buffered_mode_subscribes_a_queue_with_envelopes_intact(buffered: Synthesized) -> None:
+    (properties,) = [
+        s["Properties"]
+        for s in buffered.of_type("AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] != "email"
+    ]
+    delivery = buffered.stack.node.find_child("BufferedDelivery")
+    assert properties["Protocol"] == "sqs"
+    assert properties["TopicArn"] == EXISTING_TOPIC_ARN
+    assert ref(properties["Endpoint"]) == buffered.logical_id(delivery.node.find_child("Buffer"))
+    assert properties.get("RawMessageDelivery", False) is False
+    assert ref(properties["RedrivePolicy"]["deadLetterTargetArn"]) == buffered.logical_id(
+        delivery.node.find_child("DeadLetters")
+    )
+
+
+def test_buffered_mode_drains_the_queue_with_partial_batch_failures(buffered: Synthesized) -> None:
+    config = buffered.stack.config
+    delivery = buffered.stack.node.find_child("BufferedDelivery")
+    buffered.assertions.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [buffered.logical_id(delivery.node.find_child("Buffer")), "Arn"]},
+            "FunctionName": {"Ref": buffered.logical_id(buffered.stack.bridge.function)},
+            "BatchSize": config.batch_size,
+            "MaximumBatchingWindowInSeconds": config.max_batching_window_seconds,
+            "ScalingConfig": {"MaximumConcurrency": config.max_concurrency},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+    assert not buffered.of_type("AWS::Lambda::EventInvokeConfig")
+
+
+def test_buffered_queue_redrives_to_the_dead_letter_queue(buffered: Synthesized) -> None:
+    delivery = buffered.stack.node.find_child("BufferedDelivery")
+    buffer = buffered.resources[buffered.logical_id(delivery.node.find_child("Buffer"))]["Properties"]
+    assert buffer["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [buffered.logical_id(delivery.node.find_child("DeadLetters")), "Arn"]},
+        "maxReceiveCount": BridgeConfig().max_receive_count,
+    }
+    assert BridgeConfig().max_receive_count == 5
+    timeout = buffered.function["Properties"]["Timeout"]
+    assert buffer["VisibilityTimeout"] == timeout * VISIBILITY_TIMEOUT_FACTOR
+
+
+def test_buffered_queue_accepts_only_this_topic(buffered: Synthesized) -> None:
+    buffered.assertions.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "sns.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Condition": {"ArnEquals": {"aws:SourceArn": EXISTING_TOPIC_ARN}},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )

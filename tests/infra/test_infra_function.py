@@ -1,0 +1,210 @@
+"""The function: handler, runtime, settings, and the asset it runs from."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk import aws_lambda as lambda_
+
+from infra.bridge_function import MEMORY_MB, RUNTIME, TIMEOUT_HEADROOM_SECONDS
+from infra.bundling import LocalPipBundler, find_python, python_version_of
+from infra.config import BridgeConfig
+from infra.integration_key import PLACEHOLDER
+from pagerduty_bridge import constants
+from tests.infra.conftest import Synthesized
+
+ELF_MACHINES = {"arm64": 183, "x86_64": 62}
+"""``e_machine`` in an ELF header: EM_AARCH64 and EM_X86_64."""
+
+
+def _runtime_version(name: str) -> tuple[int, int]:
+    major, minor = re.fullmatch(r"python(\d+)\.(\d+)", name).groups()  # type: ignore[union-attr]
+    return int(major), int(minor)
+
+
+def test_handler_string_names_a_function_in_the_package(direct: Synthesized) -> None:
+    handler = direct.function["Properties"]["Handler"]
+    assert handler == constants.HANDLER
+    module_name, _, attribute = handler.rpartition(".")
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, attribute))
+
+
+def test_runtime_is_the_newest_python_the_cdk_offers(variant: Synthesized) -> None:
+    offered = [getattr(lambda_.Runtime, name).name for name in dir(lambda_.Runtime) if name.startswith("PYTHON_3")]
+    newest = max(offered, key=_runtime_version)
+    assert variant.function["Properties"]["Runtime"] == RUNTIME.name == newest
+
+
+def test_architecture_follows_context(variant: Synthesized) -> None:
+    assert BridgeConfig().architecture == "arm64"
+    expected = {"direct": "arm64", "buffered": "x86_64", "routed": "arm64"}[variant.name]
+    assert variant.stack.config.architecture == expected
+    assert variant.function["Properties"]["Architectures"] == [expected]
+
+
+def test_timeout_covers_the_retry_budget(variant: Synthesized) -> None:
+    properties = variant.function["Properties"]
+    budget = int(properties["Environment"]["Variables"][constants.ENV_RETRY_BUDGET_SECONDS])
+    assert budget == variant.stack.config.retry_budget_seconds
+    assert properties["Timeout"] == budget + TIMEOUT_HEADROOM_SECONDS
+    assert properties["MemorySize"] == MEMORY_MB
+
+
+ALWAYS_SET = {
+    constants.ENV_TABLE_NAME,
+    constants.ENV_INTEGRATION_KEY_SECRET_ARN,
+    constants.ENV_ENVIRONMENT,
+    constants.ENV_RETRY_BUDGET_SECONDS,
+    constants.ENV_POWERTOOLS_SERVICE_NAME,
+    constants.ENV_POWERTOOLS_METRICS_NAMESPACE,
+}
+"""What every deployment sets; alert rules and routing-key secrets only when given."""
+
+
+def test_environment_variables_are_the_settings_names(variant: Synthesized) -> None:
+    variables = variant.function["Properties"]["Environment"]["Variables"]
+    expected = set(ALWAYS_SET)
+    if variant.stack.config.alert_rules is not None:
+        expected.add(constants.ENV_ALERT_RULES)
+    if variant.stack.config.routing_key_secrets:
+        expected.add(constants.ENV_ROUTING_KEY_SECRETS)
+    assert set(variables) == expected
+    assert set(variables) - {constants.ENV_POWERTOOLS_SERVICE_NAME, constants.ENV_POWERTOOLS_METRICS_NAMESPACE} <= set(
+        constants.ALL_SETTINGS_ENV_VARS
+    )
+
+
+def test_default_environment_values(direct: Synthesized) -> None:
+    variables = direct.function["Properties"]["Environment"]["Variables"]
+    table_id, _ = direct.one("AWS::DynamoDB::Table")
+    secret_id, _ = direct.one("AWS::SecretsManager::Secret")
+    assert variables[constants.ENV_TABLE_NAME] == {"Ref": table_id}
+    assert variables[constants.ENV_INTEGRATION_KEY_SECRET_ARN] == {"Ref": secret_id}
+    assert variables[constants.ENV_ENVIRONMENT] == "dev"
+    assert variables[constants.ENV_POWERTOOLS_SERVICE_NAME] == constants.SERVICE_NAME
+    assert variables[constants.ENV_POWERTOOLS_METRICS_NAMESPACE] == constants.METRICS_NAMESPACE
+
+
+def test_no_integration_key_in_the_environment_or_template(variant: Synthesized) -> None:
+    variables = variant.function["Properties"]["Environment"]["Variables"]
+    assert constants.ENV_INTEGRATION_KEY not in variables
+    assert constants.ENV_ROUTING_KEYS not in variables
+    routing_key_shape = re.compile(rf"^[A-Za-z0-9]{{{constants.ROUTING_KEY_LENGTH}}}$")
+    assert not [value for value in variables.values() if isinstance(value, str) and routing_key_shape.match(value)]
+    for secret in variant.of_type("AWS::SecretsManager::Secret").values():
+        assert secret["Properties"]["SecretString"] == PLACEHOLDER
+        assert not routing_key_shape.match(PLACEHOLDER)
+
+
+def test_existing_secret_arn_is_passed_through(buffered: Synthesized) -> None:
+    variables = buffered.function["Properties"]["Environment"]["Variables"]
+    assert variables[constants.ENV_INTEGRATION_KEY_SECRET_ARN] == buffered.stack.config.integration_key_secret_arn
+    assert not buffered.of_type("AWS::SecretsManager::Secret")
+
+
+def test_log_group_has_the_configured_retention(variant: Synthesized) -> None:
+    log_id, log_group = variant.one("AWS::Logs::LogGroup")
+    assert log_group["Properties"]["RetentionInDays"] == variant.stack.config.log_retention_days
+    assert variant.function["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": log_id}
+
+
+def test_reserved_concurrency_follows_context(variant: Synthesized) -> None:
+    reserved = variant.stack.config.reserved_concurrency
+    if variant.name == "buffered":
+        assert reserved is None
+        assert "ReservedConcurrentExecutions" not in variant.function["Properties"]
+    else:
+        assert reserved == BridgeConfig().reserved_concurrency
+        assert variant.function["Properties"]["ReservedConcurrentExecutions"] == reserved
+
+
+def _elf_machine(path: Path) -> int:
+    header = path.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF", f"{path} is not an ELF file"
+    machine: int = struct.unpack("<H", header[18:20])[0]
+    return machine
+
+
+def test_asset_bundles_pydantic_core_for_the_function_architecture(variant: Synthesized) -> None:
+    architecture = variant.stack.config.architecture
+    version = python_version_of(RUNTIME).replace(".", "")
+    extensions = list((variant.asset_dir / "pydantic_core").glob("_pydantic_core.*.so"))
+    assert extensions, f"no pydantic_core extension in {variant.asset_dir}"
+    for extension in extensions:
+        assert f"cpython-{version}-" in extension.name
+        assert _elf_machine(extension) == ELF_MACHINES[architecture]
+
+
+def test_asset_holds_the_handler_and_not_the_tools(direct: Synthesized) -> None:
+    package = direct.asset_dir / constants.PACKAGE_NAME
+    module, _, _ = constants.HANDLER.rpartition(".")
+    assert (direct.asset_dir / (module.replace(".", "/") + ".py")).is_file()
+    assert (package / "constants.py").is_file()
+    assert not (package / "devtools").exists()
+    assert not (package / "cli.py").exists()
+    assert not (package / "__main__.py").exists()
+    assert not (direct.asset_dir / "bin").exists()
+    compiled = list(direct.asset_dir.rglob("*.pyc"))
+    if find_python(python_version_of(RUNTIME)) is None:
+        assert not compiled, "bytecode of another Python version would only be ignored"
+    else:
+        assert compiled
+    # boto3 comes with the Lambda runtime; bundling it would only pin an older copy.
+    assert not (direct.asset_dir / "boto3").exists()
+
+
+def _host_architecture() -> str | None:
+    machine = platform.machine().lower()
+    return {"aarch64": "arm64", "arm64": "arm64", "x86_64": "x86_64", "amd64": "x86_64"}.get(machine)
+
+
+def _import_handler_from(asset_dir: Path, interpreter: str) -> subprocess.CompletedProcess[str]:
+    """Import the handler with nothing but the standard library and ``asset_dir`` on the path.
+
+    ``-I`` ignores PYTHON* variables and the user site, ``-S`` skips site-packages, so a package this
+    machine happens to have installed cannot stand in for one the asset lacks.
+    """
+    module, _, attribute = constants.HANDLER.rpartition(".")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import importlib; "
+        f"m = importlib.import_module({module!r}); assert callable(m.{attribute}); "
+        "assert all(p.startswith(sys.argv[1]) for p in "
+        "(getattr(v, '__file__', None) or sys.argv[1] for k, v in sys.modules.items() "
+        "if k.split('.')[0] in ('pydantic', 'pydantic_core', 'aws_lambda_powertools', 'requests')))"
+    )
+    return subprocess.run(
+        [interpreter, "-I", "-S", "-c", code, str(asset_dir)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_handler_imports_from_the_asset_alone(direct: Synthesized, tmp_path: Path) -> None:
+    """The asset must carry every import the handler needs (boto3 aside, which the runtime provides).
+
+    Importing the real asset takes this machine's architecture and the runtime's Python version. Where
+    either is missing (an x86_64 runner, no python3.14), the same bundler builds the same asset for
+    this machine's platform and interpreter, and that one is imported: the bundler's choice of files
+    is what is under test, and it does not depend on the platform.
+    """
+    runtime_version = python_version_of(RUNTIME)
+    interpreter = find_python(runtime_version)
+    if interpreter is not None and _host_architecture() == direct.stack.config.architecture:
+        asset_dir = direct.asset_dir
+    else:
+        host = _host_architecture()
+        if host is None:
+            pytest.skip(f"no manylinux wheels for this machine ({platform.machine()})")
+        interpreter = sys.executable
+        asset_dir = tmp_path / "asset"
+        asset_dir.mkdir()
+        host_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        LocalPipBundler(architecture=host, python_version=host_version).try_bundle(str(asset_dir))  # type: ignore[arg-type]
+    result = _import_handler_from(asset_dir, interpreter)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,260 @@
+"""The table, the topics, the health alarms and the dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from infra.dashboard import KEY_FIGURE_PERIOD, METRIC_INCIDENT_RESOLVED_AUTO, PERIOD
+from infra.encrypted_topic import CLOUDWATCH_KEY_ACTIONS
+from infra.health import POWERTOOLS_SERVICE_DIMENSION
+from pagerduty_bridge import constants
+from tests.infra.conftest import ACCOUNT, EXISTING_TOPIC_ARN, HEALTH_EMAIL, Synthesized, as_list, ref
+
+
+def test_table_schema_is_the_stores(direct: Synthesized) -> None:
+    direct.assertions.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "KeySchema": [{"AttributeName": constants.TABLE_PARTITION_KEY, "KeyType": "HASH"}],
+                "AttributeDefinitions": Match.array_equals(
+                    [
+                        {"AttributeName": constants.TABLE_PARTITION_KEY, "AttributeType": "S"},
+                        {"AttributeName": constants.ACTIVE_INDEX_PARTITION_KEY, "AttributeType": "S"},
+                        {"AttributeName": constants.ACTIVE_INDEX_SORT_KEY, "AttributeType": "S"},
+                    ]
+                ),
+                "GlobalSecondaryIndexes": [
+                    {
+                        "IndexName": constants.ACTIVE_INDEX_NAME,
+                        "KeySchema": [
+                            {"AttributeName": constants.ACTIVE_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                            {"AttributeName": constants.ACTIVE_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+                "BillingMode": "PAY_PER_REQUEST",
+                "TimeToLiveSpecification": {"AttributeName": constants.TTL_ATTRIBUTE, "Enabled": True},
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            },
+        },
+    )
+
+
+def _topic_policy_statements(synthesized: Synthesized, topic_id: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in synthesized.of_type("AWS::SNS::TopicPolicy").values():
+        if {"Ref": topic_id} in policy["Properties"]["Topics"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _check_cloudwatch_topic(synthesized: Synthesized, topic_id: str) -> str:
+    """Asserts the topic is CMK-encrypted, SSL-only and open to this account's alarms; returns its key."""
+    topic = synthesized.resources[topic_id]["Properties"]
+    key_id = ref(topic["KmsMasterKeyId"])
+    assert key_id is not None
+    key = synthesized.resources[key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    (cloudwatch_use,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert set(as_list(cloudwatch_use["Action"])) == set(CLOUDWATCH_KEY_ACTIONS)
+    assert cloudwatch_use["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+
+    statements = _topic_policy_statements(synthesized, topic_id)
+    (publish,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert as_list(publish["Action"]) == ["sns:Publish"]
+    assert publish["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+    return key_id
+
+
+def test_alarm_topic_is_encrypted_ssl_only_and_open_to_this_accounts_alarms(direct: Synthesized) -> None:
+    _check_cloudwatch_topic(direct, direct.logical_id(direct.stack.alarm_topic.topic))
+
+
+def test_existing_alarm_topic_is_subscribed_to_not_created(buffered: Synthesized) -> None:
+    assert buffered.stack.alarm_topic.topic.topic_arn == EXISTING_TOPIC_ARN
+    health_topic_id = buffered.logical_id(buffered.stack.health.topic)
+    assert list(buffered.of_type("AWS::SNS::Topic")) == [health_topic_id]
+
+
+def test_health_topic_is_separate_encrypted_with_its_own_key(direct: Synthesized) -> None:
+    alarm_topic_id = direct.logical_id(direct.stack.alarm_topic.topic)
+    health_topic_id = direct.logical_id(direct.stack.health.topic)
+    assert alarm_topic_id != health_topic_id
+    assert _check_cloudwatch_topic(direct, health_topic_id) != _check_cloudwatch_topic(direct, alarm_topic_id)
+
+
+def test_health_email_subscription_only_when_given(variant: Synthesized) -> None:
+    emails = [
+        s["Properties"]
+        for s in variant.of_type("AWS::SNS::Subscription").values()
+        if s["Properties"]["Protocol"] == "email"
+    ]
+    if variant.name != "buffered":
+        assert variant.stack.config.health_alarm_email is None
+        assert emails == []
+        return
+    assert emails == [
+        {
+            "Protocol": "email",
+            "Endpoint": HEALTH_EMAIL,
+            "TopicArn": {"Ref": variant.logical_id(variant.stack.health.topic)},
+        }
+    ]
+
+
+def _alarms_on(synthesized: Synthesized, metric_name: str, namespace: str) -> list[dict[str, Any]]:
+    return [
+        alarm["Properties"]
+        for alarm in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == metric_name and alarm["Properties"].get("Namespace") == namespace
+    ]
+
+
+def _notifies_health_topic_both_ways(synthesized: Synthesized, alarm: dict[str, Any]) -> None:
+    health = {"Ref": synthesized.logical_id(synthesized.stack.health.topic)}
+    assert alarm["AlarmActions"] == [health]
+    assert alarm["OKActions"] == [health]
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_function_errors_and_throttles_alarm_to_the_health_topic(variant: Synthesized) -> None:
+    function = {"Name": "FunctionName", "Value": {"Ref": variant.logical_id(variant.stack.bridge.function)}}
+    for metric in ("Errors", "Throttles"):
+        (alarm,) = _alarms_on(variant, metric, "AWS/Lambda")
+        assert alarm["Dimensions"] == [function]
+        assert alarm["Statistic"] == "Sum"
+        _notifies_health_topic_both_ways(variant, alarm)
+
+
+def test_every_dead_letter_queue_has_a_depth_alarm(variant: Synthesized) -> None:
+    alarms = _alarms_on(variant, "ApproximateNumberOfMessagesVisible", "AWS/SQS")
+    watched = {ref(alarm["Dimensions"][0]["Value"]) for alarm in alarms}
+    assert watched == {variant.logical_id(queue) for queue in variant.stack.dead_letter_queues.values()}
+    queue_ids = set(variant.of_type("AWS::SQS::Queue"))
+    assert watched <= queue_ids
+    for alarm in alarms:
+        _notifies_health_topic_both_ways(variant, alarm)
+
+
+def test_delivery_failed_metric_alarm_matches_what_powertools_emits(variant: Synthesized) -> None:
+    (alarm,) = _alarms_on(variant, constants.METRIC_DELIVERY_FAILED, constants.METRICS_NAMESPACE)
+    assert alarm["Dimensions"] == [{"Name": POWERTOOLS_SERVICE_DIMENSION, "Value": constants.SERVICE_NAME}]
+    assert alarm["Statistic"] == "Sum"
+    _notifies_health_topic_both_ways(variant, alarm)
+
+
+def test_no_health_alarm_goes_through_the_alarm_topic(direct: Synthesized) -> None:
+    alarm_topic = {"Ref": direct.logical_id(direct.stack.alarm_topic.topic)}
+    for alarm in direct.of_type("AWS::CloudWatch::Alarm").values():
+        actions = alarm["Properties"].get("AlarmActions", []) + alarm["Properties"].get("OKActions", [])
+        assert alarm_topic not in actions
+
+
+def _dashboard_widgets(synthesized: Synthesized) -> list[dict[str, Any]]:
+    """The dashboard body as JSON, each deploy-time value (region, queue names) as the string "TOKEN"."""
+    _, dashboard = synthesized.one("AWS::CloudWatch::Dashboard")
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    widgets: list[dict[str, Any]] = json.loads("".join(p if isinstance(p, str) else "TOKEN" for p in parts))["widgets"]
+    return widgets
+
+
+def _bridge_metrics(widget: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The handler's metrics a widget plots or computes with: (metric name, options) each."""
+    found = []
+    for entry in widget["properties"].get("metrics", []):
+        if entry[0] != constants.METRICS_NAMESPACE:
+            continue
+        name, dimensions, options = entry[1], entry[2:-1], entry[-1]
+        assert dimensions == [POWERTOOLS_SERVICE_DIMENSION, constants.SERVICE_NAME], entry
+        found.append((name, options))
+    return found
+
+
+def _expressions(widget: dict[str, Any]) -> list[str]:
+    return [entry[0]["expression"] for entry in widget["properties"].get("metrics", []) if "expression" in entry[0]]
+
+
+DASHBOARD_DEFAULTS = {"stat": "Average", "period": 300}
+"""What a dashboard metric without these options uses (and CDK leaves them out when they are these)."""
+
+
+def _widgets_with(synthesized: Synthesized, metric: str, stat: str, period: float) -> list[dict[str, Any]]:
+    """Widgets plotting ``metric`` with ``stat`` over ``period`` seconds."""
+    return [
+        widget
+        for widget in _dashboard_widgets(synthesized)
+        for name, options in _bridge_metrics(widget)
+        if name == metric
+        and ({**DASHBOARD_DEFAULTS, **options}["stat"], {**DASHBOARD_DEFAULTS, **options}["period"]) == (stat, period)
+    ]
+
+
+def _ratio_widgets(synthesized: Synthesized, numerator: str, denominator: str) -> list[dict[str, Any]]:
+    """Widgets computing ``numerator / denominator`` (as percent) from summed handler metrics."""
+    matches = []
+    for widget in _dashboard_widgets(synthesized):
+        metrics = {options["id"]: (name, options) for name, options in _bridge_metrics(widget) if "id" in options}
+        for expression in _expressions(widget):
+            match = re.fullmatch(r"100 \* FILL\((\w+), 0\) / (\w+)", expression)
+            if match is None:
+                continue
+            top, bottom = (metrics.get(match.group(i)) for i in (1, 2))
+            if top is None or bottom is None:
+                continue
+            if (top[0], bottom[0]) == (numerator, denominator) and top[1]["stat"] == bottom[1]["stat"] == "Sum":
+                matches.append(widget)
+    return matches
+
+
+def test_dashboard_shows_the_key_figures(variant: Synthesized) -> None:
+    hour = KEY_FIGURE_PERIOD.to_seconds()
+    # Incident creation rate: triggered incidents summed per hour.
+    assert _widgets_with(variant, constants.METRIC_INCIDENT_TRIGGERED, "Sum", hour)
+    # Mean resolution time: the average of the resolution times, in seconds, per hour.
+    assert _widgets_with(variant, constants.METRIC_RESOLUTION_TIME, "Average", hour)
+    # Acknowledgement rate and auto-resolution rate: metric math over summed counts.
+    assert _ratio_widgets(variant, constants.METRIC_INCIDENT_ACKNOWLEDGED, constants.METRIC_INCIDENT_TRIGGERED)
+    auto = constants.METRIC_INCIDENT_RESOLVED_BY.format(how="Auto")
+    assert auto == METRIC_INCIDENT_RESOLVED_AUTO == "IncidentResolvedAuto"
+    assert _ratio_widgets(variant, auto, constants.METRIC_INCIDENT_RESOLVED)
+    # The same four over the whole time range shown, in one row of numbers.
+    (figures,) = [w for w in _dashboard_widgets(variant) if w["properties"]["view"] == "singleValue"]
+    assert figures["properties"]["setPeriodToTimeRange"] is True
+    names = {name for name, _ in _bridge_metrics(figures)}
+    assert {constants.METRIC_INCIDENT_TRIGGERED, constants.METRIC_RESOLUTION_TIME, auto} <= names
+    assert len(_expressions(figures)) == 2
+
+
+def test_dashboard_shows_delivery_failures_and_pagerduty_latency(variant: Synthesized) -> None:
+    period = PERIOD.to_seconds()
+    assert _widgets_with(variant, constants.METRIC_DELIVERY_FAILED, "Sum", period)
+    for stat in ("p50", "p99", "Maximum"):
+        assert _widgets_with(variant, constants.METRIC_PAGERDUTY_LATENCY, stat, period), stat
+    for metric in (constants.METRIC_INCIDENT_TRIGGERED, constants.METRIC_INCIDENT_ACKNOWLEDGED):
+        assert _widgets_with(variant, metric, "Sum", period), metric
+
+
+def test_dashboard_shows_every_dead_letter_queue(variant: Synthesized) -> None:
+    (widget,) = [w for w in _dashboard_widgets(variant) if w["properties"]["title"] == "Dead-letter queue depth"]
+    labels = {entry[-1]["label"] for entry in widget["properties"]["metrics"]}
+    assert labels == set(variant.stack.dead_letter_queues)

@@ -26,7 +26,7 @@ replay: $(STAMP)
 	$(VENV)/bin/pagerduty-bridge replay --state .pagerduty-bridge/replay-demo.db events/
 
 ## test: the whole suite (unit, integration, infra, lint)
-test: $(STAMP) lint
+test: $(STAMP) node_modules/.installed lint
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 ## lint: ruff and mypy

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,17 @@ def assert_valid_event(body: dict[str, Any]) -> None:
             assert image["src"].startswith("https://")
     else:
         assert body.get("dedup_key")
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of Lambda's context object that the handler and Powertools read."""
+
+    function_name: str = "pagerduty-bridge"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:pagerduty-bridge"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remaining_millis: int = 300_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_millis

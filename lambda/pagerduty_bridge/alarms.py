@@ -10,7 +10,7 @@ arrived. Real messages vary a lot (DESIGN.md, "seen in the wild"); every variati
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, MetricQuery, utc
+from pagerduty_bridge.safejson import loads
 
 # "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:name" (also aws-us-gov, aws-cn partitions).
 _ALARM_ARN = re.compile(r"^arn:(?P<partition>aws[\w-]*):cloudwatch:(?P<region>[\w-]+):(?P<account>[^:]*):alarm:")
@@ -128,7 +129,7 @@ def parse_alarm_data(
 def current_value_from_reason(reason: str) -> float | None:
     """The first datapoint CloudWatch lists in ``NewStateReason``, or ``None`` when it lists none."""
     match = _DATAPOINT.search(reason) or _OLD_DATAPOINT.search(reason)
-    return float(match.group("value")) if match else None
+    return _number(match.group("value")) if match else None
 
 
 def comparison_from_reason(reason: str) -> str | None:
@@ -175,8 +176,8 @@ def _time(value: Any, field: str, fallback: datetime | None) -> datetime:
         raise InvalidMessageError(f"{field} is missing")
     try:
         return utc(datetime.fromisoformat(str(value).strip()))
-    except ValueError:
-        raise InvalidMessageError(f"{field} is {value!r}, not an ISO 8601 time") from None
+    except (ValueError, OverflowError):
+        raise InvalidMessageError(f"{field} is {value!r}, not an ISO 8601 time in range") from None
 
 
 def _arn_parts(arn: str | None) -> dict[str, str]:
@@ -198,16 +199,14 @@ def _child_name(child: Any) -> str:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
+    """A finite number, or ``None``: PagerDuty rejects ``Infinity`` and ``NaN`` (they are not JSON)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _integer(value: Any) -> int | None:
@@ -366,7 +365,7 @@ def _reason_data(raw: Any) -> Mapping[str, Any]:
         return raw
     if isinstance(raw, str) and raw.strip():
         try:
-            decoded = json.loads(raw)
+            decoded = loads(raw)
         except ValueError:
             return {}
         return decoded if isinstance(decoded, Mapping) else {}

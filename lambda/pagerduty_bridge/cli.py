@@ -39,6 +39,7 @@ from pagerduty_bridge.operations import (
 from pagerduty_bridge.processing import RecordResult, process_event
 from pagerduty_bridge.redrive import redrive
 from pagerduty_bridge.rendering import COST_THRESHOLD, HIGH_FAILURE_RATE, HIGH_LATENCY
+from pagerduty_bridge.safejson import loads
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store import IncidentStore, to_record
 
@@ -286,7 +287,7 @@ def read_event(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidMessageError(f"cannot be read ({exc.__class__.__name__}: {exc})") from None
     try:
-        return json.loads(text)
+        return loads(text)
     except ValueError as exc:
         raise InvalidMessageError(f"is not JSON ({exc})") from None
 

@@ -56,6 +56,9 @@ ALL_SETTINGS_ENV_VARS: Final = (
     ENV_ROUTING_KEY_SECRETS,
 )
 
+DEFAULT_ROUTING_KEY_ALIAS: Final = "default"
+"""The routing-key alias of the integration key itself (also its field in a JSON secret)."""
+
 # --- Lambda ------------------------------------------------------------------------------------------
 HANDLER: Final = "pagerduty_bridge.handler.lambda_handler"
 PACKAGE_NAME: Final = "pagerduty_bridge"

@@ -10,7 +10,6 @@ beside it are still returned. Only an event that is no envelope at all raises ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any
 from pagerduty_bridge.alarms import is_cloudwatch_alarm, parse_alarm_data, parse_alarm_message
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.models import AlarmNotification, ControlMessage, UnrecognizedMessage, utc
+from pagerduty_bridge.safejson import clean, loads
 
 EVENTBRIDGE_STATE_CHANGE = "CloudWatch Alarm State Change"
 EVENTBRIDGE_CONFIG_CHANGE = "CloudWatch Alarm Configuration Change"
@@ -59,6 +59,10 @@ def is_sqs_event(event: Any) -> bool:
 
 def parse_event(event: Any) -> list[Parsed]:
     """Every notification in a Lambda event or message body, in order."""
+    try:
+        event = clean(event)
+    except RecursionError:
+        raise InvalidMessageError("the event is nested too deeply to be a notification") from None
     if not isinstance(event, Mapping):
         raise InvalidMessageError(f"the event is a JSON {type(event).__name__}, not an object")
     records = event.get("Records")
@@ -102,7 +106,7 @@ def _lambda_record(record: Any, where: str) -> Parsed:
             if not isinstance(body, str):
                 raise InvalidMessageError(f"{where}.body is missing or not a string")
             try:
-                decoded = json.loads(body)
+                decoded = loads(body)
             except ValueError:
                 return Notification(
                     f"{where}.body",
@@ -196,7 +200,7 @@ def _sns(sns: Mapping[str, Any], where: str, *, batch_item_id: str | None) -> No
         raise InvalidMessageError(f"{where}.Message is missing or not a string")
     context = {"message_id": message_id, "source": topic, "batch_item_id": batch_item_id}
     try:
-        decoded = json.loads(message)
+        decoded = loads(message)
     except ValueError:
         return Notification(f"{where}.Message", _unrecognized(subject, message, received), **context)
     if isinstance(decoded, Mapping) and is_cloudwatch_alarm(decoded):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -43,15 +44,20 @@ def is_schedule(event: Any) -> bool:
     return isinstance(event, dict) and event.get("detail-type") == c.RECONCILE_SCHEDULE_DETAIL_TYPE
 
 
-def reconcile_now(runtime: Runtime) -> dict[str, Any]:
-    """The scheduled run: resolve open incidents whose alarm is OK or gone (their OK never came)."""
+def reconcile_now(runtime: Runtime, remaining_seconds: Callable[[], float]) -> dict[str, Any]:
+    """The scheduled run: resolve open incidents whose alarm is OK or gone (their OK never came),
+    within the invocation's time (what is left over waits for the next run)."""
     from pagerduty_bridge.operations import reconcile
 
-    results = reconcile(runtime.integration(), runtime.cloudwatch())
+    integration = runtime.integration()
+    budget = integration.settings.retry_budget_seconds
+    results = reconcile(integration, runtime.cloudwatch(), remaining_seconds=lambda: min(budget, remaining_seconds()))
     for result in results:
         if result.action == "resolved":
             _metric(c.METRIC_INCIDENT_RESOLVED, 1, "Count")
             _metric(c.METRIC_INCIDENT_RESOLVED_BY.format(how="Reconciled"), 1, "Count")
+            if result.resolution_seconds is not None:
+                _metric(c.METRIC_RESOLUTION_TIME, result.resolution_seconds, "Seconds")
         logger.info(
             "reconciled", extra={"dedup_key": result.dedup_key, "action": result.action, "reason": result.reason}
         )
@@ -71,7 +77,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return max(1.0, min(runtime.settings.retry_budget_seconds, remaining))
 
     if is_schedule(event):
-        return reconcile_now(runtime)
+        return reconcile_now(runtime, lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS)
     try:
         result = process_event(event, runtime.integration(), budget_seconds=budget, metric=_metric)
     except InvalidMessageError as exc:

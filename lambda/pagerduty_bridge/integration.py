@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge import rendering
 from pagerduty_bridge.errors import (
     BridgeError,
@@ -52,7 +53,7 @@ from pagerduty_bridge.store import IncidentStore
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ROUTING_KEY_ALIAS = "default"
+DEFAULT_ROUTING_KEY_ALIAS = c.DEFAULT_ROUTING_KEY_ALIAS
 MAX_CONFLICT_ATTEMPTS = 5
 """Re-reads after losing a conditional write; more means a hot key is being hammered: let Lambda retry."""
 LEASE_MARGIN_SECONDS = 5.0
@@ -242,12 +243,19 @@ class PagerDutyIntegration:
         return self._response(self._apply(dedup_key, plan))
 
     def resolve_incident(
-        self, dedup_key: str, *, resolution: Resolution = Resolution.MANUAL, note: str | None = None
+        self,
+        dedup_key: str,
+        *,
+        resolution: Resolution = Resolution.MANUAL,
+        note: str | None = None,
+        budget_seconds: float | None = None,
     ) -> EventResponse:
         """Resolve an open incident (by a person, or by reconciliation with ``note`` saying why)."""
-        return self._close(dedup_key, resolution, note)
+        return self._close(dedup_key, resolution, note, budget_seconds)
 
-    def _close(self, dedup_key: str, resolution: Resolution, note: str | None = None) -> EventResponse:
+    def _close(
+        self, dedup_key: str, resolution: Resolution, note: str | None = None, budget_seconds: float | None = None
+    ) -> EventResponse:
         now = self._clock()
 
         def plan(stored: Incident | None) -> _Plan:
@@ -265,7 +273,7 @@ class PagerDutyIntegration:
             event = PagerDutyEvent(event_action=EventAction.RESOLVE, dedup_key=dedup_key)
             return _Plan(Decision(EventAction.RESOLVE, f"{resolution.value}_resolve"), event, target)
 
-        return self._response(self._apply(dedup_key, plan))
+        return self._response(self._apply(dedup_key, plan, budget_seconds=budget_seconds))
 
     def get_active_incidents(self) -> dict[str, Incident]:
         return {incident.dedup_key: incident for incident in self.store.list_active()}
@@ -295,16 +303,23 @@ class PagerDutyIntegration:
             if decision.action is EventAction.TRIGGER and resolved.suppress and decision.reason != "redelivery":
                 decision = Decision(None, "suppressed")
             if decision.action is None:
-                target = None
+                recorded = stored
                 if decision.records_state and stored is not None:
-                    target = stored.model_copy(
+                    recorded = stored.model_copy(
                         update={
                             "state_changed_at": alarm.state_change_time,
                             "alarm_state": alarm.new_state,
                             "updated_at": now,
                         }
                     )
-                return _Plan(decision, None, target)
+                unfinished = stored.pending_action if stored is not None else None
+                if unfinished is not None and decision.reason not in ("stale", "duplicate"):
+                    # An earlier delivery never finished (its invocation died or gave up) and this
+                    # newer notification needs nothing of its own: finish that one now, or it is lost.
+                    assert recorded is not None
+                    event = rendering.alarm_event(alarm, self.settings, unfinished, dedup_key=key, resolved=resolved)
+                    return _Plan(Decision(unfinished, "redelivery"), event, recorded)
+                return _Plan(decision, None, recorded if recorded is not stored else None)
             event = rendering.alarm_event(alarm, self.settings, decision.action, dedup_key=key, resolved=resolved)
             if decision.reason == "redelivery":
                 assert stored is not None

@@ -11,7 +11,9 @@
 
 A notification with the same state change time as a stored one whose delivery never completed
 (``pending_action`` still set) is a redelivery: the same action is sent again, so a crash between
-"PagerDuty accepted" and "table written" — or before either — is healed by the retry.
+"PagerDuty accepted" and "table written" — or before either — is healed by the retry. A newer
+notification that needs no action of its own finishes such an unfinished delivery too (see
+``integration.PagerDutyIntegration.handle_alarm``), so overtaking a crashed one never orphans its event.
 """
 
 from __future__ import annotations
@@ -30,15 +32,21 @@ class Decision:
 
     @property
     def records_state(self) -> bool:
-        """Whether the notification is new enough that its state must be remembered."""
-        return self.reason not in ("stale", "duplicate")
+        """Whether the notification moves the alarm's remembered state (and so the ordering mark).
+
+        Not when it is stale or a duplicate, and not when it is an ignored INSUFFICIENT_DATA: that
+        changes nothing, so an older OK arriving after it must still resolve, exactly as it would have
+        had the two arrived in order.
+        """
+        return self.reason not in ("stale", "duplicate", "insufficient_data_ignored")
 
 
 def incident_may_be_open(stored: Incident | None) -> bool:
-    """Open in the table, or a trigger on its way that PagerDuty may already have accepted."""
+    """Open in the table, or an event still on its way (PagerDuty may have the alert open until a
+    pending resolve is accepted, or already open from a pending trigger)."""
     if stored is None:
         return False
-    return stored.is_open or stored.pending_action is EventAction.TRIGGER
+    return stored.is_open or stored.pending_action is not None
 
 
 def decide(

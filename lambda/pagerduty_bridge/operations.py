@@ -8,7 +8,7 @@ CloudWatch client.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_ACTIVE_INCIDENTS = 10
 """The seed's health check warns above ten active incidents."""
+MIN_RESOLVE_SECONDS = 2.0
+"""Below this much time left in the invocation, reconciliation stops resolving and leaves the rest."""
 DESCRIBE_ALARMS_BATCH = 100
 """``DescribeAlarms`` takes at most 100 alarm names per call."""
 _DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])\s*$")
@@ -111,6 +113,7 @@ class Reconciled:
     action: str
     """``resolved`` · ``kept`` · ``failed``."""
     reason: str
+    resolution_seconds: float | None = None
 
 
 def alarm_states(cloudwatch: BaseClient, names: Sequence[str]) -> dict[str, str]:
@@ -126,7 +129,12 @@ def alarm_states(cloudwatch: BaseClient, names: Sequence[str]) -> dict[str, str]
     return states
 
 
-def reconcile(integration: PagerDutyIntegration, cloudwatch: BaseClient) -> list[Reconciled]:
+def reconcile(
+    integration: PagerDutyIntegration,
+    cloudwatch: BaseClient,
+    *,
+    remaining_seconds: Callable[[], float] | None = None,
+) -> list[Reconciled]:
     """Resolve open incidents whose alarm is OK now, or gone; keep the rest.
 
     Heals incidents whose OK notification never came (an alarm without an OKActions entry, a lost
@@ -142,13 +150,22 @@ def reconcile(integration: PagerDutyIntegration, cloudwatch: BaseClient) -> list
             results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", "alarm_not_ok"))
             continue
         reason = "alarm_ok" if state == "OK" else "alarm_gone"
+        budget = remaining_seconds() if remaining_seconds is not None else None
+        if budget is not None and budget < MIN_RESOLVE_SECONDS:
+            # Out of time: the next run picks it up; running over would lose the work done so far.
+            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", "deferred_no_time"))
+            continue
         try:
             note = "alarm is OK in CloudWatch" if state == "OK" else "alarm no longer exists"
-            integration.resolve_incident(incident.dedup_key, resolution=Resolution.RECONCILED, note=note)
+            integration.resolve_incident(
+                incident.dedup_key, resolution=Resolution.RECONCILED, note=note, budget_seconds=budget
+            )
         except IncidentNotFoundError:
             results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", "already_resolved"))
         except BridgeError as exc:
             results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "failed", str(exc)))
         else:
-            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "resolved", reason))
+            resolved = integration.get_incident(incident.dedup_key)
+            seconds = resolved.resolution_seconds if resolved is not None else None
+            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "resolved", reason, seconds))
     return results

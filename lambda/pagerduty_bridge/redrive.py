@@ -8,12 +8,12 @@ it was handled, so redriving is idempotent (what was already delivered is a dupl
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.processing import process_event
+from pagerduty_bridge.safejson import loads
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -36,7 +36,7 @@ class RedriveReport:
 
 def original_event(body: str) -> Any:
     """The event a dead letter stands for: a destination record's ``requestPayload``, else the body."""
-    decoded = json.loads(body)
+    decoded = loads(body)
     if isinstance(decoded, dict) and isinstance(decoded.get("requestPayload"), dict):
         return decoded["requestPayload"]
     return decoded

@@ -26,7 +26,7 @@ from pagerduty_bridge.store import IncidentStore
 
 SECRET_MAX_AGE_SECONDS = 300
 """How long a fetched key is reused: one Secrets Manager call per container per five minutes."""
-SECRET_KEY_FIELD = "default"  # noqa: S105 - a field name
+SECRET_KEY_FIELD = c.DEFAULT_ROUTING_KEY_ALIAS
 """In a JSON secret, the routing key of the default service (other fields are aliases)."""
 
 

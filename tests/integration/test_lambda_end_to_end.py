@@ -31,7 +31,7 @@ from pagerduty_bridge.models import EventAction, Incident, IncidentStatus, Resol
 from pagerduty_bridge.processing import EventResult, process_event
 from pagerduty_bridge.runtime import lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.conftest import EVENTS, ROUTING_KEY, assert_valid_event, event_files, load_json
+from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, assert_valid_event, event_files, load_json
 
 REGION = "eu-west-1"
 SEED_KEY = "production-hybrid-routing-high-failure-rate-SupportModeSuccessRate"
@@ -42,20 +42,6 @@ OUTAGE_ANSWERS = 20
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FakeLambdaContext:
-    """The attributes of Lambda's context object that the handler and Powertools read."""
-
-    function_name: str = "pagerduty-bridge"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:pagerduty-bridge"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_millis: int = 300_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_millis
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pagerduty_bridge.cli import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.models import AlarmNotification, AlarmState
-from tests.conftest import EVENTS, ROUTING_KEY, load_json
+from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, load_json
 
 SEED_KEY = "production-hybrid-routing-high-failure-rate-SupportModeSuccessRate"
 
@@ -228,3 +228,64 @@ def test_redrive_both_dead_letter_shapes_idempotently(
     code, out, _ = cli("redrive", "--queue-url", queue, "--send", "--events-url", fake_pd.url)
     assert "redriven 1" in out
     assert len(fake_pd.requests) == requests_before, "a redriven duplicate sends nothing"
+
+
+SCHEDULE_EVENT = {
+    "version": "0",
+    "id": "5b1f6f0a-0000-0000-0000-000000000000",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2025-01-14T16:00:00Z",
+    "region": "eu-west-1",
+    "resources": ["arn:aws:events:eu-west-1:123456789012:rule/pagerduty-bridge-reconcile"],
+    "detail": {},
+}
+
+
+@pytest.mark.parametrize(("remaining_ms", "resolved"), [(60_000, True), (3_000, False)])
+def test_the_scheduled_run_reconciles_within_the_invocations_time(
+    aws: None,
+    fake_pd: FakePagerDuty,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    remaining_ms: int,
+    resolved: bool,
+) -> None:
+    from pagerduty_bridge import handler
+    from pagerduty_bridge.store.dynamodb import create_table
+
+    create_table(boto3.client("dynamodb"), "incidents")
+    for name, value in (
+        ("INCIDENT_TABLE_NAME", "incidents"),
+        ("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY),
+        ("PAGERDUTY_EVENTS_URL", fake_pd.url),
+        ("PAGERDUTY_RETRY_BUDGET_SECONDS", "2"),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(handler, "_runtime", None)
+    handler.lambda_handler(load_json(EVENTS / "05-ec2-cpu-alarm.json"), FakeLambdaContext(remaining_millis=60_000))
+    assert set(fake_pd.open_alerts()) == {"web-prod-cpu-high-CPUUtilization"}
+    # The OK notification never came (no OKActions); CloudWatch says OK now.
+    cloudwatch = boto3.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="web-prod-cpu-high",
+        MetricName="CPUUtilization",
+        Namespace="AWS/EC2",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=80,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName="web-prod-cpu-high", StateValue="OK", StateReason="recovered")
+    capsys.readouterr()
+
+    result = handler.lambda_handler(SCHEDULE_EVENT, FakeLambdaContext(remaining_millis=remaining_ms))
+
+    assert result["reconciled"] == 1
+    assert result["resolved"] == (1 if resolved else 0)
+    assert (fake_pd.open_alerts() == {}) is resolved
+    output = capsys.readouterr().out
+    assert ('"IncidentResolvedReconciled"' in output) is resolved
+    assert ROUTING_KEY not in output

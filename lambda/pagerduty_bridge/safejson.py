@@ -1,0 +1,41 @@
+"""JSON from outside, made safe to work with.
+
+Python's decoder accepts what later breaks the bridge: ``"\\ud800"`` escapes decode to lone surrogates
+that cannot be encoded (so nothing holding them can be hashed, stored or sent), ``NaN`` and
+``Infinity`` decode to floats PagerDuty rejects, and absurd nesting raises ``RecursionError``. Every
+untrusted document goes through here once, so the rest of the code never meets them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` for untrusted text; ``ValueError`` for anything that is not sane JSON."""
+    try:
+        return clean(json.loads(text))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def clean(value: Any) -> Any:
+    """Lone surrogates become U+FFFD and non-finite numbers ``None``; ``RecursionError`` for absurd
+    nesting. ASCII strings (nearly all of them) are passed through untouched."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value

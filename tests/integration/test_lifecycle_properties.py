@@ -1,0 +1,497 @@
+"""Random alarm histories, delivered the way SNS and Lambda deliver them, under faults: the end state holds.
+
+Each example draws the state changes of a few alarms (ALARM / OK / INSUFFICIENT_DATA, increasing
+``StateChangeTime``), delivers every notification one to three times, shuffled within a small window,
+and injects faults into each delivery attempt:
+
+- PagerDuty (the stand-in, over real HTTP): 500, 503, 429 with ``Retry-After: 0``, a dropped
+  connection, and a response slower than the client's read timeout (the event is still applied, late,
+  as PagerDuty applies an event whose answer got lost);
+- DynamoDB (moto in-process, behind a client wrapper): ``ProvisionedThroughputExceededException``
+  before or after a ``get_item`` / ``put_item`` really happens, and a crash (an exception that is no
+  ``BridgeError``, as when the Lambda dies) before or after a write — after the claim, after PagerDuty
+  accepted, before or after the commit.
+
+A failed delivery is retried as Lambda retries it: later, after zero to three other deliveries, with
+the injected clock moved past the claim's lease (the failed invocation has ended by then).
+
+Invariants, on the stand-in's alerts once everything is delivered: an alarm whose newest state is
+ALARM has an open alert under our routing key; one whose newest state is OK has none; one whose newest
+state is INSUFFICIENT_DATA is as its newest other state left it (the default policy ignores it). And
+once a notification was handled successfully (accepted by PagerDuty and committed, or decided to need
+nothing), delivering it again sends nothing at all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+from pydantic import SecretStr
+
+from pagerduty_bridge.devtools.fake_pagerduty import Delay, Drop, FakePagerDuty, Fault, Respond
+from pagerduty_bridge.integration import PagerDutyIntegration
+from pagerduty_bridge.models import ServiceConfig
+from pagerduty_bridge.processing import process_event
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.conftest import EVENTS, ROUTING_KEY, assert_valid_event, load_json
+
+MAX_EXAMPLES = 30
+"""Examples per property test: about 25 s each on two cores, mostly moto calls, HTTP and slow answers."""
+RETRY_BUDGET_SECONDS = 0.5
+"""The Events API client's budget per invocation: one immediate retry fits, a second backoff does not."""
+SLOW_RESPONSE_SECONDS = 0.7
+"""Longer than the client's read timeout at this budget (0.5 s, the client's floor)."""
+LAMBDA_RETRY_DELAY = timedelta(minutes=1)
+"""Lambda retries a failed asynchronous invocation after about a minute: past any claim's lease."""
+MAX_ATTEMPTS = 40
+"""Attempts per delivery before the test calls the notification lost (the faults run out long before)."""
+SETTLE_TIMEOUT_SECONDS = 10.0
+TABLE = "incidents"
+REGION = "eu-west-1"
+METRIC = "CPUUtilization"
+T0 = datetime(2025, 1, 14, 15, 0, tzinfo=UTC)
+
+State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
+PagerDutyFault = Literal["500", "503", "429", "drop"]
+StoreOperation = Literal["get_item", "put_item"]
+StoreFaultMode = Literal["throttle_before", "throttle_after", "crash_before", "crash_after"]
+
+
+# --- the scenario ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One state change of one alarm, as CloudWatch publishes it."""
+
+    state: State
+    old_state: State
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StoreFault:
+    """Fail the ``call``-th ``operation`` of one attempt (counting from 1), in the given way."""
+
+    operation: StoreOperation
+    call: int
+    mode: StoreFaultMode
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The faults met by one attempt at a delivery, and when Lambda retries it if it fails."""
+
+    pagerduty: tuple[PagerDutyFault, ...] = ()
+    store: StoreFault | None = None
+    retry_after_deliveries: int = 0
+    """How many other deliveries run before the retry (Lambda retries later, not at once)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of notification ``change`` of alarm ``alarm``; attempts past the list meet no fault."""
+
+    alarm: int
+    change: int
+    attempts: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    histories: tuple[tuple[Change, ...], ...]
+    deliveries: tuple[Delivery, ...]
+    slow_response: int | None = None
+    """Which PagerDuty fault, counting in the order they are scripted, is a slow answer instead.
+
+    One per example at most: each costs its full delay in wall time.
+    """
+
+
+def history(*changes: tuple[State, State, int]) -> tuple[Change, ...]:
+    """(state, old state, minutes after T0) triples: for hand-written scenarios."""
+    return tuple(Change(state, old, T0 + timedelta(minutes=minutes)) for state, old, minutes in changes)
+
+
+@st.composite
+def histories(draw: st.DrawFn, states: tuple[State, ...]) -> tuple[tuple[Change, ...], ...]:
+    """2-4 alarms, each with 1-4 state changes; CloudWatch only publishes a change of state."""
+    alarms = []
+    for _ in range(draw(st.integers(2, 4))):
+        old = draw(st.sampled_from(states))
+        at = T0 + timedelta(seconds=draw(st.integers(0, 300)))
+        changes = []
+        for _ in range(draw(st.integers(1, 4))):
+            state = draw(st.sampled_from([s for s in states if s != old]))
+            at += timedelta(seconds=draw(st.integers(1, 600)), milliseconds=draw(st.integers(0, 999)))
+            changes.append(Change(state, old, at))
+            old = state
+        alarms.append(tuple(changes))
+    return tuple(alarms)
+
+
+store_faults = st.builds(
+    StoreFault,
+    operation=st.sampled_from(("put_item", "get_item")),
+    call=st.integers(1, 3),
+    mode=st.sampled_from(("throttle_before", "throttle_after", "crash_before", "crash_after")),
+)
+attempts = st.builds(
+    Attempt,
+    pagerduty=st.lists(st.sampled_from(("500", "503", "429", "drop")), max_size=2).map(tuple),
+    store=st.none() | store_faults,
+    retry_after_deliveries=st.integers(0, 3),
+)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, states: tuple[State, ...]) -> Scenario:
+    """Histories, each notification delivered 1-3 times, shuffled within a window of three."""
+    alarms = draw(histories(states))
+    notifications = sorted(
+        ((alarm, index) for alarm, changes in enumerate(alarms) for index in range(len(changes))),
+        key=lambda n: alarms[n[0]][n[1]].at,
+    )
+    keyed: list[tuple[int, int, Delivery]] = []
+    for natural, (alarm, index) in enumerate(notifications):
+        for _ in range(draw(st.integers(1, 3))):
+            jitter = draw(st.integers(0, 3))
+            faults = tuple(draw(st.lists(attempts, max_size=2)))
+            keyed.append((natural + jitter, len(keyed), Delivery(alarm, index, faults)))
+    deliveries = tuple(delivery for *_, delivery in sorted(keyed, key=lambda k: k[:2]))
+    return Scenario(alarms, deliveries, draw(st.none() | st.integers(0, 5)))
+
+
+# --- DynamoDB faults ---------------------------------------------------------------------------------
+
+
+class SimulatedCrash(Exception):
+    """The Lambda dies mid-invocation: not a ``BridgeError``, so nothing in the bridge catches it."""
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        operation,
+    )
+
+
+class FaultyDynamoDBClient:
+    """A boto3 DynamoDB client that fails one armed call, before or after the real call happens."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._fault: StoreFault | None = None
+        self._calls: dict[str, int] = {}
+
+    def arm(self, fault: StoreFault | None) -> None:
+        self._fault, self._calls = fault, {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_item(self, **kwargs: Any) -> Any:
+        return self._call("get_item", kwargs)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        return self._call("put_item", kwargs)
+
+    def _call(self, operation: str, kwargs: dict[str, Any]) -> Any:
+        self._calls[operation] = self._calls.get(operation, 0) + 1
+        fault = self._fault
+        hit = fault is not None and fault.operation == operation and fault.call == self._calls[operation]
+        if not hit or fault is None:
+            return getattr(self._client, operation)(**kwargs)
+        self._fault = None
+        if fault.mode == "throttle_before":
+            raise throttled(operation)
+        if fault.mode == "crash_before":
+            raise SimulatedCrash(f"crash before {operation}")
+        getattr(self._client, operation)(**kwargs)  # it happened; the caller just never hears so
+        if fault.mode == "throttle_after":
+            raise throttled(operation)
+        raise SimulatedCrash(f"crash after {operation}")
+
+
+# --- the world and the run ---------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    fake: FakePagerDuty
+    client: FaultyDynamoDBClient
+    store: DynamoDBIncidentStore
+
+
+@pytest.fixture
+def world(fake_pd: FakePagerDuty) -> Iterator[World]:
+    """moto's DynamoDB in-process (one table for every example: alarm names are unique per example)."""
+    with mock_aws():
+        raw = boto3.client("dynamodb", region_name=REGION)
+        create_table(raw, TABLE)
+        client = FaultyDynamoDBClient(raw)
+        yield World(fake_pd, client, DynamoDBIncidentStore(client, TABLE))
+
+
+_TEMPLATE: dict[str, Any] = load_json(EVENTS / "05-ec2-cpu-alarm.json")
+
+
+def sns_event(alarm_name: str, change: Change) -> dict[str, Any]:
+    """events/05 as SNS delivers it to the Lambda, for ``alarm_name`` in ``change``'s state."""
+    record = json.loads(json.dumps(_TEMPLATE["Records"][0]))
+    message = json.loads(record["Sns"]["Message"])
+    message.update(
+        AlarmName=alarm_name,
+        AlarmArn=f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{alarm_name}",
+        NewStateValue=change.state,
+        OldStateValue=change.old_state,
+        StateChangeTime=change.at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{change.at.microsecond // 1000:03d}+0000",
+        NewStateReason=f"Threshold Crossed: 1 datapoint [85.0 (14/01/25 15:00:00)] ({change.state})",
+    )
+    record["Sns"].update(
+        MessageId=str(uuid.uuid4()),
+        Subject=f'{change.state}: "{alarm_name}" in EU (Ireland)',
+        Message=json.dumps(message),
+    )
+    return {"Records": [record]}
+
+
+def expected_open(changes: tuple[Change, ...]) -> bool:
+    """Whether the alarm's newest state calls for an open alert (INSUFFICIENT_DATA: as before it)."""
+    for change in sorted(changes, key=lambda c: c.at, reverse=True):
+        if change.state != "INSUFFICIENT_DATA":
+            return change.state == "ALARM"
+    return False
+
+
+@dataclass
+class Run:
+    """One scenario played against the world; what the invariants need to know."""
+
+    world: World
+    scenario: Scenario
+    names: list[str]
+    now: datetime = T0 + timedelta(hours=1)
+    scripted: int = 0
+    """PagerDuty faults scripted so far."""
+    handled: set[tuple[int, int]] = field(default_factory=set)
+    """Notifications handled successfully at least once."""
+    resends: list[str] = field(default_factory=list)
+    """Deliveries of an already handled notification that still reached PagerDuty (must stay empty)."""
+    seen: set[str] = field(default_factory=set)
+    """Decisions and failures met on the way, for the statistics (``--hypothesis-show-statistics``)."""
+
+    def integration(self) -> PagerDutyIntegration:
+        settings = Settings(
+            integration_key=SecretStr(ROUTING_KEY),
+            events_url=self.world.fake.url,
+            retry_budget_seconds=RETRY_BUDGET_SECONDS,
+        )
+        return PagerDutyIntegration(
+            ServiceConfig(integration_key=SecretStr(ROUTING_KEY), service_name="property"),
+            store=self.world.store,
+            settings=settings,
+            clock=lambda: self.now,
+        )
+
+    def faults(self, names: tuple[PagerDutyFault, ...]) -> list[Fault]:
+        faults: list[Fault] = []
+        for name in names:
+            if self.scripted == self.scenario.slow_response:
+                faults.append(Delay(SLOW_RESPONSE_SECONDS))
+            elif name == "drop":
+                faults.append(Drop())
+            elif name == "429":
+                faults.append(Respond(429, retry_after=0))
+            else:
+                faults.append(Respond(int(name)))
+            self.scripted += 1
+        return faults
+
+    def settle(self) -> None:
+        """Wait until every slow request was answered: PagerDuty applied it, whether or not we heard."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT_SECONDS
+        while any(r.fault and r.fault.startswith("Delay") and r.status is None for r in self.world.fake.requests):
+            assert time.monotonic() < deadline, "a slow request never completed"
+            time.sleep(0.02)
+
+    def attempt(self, integration: PagerDutyIntegration, delivery: Delivery, number: int) -> bool:
+        """One invocation for ``delivery``; True when it succeeded."""
+        plan = delivery.attempts[number] if number < len(delivery.attempts) else Attempt()
+        fake, client = self.world.fake, self.world.client
+        change = self.scenario.histories[delivery.alarm][delivery.change]
+        before = len(fake.requests)
+        fake.script(*self.faults(plan.pagerduty))
+        client.arm(plan.store)
+        notification_event = sns_event(self.names[delivery.alarm], change)
+        succeeded = False
+        try:
+            result = process_event(notification_event, integration, budget_seconds=lambda: RETRY_BUDGET_SECONDS)
+            (record,) = result.results
+            if record.error is not None:
+                assert record.error.retryable, f"a permanent failure would lose this page: {record.error}"
+                self.seen.add(f"failed: {type(record.error).__name__}")
+            if record.outcome is not None:
+                self.seen.add(f"decision: {record.outcome.reason}")
+            succeeded = record.error is None
+        except SimulatedCrash:
+            self.seen.add("failed: crash")  # the invocation died: Lambda retries the event
+        finally:
+            client.arm(None)
+        self.settle()
+        notification = (delivery.alarm, delivery.change)
+        sent = len(fake.requests) - before
+        if notification in self.handled and sent:
+            self.resends.append(f"{self.names[delivery.alarm]} {change.state} at {change.at}: {sent} request(s)")
+        if succeeded:
+            self.handled.add(notification)
+        return succeeded
+
+    def play(self) -> None:
+        integration = self.integration()
+        queue: list[tuple[Delivery, int]] = [(delivery, 0) for delivery in self.scenario.deliveries]
+        while queue:
+            delivery, number = queue.pop(0)
+            self.now += timedelta(seconds=1)
+            if self.attempt(integration, delivery, number):
+                continue
+            assert number + 1 < MAX_ATTEMPTS, f"notification never delivered: {delivery}"
+            self.now += LAMBDA_RETRY_DELAY
+            plan = delivery.attempts[number] if number < len(delivery.attempts) else Attempt()
+            queue.insert(min(plan.retry_after_deliveries, len(queue)), (delivery, number + 1))
+
+
+def play(world: World, scenario: Scenario) -> Run:
+    """Play ``scenario`` on a clean stand-in and check every invariant."""
+    world.fake.reset()
+    prefix = uuid.uuid4().hex[:8]
+    run = Run(world, scenario, [f"prop-{prefix}-{index}" for index in range(len(scenario.histories))])
+    run.play()
+
+    assert run.resends == [], "a notification already handled reached PagerDuty again"
+    requests = world.fake.requests
+    for request in requests:
+        assert_valid_event(request.body)
+        assert request.body["routing_key"] == ROUTING_KEY
+    open_alerts = set(world.fake.open_alerts(ROUTING_KEY))
+    for name, changes in zip(run.names, scenario.histories, strict=True):
+        newest = max(changes, key=lambda c: c.at)
+        key = f"{name}-{METRIC}"
+        if expected_open(changes):
+            assert key in open_alerts, f"{name} is {newest.state} (history {changes}) but has no open alert"
+        else:
+            assert key not in open_alerts, f"{name} is {newest.state} (history {changes}) but its alert is open"
+    assert open_alerts <= {f"{name}-{METRIC}" for name in run.names}
+    return run
+
+
+PROPERTY_SETTINGS = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+# --- the properties ----------------------------------------------------------------------------------
+
+
+def label(run: Run) -> None:
+    for seen in sorted(run.seen):
+        event(seen)
+
+
+@PROPERTY_SETTINGS
+@given(scenario=scenarios(("ALARM", "OK")))
+def test_alarm_and_ok_histories_end_right_under_faults_and_retries(world: World, scenario: Scenario) -> None:
+    label(play(world, scenario))
+
+
+# Hand-written scenarios, each a minimal reproduction of a defect the property finds.
+OK_MADE_STALE_BY_IGNORED_INSUFFICIENT_DATA = Scenario(
+    (history(("ALARM", "OK", 1), ("OK", "ALARM", 2), ("INSUFFICIENT_DATA", "OK", 3)),),
+    (Delivery(0, 0), Delivery(0, 2), Delivery(0, 1)),
+)
+"""ALARM at 1 min is paged; INSUFFICIENT_DATA (3 min) overtakes OK (2 min): OK is then 'stale'."""
+TRIGGER_ORPHANED_BY_INSUFFICIENT_DATA = Scenario(
+    (history(("ALARM", "OK", 1), ("INSUFFICIENT_DATA", "ALARM", 2)),),
+    (
+        Delivery(0, 0, (Attempt(store=StoreFault("put_item", 1, "crash_after"), retry_after_deliveries=1),)),
+        Delivery(0, 1),
+    ),
+)
+"""ALARM's invocation dies after its claim; INSUFFICIENT_DATA comes before Lambda's retry of ALARM."""
+RESOLVE_ORPHANED_BY_OK_AFTER_INSUFFICIENT_DATA = Scenario(
+    (history(("ALARM", "OK", 0), ("OK", "ALARM", 1), ("INSUFFICIENT_DATA", "OK", 2), ("OK", "INSUFFICIENT_DATA", 3)),),
+    (
+        Delivery(0, 0),
+        Delivery(0, 1, (Attempt(store=StoreFault("put_item", 1, "crash_after"), retry_after_deliveries=2),)),
+        Delivery(0, 2),
+        Delivery(0, 3),
+    ),
+)
+"""OK's invocation dies after its claim; INSUFFICIENT_DATA and OK again come before the retry of OK."""
+
+
+@PROPERTY_SETTINGS
+@example(scenario=OK_MADE_STALE_BY_IGNORED_INSUFFICIENT_DATA)
+@example(scenario=TRIGGER_ORPHANED_BY_INSUFFICIENT_DATA)
+@example(scenario=RESOLVE_ORPHANED_BY_OK_AFTER_INSUFFICIENT_DATA)
+@given(scenario=scenarios(("ALARM", "OK", "INSUFFICIENT_DATA")))
+def test_histories_with_insufficient_data_end_right_under_faults_and_retries(world: World, scenario: Scenario) -> None:
+    label(play(world, scenario))
+
+
+def test_ok_overtaken_by_insufficient_data_still_resolves(world: World) -> None:
+    """An ignored INSUFFICIENT_DATA does not move the ordering mark: the older OK still resolves."""
+    play(world, OK_MADE_STALE_BY_IGNORED_INSUFFICIENT_DATA)
+
+
+def test_trigger_pending_when_insufficient_data_arrives_is_still_sent(world: World) -> None:
+    play(world, TRIGGER_ORPHANED_BY_INSUFFICIENT_DATA)
+
+
+def test_resolve_pending_when_a_newer_ok_arrives_is_still_sent(world: World) -> None:
+    play(world, RESOLVE_ORPHANED_BY_OK_AFTER_INSUFFICIENT_DATA)
+
+
+def test_a_crash_after_pagerduty_accepted_is_healed_by_the_retry_without_a_second_page(world: World) -> None:
+    """The commit write never happens; the retry resends (PagerDuty deduplicates) and commits."""
+    scenario = Scenario(
+        (history(("ALARM", "OK", 1)), history(("OK", "ALARM", 1))),
+        (
+            Delivery(0, 0, (Attempt(store=StoreFault("put_item", 2, "crash_before")),)),
+            Delivery(0, 0),
+            Delivery(1, 0),
+        ),
+    )
+    run = play(world, scenario)
+    accepted = world.fake.accepted()
+    assert [body["event_action"] for body in accepted] == ["trigger", "trigger", "resolve"]
+    assert len(world.fake.alerts) == 1
+    assert run.handled == {(0, 0), (1, 0)}
+
+
+def test_a_lost_commit_answer_needs_no_resend(world: World) -> None:
+    """The commit was written but its answer was throttled: the retry finds it done and sends nothing."""
+    scenario = Scenario(
+        (history(("ALARM", "OK", 1)),),
+        (Delivery(0, 0, (Attempt(store=StoreFault("put_item", 2, "throttle_after")),)), Delivery(0, 0)),
+    )
+    play(world, scenario)
+    assert len(world.fake.requests) == 1

@@ -14,7 +14,7 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from infra.bridge_function import MEMORY_MB, RUNTIME, TIMEOUT_HEADROOM_SECONDS
-from infra.bundling import LocalPipBundler, find_python, python_version_of
+from infra.bundling import UNUSED_DEPENDENCY_PARTS, LocalPipBundler, find_python, python_version_of
 from infra.config import BridgeConfig
 from infra.integration_key import PLACEHOLDER
 from pagerduty_bridge import constants
@@ -159,6 +159,11 @@ def test_asset_holds_the_handler_and_not_the_tools(direct: Synthesized) -> None:
         assert compiled
     # boto3 comes with the Lambda runtime; bundling it would only pin an older copy.
     assert not (direct.asset_dir / "boto3").exists()
+    # Powertools: what the function uses is shipped, the utilities it never imports are not.
+    for used in ("logging", "metrics", "utilities/parameters", "utilities/typing"):
+        assert (direct.asset_dir / "aws_lambda_powertools" / used).is_dir(), used
+    for unused in UNUSED_DEPENDENCY_PARTS:
+        assert not (direct.asset_dir / unused).exists(), unused
 
 
 def _host_architecture() -> str | None:

@@ -18,7 +18,7 @@ from typing import Any
 from pagerduty_bridge.alarms import is_cloudwatch_alarm, parse_alarm_data, parse_alarm_message
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.models import AlarmNotification, ControlMessage, UnrecognizedMessage, utc
-from pagerduty_bridge.safejson import clean, loads
+from pagerduty_bridge.safejson import loads, sanitized
 
 EVENTBRIDGE_STATE_CHANGE = "CloudWatch Alarm State Change"
 EVENTBRIDGE_CONFIG_CHANGE = "CloudWatch Alarm Configuration Change"
@@ -60,7 +60,7 @@ def is_sqs_event(event: Any) -> bool:
 def parse_event(event: Any) -> list[Parsed]:
     """Every notification in a Lambda event or message body, in order."""
     try:
-        event = clean(event)
+        event = sanitized(event)
     except RecursionError:
         raise InvalidMessageError("the event is nested too deeply to be a notification") from None
     if not isinstance(event, Mapping):

@@ -29,6 +29,7 @@ from pagerduty_bridge.models import AlarmNotification, AlertSeverity
 from pagerduty_bridge.settings import InsufficientDataAction
 
 TAG_PREFIX = "pagerduty:"
+_SEVERITY_VALUES = frozenset(s.value for s in AlertSeverity)
 SEED_TEMPLATE_NAMES = ("high-failure-rate", "high-latency", "cost-threshold")
 
 
@@ -243,7 +244,7 @@ def _alarm_overrides(alarm: AlarmNotification) -> dict[str, Any]:
     tags = {k[len(TAG_PREFIX) :]: v for k, v in alarm.tags.items() if k.startswith(TAG_PREFIX)}
     overrides: dict[str, Any] = {}
     severity = tags.get("severity", "").strip().lower()
-    if severity in {s.value for s in AlertSeverity}:
+    if severity in _SEVERITY_VALUES:
         overrides["severity"] = AlertSeverity(severity)
     if tags.get("routing", "").strip():
         overrides["routing_key"] = tags["routing"].strip()

@@ -45,9 +45,11 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            record.msg, record.args = self._scrub(record.getMessage()), None
+            message = record.getMessage()
+            if any(secret in message for secret in self.secrets):
+                record.msg, record.args = self._scrub(message), None
             for name, value in list(vars(record).items()):
-                if isinstance(value, str) and name != "msg":
+                if isinstance(value, str) and any(secret in value for secret in self.secrets):
                     setattr(record, name, self._scrub(value))
         return True
 

@@ -10,15 +10,31 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+# A "\\uD800"-style escape (a surrogate) or a non-finite number token: only then is cleaning needed.
+_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity")
 
 
 def loads(text: str) -> Any:
     """``json.loads`` for untrusted text; ``ValueError`` for anything that is not sane JSON."""
     try:
-        return clean(json.loads(text))
+        decoded = json.loads(text)
+        if text.isascii() and not _SUSPECT.search(text):
+            return decoded  # the common case: nothing in it can need cleaning
+        return clean(decoded)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+
+
+def sanitized(value: Any) -> Any:
+    """``clean(value)``, skipping the walk when a fast C-level encode shows nothing needs it."""
+    try:
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return clean(value)
+    return value
 
 
 def clean(value: Any) -> Any:

@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH_DIR = ROOT / "benchmarks"
+BENCH_DIR = Path(__file__).resolve().parent
 EVENTS_DIR = ROOT / "events"
 CACHE_DIR = Path(tempfile.gettempdir()) / "pagerduty-bridge-bench"
 RESULT_MARK = "BENCH-RESULT "

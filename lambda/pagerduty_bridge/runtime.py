@@ -75,6 +75,12 @@ def parse_secret(value: Any, where: str) -> dict[str, SecretStr]:
     return {alias: SecretStr(check_routing_key(key, f"{where} ({alias})")) for alias, key in keys.items()}
 
 
+def is_ssm_parameter(reference: str) -> bool:
+    """An SSM parameter (``arn:…:ssm:…:parameter/…`` or ``/a/name``; GetParameter takes either) rather
+    than a Secrets Manager secret."""
+    return reference.startswith("/") or ":ssm:" in reference
+
+
 @dataclass
 class Runtime:
     """The container's long-lived objects; ``integration()`` refreshes the key from its cache."""
@@ -87,21 +93,27 @@ class Runtime:
     _integration: PagerDutyIntegration | None = None
     _cloudwatch: Any = None
     _secrets: Any = None
+    _parameters: Any = None
 
-    def _secret(self, arn: str, where: str) -> Any:
+    def _secret(self, reference: str, where: str) -> Any:
         """A secret's value through Powertools Parameters, cached ``SECRET_MAX_AGE_SECONDS``.
 
-        The provider gets a client from boto3's default session (the one the DynamoDB client already
-        loaded): Powertools' default provider would build a second session, ~175 ms more cold start.
+        ``reference`` is a Secrets Manager secret (ARN or name) or an SSM SecureString parameter (its
+        ARN, or a name starting with ``/``), decrypted. The providers get clients from boto3's default
+        session (the one the DynamoDB client already loaded): Powertools' default providers would build
+        a second session, ~175 ms more cold start.
         """
+        import boto3
         from aws_lambda_powertools.utilities import parameters
 
-        if self._secrets is None:
-            import boto3
-
-            self._secrets = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
         try:
-            return self._secrets.get(arn, max_age=SECRET_MAX_AGE_SECONDS)
+            if is_ssm_parameter(reference):
+                if self._parameters is None:
+                    self._parameters = parameters.SSMProvider(boto3_client=boto3.client("ssm"))
+                return self._parameters.get(reference, max_age=SECRET_MAX_AGE_SECONDS, decrypt=True)
+            if self._secrets is None:
+                self._secrets = parameters.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+            return self._secrets.get(reference, max_age=SECRET_MAX_AGE_SECONDS)
         except parameters.exceptions.GetParameterError as exc:
             raise ConfigurationError(
                 f"{where}: cannot read the secret ({type(exc.__cause__ or exc).__name__})"

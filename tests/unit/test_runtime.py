@@ -46,3 +46,23 @@ def test_the_redacting_filter_scrubs_message_arguments_and_extras() -> None:
     assert ROUTING_KEY not in record.getMessage()
     assert ROUTING_KEY not in record.error
     assert "****" in record.error
+
+
+@pytest.mark.parametrize("by_arn", [False, True])
+def test_the_key_may_live_in_an_ssm_securestring(by_arn: bool) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from pagerduty_bridge.runtime import Runtime
+    from pagerduty_bridge.settings import Settings
+    from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+
+    with mock_aws():
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(Name="/pagerduty/key", Value=ROUTING_KEY, Type="SecureString")
+        reference = ssm.get_parameter(Name="/pagerduty/key")["Parameter"]["ARN"] if by_arn else "/pagerduty/key"
+        runtime = Runtime(settings=Settings(integration_key_secret_arn=reference), store=SQLiteIncidentStore())
+        assert runtime.routing_keys()["default"].get_secret_value() == ROUTING_KEY
+        missing = Runtime(settings=Settings(integration_key_secret_arn="/pagerduty/nope"), store=SQLiteIncidentStore())
+        with pytest.raises(ConfigurationError, match="PAGERDUTY_INTEGRATION_KEY_SECRET_ARN: cannot read the secret"):
+            missing.routing_keys()

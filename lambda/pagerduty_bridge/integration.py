@@ -77,7 +77,7 @@ class DryRunSender:
         return EventResponse(status=DRY_RUN_STATUS, message="Event not sent (dry run)", dedup_key=body.get("dedup_key"))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outcome:
     """What happened to one notification: the decision, the exact body, whether PagerDuty took it."""
 
@@ -526,7 +526,6 @@ def _resolved(stored: Incident | None, key: str, alarm_name: str, at: datetime, 
 
 
 def _with_alarm(outcome: Outcome, alarm_name: str | None, state: str | None) -> Outcome:
-    # Outcome is frozen; setting the two fields on the fresh instance is cheaper than dataclasses.replace.
-    object.__setattr__(outcome, "alarm_name", alarm_name)
-    object.__setattr__(outcome, "state", state)
+    """Label a fresh outcome with the alarm it is about."""
+    outcome.alarm_name, outcome.state = alarm_name, state
     return outcome

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.rules import parse_rules
+from pagerduty_bridge.rules import decode_document, parse_rules
 
 YAML_SUFFIXES: Final = (".yaml", ".yml")
 
@@ -28,12 +28,7 @@ def read_rules_file(path: Path, *, where: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RulesDocumentError(f"{where}: cannot read {path} ({exc.strerror or exc})") from None
-    stripped = text.strip()
-    if not stripped:
-        return None
-    if path.suffix.lower() in YAML_SUFFIXES or stripped[0] not in "[{":
-        return _load_yaml(stripped, where=where)
-    return _load_json(stripped, where=where)
+    return _decode(text, where=where, yaml=True if path.suffix.lower() in YAML_SUFFIXES else None)
 
 
 def rules_document(source: Any, *, where: str) -> str:
@@ -41,7 +36,7 @@ def rules_document(source: Any, *, where: str) -> str:
 
     A bare list of rules becomes ``{"rules": [...]}``, the document's one canonical shape.
     """
-    data = _load_json(source.strip(), where=where) if isinstance(source, str) else source
+    data = _decode(source, where=where, yaml=False) if isinstance(source, str) else source
     if data is None:
         data = {"rules": []}
     elif isinstance(data, list):
@@ -57,19 +52,9 @@ def rules_document(source: Any, *, where: str) -> str:
     return text
 
 
-def _load_json(text: str, *, where: str) -> Any:
+def _decode(text: str, *, where: str, yaml: bool | None) -> Any:
+    """The package's own decoding of a rules document, its errors as ``RulesDocumentError``."""
     try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise RulesDocumentError(f"{where}: not valid JSON ({exc})") from None
-
-
-def _load_yaml(text: str, *, where: str) -> Any:
-    try:
-        import yaml
-    except ImportError:
-        raise RulesDocumentError(f"{where}: reading YAML needs PyYAML; write the rules as JSON instead") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RulesDocumentError(f"{where}: not valid YAML ({exc})") from None
+        return decode_document(text, where, yaml=yaml)
+    except ConfigurationError as exc:
+        raise RulesDocumentError(str(exc)) from None

@@ -257,7 +257,7 @@ def _alarm_overrides(alarm: AlarmNotification) -> dict[str, Any]:
 
 def parse_rules(text: str, *, where: str, component: str = "hybrid-routing") -> AlertRules:
     """Parse and validate a rules document; errors name the rule (by name or position) and field."""
-    data = _decode(text, where)
+    data = decode_document(text, where)
     if isinstance(data, list):
         data = {"rules": data}
     try:
@@ -267,22 +267,24 @@ def parse_rules(text: str, *, where: str, component: str = "hybrid-routing") -> 
     return AlertRules(document.rules, component=component)
 
 
-def _decode(text: str, where: str) -> Any:
+def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:
+    """The decoded rules document: JSON, or YAML (``yaml`` forces one; by default the first character
+    decides). Empty text is an empty document; errors name ``where``."""
     stripped = text.strip()
     if not stripped:
         return {"rules": []}
-    if stripped[0] in "[{":
+    if not yaml and (yaml is False or stripped[0] in "[{"):
         try:
             return json.loads(stripped)
         except ValueError as exc:
             raise ConfigurationError(f"{where}: not valid JSON ({exc})") from None
     try:
-        import yaml
+        import yaml as pyyaml
     except ImportError:
         raise ConfigurationError(f"{where}: YAML rules need PyYAML; write them as JSON instead") from None
     try:
-        return yaml.safe_load(stripped)
-    except yaml.YAMLError as exc:
+        return pyyaml.safe_load(stripped)
+    except pyyaml.YAMLError as exc:
         raise ConfigurationError(f"{where}: not valid YAML ({exc})") from None
 
 

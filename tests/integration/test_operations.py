@@ -136,6 +136,20 @@ def test_health_ping_reaches_pagerduty_without_an_alert(
     assert fake_pd.alerts == {}
 
 
+def put_cpu_alarm(cloudwatch: Any, name: str) -> None:
+    """A metric alarm in moto's CloudWatch, as the samples' EC2 CPU alarm is defined."""
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="CPUUtilization",
+        Namespace="AWS/EC2",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=80,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     with mock_aws():
@@ -148,16 +162,7 @@ def test_reconcile_resolves_incidents_whose_alarm_is_ok_or_gone(
     monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
     cloudwatch = boto3.client("cloudwatch")
     for name in ("web-prod-cpu-high", "web-prod-5xx"):
-        cloudwatch.put_metric_alarm(
-            AlarmName=name,
-            MetricName="CPUUtilization",
-            Namespace="AWS/EC2",
-            Statistic="Average",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=80,
-            ComparisonOperator="GreaterThanThreshold",
-        )
+        put_cpu_alarm(cloudwatch, name)
     cloudwatch.set_alarm_state(AlarmName="web-prod-cpu-high", StateValue="OK", StateReason="recovered")
     cloudwatch.set_alarm_state(AlarmName="web-prod-5xx", StateValue="ALARM", StateReason="still broken")
     send = ("--send", "--events-url", fake_pd.url)
@@ -268,16 +273,7 @@ def test_the_scheduled_run_reconciles_within_the_invocations_time(
     assert set(fake_pd.open_alerts()) == {"web-prod-cpu-high-CPUUtilization"}
     # The OK notification never came (no OKActions); CloudWatch says OK now.
     cloudwatch = boto3.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="web-prod-cpu-high",
-        MetricName="CPUUtilization",
-        Namespace="AWS/EC2",
-        Statistic="Average",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=80,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    put_cpu_alarm(cloudwatch, "web-prod-cpu-high")
     cloudwatch.set_alarm_state(AlarmName="web-prod-cpu-high", StateValue="OK", StateReason="recovered")
     capsys.readouterr()
 

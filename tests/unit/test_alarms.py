@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -12,7 +13,7 @@ from pagerduty_bridge.alarms import current_value_from_reason, parse_alarm_messa
 from pagerduty_bridge.envelopes import BadRecord, Notification, parse_event
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, ControlMessage, UnrecognizedMessage
-from pagerduty_bridge.rendering import alarm_summary, dedup_key_for
+from pagerduty_bridge.rendering import alarm_summary, console_url, dedup_key_for
 from pagerduty_bridge.settings import DedupKeyStrategy
 from tests.conftest import EVENTS, FIXTURES, load_json
 
@@ -196,3 +197,37 @@ def test_insufficient_data_sample_is_parsed() -> None:
     alarm = _only_alarm(EVENTS / "10-insufficient-data.json")
     assert alarm.new_state is AlarmState.INSUFFICIENT_DATA
     assert alarm.current_value is None
+
+
+@pytest.mark.parametrize(
+    ("variant", "url"),
+    [
+        (
+            "govcloud-arn.json",
+            "https://console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1#alarmsV2:alarm/",
+        ),
+        ("china-arn.json", "https://console.amazonaws.cn/cloudwatch/home?region=cn-north-1#alarmsV2:alarm/"),
+        ("threshold-int.json", "https://"),
+    ],
+)
+def test_console_links_follow_the_alarms_partition_and_region(variant: str, url: str) -> None:
+    alarm = parse_alarm_message(load_json(VARIANTS / variant))
+    link = console_url(alarm)
+    assert link is not None and link.startswith(url)
+    assert link.endswith(quote(alarm.alarm_name, safe=""))
+    if alarm.partition == "aws":
+        assert link.startswith(f"https://{alarm.region_code}.console.aws.amazon.com/")
+
+
+def test_console_link_encodes_the_alarm_name() -> None:
+    alarm = parse_alarm_message(load_json(VARIANTS / "threshold-int.json")).model_copy(
+        update={"alarm_name": "api 5xx / prod #1 ü"}
+    )
+    link = console_url(alarm)
+    assert link is not None and link.endswith("alarm/api%205xx%20%2F%20prod%20%231%20%C3%BC")
+
+
+def test_no_console_link_without_a_region() -> None:
+    alarm = parse_alarm_message(load_json(VARIANTS / "no-alarm-arn-older-message.json"))
+    assert alarm.region_code is None
+    assert console_url(alarm) is None

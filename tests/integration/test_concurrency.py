@@ -54,7 +54,7 @@ from pagerduty_bridge.integration import PagerDutyIntegration
 from pagerduty_bridge.models import Incident, IncidentStatus, ServiceConfig
 from pagerduty_bridge.processing import RecordResult, process_event
 from pagerduty_bridge.settings import Settings
-from pagerduty_bridge.store.dynamodb import ACTIVE_INDEX, TABLE_ATTRIBUTES, TABLE_KEY_SCHEMA, DynamoDBIncidentStore
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY, load_json
 
 SERVERS = ("dynalite", "moto-locked")
@@ -159,15 +159,7 @@ def dynamodb_client(url: str) -> Any:
 def table(dynamodb_url: str) -> str:
     """A fresh incident table, as the stack defines it (without TTL, which dynalite lacks)."""
     name = f"incidents-{uuid.uuid4().hex[:12]}"
-    client = dynamodb_client(dynamodb_url)
-    client.create_table(
-        TableName=name,
-        KeySchema=TABLE_KEY_SCHEMA,
-        AttributeDefinitions=TABLE_ATTRIBUTES,
-        GlobalSecondaryIndexes=[ACTIVE_INDEX],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    create_table(dynamodb_client(dynamodb_url), name, time_to_live=False)
     return name
 
 

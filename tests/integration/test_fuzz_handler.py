@@ -51,7 +51,7 @@ from pagerduty_bridge.processing import EventResult, process_event
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.conftest import EVENTS, FIXTURES, ROUTING_KEY, assert_valid_event
+from tests.conftest import EVENTS, FIXTURES, ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 SEED_DIRECTORIES = (EVENTS, FIXTURES / "alarm_variants")
 SEED_FILES = tuple(sorted(path for directory in SEED_DIRECTORIES for path in directory.glob("*.json")))
@@ -385,18 +385,6 @@ def test_mutated_files_never_crash_replay(event: tuple[str, bytes], replay_env: 
 # --- target 3: the Lambda handler --------------------------------------------------------------------
 
 
-class FakeLambdaContext:
-    function_name = "pagerduty-bridge"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:pagerduty-bridge"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return REMAINING_MILLIS
-
-
 @dataclass
 class Lambda:
     store: DynamoDBIncidentStore
@@ -438,7 +426,7 @@ def check_handler(document: Any, env: Lambda, capsys: pytest.CaptureFixture[str]
     env.fake.reset()
     env.store.clear()
     try:
-        answer = handler.lambda_handler(document, FakeLambdaContext())
+        answer = handler.lambda_handler(document, FakeLambdaContext(remaining_millis=REMAINING_MILLIS))
     except BridgeError as exc:
         assert exc.retryable, f"the handler raised a permanent error: {exc!r}"
         assert_no_key(str(exc))

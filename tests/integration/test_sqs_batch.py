@@ -21,7 +21,7 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
 from pagerduty_bridge.models import EventAction, IncidentStatus
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.conftest import EVENTS, ROUTING_KEY, assert_valid_event, load_json
+from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, assert_valid_event, load_json
 
 TABLE = "incidents"
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:pagerduty-bridge-buffer"
@@ -29,18 +29,6 @@ CPU_ALARM = "web-prod-cpu-high"
 OTHER_ALARM = "api-prod-cpu-high"
 OUTAGE_ANSWERS = 20
 """More 503s than any retry budget of one second can use up: the delivery must fail."""
-
-
-class FakeLambdaContext:
-    function_name = "pagerduty-bridge"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:pagerduty-bridge"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 def sns_notification(alarm_name: str) -> dict[str, Any]:

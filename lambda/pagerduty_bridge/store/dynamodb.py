@@ -50,8 +50,11 @@ ACTIVE_INDEX: dict[str, Any] = {
 }
 
 
-def create_table(client: BaseClient, table_name: str) -> None:
-    """Create the incident table as the stack does (for tests and local DynamoDB endpoints)."""
+def create_table(client: BaseClient, table_name: str, *, time_to_live: bool = True) -> None:
+    """Create the incident table as the stack does (for tests and local DynamoDB endpoints).
+
+    ``time_to_live=False`` skips the TTL setting, for DynamoDB implementations that lack it (dynalite).
+    """
     client.create_table(
         TableName=table_name,
         KeySchema=TABLE_KEY_SCHEMA,
@@ -60,9 +63,10 @@ def create_table(client: BaseClient, table_name: str) -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-    client.update_time_to_live(
-        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TTL_ATTRIBUTE}
-    )
+    if time_to_live:
+        client.update_time_to_live(
+            TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": c.TTL_ATTRIBUTE}
+        )
 
 
 def translate_client_error(exc: ClientError | BotoCoreError, action: str) -> StoreError:

@@ -138,10 +138,6 @@ def comparison_from_reason(reason: str) -> str | None:
     return match.group("op") if match else None
 
 
-def region_from_arn(arn: str | None) -> str | None:
-    return _arn_parts(arn).get("region_code")
-
-
 # --- helpers ------------------------------------------------------------------------------------------
 
 

@@ -195,6 +195,16 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     return EXIT_BAD_INPUT  # pragma: no cover
 
 
+# Characters that are line breaks to str.splitlines() (and some JSON-lines readers) but that JSON
+# leaves unescaped: escaping them keeps "one JSON object per line" true whatever an alarm is called.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(value: Any) -> str:
+    """One JSON document on exactly one line, non-ASCII text kept readable."""
+    return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
 def entrypoint() -> None:
     sys.exit(main())
 
@@ -315,7 +325,7 @@ def replay(args: argparse.Namespace, streams: Streams) -> int:
                 print(f"pagerduty-bridge: {path}: {record.record}: {record.error}", file=streams.err)
                 exit_code = max(exit_code, EXIT_SEND_FAILED)
             if args.json:
-                print(json.dumps(replay_line(path, record, outcome), ensure_ascii=False), file=streams.out)
+                print(json_line(replay_line(path, record, outcome)), file=streams.out)
             else:
                 print(replay_block(path, record, outcome, send=args.send), file=streams.out)
     return exit_code
@@ -405,7 +415,7 @@ def incidents(args: argparse.Namespace, streams: Streams) -> int:
             if incident is None:
                 raise IncidentNotFoundError(args.key)
             if args.json:
-                print(json.dumps(incident_json(incident), ensure_ascii=False), file=streams.out)
+                print(json_line(incident_json(incident)), file=streams.out)
             else:
                 for key, value in incident_json(incident).items():
                     print(f"{key:18} {value if value is not None else '-'}", file=streams.out)
@@ -413,7 +423,7 @@ def incidents(args: argparse.Namespace, streams: Streams) -> int:
         found = store.list_all() if args.all else store.list_active()
         rows = [incident_json(i) for i in found]
         if args.json:
-            print(json.dumps(rows, ensure_ascii=False), file=streams.out)
+            print(json_line(rows), file=streams.out)
         else:
             print_table(rows, INCIDENT_COLUMNS, streams.out)
         return EXIT_OK
@@ -434,7 +444,7 @@ def trigger(args: argparse.Namespace, streams: Streams) -> int:
     _, _, integration = wire(args)
     outcome = integration.trigger_template(TEMPLATES[args.template], args.current, args.threshold)
     if args.json:
-        print(json.dumps(replay_line("cli", "trigger", outcome), ensure_ascii=False), file=streams.out)
+        print(json_line(replay_line("cli", "trigger", outcome)), file=streams.out)
     else:
         print(f"{outcome.alarm_name} → trigger", file=streams.out)
         print(f"   dedup_key: {outcome.dedup_key}", file=streams.out)

@@ -420,20 +420,6 @@ def alarm_event(
     )
 
 
-def alert_from_alarm(alarm: AlarmNotification, settings: Settings, severity: AlertSeverity) -> AlertMessage:
-    """The seed's ``AlertMessage`` view of an alarm state change."""
-    return AlertMessage(
-        severity=severity,
-        alarm_name=alarm.alarm_name,
-        metric_name=alarm.metric_name,
-        threshold=alarm.threshold,
-        current_value=alarm.current_value,
-        timestamp=alarm.state_change_time,
-        environment=settings.environment,
-        description=alarm.description or "",
-    )
-
-
 def alert_event(alert: AlertMessage, settings: Settings) -> PagerDutyEvent:
     """The seed's ``createIncidentFromAlert`` event: templated when the alert is a seed alarm."""
     seed = seed_template_for(alert.alarm_name, settings.event_defaults)

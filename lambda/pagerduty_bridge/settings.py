@@ -200,10 +200,3 @@ def describe_validation_error(exc: ValidationError, names: Mapping[str, str] | N
             location = names[location]
         problems.append(f"{location}: {error['msg']}")
     return "invalid settings: " + "; ".join(problems)
-
-
-def mask(secret: str | None) -> str:
-    """A secret as logs may show it: its last four characters at most."""
-    if not secret:
-        return "(unset)"
-    return "…" + secret[-4:] if len(secret) > 4 else "…"

@@ -125,3 +125,17 @@ def test_replaying_any_json_never_prints_a_traceback(tmp_path: Path, document: o
     assert "Traceback" not in out + err
     if code == 2:
         assert str(path) in err
+
+
+def test_json_output_is_one_line_per_notification_whatever_the_alarm_is_called(tmp_path: Path) -> None:
+    """U+0085 and U+2028 are line breaks to str.splitlines() but not escaped by JSON: found by fuzzing."""
+    event = json.loads((EVENTS / "05-ec2-cpu-alarm.json").read_text())
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["AlarmName"] = "cpu\x85high\u2028now"
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(event))
+    code, out, _ = run("replay", "--json", "--state", str(tmp_path / "s.db"), str(path))
+    assert code == 0
+    (line,) = out.splitlines()
+    assert json.loads(line)["alarm_name"] == "cpu\x85high\u2028now"

@@ -15,8 +15,6 @@ from typing import Any, Protocol
 
 from pagerduty_bridge.models import Incident
 
-SCHEMA_VERSION = 1
-
 
 class IncidentStore(Protocol):
     def get(self, dedup_key: str) -> Incident | None: ...

@@ -1,0 +1,151 @@
+"""Secrets never leave the process: one place that knows every routing key and scrubs it from text.
+
+Every routing key the bridge loads is registered with ``REDACTOR``; its ``scrub`` is applied to
+PagerDuty's answers before they become an error, a stored record, a log line or CLI output, and a log
+record factory (installed by ``install_log_redaction``) scrubs every log record of every library
+before any handler sees it. Printed events show a key by its last four characters (``mask_key``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+MASK: Final = "****"
+"""What a scrubbed secret reads as."""
+SHOWN_KEY_CHARACTERS: Final = 4
+"""A masked routing key keeps its last four characters, so an operator can tell keys apart."""
+
+# Secret values AWS answers carry, as botocore's DEBUG logging prints them (a JSON answer's repr):
+# Secrets Manager's SecretString / SecretBinary and SSM's parameter Value. They are scrubbed before the
+# bridge knows the key they hold (botocore logs the very answer that delivers it).
+_AWS_SECRET_FIELDS: Final = re.compile(
+    r"""(?P<field>["']?(?:SecretString|SecretBinary|Value)["']?\s*:\s*)(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+)
+_AWS_LOGGERS: Final = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+def mask_key(key: object) -> str:
+    """A routing key as it may be printed: ``****…`` and its last four characters."""
+    text = "" if key is None else str(key)
+    if not text:
+        return text
+    return "*" * max(0, len(text) - SHOWN_KEY_CHARACTERS) + text[-SHOWN_KEY_CHARACTERS:]
+
+
+def masked_body(body: dict[str, Any]) -> dict[str, Any]:
+    """An Events API body safe to print or store: its routing key masked."""
+    if "routing_key" not in body:
+        return body
+    return {**body, "routing_key": mask_key(body["routing_key"])}
+
+
+class Redactor:
+    """The set of secrets to scrub from text; thread-safe, shared by the process."""
+
+    def __init__(self) -> None:
+        self._secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Register secrets (empty and very short values are ignored: they would scrub ordinary text)."""
+        new = {s for s in secrets if isinstance(s, str) and len(s) >= 8}
+        if new - self._secrets:
+            with self._lock:
+                self._secrets = self._secrets | new
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self._secrets
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every registered secret replaced by ``****``."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def holds_secret(self, text: str) -> bool:
+        return any(secret in text for secret in self._secrets)
+
+
+REDACTOR: Final = Redactor()
+"""The process's one redactor: routing keys are registered here as they are loaded."""
+
+
+def scrub(text: str, *extra: str) -> str:
+    """``text`` without any registered secret nor any of ``extra`` (e.g. the key a request carried)."""
+    for secret in extra:
+        if secret and len(secret) >= 8 and secret in text:
+            text = text.replace(secret, MASK)
+    return REDACTOR.scrub(text)
+
+
+def scrub_aws_secret_fields(text: str) -> str:
+    """Blank the values of secret-bearing fields in an AWS answer as botocore logs it."""
+    if "Secret" not in text and "Value" not in text:
+        return text
+    return _AWS_SECRET_FIELDS.sub(lambda m: f"{m.group('field')}'{MASK}'", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter scrubbing secrets from a record's message, arguments and ``extra`` fields.
+
+    The record factory (below) covers every record's message; a filter on a handler also covers the
+    ``extra`` fields that loggers attach after the record is made (Powertools prints them).
+    """
+
+    def __init__(self, redactor: Redactor = REDACTOR) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.redactor.secrets:
+            for name, value in list(vars(record).items()):
+                if isinstance(value, str) and self.redactor.holds_secret(value):
+                    setattr(record, name, self.redactor.scrub(value))
+        return True
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install_log_redaction() -> None:
+    """Scrub every log record of the process, whatever logger or handler it goes to.
+
+    A record factory sees each record as it is made, before any handler or filter: the one place no
+    library's logging can bypass (a filter on one handler misses records that propagate to others).
+    Idempotent.
+    """
+    global _installed  # noqa: PLW0603 - one factory per process, by design
+    with _install_lock:
+        if _installed:
+            return
+        previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _redact_record(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _installed = True
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    aws = record.name.startswith(_AWS_LOGGERS)
+    if not aws and not REDACTOR.secrets:
+        return
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # a malformed format string: leave it to the handler's error path
+        return
+    cleaned = REDACTOR.scrub(message)
+    if aws:
+        cleaned = scrub_aws_secret_fields(cleaned)
+    if cleaned != message:
+        record.msg, record.args = cleaned, None

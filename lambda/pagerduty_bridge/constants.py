@@ -33,6 +33,15 @@ ENV_ROUTING_KEYS: Final = "PAGERDUTY_ROUTING_KEYS"
 """Plaintext JSON ``{"alias": "routing key"}``: for local use only."""
 ENV_ROUTING_KEY_SECRETS: Final = "PAGERDUTY_ROUTING_KEY_SECRETS"
 """JSON ``{"alias": "secret ARN"}``: one Secrets Manager secret per routing-key alias."""
+ENV_WEBHOOK_SECRET_ARN: Final = "PAGERDUTY_WEBHOOK_SECRET_ARN"  # noqa: S105 - a variable name
+"""Secrets Manager secret holding the signing secret of the PagerDuty webhook subscription."""
+ENV_WEBHOOK_SECRET: Final = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+"""The webhook signing secret in plaintext: for local use only."""
+ENV_CHANGE_EVENTS_URL: Final = "PAGERDUTY_CHANGE_EVENTS_URL"
+"""Change Events endpoint; by default ``/v2/change/enqueue`` on the Events URL's origin."""
+ENV_RECONCILE_ROLE_ARNS: Final = "RECONCILE_ROLE_ARNS"
+"""JSON ``{"account id": "role ARN"}``: a read-only role reconciliation assumes to read another
+account's alarms. An incident of an account without a role is left alone, never called "gone"."""
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 
@@ -54,6 +63,10 @@ ALL_SETTINGS_ENV_VARS: Final = (
     ENV_ALERT_RULES_FILE,
     ENV_ROUTING_KEYS,
     ENV_ROUTING_KEY_SECRETS,
+    ENV_WEBHOOK_SECRET_ARN,
+    ENV_WEBHOOK_SECRET,
+    ENV_CHANGE_EVENTS_URL,
+    ENV_RECONCILE_ROLE_ARNS,
 )
 
 DEFAULT_ROUTING_KEY_ALIAS: Final = "default"
@@ -61,6 +74,8 @@ DEFAULT_ROUTING_KEY_ALIAS: Final = "default"
 
 # --- Lambda ------------------------------------------------------------------------------------------
 HANDLER: Final = "pagerduty_bridge.handler.lambda_handler"
+WEBHOOK_HANDLER: Final = "pagerduty_bridge.webhook.lambda_handler"
+"""The PagerDuty webhook receiver: its own function, behind a function URL, with least privilege."""
 PACKAGE_NAME: Final = "pagerduty_bridge"
 METRICS_NAMESPACE: Final = "PagerDutyBridge"
 SERVICE_NAME: Final = "pagerduty-bridge"
@@ -83,8 +98,23 @@ METRIC_INCIDENT_RESOLVED_BY: Final = "IncidentResolved{how}"
 METRIC_RESOLUTION_TIME: Final = "ResolutionTime"
 METRIC_PAGERDUTY_LATENCY: Final = "PagerDutyLatency"
 
+METRIC_SILENCED_NOTIFICATION: Final = "SilencedNotification"
+METRIC_WEBHOOK_RECEIVED: Final = "WebhookReceived"
+METRIC_WEBHOOK_APPLIED: Final = "WebhookApplied"
+METRIC_WEBHOOK_IGNORED: Final = "WebhookIgnored"
+"""A webhook about an incident the bridge did not open, a redelivery, or an older event."""
+METRIC_WEBHOOK_REJECTED: Final = "WebhookRejected"
+"""A webhook refused: missing or bad signature, too large, not JSON."""
+METRIC_CHANGE_EVENT_SENT: Final = "ChangeEventSent"
+METRIC_RECONCILE_RACE_LOST: Final = "ReconcileRaceLost"
+"""A reconciliation that found its incident changed since it read it: the newer notification wins."""
+
 RECONCILE_SCHEDULE_DETAIL_TYPE: Final = "Scheduled Event"
 """EventBridge's detail-type for schedule rules: the handler answers it by reconciling."""
+
+CLOUDFORMATION_SOURCE: Final = "aws.cloudformation"
+STACK_STATUS_CHANGE_DETAIL_TYPE: Final = "CloudFormation Stack Status Change"
+"""EventBridge's event for a stack's status: completed ones become PagerDuty Change Events."""
 
 # --- Incident table schema (the single definition; infra/ builds the table from it) -----------------
 TABLE_PARTITION_KEY: Final = "dedup_key"
@@ -96,6 +126,10 @@ incidents is one Query on a small index instead of a Scan of the whole history."
 ACTIVE_INDEX_SORT_KEY: Final = "active_since"
 """When the incident opened (its trigger time, else its last update): orders the active list."""
 ACTIVE_MARKER: Final = "open"
+SILENCE_MARKER: Final = "silence"
+"""Silences live in the incident table under their own key space (``SILENCE_KEY_PREFIX`` + id) and
+the sparse index's partition ``silence``, so listing them is one Query and TTL expires them."""
+SILENCE_KEY_PREFIX: Final = "silence#"
 TTL_ATTRIBUTE: Final = "expires_at"
 """Epoch seconds; set only on resolved incidents so the table does not grow forever."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from infra.alert_rules import RulesDocumentError, read_rules_file, rules_document
-from pagerduty_bridge.runtime import SECRET_KEY_FIELD
+from pagerduty_bridge.constants import DEFAULT_ROUTING_KEY_ALIAS as SECRET_KEY_FIELD
 
 Architecture = Literal["arm64", "x86_64"]
 

@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pagerduty_bridge.integration import PagerDutyIntegration
-    from pagerduty_bridge.models import AlertMessage, AlertSeverity, EventResponse, Incident, ServiceConfig
+    from pagerduty_bridge.models import AlertSeverity, EventResponse, Incident
+    from pagerduty_bridge.seed.models import AlertMessage, ServiceConfig
 
 __all__ = ["AlertMessage", "AlertSeverity", "EventResponse", "Incident", "PagerDutyIntegration", "ServiceConfig"]
 
 _HOMES = {
     "PagerDutyIntegration": "pagerduty_bridge.integration",
-    "AlertMessage": "pagerduty_bridge.models",
+    "AlertMessage": "pagerduty_bridge.seed.models",
     "AlertSeverity": "pagerduty_bridge.models",
     "EventResponse": "pagerduty_bridge.models",
     "Incident": "pagerduty_bridge.models",
-    "ServiceConfig": "pagerduty_bridge.models",
+    "ServiceConfig": "pagerduty_bridge.seed.models",
 }
 
 

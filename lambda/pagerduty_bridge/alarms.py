@@ -16,23 +16,27 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from pagerduty_bridge.errors import InvalidMessageError
-from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, MetricQuery, utc
+from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, MetricQuery
 from pagerduty_bridge.safejson import loads
+from pagerduty_bridge.timeutil import parse_time, utc
 
 # "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:name" (also aws-us-gov, aws-cn partitions).
 _ALARM_ARN = re.compile(r"^arn:(?P<partition>aws[\w-]*):cloudwatch:(?P<region>[\w-]+):(?P<account>[^:]*):alarm:")
 # First datapoint inside the reason's brackets: "[85.0 (14/01/25 14:25:00), 2.0 (…)]", "2.841116672E9".
-_DATAPOINT = re.compile(r"\[\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\(")
+# Possessive quantifiers: a hostile reason ("[" and 100,000 digits) cannot make the match backtrack.
+_NUMBER = r"[-+]?+(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][-+]?+\d++)?+"
+_DATAPOINT = re.compile(rf"\[\s*+(?P<value>{_NUMBER})\s*+\(")
 # Older messages: "Threshold Crossed: 1 datapoint (10.0) was greater than …".
-_OLD_DATAPOINT = re.compile(r"datapoints? \((?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\)")
+_OLD_DATAPOINT = re.compile(rf"datapoints? \((?P<value>{_NUMBER})\)")
 _COMPARISON_IN_REASON = re.compile(
     r"(?:was|were) (?P<op>greater than or equal to|less than or equal to|greater than|less than)"
     r" the (?:threshold|lower threshold|upper threshold)"
 )
-_PADDED_SETTING = re.compile(r"^-?\s*\w+:\s*")
+_PADDED_SETTING = re.compile(r"^-?\s*+\w++:\s*+")
+MAX_REASON_SCAN = 8192
+"""How much of a state reason is searched for a datapoint and a comparison: CloudWatch writes a few
+hundred characters; a forged megabyte is not searched."""
 
 
 def is_cloudwatch_alarm(message: Mapping[str, Any]) -> bool:
@@ -69,6 +73,7 @@ def parse_alarm_message(message: Mapping[str, Any], *, fallback_time: datetime |
         fields.update(_trigger_fields(trigger))
     fields["kind"] = _kind(fields, has_trigger=bool(trigger))
     fields["current_value"] = current_value_from_reason(fields["reason"])
+    fields["comparison"] = comparison_from_reason(fields["reason"])
     return _build(fields, "alarm message")
 
 
@@ -94,7 +99,7 @@ def parse_alarm_data(
         "alarm_arn": arn,
         "description": _text(configuration.get("description")),
         "account_id": _text(account_id),
-        "region_code": region_code,
+        "region_code": _text(region_code),
         "new_state": _state(state.get("value"), "state.value"),
         "old_state": _state(previous.get("value"), "previousState.value")
         if isinstance(previous, Mapping) and previous.get("value")
@@ -105,8 +110,8 @@ def parse_alarm_data(
         "tags": _tags(data.get("tags") or data.get("alarmTags")),
         **_arn_parts(arn),
     }
-    if region_code and not fields.get("region_code"):
-        fields["region_code"] = region_code
+    if _text(region_code) and not fields.get("region_code"):
+        fields["region_code"] = _text(region_code)
     children = reason_data.get("triggeringAlarms")
     if isinstance(children, list):
         fields["triggering_children"] = tuple(
@@ -123,18 +128,20 @@ def parse_alarm_data(
     fields["current_value"] = current_value_from_reason(fields["reason"])
     if fields["current_value"] is None:
         fields["current_value"] = _first_evaluated(reason_data)
+    fields["comparison"] = comparison_from_reason(fields["reason"])
     return _build(fields, "alarm data")
 
 
 def current_value_from_reason(reason: str) -> float | None:
     """The first datapoint CloudWatch lists in ``NewStateReason``, or ``None`` when it lists none."""
-    match = _DATAPOINT.search(reason) or _OLD_DATAPOINT.search(reason)
+    head = reason[:MAX_REASON_SCAN]
+    match = _DATAPOINT.search(head) or _OLD_DATAPOINT.search(head)
     return _number(match.group("value")) if match else None
 
 
 def comparison_from_reason(reason: str) -> str | None:
     """ "greater than", "less than or equal to" … as the reason words it, when it does."""
-    match = _COMPARISON_IN_REASON.search(reason)
+    match = _COMPARISON_IN_REASON.search(reason[:MAX_REASON_SCAN])
     return match.group("op") if match else None
 
 
@@ -142,11 +149,12 @@ def comparison_from_reason(reason: str) -> str | None:
 
 
 def _build(fields: dict[str, Any], what: str) -> AlarmNotification:
-    try:
-        return AlarmNotification(**{k: v for k, v in fields.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors())
-        raise InvalidMessageError(f"{what}: {problems}") from None
+    name = fields.get("alarm_name")
+    if name is None:
+        raise InvalidMessageError(f"{what}: alarm_name: Field required")
+    if not isinstance(name, str):
+        raise InvalidMessageError(f"{what}: alarm_name: Input should be a valid string, not {type(name).__name__}")
+    return AlarmNotification(**{k: v for k, v in fields.items() if v is not None})
 
 
 def _text(value: Any) -> str | None:
@@ -170,10 +178,11 @@ def _time(value: Any, field: str, fallback: datetime | None) -> datetime:
         if fallback is not None:
             return utc(fallback)
         raise InvalidMessageError(f"{field} is missing")
-    try:
-        return utc(datetime.fromisoformat(str(value).strip()))
-    except (ValueError, OverflowError):
-        raise InvalidMessageError(f"{field} is {value!r}, not an ISO 8601 time in range") from None
+    parsed = parse_time(value)
+    if parsed is None:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise InvalidMessageError(f"{field} is {shown}, not an ISO 8601 time in range")
+    return parsed
 
 
 def _arn_parts(arn: str | None) -> dict[str, str]:

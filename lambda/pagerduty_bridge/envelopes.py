@@ -2,32 +2,49 @@
 
 Auto-detected envelopes: Lambda SNS events (one or more records), SQS events carrying SNS
 notifications (or raw messages), SNS HTTP(S) notification bodies, EventBridge "CloudWatch Alarm State
-Change" / "Configuration Change" events, the alarm's direct Lambda action, and bare alarm messages.
+Change" / "Configuration Change" events, CloudFormation "Stack Status Change" events, the alarm's
+direct Lambda action, and bare alarm messages.
 
 A record that cannot be understood becomes a ``BadRecord`` naming what is wrong and where; the records
-beside it are still returned. Only an event that is no envelope at all raises ``InvalidMessageError``.
+beside it are still returned, whatever the bad one holds (no value inside a record can raise out of
+here). Only an event that is no envelope at all raises ``InvalidMessageError``.
+
+Every notification carries when it was received (its envelope's time, or the clock), and an alarm's
+state-change time more than ``timeutil.MAX_CLOCK_SKEW`` ahead of that is not believed: it becomes the
+receipt time (``timeutil.believable``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge.alarms import is_cloudwatch_alarm, parse_alarm_data, parse_alarm_message
 from pagerduty_bridge.errors import InvalidMessageError
-from pagerduty_bridge.models import AlarmNotification, ControlMessage, UnrecognizedMessage, utc
+from pagerduty_bridge.models import (
+    AlarmNotification,
+    ControlMessage,
+    StackStatusChange,
+    UnrecognizedMessage,
+)
 from pagerduty_bridge.safejson import loads, sanitized
+from pagerduty_bridge.timeutil import believable, parse_epoch_millis, parse_time, receipt_time
 
-EVENTBRIDGE_STATE_CHANGE = "CloudWatch Alarm State Change"
-EVENTBRIDGE_CONFIG_CHANGE = "CloudWatch Alarm Configuration Change"
-SNS_CONTROL_TYPES = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
+logger = logging.getLogger(__name__)
 
-Content = AlarmNotification | UnrecognizedMessage | ControlMessage
+EVENTBRIDGE_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
+EVENTBRIDGE_CONFIG_CHANGE: Final = "CloudWatch Alarm Configuration Change"
+SNS_CONTROL_TYPES: Final = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+Content = AlarmNotification | UnrecognizedMessage | ControlMessage | StackStatusChange
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Notification:
     """One message to act on, with where it came from (for logs, output and partial batch failures)."""
 
@@ -41,7 +58,7 @@ class Notification:
     """The SQS message id, for ``batchItemFailures``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BadRecord:
     record: str
     error: InvalidMessageError
@@ -52,13 +69,19 @@ class BadRecord:
 Parsed = Notification | BadRecord
 
 
+def is_schedule(event: Any) -> bool:
+    """An EventBridge schedule's event: the handler answers it by reconciling."""
+    return isinstance(event, Mapping) and event.get("detail-type") == c.RECONCILE_SCHEDULE_DETAIL_TYPE
+
+
 def is_sqs_event(event: Any) -> bool:
     records = event.get("Records") if isinstance(event, Mapping) else None
     return bool(records) and isinstance(records, list) and _source(records[0]) == "aws:sqs"
 
 
-def parse_event(event: Any) -> list[Parsed]:
-    """Every notification in a Lambda event or message body, in order."""
+def parse_event(event: Any, *, now: datetime | None = None) -> list[Parsed]:
+    """Every notification in a Lambda event or message body, in order (``now``: the receipt clock)."""
+    now = now or datetime.now(UTC)
     try:
         event = sanitized(event)
     except RecursionError:
@@ -69,9 +92,9 @@ def parse_event(event: Any) -> list[Parsed]:
     if isinstance(records, list):
         if not records:
             raise InvalidMessageError("the event's Records list is empty")
-        return [_lambda_record(record, f"Records[{index}]") for index, record in enumerate(records)]
+        return [_guarded(record, f"Records[{index}]", now) for index, record in enumerate(records)]
     try:
-        parsed = _body(event, "event", source=None, fallback_time=None, batch_item_id=None)
+        parsed = _body(event, "event", _Origin(now=now))
     except InvalidMessageError as exc:
         if isinstance(exc, _NotAnEnvelope):
             raise
@@ -83,6 +106,24 @@ class _NotAnEnvelope(InvalidMessageError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """What the envelope around a body says: its time, its source, its SQS message id."""
+
+    now: datetime
+    sent: datetime | None = None
+    source: str | None = None
+    batch_item_id: str | None = None
+
+    @property
+    def received(self) -> datetime:
+        return receipt_time(self.sent, self.now)
+
+    def within(self, sent: datetime | None) -> _Origin:
+        """The same origin, for a body wrapped inside this one (its own time wins when it has one)."""
+        return replace(self, sent=sent or self.sent)
+
+
 def _source(record: Any) -> str | None:
     if not isinstance(record, Mapping):
         return None
@@ -90,62 +131,77 @@ def _source(record: Any) -> str | None:
     return str(value) if value else None
 
 
-def _lambda_record(record: Any, where: str) -> Parsed:
-    source = _source(record)
-    if not isinstance(record, Mapping):
-        return BadRecord(where, InvalidMessageError(f"{where} is not an object"))
-    batch_item_id = str(record["messageId"]) if source == "aws:sqs" and record.get("messageId") else None
+def _guarded(record: Any, where: str, now: datetime) -> Parsed:
+    """One record, whatever it holds: a parse failure of any kind becomes its ``BadRecord``."""
+    batch_item_id = _batch_item_id(record)
     try:
-        if source == "aws:sns":
-            sns = record.get("Sns")
-            if not isinstance(sns, Mapping):
-                raise InvalidMessageError(f"{where}.Sns is missing or not an object")
-            return _sns(sns, f"{where}.Sns", batch_item_id=None)
-        if source == "aws:sqs":
-            body = record.get("body")
-            if not isinstance(body, str):
-                raise InvalidMessageError(f"{where}.body is missing or not a string")
-            try:
-                decoded = loads(body)
-            except ValueError:
-                return Notification(
-                    f"{where}.body",
-                    _unrecognized(None, body, _sqs_time(record)),
-                    message_id=batch_item_id,
-                    source=str(record.get("eventSourceARN") or "") or None,
-                    batch_item_id=batch_item_id,
-                )
-            return _body(
-                decoded,
-                f"{where}.body",
-                source=record.get("eventSourceARN"),
-                fallback_time=_sqs_time(record),
-                batch_item_id=batch_item_id,
-            )
-        raise InvalidMessageError(f"{where} has event source {source!r}; expected aws:sns or aws:sqs")
+        return _lambda_record(record, where, now, batch_item_id)
     except InvalidMessageError as exc:
         return BadRecord(where, exc, message_id=_message_id(record), batch_item_id=batch_item_id)
+    except Exception as exc:
+        logger.exception("unexpected failure reading %s", where)
+        problem = InvalidMessageError(f"{where} could not be read ({type(exc).__name__})")
+        return BadRecord(where, problem, message_id=_message_id(record), batch_item_id=batch_item_id)
 
 
-def _message_id(record: Mapping[str, Any]) -> str | None:
+def _batch_item_id(record: Any) -> str | None:
+    if isinstance(record, Mapping) and _source(record) == "aws:sqs" and record.get("messageId"):
+        return str(record["messageId"])
+    return None
+
+
+def _lambda_record(record: Any, where: str, now: datetime, batch_item_id: str | None) -> Parsed:
+    source = _source(record)
+    if not isinstance(record, Mapping):
+        raise InvalidMessageError(f"{where} is not an object")
+    if source == "aws:sns":
+        sns = record.get("Sns")
+        if not isinstance(sns, Mapping):
+            raise InvalidMessageError(f"{where}.Sns is missing or not an object")
+        return _sns(sns, f"{where}.Sns", _Origin(now=now))
+    if source == "aws:sqs":
+        return _sqs(record, where, now, batch_item_id)
+    raise InvalidMessageError(f"{where} has event source {source!r}; expected aws:sns or aws:sqs")
+
+
+def _sqs(record: Mapping[str, Any], where: str, now: datetime, batch_item_id: str | None) -> Notification:
+    body = record.get("body")
+    if not isinstance(body, str):
+        raise InvalidMessageError(f"{where}.body is missing or not a string")
+    origin = _Origin(
+        now=now,
+        sent=_sqs_sent(record),
+        source=str(record.get("eventSourceARN") or "") or None,
+        batch_item_id=batch_item_id,
+    )
+    try:
+        decoded = loads(body)
+    except ValueError:
+        return Notification(
+            f"{where}.body",
+            _unrecognized(None, body, origin.received),
+            message_id=batch_item_id,
+            source=origin.source,
+            batch_item_id=batch_item_id,
+        )
+    return _body(decoded, f"{where}.body", origin)
+
+
+def _message_id(record: Any) -> str | None:
+    if not isinstance(record, Mapping):
+        return None
     sns = record.get("Sns")
     if isinstance(sns, Mapping) and sns.get("MessageId"):
         return str(sns["MessageId"])
     return str(record["messageId"]) if record.get("messageId") else None
 
 
-def _sqs_time(record: Mapping[str, Any]) -> datetime | None:
+def _sqs_sent(record: Mapping[str, Any]) -> datetime | None:
     attributes = record.get("attributes")
-    if isinstance(attributes, Mapping):
-        sent = attributes.get("SentTimestamp")
-        if isinstance(sent, str) and sent.isdigit():
-            return datetime.fromtimestamp(int(sent) / 1000, UTC)
-    return None
+    return parse_epoch_millis(attributes.get("SentTimestamp")) if isinstance(attributes, Mapping) else None
 
 
-def _body(
-    body: Any, where: str, *, source: str | None, fallback_time: datetime | None, batch_item_id: str | None
-) -> Notification:
+def _body(body: Any, where: str, origin: _Origin) -> Notification:
     """A decoded JSON body: SNS HTTP notification, EventBridge event, alarm action or bare alarm."""
     if not isinstance(body, Mapping):
         raise _NotAnEnvelope(f"{where} is a JSON {type(body).__name__}, not a known envelope")
@@ -157,78 +213,77 @@ def _body(
                 ControlMessage(kind=f"sns_{sns_type}"),
                 message_id=str(body["MessageId"]),
                 source=str(body["TopicArn"]),
-                batch_item_id=batch_item_id,
+                batch_item_id=origin.batch_item_id,
             )
-        return _sns(body, where, batch_item_id=batch_item_id)
+        return _sns(body, where, origin)
     if "detail-type" in body and isinstance(body.get("detail"), Mapping):
-        return _eventbridge(body, where, batch_item_id)
+        return _eventbridge(body, where, origin)
     if isinstance(body.get("alarmData"), Mapping):
-        alarm = parse_alarm_data(
-            body["alarmData"],
-            alarm_arn=body.get("alarmArn"),
-            account_id=body.get("accountId"),
-            region_code=body.get("region"),
-            fallback_time=_iso(body.get("time")),
-        )
-        return Notification(
-            f"{where}.alarmData",
-            alarm,
-            source=str(body.get("source") or "aws.cloudwatch"),
-            batch_item_id=batch_item_id,
-        )
+        return _alarm_action(body, where, origin)
     if is_cloudwatch_alarm(body):
-        return Notification(
-            where,
-            parse_alarm_message(body, fallback_time=fallback_time),
-            source=source,
-            batch_item_id=batch_item_id,
-        )
+        alarm = parse_alarm_message(body, fallback_time=origin.received)
+        return Notification(where, _believed(alarm, origin), source=origin.source, batch_item_id=origin.batch_item_id)
     raise _NotAnEnvelope(
         f"{where} is no known envelope: expected a Lambda SNS or SQS event, an SNS notification, an EventBridge "
         "alarm event, an alarm action or a CloudWatch alarm message"
     )
 
 
-def _sns(sns: Mapping[str, Any], where: str, *, batch_item_id: str | None) -> Notification:
+def _alarm_action(body: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
+    inner = origin.within(parse_time(body.get("time")))
+    alarm = parse_alarm_data(
+        body["alarmData"],
+        alarm_arn=body.get("alarmArn"),
+        account_id=body.get("accountId"),
+        region_code=body.get("region"),
+        fallback_time=inner.received,
+    )
+    return Notification(
+        f"{where}.alarmData",
+        _believed(alarm, inner),
+        source=str(body.get("source") or "aws.cloudwatch"),
+        batch_item_id=origin.batch_item_id,
+    )
+
+
+def _sns(sns: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
     """An SNS notification: its ``Message`` is an alarm (JSON) or any other text."""
     message_id = str(sns.get("MessageId")) if sns.get("MessageId") else None
     topic = str(sns.get("TopicArn")) if sns.get("TopicArn") else None
     subject = sns.get("Subject") if isinstance(sns.get("Subject"), str) else None
-    received = _iso(sns.get("Timestamp"))
+    inner = origin.within(parse_time(sns.get("Timestamp")))
     message = sns.get("Message")
     if not isinstance(message, str):
         raise InvalidMessageError(f"{where}.Message is missing or not a string")
-    context = {"message_id": message_id, "source": topic, "batch_item_id": batch_item_id}
+    context = {"message_id": message_id, "source": topic, "batch_item_id": origin.batch_item_id}
     try:
         decoded = loads(message)
     except ValueError:
-        return Notification(f"{where}.Message", _unrecognized(subject, message, received), **context)
+        return Notification(f"{where}.Message", _unrecognized(subject, message, inner.received), **context)
     if isinstance(decoded, Mapping) and is_cloudwatch_alarm(decoded):
         try:
-            alarm = parse_alarm_message(decoded, fallback_time=received)
+            alarm = parse_alarm_message(decoded, fallback_time=inner.received)
         except InvalidMessageError as exc:
             # Looks like an alarm but is not a valid one: forward its text rather than lose it.
             return Notification(
-                f"{where}.Message", _unrecognized(subject, message, received, problem=str(exc)), **context
+                f"{where}.Message", _unrecognized(subject, message, inner.received, problem=str(exc)), **context
             )
-        return Notification(f"{where}.Message", alarm, **context)
+        return Notification(f"{where}.Message", _believed(alarm, inner), **context)
     if isinstance(decoded, Mapping) and "detail-type" in decoded and isinstance(decoded.get("detail"), Mapping):
-        inner = _eventbridge(decoded, f"{where}.Message", batch_item_id)
-        return Notification(inner.record, inner.content, **context)
-    return Notification(f"{where}.Message", _unrecognized(subject, message, received), **context)
+        wrapped = _eventbridge(decoded, f"{where}.Message", inner)
+        return Notification(wrapped.record, wrapped.content, **context)
+    return Notification(f"{where}.Message", _unrecognized(subject, message, inner.received), **context)
 
 
-def _eventbridge(event: Mapping[str, Any], where: str, batch_item_id: str | None) -> Notification:
+def _eventbridge(event: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
     detail_type = event.get("detail-type")
     event_id = str(event.get("id")) if event.get("id") else None
+    context = {"message_id": event_id, "source": str(event.get("source")), "batch_item_id": origin.batch_item_id}
     if detail_type == EVENTBRIDGE_CONFIG_CHANGE:
-        return Notification(
-            where,
-            ControlMessage(kind="alarm_configuration_change"),
-            message_id=event_id,
-            source=str(event.get("source")),
-            batch_item_id=batch_item_id,
-        )
+        return Notification(where, ControlMessage(kind="alarm_configuration_change"), **context)
+    inner = origin.within(parse_time(event.get("time")))
+    if detail_type == c.STACK_STATUS_CHANGE_DETAIL_TYPE and event.get("source") == c.CLOUDFORMATION_SOURCE:
+        return Notification(f"{where}.detail", _stack_status(event, inner), **context)
     if detail_type != EVENTBRIDGE_STATE_CHANGE:
         raise _NotAnEnvelope(f"{where} is an EventBridge {detail_type!r} event, not a CloudWatch alarm event")
     resources = event.get("resources")
@@ -238,32 +293,48 @@ def _eventbridge(event: Mapping[str, Any], where: str, batch_item_id: str | None
         alarm_arn=arn,
         account_id=event.get("account"),
         region_code=event.get("region"),
-        fallback_time=_iso(event.get("time")),
+        fallback_time=inner.received,
     )
-    return Notification(
-        f"{where}.detail",
-        alarm,
-        message_id=event_id,
-        source=str(event.get("source")),
-        batch_item_id=batch_item_id,
+    return Notification(f"{where}.detail", _believed(alarm, inner), **context)
+
+
+def _stack_status(event: Mapping[str, Any], origin: _Origin) -> StackStatusChange:
+    detail = event["detail"]
+    stack_id = detail.get("stack-id")
+    status_details = detail.get("status-details")
+    status = status_details.get("status") if isinstance(status_details, Mapping) else None
+    if not isinstance(stack_id, str) or not isinstance(status, str):
+        raise InvalidMessageError("a stack status change needs detail.stack-id and detail.status-details.status")
+    parts = stack_id.split(":")
+    name = stack_id.split(":stack/", 1)[1].split("/", 1)[0] if ":stack/" in stack_id else stack_id
+    reason = status_details.get("status-reason") if isinstance(status_details, Mapping) else None
+    return StackStatusChange(
+        stack_id=stack_id,
+        stack_name=name,
+        status=status,
+        status_reason=reason if isinstance(reason, str) else "",
+        account_id=str(event.get("account") or (parts[4] if len(parts) > 4 else "")) or None,
+        region_code=str(event.get("region") or (parts[3] if len(parts) > 3 else "")) or None,
+        partition=parts[1] if len(parts) > 1 and parts[1].startswith("aws") else "aws",
+        time=origin.received,
+        event_id=str(event.get("id")) if event.get("id") else None,
     )
 
 
-def _iso(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return utc(datetime.fromisoformat(value))
-    except ValueError:
-        return None
+def _believed(alarm: AlarmNotification, origin: _Origin) -> AlarmNotification:
+    """The alarm with a state-change time no later than its receipt allows (see module docs)."""
+    received = origin.received
+    believed = believable(alarm.state_change_time, received)
+    if believed == alarm.state_change_time:
+        return alarm
+    logger.warning(
+        "state change time is ahead of its receipt; the receipt time is used instead",
+        extra={"alarm_name": alarm.alarm_name[:256], "stated": alarm.state_change_time.isoformat()},
+    )
+    return replace(alarm, state_change_time=believed)
 
 
 def _unrecognized(
     subject: str | None, text: str, received: datetime | None, problem: str | None = None
 ) -> UnrecognizedMessage:
-    return UnrecognizedMessage(
-        subject=subject or None,
-        text=text,
-        received_at=received or datetime(1970, 1, 1, tzinfo=UTC),
-        problem=problem,
-    )
+    return UnrecognizedMessage(subject=subject or None, text=text, received_at=received or _EPOCH, problem=problem)

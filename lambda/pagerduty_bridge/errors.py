@@ -40,32 +40,61 @@ class InvalidMessageError(BridgeError):
 class IncidentNotFoundError(BridgeError):
     """No incident is tracked under the given dedup key."""
 
-    def __init__(self, dedup_key: str) -> None:
-        super().__init__(f"Incident not found: {dedup_key}")
+    def __init__(self, dedup_key: str, detail: str | None = None) -> None:
+        super().__init__(f"Incident not found: {dedup_key}" + (f" ({detail})" if detail else ""))
         self.dedup_key = dedup_key
+
+
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""PagerDuty: 429 means slow down, 5xx means try again: retried at once, with backoff."""
+KEPT_STATUSES = frozenset({401, 403, 404})
+"""A wrong or revoked key, or a wrong URL: nothing was delivered, and a retry after the fix can
+deliver. Not retried at once (it would fail the same way), but kept for Lambda's retries, the
+failure destination or the dead-letter queue, and a redrive."""
 
 
 class PagerDutyApiError(BridgeError):
     """PagerDuty answered with an error status.
 
-    429 and 5xx are retryable; any other status means the event itself is wrong and sending it again
-    cannot help (PagerDuty's ``errors[]`` are part of the message).
+    429 and 5xx are retried; 401, 403 and 404 are kept for redrive; any other status (400) means the
+    event itself is wrong and sending it again cannot help (PagerDuty's ``errors[]`` are part of the
+    message). ``ambiguous`` is true when an earlier attempt of the same send may still be processed.
     """
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"PagerDuty API error: {status} - {reason}", retryable=status == 429 or status >= 500)
+    def __init__(self, status: int, reason: str, *, ambiguous: bool = False) -> None:
+        retryable = status in RETRIED_STATUSES or status >= 500 or status in KEPT_STATUSES
+        super().__init__(f"PagerDuty API error: {status} - {reason}", retryable=retryable)
         self.status = status
         self.reason = reason
+        self.ambiguous = ambiguous
 
 
 class PagerDutyDeliveryError(BridgeError):
-    """The event could not be delivered at all (network, timeout, retry budget spent): retryable."""
+    """The event could not be delivered (network, timeout, retry budget spent, an answer that was not
+    PagerDuty's acceptance): retryable. ``ambiguous`` is true when PagerDuty may have received it."""
 
     retryable = True
 
-    def __init__(self, cause: str) -> None:
+    def __init__(self, cause: str, *, ambiguous: bool = False) -> None:
         super().__init__(f"Failed to send PagerDuty event: {cause}")
         self.cause = cause
+        self.ambiguous = ambiguous
+
+
+class RoutingKeyError(ConfigurationError):
+    """One routing-key alias cannot be used (its secret is unreadable or holds no valid key): only the
+    pages routed to that alias fail, and they are kept for retry and redrive."""
+
+    def __init__(self, alias: str, message: str) -> None:
+        super().__init__(message)
+        self.alias = alias
+
+
+class DeadlineError(BridgeError):
+    """Not enough of the invocation is left to handle this record: it goes back for another
+    invocation (an SQS batch item failure, or Lambda's retry of the event) before it is started."""
+
+    retryable = True
 
 
 class StoreError(BridgeError):
@@ -83,7 +112,21 @@ class ConcurrentUpdateError(StoreError):
 
 
 class VersionConflictError(StoreError):
-    """The incident changed between read and write (another invocation wrote first): re-read, decide
-    again."""
+    """The incident changed between read and write (another invocation wrote first): decide again on
+    ``current``, the item as the store holds it now (when the store returned it), else re-read."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, current: object = None, known: bool = False) -> None:
+        super().__init__(message)
+        self.current = current
+        """The stored incident after the failed write (``None``: there is none, when ``known``)."""
+        self.known = known
+        """Whether ``current`` is what the store holds (else it must be read)."""
+
+
+class UnexpectedError(BridgeError):
+    """Handling one record failed in a way the bridge did not foresee (a bug): the record is kept for
+    retry and redrive (the dead-letter queue, alone), and the records beside it go on."""
 
     retryable = True

@@ -1,10 +1,14 @@
-"""PagerDuty Events API v2: the wire body (built in exactly one place) and the client that sends it.
+"""PagerDuty Events API v2: the wire bodies (each built in exactly one place) and the client.
 
 The routing key stays out of ``PagerDutyEvent``: the client adds it when sending, so an event can be
-logged, printed or stored without leaking it. Failures are classified once, here: 429, 5xx, network
-errors and timeouts are retried with exponential backoff and jitter (urllib3's ``Retry``, honouring
-``Retry-After``) within a time budget; any other 4xx is permanent. The client is urllib3 itself (what
-requests is built on, already loaded by botocore): no second HTTP stack to import at cold start.
+logged, printed or stored without leaking it. Answers are classified once, here (the README's answer
+table): only ``202`` with ``status: success`` is acceptance; any other 2xx came from something in
+between (a proxy's login page) and is a retryable failure; 429, 5xx, network errors and timeouts are
+retried with exponential backoff and jitter (urllib3's ``Retry``, honouring ``Retry-After``) within a
+time budget; 401, 403 and 404 are kept for redrive; 400 is the event's own fault. A request whose
+answer never came (read timeout, a connection dropped after sending) may still be processed later:
+the send reports it as ``ambiguous``. The client is urllib3 itself (what requests is built on, already
+loaded by botocore): no second HTTP stack to import at cold start.
 """
 
 from __future__ import annotations
@@ -13,67 +17,78 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 import urllib3
-from pydantic import BaseModel, ConfigDict, Field
-from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from pagerduty_bridge import constants as c
+from pagerduty_bridge.errors import RETRIED_STATUSES, PagerDutyApiError, PagerDutyDeliveryError
+from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
+from pagerduty_bridge.redaction import masked_body, scrub
+from pagerduty_bridge.text import truncate
+from pagerduty_bridge.timeutil import utc
 
 if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
-from pagerduty_bridge.errors import PagerDutyApiError, PagerDutyDeliveryError
-from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse, utc
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-"""PagerDuty: 429 means slow down, 5xx means try again; every other 4xx is the event's fault."""
-CONNECT_TIMEOUT_SECONDS = 3.05
+__all__ = ["masked_body"]
+
+CONNECT_TIMEOUT_SECONDS: Final = 3.05
 """Slightly above a multiple of 3 s, TCP's retransmission window (requests' documentation advice)."""
-READ_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS: Final = 10.0
 """PagerDuty answers in well under a second; 10 s separates slow from dead."""
-BACKOFF_FACTOR = 0.5
-BACKOFF_MAX_SECONDS = 8.0
-BACKOFF_JITTER_SECONDS = 0.25
-TRUNCATION_MARK = "…"
+BACKOFF_FACTOR: Final = 0.5
+BACKOFF_MAX_SECONDS: Final = 8.0
+BACKOFF_JITTER_SECONDS: Final = 0.25
+MAX_LINK_HREF_LENGTH: Final = 2048
+"""Links longer than this are dropped from an event: no browser or phone follows them, and a forged
+alarm name must not push the event past PagerDuty's 512 KB."""
+MAX_ERROR_DETAIL_LENGTH: Final = 1024
+"""How much of PagerDuty's (or a proxy's) answer an error message carries."""
+ACCEPTED_STATUS: Final = 202
+"""PagerDuty's only answer of acceptance: the event is queued."""
 
 
-class Link(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+@dataclass(frozen=True, slots=True)
+class Link:
     href: str
     text: str | None = None
 
+    def wire(self) -> dict[str, str]:
+        return {"href": self.href} if self.text is None else {"href": self.href, "text": self.text}
 
-class Image(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
+@dataclass(frozen=True, slots=True)
+class Image:
     src: str
     href: str | None = None
     alt: str | None = None
 
+    def wire(self) -> dict[str, str]:
+        return {k: v for k, v in (("src", self.src), ("href", self.href), ("alt", self.alt)) if v is not None}
 
-class EventPayload(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventPayload:
     summary: str
     source: str
     severity: AlertSeverity
     timestamp: datetime | None = None
     component: str | None = None
     group: str | None = None
-    class_: str | None = Field(default=None, alias="class")
-    custom_details: dict[str, Any] = Field(default_factory=dict)
+    class_: str | None = None
+    custom_details: dict[str, Any] = field(default_factory=dict)
 
 
-class PagerDutyEvent(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PagerDutyEvent:
     """One Events API v2 event, without its routing key."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     event_action: EventAction
     dedup_key: str
@@ -91,47 +106,70 @@ class PagerDutyEvent(BaseModel):
             "dedup_key": bounded_dedup_key(self.dedup_key),
         }
         if self.payload is not None and self.event_action is EventAction.TRIGGER:
-            payload: dict[str, Any] = {
-                "summary": truncate(self.payload.summary, c.MAX_SUMMARY_LENGTH),
-                "source": self.payload.source,
-                "severity": self.payload.severity.value,
-            }
-            if self.payload.timestamp is not None:
-                payload["timestamp"] = format_timestamp(self.payload.timestamp)
-            for key, value in (
-                ("component", self.payload.component),
-                ("group", self.payload.group),
-                ("class", self.payload.class_),
-            ):
-                if value:
-                    payload[key] = value
-            if self.payload.custom_details:
-                payload["custom_details"] = dict(self.payload.custom_details)
-            body["payload"] = payload
-            if self.links:
-                body["links"] = [link.model_dump(exclude_none=True) for link in self.links]
+            body["payload"] = _payload_wire(self.payload)
+            links = [link.wire() for link in self.links if len(link.href) <= MAX_LINK_HREF_LENGTH]
+            if links:
+                body["links"] = links
             if self.images:
-                body["images"] = [image.model_dump(exclude_none=True) for image in self.images]
+                body["images"] = [image.wire() for image in self.images]
             if self.client:
                 body["client"] = self.client
-            if self.client_url:
+            if self.client_url and len(self.client_url) <= MAX_LINK_HREF_LENGTH:
                 body["client_url"] = self.client_url
+        return fit_event_size(body)
+
+
+def _payload_wire(payload: EventPayload) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "summary": truncate(payload.summary, c.MAX_SUMMARY_LENGTH),
+        "source": truncate(payload.source, c.MAX_SUMMARY_LENGTH),
+        "severity": payload.severity.value,
+    }
+    if payload.timestamp is not None:
+        wire["timestamp"] = format_timestamp(payload.timestamp)
+    for key, value in (("component", payload.component), ("group", payload.group), ("class", payload.class_)):
+        if value:
+            wire[key] = truncate(value, c.MAX_SUMMARY_LENGTH)
+    if payload.custom_details:
+        wire["custom_details"] = dict(payload.custom_details)
+    return wire
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeEvent:
+    """One Change Event (``POST /v2/change/enqueue``): something changed; it never notifies anyone."""
+
+    summary: str
+    source: str
+    timestamp: datetime
+    custom_details: dict[str, Any] = field(default_factory=dict)
+    links: tuple[Link, ...] = ()
+
+    def to_wire(self, routing_key: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "routing_key": routing_key,
+            "payload": {
+                "summary": truncate(self.summary, c.MAX_SUMMARY_LENGTH),
+                "source": truncate(self.source, c.MAX_SUMMARY_LENGTH),
+                "timestamp": format_timestamp(self.timestamp),
+            },
+        }
+        if self.custom_details:
+            body["payload"]["custom_details"] = dict(self.custom_details)
+        links = [link.wire() for link in self.links if len(link.href) <= MAX_LINK_HREF_LENGTH]
+        if links:
+            body["links"] = links
         return fit_event_size(body)
 
 
 def masked(body: dict[str, Any]) -> dict[str, Any]:
     """A wire body safe to print: the routing key shown by its last four characters only."""
-    key = str(body.get("routing_key", ""))
-    return {**body, "routing_key": ("*" * 28 + key[-4:]) if key else key}
+    return masked_body(body)
 
 
 def format_timestamp(value: datetime) -> str:
     """PagerDuty's ISO 8601 with milliseconds and ``Z``, as in the seed's payload."""
     return utc(value).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - len(TRUNCATION_MARK)] + TRUNCATION_MARK
 
 
 def bounded_dedup_key(key: str) -> str:
@@ -142,7 +180,7 @@ def bounded_dedup_key(key: str) -> str:
     """
     if len(key) <= c.MAX_DEDUP_KEY_LENGTH:
         return key
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{key[: c.MAX_DEDUP_KEY_LENGTH - len(digest) - 1]}-{digest}"
 
 
@@ -181,20 +219,35 @@ def fit_event_size(body: dict[str, Any], limit: int = c.MAX_EVENT_BYTES) -> dict
 # --- sending ------------------------------------------------------------------------------------------
 
 
+@dataclass
+class AttemptLog:
+    """What one send's attempts were: whether any may have reached PagerDuty without an answer."""
+
+    ambiguous: bool = False
+
+
+_AMBIGUOUS_ERRORS: Final = (ReadTimeoutError, ProtocolError)
+"""The request went out and no answer came: PagerDuty may still process it (a connect error means it
+never left)."""
+
+
 class BudgetedRetry(Retry):
-    """urllib3 ``Retry`` that also stops when the next wait would overrun the caller's time budget.
+    """urllib3 ``Retry`` that stops when the next wait would overrun the caller's time budget, and
+    notes attempts whose outcome is unknown.
 
     A fresh instance with its own ``deadline`` goes with every send (urllib3 takes the retry policy per
     request), so one connection pool serves every call, in any thread.
     """
 
-    def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deadline: float | None = None, log: AttemptLog | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deadline = deadline
+        self.log = log if log is not None else AttemptLog()
 
     def new(self, **kw: Any) -> Self:
         retry = super().new(**kw)
         retry.deadline = self.deadline
+        retry.log = self.log
         return retry
 
     def increment(
@@ -206,6 +259,8 @@ class BudgetedRetry(Retry):
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
     ) -> Self:
+        if isinstance(error, _AMBIGUOUS_ERRORS):
+            self.log.ambiguous = True
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         if self.deadline is None:
             return new
@@ -217,7 +272,7 @@ class BudgetedRetry(Retry):
         return new
 
 
-def default_retry(deadline: float | None = None) -> BudgetedRetry:
+def default_retry(deadline: float | None = None, log: AttemptLog | None = None) -> BudgetedRetry:
     return BudgetedRetry(
         total=12,
         connect=6,
@@ -227,11 +282,12 @@ def default_retry(deadline: float | None = None) -> BudgetedRetry:
         backoff_factor=BACKOFF_FACTOR,
         backoff_max=BACKOFF_MAX_SECONDS,
         backoff_jitter=BACKOFF_JITTER_SECONDS,
-        status_forcelist=RETRYABLE_STATUSES,
+        status_forcelist=RETRIED_STATUSES,
         allowed_methods=frozenset({"POST"}),  # safe: PagerDuty deduplicates by dedup_key
         respect_retry_after_header=True,
         raise_on_status=False,
         deadline=deadline,
+        log=log,
     )
 
 
@@ -257,17 +313,20 @@ def build_pool() -> urllib3.PoolManager:
 
 
 class EventsClient:
-    """Sends events to one Events API URL. Build once per process; it reuses its connections."""
+    """Sends events to one Events API URL (and Change Events to ``change_url``). Build once per
+    process; it reuses its connections."""
 
     def __init__(
         self,
         url: str = c.DEFAULT_EVENTS_URL,
         *,
+        change_url: str | None = None,
         pool: urllib3.PoolManager | None = None,
         retry_budget_seconds: float = 30.0,
         on_attempt: Callable[[float], None] | None = None,
     ) -> None:
         self.url = url
+        self.change_url = change_url
         self.retry_budget_seconds = retry_budget_seconds
         self._pool = pool
         self._on_attempt = on_attempt
@@ -282,45 +341,95 @@ class EventsClient:
         """Send one event; return PagerDuty's acceptance or raise a classified ``BridgeError``."""
         return self.send_body(event.to_wire(routing_key), budget_seconds=budget_seconds)
 
-    def send_body(self, body: dict[str, Any], *, budget_seconds: float | None = None) -> EventResponse:
+    def send_body(
+        self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
+    ) -> EventResponse:
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
         read_timeout = max(0.5, min(READ_TIMEOUT_SECONDS, budget))
         started = time.monotonic()
+        log = AttemptLog()
+        key = str(body.get("routing_key") or "")
         try:
             response = self.pool.request(
                 "POST",
-                self.url,
+                url or self.url,
                 body=json.dumps(body, ensure_ascii=False).encode(),
                 headers={"Content-Type": "application/json"},
                 timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, read_timeout), read=read_timeout),
-                retries=default_retry(deadline=started + budget),
+                retries=default_retry(deadline=started + budget, log=log),
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise PagerDutyDeliveryError(_describe_network_error(exc, time.monotonic() - started)) from exc
+            if isinstance(exc, _AMBIGUOUS_ERRORS) or isinstance(getattr(exc, "reason", None), _AMBIGUOUS_ERRORS):
+                log.ambiguous = True
+            cause = scrub(_describe_network_error(exc, time.monotonic() - started), key)
+            raise PagerDutyDeliveryError(cause, ambiguous=log.ambiguous) from None
         finally:
             if self._on_attempt is not None:
                 self._on_attempt(time.monotonic() - started)
-        return classify_response(response.status, response.reason or "", response.data.decode("utf-8", "replace"))
-
-
-def classify_response(status: int, reason: str, text: str) -> EventResponse:
-    """202 → ``EventResponse``; anything else → ``PagerDutyApiError`` (retryable for 429 and 5xx)."""
-    try:
-        data = json.loads(text) if text else {}
-    except ValueError:
-        data = {}
-    data = data if isinstance(data, dict) else {}
-    if 200 <= status < 300:
-        return EventResponse(
-            status=str(data.get("status", "success")),
-            message=str(data.get("message", "Event processed")),
-            dedup_key=data.get("dedup_key"),
+        return classify_response(
+            response.status,
+            response.reason or "",
+            response.data.decode("utf-8", "replace"),
+            content_type=response.headers.get("Content-Type", ""),
+            ambiguous=log.ambiguous,
+            routing_key=key,
         )
-    detail = reason or str(data.get("status") or "error")
-    errors = data.get("errors")
+
+    def send_change(
+        self, event: ChangeEvent, routing_key: str, *, budget_seconds: float | None = None
+    ) -> EventResponse:
+        """Send one Change Event, under the same retry and acceptance rules as alerts."""
+        url = self.change_url or change_url_for(self.url)
+        return self.send_body(event.to_wire(routing_key), budget_seconds=budget_seconds, url=url)
+
+
+def change_url_for(events_url: str) -> str:
+    """``/v2/change/enqueue`` on the Events URL's origin."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(events_url)
+    return f"{parsed.scheme}://{parsed.netloc}/v2/change/enqueue"
+
+
+def classify_response(
+    status: int,
+    reason: str,
+    text: str,
+    *,
+    content_type: str = "application/json",
+    ambiguous: bool = False,
+    routing_key: str = "",
+) -> EventResponse:
+    """``202`` with ``status: success`` → ``EventResponse``; anything else raises: another 2xx is an
+    answer PagerDuty did not give (``PagerDutyDeliveryError``, retryable), an error status a
+    ``PagerDutyApiError`` (retried for 429 and 5xx, kept for 401/403/404, dropped for 400). Every
+    routing key is scrubbed from what the answer said before it goes anywhere."""
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    data = data if isinstance(data, dict) else None
+    if status == ACCEPTED_STATUS and data is not None and data.get("status") == "success":
+        dedup_key = data.get("dedup_key")
+        return EventResponse(
+            status="success",
+            message=scrub(str(data.get("message", "Event processed")), routing_key),
+            dedup_key=dedup_key if isinstance(dedup_key, str) else None,
+            ambiguous=ambiguous,
+        )
+    if 200 <= status < 300:
+        kind = (content_type or "no content type").split(";")[0].strip()
+        raise PagerDutyDeliveryError(
+            f"answer {status} ({kind}) is not PagerDuty's acceptance (202 with status success): "
+            "something between the bridge and PagerDuty answered; kept for retry",
+            ambiguous=ambiguous,
+        )
+    detail = reason or str((data or {}).get("status") or "error")
+    errors = (data or {}).get("errors")
     if isinstance(errors, list) and errors:
-        detail += f": {data.get('message', 'invalid event')} ({'; '.join(str(e) for e in errors)})"
-    raise PagerDutyApiError(status, detail)
+        detail += f": {(data or {}).get('message', 'invalid event')} ({'; '.join(str(e) for e in errors)})"
+    detail = truncate(scrub(detail, routing_key), MAX_ERROR_DETAIL_LENGTH)
+    raise PagerDutyApiError(status, detail, ambiguous=ambiguous)
 
 
 def _describe_network_error(exc: Exception, elapsed: float) -> str:

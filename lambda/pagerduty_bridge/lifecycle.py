@@ -1,47 +1,124 @@
-"""The lifecycle table, decided in one place: what PagerDuty must hear about one alarm state change.
+"""Every decision about an incident, in pure functions: what PagerDuty must hear and what the table keeps.
 
-| new state          | incident open?      | action                                   |
-|--------------------|---------------------|------------------------------------------|
+``plan(alarm, stored, policy, now)`` is the lifecycle table (README, "What it does"):
+
+| new state          | incident open?      | action                                    |
+|--------------------|---------------------|-------------------------------------------|
 | ALARM              | either              | trigger (an acknowledged one stays acked) |
-| OK                 | yes                 | resolve                                  |
-| OK                 | no, old state ALARM | resolve (it may predate the table)       |
-| OK                 | no, other old state | none                                     |
-| INSUFFICIENT_DATA  | either              | per ``INSUFFICIENT_DATA_ACTION``         |
-| any, not newer than the stored state change  | | none (``stale`` / ``duplicate``)        |
+| OK                 | yes                 | resolve                                   |
+| OK                 | no, old state ALARM | resolve (it may predate the table)        |
+| OK                 | no, other old state | none                                      |
+| INSUFFICIENT_DATA  | either              | per the INSUFFICIENT_DATA policy          |
+| any, not newer than the stored state change  | | none (``stale`` / ``duplicate``)         |
 
-A notification with the same state change time as a stored one whose delivery never completed
-(``pending_action`` still set) is a redelivery: the same action is sent again, so a crash between
-"PagerDuty accepted" and "table written" — or before either — is healed by the retry. A newer
-notification that needs no action of its own finishes such an unfinished delivery too (see
-``integration.PagerDutyIntegration.handle_alarm``), so overtaking a crashed one never orphans its event.
+and around it: a trigger the rules suppress, or a silence covers, is recorded and not paged; an OK
+for an incident a responder resolved in PagerDuty sends nothing more; a notification with the same
+state-change time as a stored one whose delivery never completed (``pending_action`` still set) is a
+redelivery and sends that action again; a newer notification that needs no action of its own finishes
+such an unfinished delivery, so overtaking a crashed one never orphans its event.
+
+The other paths — a trigger made by hand, acknowledge, resolve (by a person or by reconciliation), a
+forwarded message, confirming a delivery whose outcome was unknown — decide here too. A ``Plan`` says
+what to send (``action``) and what the table holds afterwards (``target``; ``None``: unchanged); the
+delivery protocol (``delivery.py``) carries it out. Reasons are a ``Reason``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
 
-from pagerduty_bridge.models import AlarmNotification, AlarmState, EventAction, Incident
-from pagerduty_bridge.settings import InsufficientDataAction
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: EventAction | None
-    reason: str
-    """A short snake_case word: why this action (or none)."""
-
-    @property
-    def records_state(self) -> bool:
-        """Whether the notification moves the alarm's remembered state (and so the ordering mark).
-
-        Not when it is stale or a duplicate, and not when it is an ignored INSUFFICIENT_DATA: that
-        changes nothing, so an older OK arriving after it must still resolve, exactly as it would have
-        had the two arrived in order.
-        """
-        return self.reason not in ("stale", "duplicate", "insufficient_data_ignored")
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.models import (
+    AlarmNotification,
+    AlarmState,
+    AlertSeverity,
+    EventAction,
+    Incident,
+    IncidentStatus,
+    InsufficientDataAction,
+    Origin,
+    Resolution,
+)
+from pagerduty_bridge.webhook_sync import IncidentWebhook
 
 
-def incident_may_be_open(stored: Incident | None) -> bool:
+class Reason(StrEnum):
+    """Why a plan sends what it sends (or nothing)."""
+
+    ALARM = "alarm"
+    ALARM_OK = "alarm_ok"
+    ALARM_OK_UNTRACKED = "alarm_ok_untracked"
+    NO_OPEN_INCIDENT = "no_open_incident"
+    RESOLVED_IN_PAGERDUTY = "resolved_in_pagerduty"
+    INSUFFICIENT_DATA_TRIGGERED = "insufficient_data_triggered"
+    INSUFFICIENT_DATA_RESOLVED = "insufficient_data_resolved"
+    INSUFFICIENT_DATA_RESOLVED_UNTRACKED = "insufficient_data_resolved_untracked"
+    INSUFFICIENT_DATA_IGNORED = "insufficient_data_ignored"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+    REDELIVERY = "redelivery"
+    SUPPRESSED = "suppressed"
+    SILENCED = "silenced"
+    MANUAL_TRIGGER = "manual_trigger"
+    MANUAL_ACKNOWLEDGE = "manual_acknowledge"
+    MANUAL_RESOLVE = "manual_resolve"
+    AUTO_RESOLVE = "auto_resolve"
+    RECONCILED_RESOLVE = "reconciled_resolve"
+    RECONCILE_RACE_LOST = "reconcile_race_lost"
+    CONFIRM = "confirm"
+    CONFIRMED = "confirmed"
+    UNRECOGNIZED_FORWARDED = "unrecognized_forwarded"
+    UNRECOGNIZED_DROPPED = "unrecognized_dropped"
+    CONTROL_MESSAGE = "control_message"
+    NOT_FOUND = "not_found"
+    ALREADY_RESOLVED = "already_resolved"
+    PAGERDUTY_UPDATE = "pagerduty_update"
+    WEBHOOK_REDELIVERED = "webhook_redelivered"
+    WEBHOOK_OUT_OF_ORDER = "webhook_out_of_order"
+    WEBHOOK_NOT_OURS = "webhook_not_ours"
+
+
+NOT_RECORDING: Final = frozenset({Reason.STALE, Reason.DUPLICATE, Reason.INSUFFICIENT_DATA_IGNORED})
+"""Reasons whose notification does not move the alarm's remembered state (and so its ordering mark).
+
+Not when it is stale or a duplicate, and not when it is an ignored INSUFFICIENT_DATA: that changes
+nothing, so an older OK arriving after it must still resolve, exactly as it would have had the two
+arrived in order."""
+_OPENING: Final = frozenset({Reason.ALARM, Reason.INSUFFICIENT_DATA_TRIGGERED})
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do about one incident: send ``action`` (``None``: nothing), then hold ``target``."""
+
+    reason: Reason
+    action: EventAction | None = None
+    target: Incident | None = None
+    """What the table should hold afterwards; ``None``: write nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How this alarm pages, as its rules and silences say (resolved before planning)."""
+
+    dedup_key: str
+    routing_alias: str = c.DEFAULT_ROUTING_KEY_ALIAS
+    insufficient_data: InsufficientDataAction = InsufficientDataAction.IGNORE
+    suppress: bool = False
+    silence_id: str | None = None
+    severity: AlertSeverity = AlertSeverity.CRITICAL
+    summary: str = ""
+    """The trigger's severity and summary, as its event says (kept with the incident)."""
+
+
+def records_state(reason: Reason) -> bool:
+    return reason not in NOT_RECORDING
+
+
+def may_be_open(stored: Incident | None) -> bool:
     """Open in the table, or an event still on its way (PagerDuty may have the alert open until a
     pending resolve is accepted, or already open from a pending trigger)."""
     if stored is None:
@@ -49,36 +126,315 @@ def incident_may_be_open(stored: Incident | None) -> bool:
     return stored.is_open or stored.pending_action is not None
 
 
+# --- an alarm's state change ------------------------------------------------------------------------
+
+
 def decide(
     alarm: AlarmNotification,
     stored: Incident | None,
-    *,
-    insufficient_data_action: InsufficientDataAction = InsufficientDataAction.IGNORE,
-) -> Decision:
-    """The action for ``alarm`` given what the table holds for its dedup key."""
+    insufficient_data: InsufficientDataAction = InsufficientDataAction.IGNORE,
+) -> tuple[EventAction | None, Reason]:
+    """The lifecycle table itself: the action for ``alarm`` given what the table holds for its key."""
     if stored is not None and stored.state_changed_at is not None:
         if alarm.state_change_time < stored.state_changed_at:
-            return Decision(None, "stale")
+            return None, Reason.STALE
         if alarm.state_change_time == stored.state_changed_at:
             if stored.pending_action is not None:
-                return Decision(stored.pending_action, "redelivery")
-            return Decision(None, "duplicate")
-
+                return stored.pending_action, Reason.REDELIVERY
+            return None, Reason.DUPLICATE
     if alarm.new_state is AlarmState.ALARM:
-        return Decision(EventAction.TRIGGER, "alarm")
+        return EventAction.TRIGGER, Reason.ALARM
     if alarm.new_state is AlarmState.OK:
-        return _resolve_if_open(alarm, stored, "alarm_ok")
-    if insufficient_data_action is InsufficientDataAction.TRIGGER:
-        return Decision(EventAction.TRIGGER, "insufficient_data_triggered")
-    if insufficient_data_action is InsufficientDataAction.RESOLVE:
-        return _resolve_if_open(alarm, stored, "insufficient_data_resolved")
-    return Decision(None, "insufficient_data_ignored")
+        return _resolve_if_open(alarm, stored, Reason.ALARM_OK, Reason.ALARM_OK_UNTRACKED)
+    if insufficient_data is InsufficientDataAction.TRIGGER:
+        return EventAction.TRIGGER, Reason.INSUFFICIENT_DATA_TRIGGERED
+    if insufficient_data is InsufficientDataAction.RESOLVE:
+        return _resolve_if_open(
+            alarm, stored, Reason.INSUFFICIENT_DATA_RESOLVED, Reason.INSUFFICIENT_DATA_RESOLVED_UNTRACKED
+        )
+    return None, Reason.INSUFFICIENT_DATA_IGNORED
 
 
-def _resolve_if_open(alarm: AlarmNotification, stored: Incident | None, reason: str) -> Decision:
-    if incident_may_be_open(stored):
-        return Decision(EventAction.RESOLVE, reason)
+def _resolve_if_open(
+    alarm: AlarmNotification, stored: Incident | None, reason: Reason, untracked: Reason
+) -> tuple[EventAction | None, Reason]:
+    if may_be_open(stored):
+        return EventAction.RESOLVE, reason
+    if stored is not None and stored.resolution is Resolution.PAGERDUTY:
+        return None, Reason.RESOLVED_IN_PAGERDUTY
+    if stored is not None and stored.last_reason == Reason.SILENCED and stored.triggered_at is None:
+        return None, Reason.NO_OPEN_INCIDENT  # its ALARM was silenced: nothing was ever opened
     if alarm.old_state is AlarmState.ALARM:
         # The incident may predate the table (or its record expired): resolving is harmless.
-        return Decision(EventAction.RESOLVE, f"{reason}_untracked")
-    return Decision(None, "no_open_incident")
+        return EventAction.RESOLVE, untracked
+    return None, Reason.NO_OPEN_INCIDENT
+
+
+def plan(alarm: AlarmNotification, stored: Incident | None, policy: Policy, now: datetime) -> Plan:
+    """What one alarm state change does: the lifecycle table, then suppression and silences, then
+    finishing an unfinished delivery (see the module's docs)."""
+    action, reason = decide(alarm, stored, policy.insufficient_data)
+    if action is EventAction.TRIGGER and reason in _OPENING:
+        if policy.silence_id is not None:
+            action, reason = None, Reason.SILENCED
+        elif policy.suppress:
+            action, reason = None, Reason.SUPPRESSED
+    if action is None:
+        return _no_action(alarm, stored, policy, reason, now)
+    if reason is Reason.REDELIVERY:
+        assert stored is not None
+        return Plan(reason, action, stored)
+    if action is EventAction.TRIGGER:
+        target = triggered(
+            stored, policy.dedup_key, alarm.alarm_name, policy.severity, policy.summary, at=alarm.state_change_time
+        )
+    else:
+        target = resolved(stored, policy.dedup_key, alarm.alarm_name, at=alarm.state_change_time, now=now)
+    alias = target.routing_key_alias if stored is not None and stored.is_open else policy.routing_alias
+    return Plan(reason, action, _with_alarm_state(target, alarm, now, routing_key_alias=alias))
+
+
+def _no_action(
+    alarm: AlarmNotification, stored: Incident | None, policy: Policy, reason: Reason, now: datetime
+) -> Plan:
+    recorded = stored
+    if records_state(reason):
+        if stored is not None:
+            recorded = _with_alarm_state(stored, alarm, now)
+        elif reason is Reason.SILENCED:
+            recorded = Incident(
+                dedup_key=policy.dedup_key,
+                alarm_name=alarm.alarm_name,
+                status=IncidentStatus.RESOLVED,
+                severity=policy.severity,
+                summary=policy.summary,
+                routing_key_alias=policy.routing_alias,
+                updated_at=now,
+            )
+            recorded = _with_alarm_state(recorded, alarm, now)
+        if recorded is not None and reason in (Reason.SILENCED, Reason.SUPPRESSED):
+            recorded = replace(recorded, last_reason=reason.value, silence_id=policy.silence_id)
+    unfinished = stored.pending_action if stored is not None else None
+    if unfinished is not None and reason not in (Reason.STALE, Reason.DUPLICATE):
+        # An earlier delivery never finished (its invocation died or gave up) and this newer
+        # notification needs nothing of its own: finish that one now, or it is lost.
+        return Plan(Reason.REDELIVERY, unfinished, recorded)
+    return Plan(reason, None, recorded if recorded is not stored else None)
+
+
+def _with_alarm_state(
+    incident: Incident, alarm: AlarmNotification, now: datetime, *, routing_key_alias: str | None = None
+) -> Incident:
+    """``incident`` marked with the alarm's newest state (its ordering mark) and where it came from."""
+    return replace(
+        incident,
+        state_changed_at=alarm.state_change_time,
+        alarm_state=alarm.new_state,
+        alarm_arn=alarm.alarm_arn if alarm.alarm_arn is not None else incident.alarm_arn,
+        origin=Origin.ALARM,
+        last_reason=None,
+        silence_id=None,
+        updated_at=now,
+        routing_key_alias=routing_key_alias or incident.routing_key_alias,
+    )
+
+
+# --- the incident after an event ---------------------------------------------------------------------
+
+
+def triggered(
+    stored: Incident | None, key: str, alarm_name: str, severity: AlertSeverity, summary: str, *, at: datetime
+) -> Incident:
+    """The incident after a trigger: an open one keeps its start and acknowledgement."""
+    if stored is not None and stored.is_open:
+        return replace(stored, severity=severity, summary=summary, updated_at=at)
+    return Incident(
+        dedup_key=key,
+        alarm_name=alarm_name,
+        status=IncidentStatus.TRIGGERED,
+        severity=severity,
+        summary=summary,
+        routing_key_alias=stored.routing_key_alias if stored else c.DEFAULT_ROUTING_KEY_ALIAS,
+        state_changed_at=stored.state_changed_at if stored else None,
+        unconfirmed_until=stored.unconfirmed_until if stored else None,
+        triggered_at=at,
+        updated_at=at,
+        version=stored.version if stored else 1,
+    )
+
+
+def resolved(stored: Incident | None, key: str, alarm_name: str, *, at: datetime, now: datetime) -> Incident:
+    """The incident after its alarm's resolve (one never tracked is recorded as resolved)."""
+    if stored is not None and not stored.is_open:
+        return stored
+    if stored is not None:
+        return replace(stored, status=IncidentStatus.RESOLVED, resolved_at=at, resolution=Resolution.AUTO)
+    return Incident(
+        dedup_key=key,
+        alarm_name=alarm_name,
+        status=IncidentStatus.RESOLVED,
+        resolved_at=at,
+        resolution=Resolution.AUTO,
+        updated_at=now,
+    )
+
+
+# --- the other paths ----------------------------------------------------------------------------------
+
+
+def plan_manual_trigger(
+    stored: Incident | None, key: str, alarm_name: str, severity: AlertSeverity, summary: str, now: datetime
+) -> Plan:
+    """A trigger made by hand (the seed API, the CLI): always sent; PagerDuty deduplicates by key."""
+    target = replace(triggered(stored, key, alarm_name, severity, summary, at=now), origin=Origin.MANUAL)
+    return Plan(Reason.MANUAL_TRIGGER, EventAction.TRIGGER, target)
+
+
+def _require_open(stored: Incident | None, key: str) -> Plan | None:
+    if stored is None:
+        return Plan(Reason.NOT_FOUND)
+    if not stored.is_open:
+        return Plan(Reason.ALREADY_RESOLVED)
+    return None
+
+
+def plan_acknowledge(stored: Incident | None, key: str, now: datetime) -> Plan:
+    """Acknowledge an open incident; an unknown or resolved one is not found (nothing sent)."""
+    refused = _require_open(stored, key)
+    if refused is not None or stored is None:
+        return refused or Plan(Reason.NOT_FOUND)
+    target = replace(stored, status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
+    return Plan(Reason.MANUAL_ACKNOWLEDGE, EventAction.ACKNOWLEDGE, target)
+
+
+_CLOSING_REASONS: Final = {
+    Resolution.MANUAL: Reason.MANUAL_RESOLVE,
+    Resolution.AUTO: Reason.AUTO_RESOLVE,
+    Resolution.RECONCILED: Reason.RECONCILED_RESOLVE,
+}
+
+
+def plan_close(
+    stored: Incident | None,
+    key: str,
+    resolution: Resolution,
+    now: datetime,
+    *,
+    note: str | None = None,
+    observed: Incident | None = None,
+) -> Plan:
+    """Resolve an open incident (by a person, or by reconciliation with ``note`` saying why).
+
+    ``observed`` is the incident as a reconciliation run read it: when it has changed since (a newer
+    notification, another run), the run's view is out of date and the newer state wins.
+    """
+    if observed is not None and (stored is None or stored.version != observed.version):
+        return Plan(Reason.RECONCILE_RACE_LOST)
+    refused = _require_open(stored, key)
+    if refused is not None or stored is None:
+        return refused or Plan(Reason.NOT_FOUND)
+    target = replace(
+        stored,
+        status=IncidentStatus.RESOLVED,
+        resolved_at=now,
+        resolution=resolution,
+        resolution_note=note,
+        updated_at=now,
+    )
+    return Plan(_CLOSING_REASONS.get(resolution, Reason.MANUAL_RESOLVE), EventAction.RESOLVE, target)
+
+
+def plan_forward(stored: Incident | None, key: str, severity: AlertSeverity, summary: str, received: datetime) -> Plan:
+    """Forward a message that is not an alarm, once: its key is a hash of its text."""
+    if stored is not None and stored.pending_action is not None:
+        return Plan(Reason.REDELIVERY, EventAction.TRIGGER, stored)
+    if stored is not None:
+        return Plan(Reason.DUPLICATE)
+    target = replace(
+        triggered(None, key, UNRECOGNIZED_ALARM_NAME, severity, summary, at=received), origin=Origin.MESSAGE
+    )
+    return Plan(Reason.UNRECOGNIZED_FORWARDED, EventAction.TRIGGER, target)
+
+
+UNRECOGNIZED_ALARM_NAME: Final = "(message on the alarm topic)"
+REOPENED_IN_PAGERDUTY: Final = "reopened_in_pagerduty"
+"""A responder reopened the incident: reconciliation leaves it open until its alarm says otherwise."""
+"""The alarm name a forwarded message's incident is recorded under."""
+
+
+def plan_confirm(stored: Incident | None, now: datetime) -> Plan:
+    """Assert an incident's state again once every request whose outcome was unknown must have ended:
+    a late-landing trigger cannot keep a resolved alert open, nor a late resolve close an open one."""
+    if stored is None or stored.unconfirmed_until is None or stored.pending_action is not None:
+        return Plan(Reason.CONFIRMED)
+    action = EventAction.TRIGGER if stored.is_open else EventAction.RESOLVE
+    settled = stored.unconfirmed_until <= now
+    target = replace(stored, unconfirmed_until=None if settled else stored.unconfirmed_until, updated_at=now)
+    return Plan(Reason.CONFIRM, action, target)
+
+
+# --- PagerDuty's side, reported back by webhook ----------------------------------------------------------
+
+
+def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime) -> Plan:
+    """What a PagerDuty incident event changes in the table (nothing is sent back).
+
+    A redelivered event changes nothing; an event older than the incident's last PagerDuty-side change
+    never moves it backwards; a webhook never reopens an incident whose alarm is OK unless PagerDuty
+    says ``reopened``. Acknowledgements and resolutions made in PagerDuty are recorded with who and when.
+    """
+    if stored is None:
+        return Plan(Reason.WEBHOOK_NOT_OURS)
+    if event.event_id in stored.webhook_event_ids:
+        return Plan(Reason.WEBHOOK_REDELIVERED)
+    if stored.pd_updated_at is not None and event.occurred_at < stored.pd_updated_at:
+        return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, _remember(stored, event, now, newest=False))
+    return Plan(Reason.PAGERDUTY_UPDATE, None, _apply_webhook(_remember(stored, event, now, newest=True), event))
+
+
+def _remember(stored: Incident, event: IncidentWebhook, now: datetime, *, newest: bool) -> Incident:
+    """The incident with the event's id kept (redeliveries are recognised) and, when it is the newest
+    PagerDuty-side change, PagerDuty's view of the incident."""
+    remembered = replace(stored, webhook_event_ids=(*stored.webhook_event_ids, event.event_id), updated_at=now)
+    if not newest:
+        return remembered
+    return replace(
+        remembered,
+        pd_incident_id=event.incident_id or stored.pd_incident_id,
+        pd_incident_number=event.incident_number or stored.pd_incident_number,
+        pd_html_url=event.html_url or stored.pd_html_url,
+        pd_status=event.status or stored.pd_status,
+        pd_updated_at=event.occurred_at,
+        pd_details={**stored.pd_details, **event.details},
+    )
+
+
+def _apply_webhook(incident: Incident, event: IncidentWebhook) -> Incident:
+    kind = event.event_type.removeprefix("incident.")
+    if kind == "acknowledged" and incident.is_open:
+        return replace(
+            incident,
+            status=IncidentStatus.ACKNOWLEDGED,
+            acknowledged_at=incident.acknowledged_at or event.occurred_at,
+            acknowledged_by=event.agent or incident.acknowledged_by,
+        )
+    if kind == "unacknowledged" and incident.status is IncidentStatus.ACKNOWLEDGED:
+        return replace(incident, status=IncidentStatus.TRIGGERED)
+    if kind == "resolved" and incident.is_open:
+        return replace(
+            incident,
+            status=IncidentStatus.RESOLVED,
+            resolved_at=event.occurred_at,
+            resolution=Resolution.PAGERDUTY,
+            resolved_by=event.agent,
+        )
+    if kind == "reopened" and not incident.is_open:
+        return replace(
+            incident,
+            status=IncidentStatus.TRIGGERED,
+            resolved_at=None,
+            resolution=None,
+            resolved_by=None,
+            last_reason=REOPENED_IN_PAGERDUTY,
+        )
+    return incident

@@ -1,32 +1,21 @@
-"""Operating the bridge: the seed's key metrics, its health check, and reconciliation with CloudWatch.
+"""Operating the bridge: the seed's key metrics and its health check.
 
-Pure where it can be: figures are computed from incidents (times are the alarms' own state-change
-times, so a replayed history gives the same figures as the live one); reconciliation takes an injected
-CloudWatch client.
+Pure: figures are computed from incidents (times are the alarms' own state-change times, so a replayed
+history gives the same figures as the live one).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pagerduty_bridge.errors import BridgeError, IncidentNotFoundError
 from pagerduty_bridge.models import Incident, Resolution
-
-if TYPE_CHECKING:
-    from botocore.client import BaseClient
-
-    from pagerduty_bridge.integration import PagerDutyIntegration
 
 DEFAULT_MAX_ACTIVE_INCIDENTS = 10
 """The seed's health check warns above ten active incidents."""
-MIN_RESOLVE_SECONDS = 2.0
-"""Below this much time left in the invocation, reconciliation stops resolving and leaves the rest."""
-DESCRIBE_ALARMS_BATCH = 100
-"""``DescribeAlarms`` takes at most 100 alarm names per call."""
 _DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -102,70 +91,3 @@ def active_incident_check(active: int, maximum: int = DEFAULT_MAX_ACTIVE_INCIDEN
     if active > maximum:
         return Check("active_incidents", False, f"{active} active incidents (more than {maximum})")
     return Check("active_incidents", True, f"{active} active incidents (at most {maximum})")
-
-
-@dataclass(frozen=True)
-class Reconciled:
-    dedup_key: str
-    alarm_name: str
-    alarm_state: str | None
-    """CloudWatch's current state, or ``None`` when the alarm no longer exists."""
-    action: str
-    """``resolved`` · ``kept`` · ``failed``."""
-    reason: str
-    resolution_seconds: float | None = None
-
-
-def alarm_states(cloudwatch: BaseClient, names: Sequence[str]) -> dict[str, str]:
-    """Current state of each named alarm (metric and composite), batched; missing alarms are absent."""
-    states: dict[str, str] = {}
-    unique = sorted(set(names))
-    for start in range(0, len(unique), DESCRIBE_ALARMS_BATCH):
-        batch = unique[start : start + DESCRIBE_ALARMS_BATCH]
-        paginator = cloudwatch.get_paginator("describe_alarms")
-        for page in paginator.paginate(AlarmNames=batch, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
-            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
-                states[alarm["AlarmName"]] = alarm["StateValue"]
-    return states
-
-
-def reconcile(
-    integration: PagerDutyIntegration,
-    cloudwatch: BaseClient,
-    *,
-    remaining_seconds: Callable[[], float] | None = None,
-) -> list[Reconciled]:
-    """Resolve open incidents whose alarm is OK now, or gone; keep the rest.
-
-    Heals incidents whose OK notification never came (an alarm without an OKActions entry, a lost
-    delivery). Incidents that did not come from an alarm (forwarded messages, templated triggers of
-    alarms that do not exist in this account) are only kept when their alarm is still there.
-    """
-    active = [i for i in integration.store.list_active() if not i.alarm_name.startswith("(")]
-    states = alarm_states(cloudwatch, [i.alarm_name for i in active])
-    results: list[Reconciled] = []
-    for incident in active:
-        state = states.get(incident.alarm_name)
-        if state not in (None, "OK"):
-            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", "alarm_not_ok"))
-            continue
-        reason = "alarm_ok" if state == "OK" else "alarm_gone"
-        budget = remaining_seconds() if remaining_seconds is not None else None
-        if budget is not None and budget < MIN_RESOLVE_SECONDS:
-            # Out of time: the next run picks it up; running over would lose the work done so far.
-            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", "deferred_no_time"))
-            continue
-        try:
-            note = "alarm is OK in CloudWatch" if state == "OK" else "alarm no longer exists"
-            integration.resolve_incident(
-                incident.dedup_key, resolution=Resolution.RECONCILED, note=note, budget_seconds=budget
-            )
-        except IncidentNotFoundError:
-            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", "already_resolved"))
-        except BridgeError as exc:
-            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "failed", str(exc)))
-        else:
-            resolved = integration.get_incident(incident.dedup_key)
-            seconds = resolved.resolution_seconds if resolved is not None else None
-            results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "resolved", reason, seconds))
-    return results

@@ -1,32 +1,89 @@
-"""One Lambda event → one result per notification: the path the handler and ``replay`` share.
+"""One Lambda event → one result per notification: the path the handler, ``replay`` and ``redrive`` share.
 
-Each record is handled on its own: a bad record is reported and skipped, a failed delivery is
-recorded, and the records beside them still go through. The caller decides what a failure means
-(the handler raises the retryable ones or reports them as SQS batch item failures; ``replay`` sets its
-exit code).
+Each record is handled on its own: a record that cannot be read is reported and skipped, a failed
+delivery is recorded, an unforeseen failure is caught and kept, and the records beside them still go
+through. Before each record the invocation's remaining time is checked against what one more record
+needs (``Deadline``): a record that cannot be finished is not started, and goes back whole. The caller
+decides what a failure means (the handler raises the retryable ones or reports them as SQS batch item
+failures; ``replay`` sets its exit code).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from pagerduty_bridge import constants as c
+from pagerduty_bridge.delivery import Outcome
 from pagerduty_bridge.envelopes import BadRecord, Notification, is_sqs_event, parse_event
-from pagerduty_bridge.errors import BridgeError, InvalidMessageError
-from pagerduty_bridge.integration import Outcome, PagerDutyIntegration
-from pagerduty_bridge.models import AlarmNotification, ControlMessage, EventAction, UnrecognizedMessage
-from pagerduty_bridge.settings import UnrecognizedMessageAction
+from pagerduty_bridge.errors import BridgeError, DeadlineError, InvalidMessageError, UnexpectedError
+from pagerduty_bridge.events_api import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+from pagerduty_bridge.lifecycle import Reason
+from pagerduty_bridge.models import (
+    AlarmNotification,
+    ControlMessage,
+    EventAction,
+    StackStatusChange,
+    UnrecognizedMessage,
+    UnrecognizedMessageAction,
+)
+from pagerduty_bridge.notifications import CHANGE_EVENT, Notifications
 
 logger = logging.getLogger(__name__)
 
 MetricSink = Callable[[str, float, str], None]
 """(metric name, value, unit) — Powertools ``add_metric`` in the Lambda, a counter in tests."""
 
+STORE_ALLOWANCE_SECONDS: Final = 1.0
+"""What one record's table work (a read, a claim and a commit) may take beside its PagerDuty call."""
+MIN_SEND_BUDGET_SECONDS: Final = 0.5
+"""No send is started with less than this to spend."""
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """When the invocation must be done with its records (monotonic seconds), or never (the CLI)."""
+
+    end: float | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float | None:
+        return None if self.end is None else self.end - self.clock()
+
+    def record_budget(self, configured: float) -> float | None:
+        """The retry budget one more record may spend, or ``None`` when it cannot be finished in time.
+
+        A record needs one whole attempt (connect and read timeouts for its budget) and its table work;
+        what is left beyond that, up to ``configured``, may go to retries.
+        """
+        remaining = self.remaining()
+        if remaining is None:
+            return configured
+        attempt = attempt_seconds(min(configured, remaining))
+        spare = remaining - attempt - STORE_ALLOWANCE_SECONDS
+        if spare < 0:
+            return None
+        return max(MIN_SEND_BUDGET_SECONDS, min(configured, spare + attempt))
+
+
+def attempt_seconds(budget: float) -> float:
+    """The longest one request can take with ``budget``: its connect and read timeouts."""
+    read = max(MIN_SEND_BUDGET_SECONDS, min(READ_TIMEOUT_SECONDS, budget))
+    return min(CONNECT_TIMEOUT_SECONDS, read) + read
+
+
+UNBOUNDED: Final = Deadline()
+
+
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     record: str
     outcome: Outcome | None = None
@@ -42,6 +99,10 @@ class RecordResult:
     def retryable(self) -> bool:
         return self.error is not None and self.error.retryable
 
+    @property
+    def unreadable(self) -> bool:
+        return isinstance(self.error, InvalidMessageError)
+
 
 @dataclass
 class EventResult:
@@ -53,8 +114,13 @@ class EventResult:
         return [r.error for r in self.results if r.error is not None and r.error.retryable]
 
     def batch_item_failures(self) -> list[dict[str, str]]:
-        """SQS partial batch response: the messages to receive again (only what a retry can fix)."""
-        return [{"itemIdentifier": r.batch_item_id} for r in self.results if r.retryable and r.batch_item_id]
+        """SQS partial batch response: the messages to receive again — what a retry can fix, and what
+        cannot be read (so it reaches the dead-letter queue alone after its receives)."""
+        return [
+            {"itemIdentifier": r.batch_item_id}
+            for r in self.results
+            if (r.retryable or r.unreadable) and r.batch_item_id
+        ]
 
 
 def _no_metric(name: str, value: float, unit: str) -> None:
@@ -63,62 +129,62 @@ def _no_metric(name: str, value: float, unit: str) -> None:
 
 def process_event(
     event: Any,
-    integration: PagerDutyIntegration,
+    notifications: Notifications,
     *,
-    budget_seconds: Callable[[], float | None] = lambda: None,
+    deadline: Deadline = UNBOUNDED,
     metric: MetricSink = _no_metric,
+    now: datetime | None = None,
 ) -> EventResult:
     """Handle every notification in ``event``; never raises for one record's trouble.
 
     ``InvalidMessageError`` is raised only when the event itself is no known envelope.
     """
     result = EventResult(sqs=is_sqs_event(event))
-    for parsed in parse_event(event):
+    configured = notifications.settings.retry_budget_seconds
+    for parsed in parse_event(event, now=now or datetime.now(UTC)):
         metric(c.METRIC_NOTIFICATION_RECEIVED, 1, "Count")
         if isinstance(parsed, BadRecord):
-            metric(c.METRIC_INVALID_MESSAGE, 1, "Count")
-            logger.warning(
-                "skipped an unreadable record", extra={"record": parsed.record, "problem": str(parsed.error)}
-            )
-            result.results.append(
-                RecordResult(
-                    parsed.record,
-                    error=parsed.error,
-                    message_id=parsed.message_id,
-                    batch_item_id=parsed.batch_item_id,
-                )
-            )
+            result.results.append(_unreadable(parsed, metric))
             continue
-        result.results.append(handle_notification(parsed, integration, budget_seconds(), metric))
+        budget = deadline.record_budget(configured)
+        if budget is None:
+            result.results.append(_not_started(parsed))
+            continue
+        result.results.append(handle_notification(parsed, notifications, budget, metric))
     return result
 
 
+def _unreadable(parsed: BadRecord, metric: MetricSink) -> RecordResult:
+    metric(c.METRIC_INVALID_MESSAGE, 1, "Count")
+    logger.warning("skipped an unreadable record", extra={"record": parsed.record, "problem": str(parsed.error)})
+    return RecordResult(
+        parsed.record, error=parsed.error, message_id=parsed.message_id, batch_item_id=parsed.batch_item_id
+    )
+
+
+def _not_started(parsed: Notification) -> RecordResult:
+    error = DeadlineError(f"{parsed.record}: not started, too little of the invocation is left; it goes back whole")
+    logger.warning("record left for another invocation", extra={"record": parsed.record})
+    return RecordResult(parsed.record, error=error, message_id=parsed.message_id, batch_item_id=parsed.batch_item_id)
+
+
 def handle_notification(
-    notification: Notification, integration: PagerDutyIntegration, budget: float | None, metric: MetricSink
+    notification: Notification, notifications: Notifications, budget: float | None, metric: MetricSink
 ) -> RecordResult:
-    content = notification.content
     context = {"record": notification.record, "message_id": notification.message_id}
     try:
-        if isinstance(content, ControlMessage):
-            outcome = Outcome(None, "control_message", None)
-        elif isinstance(content, AlarmNotification):
-            outcome = integration.handle_alarm(content, budget_seconds=budget)
-        else:
-            outcome = _unrecognized(content, notification, integration, budget, metric)
+        outcome = _dispatch(notification, notifications, budget, metric)
     except BridgeError as exc:
         # Raised before anything was sent (configuration, store, a concurrent delivery in flight).
-        _count_failure(exc, metric)
-        logger.error("notification failed", extra={**context, "error": str(exc), "retryable": exc.retryable})
-        return RecordResult(
-            notification.record,
-            error=exc,
-            message_id=notification.message_id,
-            batch_item_id=notification.batch_item_id,
-        )
-    _count(outcome, metric)
+        return _failed(notification, exc, metric, context)
+    except Exception as exc:
+        logger.exception("unexpected failure", extra=context)
+        error = UnexpectedError(f"{notification.record}: unexpected {type(exc).__name__}; kept for retry")
+        return _failed(notification, error, metric, context)
+    count_outcome(outcome, metric)
     extra = {
         **context,
-        "alarm_name": outcome.alarm_name,
+        "alarm_name": (outcome.alarm_name or "")[:256] or None,
         "dedup_key": outcome.dedup_key,
         "action": outcome.action.value if outcome.action else "none",
         "reason": outcome.reason,
@@ -139,10 +205,32 @@ def handle_notification(
     )
 
 
+def _failed(notification: Notification, exc: BridgeError, metric: MetricSink, context: dict[str, Any]) -> RecordResult:
+    count_failure(exc, metric)
+    logger.error("notification failed", extra={**context, "error": str(exc), "retryable": exc.retryable})
+    return RecordResult(
+        notification.record, error=exc, message_id=notification.message_id, batch_item_id=notification.batch_item_id
+    )
+
+
+def _dispatch(
+    notification: Notification, notifications: Notifications, budget: float | None, metric: MetricSink
+) -> Outcome:
+    content = notification.content
+    if isinstance(content, AlarmNotification):
+        return notifications.handle_alarm(content, budget_seconds=budget)
+    if isinstance(content, UnrecognizedMessage):
+        return _unrecognized(content, notification, notifications, budget, metric)
+    if isinstance(content, StackStatusChange):
+        return notifications.handle_stack_change(content, budget_seconds=budget)
+    assert isinstance(content, ControlMessage)
+    return Outcome(None, Reason.CONTROL_MESSAGE.value, None)
+
+
 def _unrecognized(
     content: UnrecognizedMessage,
     notification: Notification,
-    integration: PagerDutyIntegration,
+    notifications: Notifications,
     budget: float | None,
     metric: MetricSink,
 ) -> Outcome:
@@ -153,37 +241,47 @@ def _unrecognized(
             "an alarm-like message could not be read",
             extra={"record": notification.record, "problem": content.problem},
         )
-    if integration.settings.unrecognized_message_action is UnrecognizedMessageAction.DROP:
+    if notifications.settings.unrecognized_message_action is UnrecognizedMessageAction.DROP:
         logger.info("dropped a message that is not an alarm", extra={"record": notification.record})
-        return Outcome(None, "unrecognized_dropped", None)
-    return integration.handle_unrecognized(content, source=notification.source, budget_seconds=budget)
+        return Outcome(None, Reason.UNRECOGNIZED_DROPPED.value, None)
+    return notifications.handle_unrecognized(content, source=notification.source, budget_seconds=budget)
 
 
-def _count(outcome: Outcome, metric: MetricSink) -> None:
+_REASON_METRICS: Final = {
+    Reason.STALE.value: c.METRIC_STALE_NOTIFICATION,
+    Reason.DUPLICATE.value: c.METRIC_DUPLICATE_NOTIFICATION,
+    Reason.SILENCED.value: c.METRIC_SILENCED_NOTIFICATION,
+}
+_ACTION_METRICS: Final = {
+    EventAction.TRIGGER: c.METRIC_INCIDENT_TRIGGERED,
+    EventAction.ACKNOWLEDGE: c.METRIC_INCIDENT_ACKNOWLEDGED,
+    EventAction.RESOLVE: c.METRIC_INCIDENT_RESOLVED,
+}
+
+
+def count_outcome(outcome: Outcome, metric: MetricSink) -> None:
+    """The metrics an outcome stands for."""
     if outcome.error is not None:
-        _count_failure(outcome.error, metric)
+        count_failure(outcome.error, metric)
         return
-    if outcome.reason == "stale":
-        metric(c.METRIC_STALE_NOTIFICATION, 1, "Count")
-    elif outcome.reason == "duplicate":
-        metric(c.METRIC_DUPLICATE_NOTIFICATION, 1, "Count")
+    if outcome.reason in _REASON_METRICS:
+        metric(_REASON_METRICS[outcome.reason], 1, "Count")
     if not outcome.delivered:
         return
-    if outcome.action is EventAction.TRIGGER:
-        metric(c.METRIC_INCIDENT_TRIGGERED, 1, "Count")
-    elif outcome.action is EventAction.ACKNOWLEDGE:
-        metric(c.METRIC_INCIDENT_ACKNOWLEDGED, 1, "Count")
-    elif outcome.action is EventAction.RESOLVE:
-        metric(c.METRIC_INCIDENT_RESOLVED, 1, "Count")
-        how = outcome.incident.resolution if outcome.incident else None
+    if outcome.reason == CHANGE_EVENT:
+        metric(c.METRIC_CHANGE_EVENT_SENT, 1, "Count")
+    if outcome.action is not None:
+        metric(_ACTION_METRICS[outcome.action], 1, "Count")
+    if outcome.action is EventAction.RESOLVE and outcome.incident is not None:
+        how = outcome.incident.resolution
         if how is not None:
             metric(c.METRIC_INCIDENT_RESOLVED_BY.format(how=how.value.capitalize()), 1, "Count")
-        seconds = outcome.incident.resolution_seconds if outcome.incident else None
+        seconds = outcome.incident.resolution_seconds
         if seconds is not None:
             metric(c.METRIC_RESOLUTION_TIME, seconds, "Seconds")
 
 
-def _count_failure(error: BridgeError, metric: MetricSink) -> None:
+def count_failure(error: BridgeError, metric: MetricSink) -> None:
     if isinstance(error, InvalidMessageError):
         metric(c.METRIC_INVALID_MESSAGE, 1, "Count")
         return

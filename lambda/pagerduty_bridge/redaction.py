@@ -104,6 +104,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.redactor.secrets:
+            _redact_record(record, self.redactor)
             for name, value in list(vars(record).items()):
                 if isinstance(value, str) and self.redactor.holds_secret(value):
                     setattr(record, name, self.redactor.scrub(value))
@@ -136,15 +137,15 @@ def install_log_redaction() -> None:
         _installed = True
 
 
-def _redact_record(record: logging.LogRecord) -> None:
+def _redact_record(record: logging.LogRecord, redactor: Redactor = REDACTOR) -> None:
     aws = record.name.startswith(_AWS_LOGGERS)
-    if not aws and not REDACTOR.secrets:
+    if not aws and not redactor.secrets:
         return
     try:
         message = record.getMessage()
     except (TypeError, ValueError):  # a malformed format string: leave it to the handler's error path
         return
-    cleaned = REDACTOR.scrub(message)
+    cleaned = redactor.scrub(message)
     if aws:
         cleaned = scrub_aws_secret_fields(cleaned)
     if cleaned != message:

@@ -1,28 +1,33 @@
 """Dead letters are not the end: re-process what landed in a dead-letter or on-failure queue.
 
-Two message shapes arrive there: an SNS notification (the subscription's DLQ, or the buffered
-queue's redrive DLQ) and a Lambda on-failure destination record (``requestPayload`` holds the original
-event). Both go through the handler's own path; a message is deleted only when every notification in
-it was handled, so redriving is idempotent (what was already delivered is a duplicate and sends nothing).
+Three kinds of message arrive there: an SNS notification (the subscription's DLQ, or the buffered
+queue's redrive DLQ), a Lambda on-failure destination record whose ``requestPayload`` is the original
+event — a notification, a CloudFormation stack change, or a scheduled reconciliation run that failed —
+and anything else. Notifications go through the handler's own path; a scheduled run is run once more
+(``run_schedule``), which is what the next one would do anyway. A message is deleted only when
+everything in it was handled, so redriving is idempotent (what was already delivered is a duplicate
+and sends nothing); what cannot be handled stays, with the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from pagerduty_bridge.errors import InvalidMessageError
+from pagerduty_bridge.envelopes import is_schedule
+from pagerduty_bridge.errors import BridgeError, InvalidMessageError
 from pagerduty_bridge.processing import process_event
 from pagerduty_bridge.safejson import loads
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-    from pagerduty_bridge.integration import PagerDutyIntegration
+    from pagerduty_bridge.notifications import Notifications
 
-RECEIVE_BATCH = 10
+RECEIVE_BATCH: Final = 10
 """SQS returns at most ten messages per ReceiveMessage call."""
-VISIBILITY_SECONDS = 120
+VISIBILITY_SECONDS: Final = 120
 """Long enough for ten notifications with their retries; a message not deleted reappears after it."""
 
 
@@ -32,6 +37,20 @@ class RedriveReport:
     redriven: int = 0
     kept: list[tuple[str, str]] = field(default_factory=list)
     """(message id, why) for each message left in the queue."""
+    schedules: int = 0
+    """Scheduled reconciliation runs found (and run once more)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "redriven": self.redriven,
+            "schedules": self.schedules,
+            "kept": [{"message_id": message_id, "reason": why} for message_id, why in self.kept],
+        }
+
+
+ScheduleRunner = Callable[[], str | None]
+"""Runs one reconciliation; ``None`` when it went through, else why not."""
 
 
 def original_event(body: str) -> Any:
@@ -43,7 +62,14 @@ def original_event(body: str) -> Any:
 
 
 def redrive(
-    sqs: BaseClient, queue_url: str, integration: PagerDutyIntegration, *, max_messages: int = 1000, delete: bool = True
+    sqs: BaseClient,
+    queue_url: str,
+    notifications: Notifications,
+    *,
+    run_schedule: ScheduleRunner,
+    max_messages: int = 1000,
+    delete: bool = True,
+    progress: Callable[[RedriveReport], None] | None = None,
 ) -> RedriveReport:
     """Process up to ``max_messages``; delete each fully handled one (unless ``delete`` is off: a dry run)."""
     report = RedriveReport()
@@ -59,23 +85,34 @@ def redrive(
             break
         for message in messages:
             report.received += 1
-            why = _process(message.get("Body", ""), integration)
+            why = _process(message.get("Body", ""), notifications, run_schedule, report)
             if why is None:
                 if delete:
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
                 report.redriven += 1
             else:
                 report.kept.append((str(message.get("MessageId")), why))
+        if progress is not None:
+            progress(report)
     return report
 
 
-def _process(body: str, integration: PagerDutyIntegration) -> str | None:
-    """``None`` when every notification in the message was handled, else why not."""
+def _process(
+    body: str, notifications: Notifications, run_schedule: ScheduleRunner, report: RedriveReport
+) -> str | None:
+    """``None`` when everything in the message was handled, else why not."""
     try:
-        result = process_event(original_event(body), integration)
+        event = original_event(body)
     except ValueError as exc:
         return f"not JSON ({exc})"
+    if is_schedule(event):
+        report.schedules += 1
+        return run_schedule()
+    try:
+        result = process_event(event, notifications)
     except InvalidMessageError as exc:
+        return str(exc)
+    except BridgeError as exc:
         return str(exc)
     problems = [f"{r.record}: {r.error}" for r in result.results if r.error is not None]
     return "; ".join(problems) or None

@@ -1,19 +1,18 @@
-"""What PagerDuty is told: dedup keys, summaries, custom details, links — and the seed's templates.
+"""What PagerDuty is told: dedup keys, summaries, custom details, links, change events.
 
-Pure functions: an alarm (or the seed API's arguments) and the settings in, a ``PagerDutyEvent`` out.
+Pure functions: an alarm (a message, a stack change) and the settings in, an event out. The seed's
+templated payloads are in ``seed.templates``; a rule that names one of them uses it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from dataclasses import replace
+from typing import Any, Final
 from urllib.parse import quote
 
-from pagerduty_bridge.alarms import comparison_from_reason
 from pagerduty_bridge.events_api import (
+    ChangeEvent,
     EventPayload,
     Link,
     PagerDutyEvent,
@@ -24,13 +23,16 @@ from pagerduty_bridge.models import (
     AlarmKind,
     AlarmNotification,
     AlarmState,
-    AlertMessage,
     AlertSeverity,
+    DedupKeyStrategy,
     EventAction,
+    StackStatusChange,
     UnrecognizedMessage,
 )
 from pagerduty_bridge.rules import Resolved
-from pagerduty_bridge.settings import DedupKeyStrategy, EventDefaults, Settings
+from pagerduty_bridge.seed.templates import SEED_TEMPLATES_BY_NAME, seed_event
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.text import fmt_number, number
 
 _OPERATOR_SYMBOLS = {
     "GreaterThanOrEqualToThreshold": "≥",
@@ -67,17 +69,6 @@ _CONSOLE_HOSTS = {"aws": "console.aws.amazon.com", "aws-us-gov": "console.amazon
 _CHINA_CONSOLE_HOST = "console.amazonaws.cn"
 
 
-def number(value: float | None) -> float | int | None:
-    """Whole numbers as ``int`` (the seed shows ``"threshold": 95``), others unchanged."""
-    if value is None:
-        return None
-    return int(value) if float(value).is_integer() else value
-
-
-def _fmt(value: float | None) -> str:
-    return "?" if value is None else f"{value:g}"
-
-
 # --- dedup keys ---------------------------------------------------------------------------------------
 
 
@@ -96,136 +87,6 @@ def unrecognized_dedup_key(message: UnrecognizedMessage) -> str:
     return f"unrecognized-message-{digest}"
 
 
-# --- the seed's templates -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SeedTemplate:
-    """One of the seed's templated incidents, matched by alarm name ``{environment}-{component}-{slug}``."""
-
-    slug: str
-    metric_name: str
-    title: str
-    icon: str
-    severity: AlertSeverity
-    event_class: str
-    description: str
-    recommendations: tuple[str, ...]
-
-    def alarm_name(self, environment: str, defaults: EventDefaults) -> str:
-        return f"{environment}-{defaults.component}-{self.slug}"
-
-    def match(self, alarm_name: str, defaults: EventDefaults) -> str | None:
-        """The environment named by ``alarm_name`` when it is this template's alarm, else ``None``."""
-        match = re.fullmatch(rf"(?P<env>.+)-{re.escape(defaults.component)}-{re.escape(self.slug)}", alarm_name)
-        return match.group("env") if match else None
-
-
-HIGH_FAILURE_RATE = SeedTemplate(
-    slug="high-failure-rate",
-    metric_name="SupportModeSuccessRate",
-    title="High Failure Rate Alert",
-    icon="🚨",
-    severity=AlertSeverity.CRITICAL,
-    event_class="performance",
-    description="Success rate has fallen below {threshold}%",
-    recommendations=(
-        "Check hybrid routing health status",
-        "Review recent deployment changes",
-        "Verify MCP and direct Bedrock connectivity",
-        "Inspect error logs for the failing requests",
-        "Consider failing over to direct Bedrock routing",
-    ),
-)
-HIGH_LATENCY = SeedTemplate(
-    slug="high-latency",
-    metric_name="SupportModeLatency",
-    title="High Latency Alert",
-    icon="⚠️",
-    severity=AlertSeverity.WARNING,
-    event_class="performance",
-    description="Latency has risen above {threshold}ms",
-    recommendations=(
-        "Check Bedrock and MCP response times",
-        "Review recent traffic increases",
-        "Verify routing decisions are not falling back unnecessarily",
-        "Check downstream dependency latency",
-    ),
-)
-COST_THRESHOLD = SeedTemplate(
-    slug="cost-threshold",
-    metric_name="SupportModeCostEUR",
-    title="Cost Threshold Alert",
-    icon="💰",
-    severity=AlertSeverity.WARNING,
-    event_class="cost",
-    description="Cost has exceeded €{threshold}",
-    recommendations=(
-        "Review Bedrock usage by operation",
-        "Check for unexpected request volume",
-        "Verify cost controls and budgets are in place",
-        "Consider routing more traffic through cheaper models",
-    ),
-)
-SEED_TEMPLATES = (HIGH_FAILURE_RATE, HIGH_LATENCY, COST_THRESHOLD)
-SEED_TEMPLATES_BY_NAME = {template.slug: template for template in SEED_TEMPLATES}
-
-
-def seed_template_for(alarm_name: str, defaults: EventDefaults) -> tuple[SeedTemplate, str] | None:
-    for template in SEED_TEMPLATES:
-        environment = template.match(alarm_name, defaults)
-        if environment is not None:
-            return template, environment
-    return None
-
-
-def seed_event(
-    template: SeedTemplate,
-    *,
-    environment: str,
-    current: float | None,
-    threshold: float | None,
-    timestamp: datetime,
-    defaults: EventDefaults,
-    region: str | None = None,
-) -> PagerDutyEvent:
-    """The seed's templated trigger, field for field."""
-    alarm_name = template.alarm_name(environment, defaults)
-    source = f"{environment}-{defaults.component}"
-    dashboard = (
-        f"https://console.aws.amazon.com/cloudwatch/home?region={region or 'eu-central-1'}"
-        f"#dashboards:name={quote(source, safe='')}"
-    )
-    return PagerDutyEvent(
-        event_action=EventAction.TRIGGER,
-        dedup_key=bounded_dedup_key(f"{alarm_name}-{template.metric_name}"),
-        payload=EventPayload(
-            summary=f"{template.icon} [{environment.upper()}] {template.title}",
-            source=source,
-            severity=template.severity,
-            timestamp=timestamp,
-            component=defaults.component,
-            group=defaults.group,
-            class_=template.event_class,
-            custom_details={
-                "alarmName": alarm_name,
-                "metricName": template.metric_name,
-                "threshold": number(threshold),
-                "currentValue": number(current),
-                "environment": environment,
-                "description": template.description.format(threshold=_fmt(threshold)),
-                "recommendations": list(template.recommendations),
-            },
-        ),
-        links=(
-            Link(href=dashboard, text="CloudWatch Dashboard"),
-            Link(href=defaults.dashboard_url, text=defaults.dashboard_text),
-        ),
-        client=defaults.client,
-        client_url=defaults.client_url,
-    )
-
-
 # --- alarms -------------------------------------------------------------------------------------------
 
 
@@ -241,8 +102,8 @@ def affected_resource(alarm: AlarmNotification) -> str | None:
 
 
 def comparison_symbol(alarm: AlarmNotification) -> str | None:
-    words = comparison_from_reason(alarm.reason)
-    return _OPERATOR_SYMBOLS.get(words or "") or _OPERATOR_SYMBOLS.get(alarm.comparison_operator or "")
+    """How the reason words the comparison, else the alarm's operator, as a symbol (``>``, ``≤`` …)."""
+    return _OPERATOR_SYMBOLS.get(alarm.comparison or "") or _OPERATOR_SYMBOLS.get(alarm.comparison_operator or "")
 
 
 def alarm_summary(alarm: AlarmNotification, environment: str) -> str:
@@ -257,10 +118,10 @@ def alarm_summary(alarm: AlarmNotification, environment: str) -> str:
     what = alarm.metric_name or (alarm.kind.value.replace("_", " "))
     parts = [what]
     if alarm.current_value is not None:
-        parts.append(_fmt(alarm.current_value))
+        parts.append(fmt_number(alarm.current_value))
     symbol = comparison_symbol(alarm)
     if alarm.threshold is not None:
-        parts.append(f"{symbol or 'vs'} {_fmt(alarm.threshold)}")
+        parts.append(f"{symbol or 'vs'} {fmt_number(alarm.threshold)}")
     elif alarm.kind is AlarmKind.ANOMALY_DETECTION:
         parts.append({">": "above the band", "<": "below the band"}.get(symbol or "", "outside the band"))
     resource = affected_resource(alarm)
@@ -314,10 +175,7 @@ def alarm_details(alarm: AlarmNotification, environment: str) -> dict[str, Any]:
             treatMissingData=alarm.treat_missing_data,
         )
     if alarm.metrics:
-        details["metrics"] = [
-            {k: v for k, v in metric.model_dump(exclude_none=True).items() if v not in ({}, "")}
-            for metric in alarm.metrics
-        ]
+        details["metrics"] = [metric.as_dict() for metric in alarm.metrics]
         details["thresholdMetricId"] = alarm.threshold_metric_id
     if alarm.tags:
         details["tags"] = dict(alarm.tags)
@@ -329,8 +187,8 @@ def template_values(alarm: AlarmNotification, environment: str) -> dict[str, Any
     return {
         "alarm_name": alarm.alarm_name,
         "metric_name": alarm.metric_name or alarm.kind.value.replace("_", " "),
-        "current_value": _fmt(alarm.current_value),
-        "threshold": _fmt(alarm.threshold),
+        "current_value": fmt_number(alarm.current_value),
+        "threshold": fmt_number(alarm.threshold),
         "comparison": comparison_symbol(alarm) or "vs",
         "state": alarm.new_state.value,
         "environment": environment,
@@ -360,16 +218,12 @@ def alarm_event(
     action: EventAction,
     *,
     dedup_key: str,
-    resolved: Resolved | None = None,
+    resolved: Resolved,
 ) -> PagerDutyEvent:
     """The event for one alarm state change: a seed template when its rule says so, else generic,
     shaped by the rule (severity, summary, recommendations, runbook and dashboard links, details)."""
     if action is not EventAction.TRIGGER:
         return PagerDutyEvent(event_action=action, dedup_key=dedup_key)
-    if resolved is None:
-        resolved = settings.load_rules().resolve(
-            alarm, default_severity=settings.default_severity, default_routing="default"
-        )
     template = SEED_TEMPLATES_BY_NAME.get(resolved.template or "")
     if template is not None and alarm.new_state is AlarmState.ALARM:
         environment = template.match(alarm.alarm_name, settings.event_defaults) or settings.environment
@@ -382,22 +236,8 @@ def alarm_event(
             defaults=settings.event_defaults,
             region=alarm.region_code,
         )
-        return event.model_copy(update={"dedup_key": dedup_key})
-    links = []
+        return replace(event, dedup_key=dedup_key)
     url = console_url(alarm)
-    if url:
-        links.append(Link(href=url, text="CloudWatch alarm"))
-    if resolved.runbook_url:
-        links.append(Link(href=resolved.runbook_url, text="Runbook"))
-    links.extend(Link(href=link.href, text=link.text) for link in resolved.links)
-    details = alarm_details(alarm, settings.environment)
-    if resolved.recommendations:
-        details["recommendations"] = list(resolved.recommendations)
-    if resolved.runbook_url:
-        details["runbook"] = resolved.runbook_url
-    if resolved.rule:
-        details["rule"] = resolved.rule
-    details.update(resolved.custom_details)
     summary = alarm_summary(alarm, settings.environment)
     if resolved.summary:
         summary = render_template(resolved.summary, alarm, settings.environment)
@@ -412,55 +252,35 @@ def alarm_event(
             component=resolved.component or alarm.namespace,
             group=resolved.group or alarm.region_code,
             class_=resolved.event_class or alarm.metric_name or alarm.kind.value,
-            custom_details=details,
+            custom_details=_rule_details(alarm_details(alarm, settings.environment), resolved),
         ),
-        links=tuple(links),
+        links=_links(url, resolved),
         client=settings.service_name,
         client_url=url,
     )
 
 
-def alert_event(alert: AlertMessage, settings: Settings) -> PagerDutyEvent:
-    """The seed's ``createIncidentFromAlert`` event: templated when the alert is a seed alarm."""
-    seed = seed_template_for(alert.alarm_name, settings.event_defaults)
-    dedup_key = bounded_dedup_key(f"{alert.alarm_name}-{alert.metric_name}" if alert.metric_name else alert.alarm_name)
-    if seed is not None:
-        template, environment = seed
-        return seed_event(
-            template,
-            environment=environment,
-            current=alert.current_value,
-            threshold=alert.threshold,
-            timestamp=alert.timestamp,
-            defaults=settings.event_defaults,
-        ).model_copy(update={"dedup_key": dedup_key})
-    summary = f"[{alert.environment.upper()}] {alert.alarm_name}"
-    if alert.metric_name:
-        summary += f": {alert.metric_name} {_fmt(alert.current_value)} vs {_fmt(alert.threshold)}"
-    details: dict[str, Any] = {
-        "alarmName": alert.alarm_name,
-        "metricName": alert.metric_name,
-        "threshold": number(alert.threshold),
-        "currentValue": number(alert.current_value),
-        "environment": alert.environment,
-        "description": alert.description,
-        "recommendations": list(alert.recommendations),
-    }
-    return PagerDutyEvent(
-        event_action=EventAction.TRIGGER,
-        dedup_key=dedup_key,
-        payload=EventPayload(
-            summary=summary,
-            source=f"{alert.environment}-{settings.event_defaults.component}",
-            severity=alert.severity,
-            timestamp=alert.timestamp,
-            component=settings.event_defaults.component,
-            group=settings.event_defaults.group,
-            custom_details={k: v for k, v in details.items() if v not in (None, "", [])},
-        ),
-        client=settings.event_defaults.client,
-        client_url=settings.event_defaults.client_url,
-    )
+def _links(console: str | None, resolved: Resolved) -> tuple[Link, ...]:
+    """The alarm in the console, the rule's runbook, then the rule's own links."""
+    links = []
+    if console:
+        links.append(Link(href=console, text="CloudWatch alarm"))
+    if resolved.runbook_url:
+        links.append(Link(href=resolved.runbook_url, text="Runbook"))
+    links.extend(Link(href=link.href, text=link.text) for link in resolved.links)
+    return tuple(links)
+
+
+def _rule_details(details: dict[str, Any], resolved: Resolved) -> dict[str, Any]:
+    """The alarm's details with what its rule adds: recommendations, runbook, its name, its details."""
+    if resolved.recommendations:
+        details["recommendations"] = list(resolved.recommendations)
+    if resolved.runbook_url:
+        details["runbook"] = resolved.runbook_url
+    if resolved.rule:
+        details["rule"] = resolved.rule
+    details.update(resolved.custom_details)
+    return details
 
 
 def unrecognized_event(message: UnrecognizedMessage, settings: Settings, *, source: str | None) -> PagerDutyEvent:
@@ -481,4 +301,36 @@ def unrecognized_event(message: UnrecognizedMessage, settings: Settings, *, sour
             else {"text": message.text},
         ),
         client=settings.service_name,
+    )
+
+
+COMPLETED_SUFFIXES: Final = ("_COMPLETE", "_FAILED")
+"""Stack statuses that end an operation; ``*_IN_PROGRESS`` ones are not a change yet."""
+
+
+def is_completed(change: StackStatusChange) -> bool:
+    return change.status.endswith(COMPLETED_SUFFIXES)
+
+
+def change_event(change: StackStatusChange, settings: Settings) -> ChangeEvent:
+    """A PagerDuty Change Event for a completed stack operation: what changed, where, and its console."""
+    region = change.region_code or "us-east-1"
+    console = f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}#/stacks/stackinfo?stackId={quote(change.stack_id, safe='')}"
+    details = {
+        "stackName": change.stack_name,
+        "stackId": change.stack_id,
+        "status": change.status,
+        "statusReason": change.status_reason or None,
+        "region": change.region_code,
+        "account": change.account_id,
+        "environment": settings.environment,
+    }
+    return ChangeEvent(
+        summary=f"[{settings.environment.upper()}] CloudFormation stack {change.stack_name}: {change.status}",
+        source=f"cloudformation/{change.stack_name}",
+        timestamp=change.time,
+        custom_details={k: v for k, v in details.items() if v is not None},
+        links=(Link(href=console, text=f"Stack {change.stack_name} in the console"),)
+        if change.partition == "aws"
+        else (),
     )

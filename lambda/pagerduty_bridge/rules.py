@@ -15,177 +15,25 @@ error naming the rule and the field.
 
 from __future__ import annotations
 
-import fnmatch
 import json
-import re
-from collections.abc import Mapping, Sequence
-from functools import cached_property
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
+from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.models import AlarmNotification, AlertSeverity
-from pagerduty_bridge.settings import InsufficientDataAction
+from pagerduty_bridge.models import AlarmNotification, AlertSeverity, InsufficientDataAction
+from pagerduty_bridge.rule_model import LinkSpec, Match, Pattern, Rule
+from pagerduty_bridge.seed.templates import SEED_TEMPLATE_NAMES
+from pagerduty_bridge.settings import Settings
 
-TAG_PREFIX = "pagerduty:"
-_SEVERITY_VALUES = frozenset(s.value for s in AlertSeverity)
-SEED_TEMPLATE_NAMES = ("high-failure-rate", "high-latency", "cost-threshold")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+TAG_PREFIX: Final = "pagerduty:"
+_SEVERITY_VALUES: Final = frozenset(s.value for s in AlertSeverity)
+_TRUE_WORDS: Final = ("true", "yes", "1")
 
 
-class Pattern(_Strict):
-    """A glob (``checkout-*``) or, prefixed with ``re:``, a regular expression matched in full."""
-
-    text: str
-
-    @cached_property
-    def _regex(self) -> re.Pattern[str]:
-        if self.text.startswith("re:"):
-            return re.compile(self.text[3:])
-        return re.compile(fnmatch.translate(self.text))
-
-    def matches(self, value: str | None) -> bool:
-        return value is not None and self._regex.fullmatch(value) is not None
-
-
-def _pattern(value: Any) -> Any:
-    if isinstance(value, str):
-        if value.startswith("re:"):
-            try:
-                re.compile(value[3:])
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value[3:]!r}: {exc}") from None
-        return Pattern(text=value)
-    return value
-
-
-class Match(_Strict):
-    alarm_name: Pattern | None = None
-    namespace: Pattern | None = None
-    metric_name: Pattern | None = None
-    dimensions: dict[str, Pattern] = Field(default_factory=dict)
-    description_contains: str | None = None
-    """A marker in the alarm description, e.g. ``[team:payments]``."""
-    tags: dict[str, Pattern] = Field(default_factory=dict)
-    kind: Literal["metric", "metric_math", "anomaly_detection", "composite"] | None = None
-
-    @field_validator("alarm_name", "namespace", "metric_name", mode="before")
-    @classmethod
-    def _one(cls, value: Any) -> Any:
-        return _pattern(value)
-
-    @field_validator("dimensions", "tags", mode="before")
-    @classmethod
-    def _many(cls, value: Any) -> Any:
-        return {k: _pattern(v) for k, v in value.items()} if isinstance(value, Mapping) else value
-
-    def matches(self, alarm: AlarmNotification) -> bool:
-        """Every condition given holds; cheapest first, so most rules are rejected by the name alone."""
-        if self.alarm_name is not None and not self.alarm_name.matches(alarm.alarm_name):
-            return False
-        if self.kind is not None and self.kind != alarm.kind.value:
-            return False
-        if self.description_contains is not None and self.description_contains not in (alarm.description or ""):
-            return False
-        if any(not p.matches(alarm.tags.get(k)) for k, p in self.tags.items()):
-            return False
-        if self.namespace is not None:
-            namespaces = {alarm.namespace, *(m.namespace for m in alarm.metrics)} - {None}
-            if not any(self.namespace.matches(n) for n in namespaces):
-                return False
-        if self.metric_name is not None:
-            metric_names = {alarm.metric_name, *(m.metric_name for m in alarm.metrics)} - {None}
-            if not any(self.metric_name.matches(n) for n in metric_names):
-                return False
-        if self.dimensions:
-            dimensions = dict(alarm.dimensions)
-            for metric in alarm.metrics:
-                for name, value in metric.dimensions.items():
-                    dimensions.setdefault(name, value)
-            return all(p.matches(dimensions.get(k)) for k, p in self.dimensions.items())
-        return True
-
-
-class LinkSpec(_Strict):
-    href: str = Field(pattern=r"^https?://")
-    text: str | None = None
-
-
-class Rule(_Strict):
-    """One rule: what to match and what to set. Omitted fields fall through (see module docs)."""
-
-    name: str = Field(min_length=1)
-    match: Match = Match()
-    severity: AlertSeverity | None = None
-    routing_key: str | None = Field(default=None, min_length=1, description="routing key alias")
-    summary: str | None = None
-    """A template: ``{alarm_name}``, ``{metric_name}``, ``{current_value}``, ``{threshold}``,
-    ``{comparison}``, ``{state}``, ``{environment}``, ``{resource}``, ``{region}``, ``{account}``."""
-    recommendations: tuple[str, ...] | None = None
-    runbook_url: str | None = Field(default=None, pattern=r"^https?://")
-    links: tuple[LinkSpec, ...] = ()
-    component: str | None = None
-    group: str | None = None
-    event_class: str | None = Field(default=None, alias="class")
-    custom_details: dict[str, Any] = Field(default_factory=dict)
-    insufficient_data: InsufficientDataAction | None = None
-    suppress: bool | None = None
-    dedup_key: str | None = None
-    """A template like ``summary``; the key must stay the same between ALARM and OK."""
-    template: Literal["high-failure-rate", "high-latency", "cost-threshold"] | None = None
-    """Use one of the seed's payload templates."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    @field_validator("severity", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _templates_are_well_formed(self) -> Rule:
-        for field_name in ("summary", "dedup_key"):
-            text = getattr(self, field_name)
-            if text is not None:
-                unknown = set(re.findall(r"{(\w*)[^}]*}", text)) - set(TEMPLATE_FIELDS)
-                if unknown:
-                    raise ValueError(f"{field_name} uses unknown placeholders: {', '.join(sorted(unknown))}")
-        return self
-
-
-TEMPLATE_FIELDS = (
-    "alarm_name",
-    "metric_name",
-    "current_value",
-    "threshold",
-    "comparison",
-    "state",
-    "environment",
-    "resource",
-    "region",
-    "account",
-    "namespace",
-)
-
-
-class RulesDocument(_Strict):
-    rules: tuple[Rule, ...] = ()
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> RulesDocument:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.name in seen:
-                raise ValueError(f"rule name {rule.name!r} is used twice")
-            seen.add(rule.name)
-        return self
-
-
-class Resolved(_Strict):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolved:
     """What applies to one alarm after precedence: the matched rule's name and every setting."""
 
     rule: str | None = None
@@ -198,17 +46,34 @@ class Resolved(_Strict):
     component: str | None = None
     group: str | None = None
     event_class: str | None = None
-    custom_details: dict[str, Any] = Field(default_factory=dict)
+    custom_details: dict[str, Any] = field(default_factory=dict)
     insufficient_data: InsufficientDataAction | None = None
     suppress: bool = False
     dedup_key: str | None = None
     template: str | None = None
 
 
+_INHERITED: Final = (
+    "severity",
+    "routing_key",
+    "summary",
+    "recommendations",
+    "runbook_url",
+    "component",
+    "group",
+    "event_class",
+    "insufficient_data",
+    "suppress",
+    "dedup_key",
+    "template",
+)
+"""The fields a matching rule sets when it gives them (links and details always come from it)."""
+
+
 def builtin_rules(component: str) -> tuple[Rule, ...]:
     """The seed's three templates as rules: ``{env}-{component}-{template}`` alarms use them."""
     return tuple(
-        Rule(name=f"seed-{name}", match=Match(alarm_name=Pattern(text=f"*-{component}-{name}")), template=name)
+        Rule(name=f"seed-{name}", match=Match(alarm_name=Pattern.of(f"*-{component}-{name}")), template=name)
         for name in SEED_TEMPLATE_NAMES
     )
 
@@ -223,24 +88,32 @@ class AlertRules:
     def first_match(self, alarm: AlarmNotification) -> Rule | None:
         return next((rule for rule in self.all_rules if rule.match.matches(alarm)), None)
 
-    def resolve(self, alarm: AlarmNotification, *, default_severity: AlertSeverity, default_routing: str) -> Resolved:
+    def resolve(
+        self,
+        alarm: AlarmNotification,
+        *,
+        default_severity: AlertSeverity,
+        default_routing: str = c.DEFAULT_ROUTING_KEY_ALIAS,
+    ) -> Resolved:
         rule = self.first_match(alarm)
         values: dict[str, Any] = {"severity": default_severity, "routing_key": default_routing}
         if rule is not None:
             values["rule"] = rule.name
-            for name in Resolved.model_fields:
-                value = getattr(rule, name, None)
-                if name in ("rule", "links", "custom_details") or value is None:
-                    continue
-                values[name] = value
+            values.update({name: value for name in _INHERITED if (value := getattr(rule, name)) is not None})
             values["links"] = rule.links
             values["custom_details"] = dict(rule.custom_details)
         values.update(_alarm_overrides(alarm))
         return Resolved(**values)
 
+    def routing_aliases(self) -> set[str]:
+        """Every routing alias a user rule routes to."""
+        return {rule.routing_key for rule in self.rules if rule.routing_key}
+
 
 def _alarm_overrides(alarm: AlarmNotification) -> dict[str, Any]:
     """What the alarm says about itself through its tags (invalid values are ignored, not fatal)."""
+    if not alarm.tags:
+        return {}
     tags = {k[len(TAG_PREFIX) :]: v for k, v in alarm.tags.items() if k.startswith(TAG_PREFIX)}
     overrides: dict[str, Any] = {}
     severity = tags.get("severity", "").strip().lower()
@@ -248,7 +121,7 @@ def _alarm_overrides(alarm: AlarmNotification) -> dict[str, Any]:
         overrides["severity"] = AlertSeverity(severity)
     if tags.get("routing", "").strip():
         overrides["routing_key"] = tags["routing"].strip()
-    if tags.get("suppress", "").strip().lower() in ("true", "yes", "1"):
+    if tags.get("suppress", "").strip().lower() in _TRUE_WORDS:
         overrides["suppress"] = True
     if tags.get("runbook", "").startswith(("https://", "http://")):
         overrides["runbook_url"] = tags["runbook"]
@@ -257,14 +130,27 @@ def _alarm_overrides(alarm: AlarmNotification) -> dict[str, Any]:
 
 def parse_rules(text: str, *, where: str, component: str = "hybrid-routing") -> AlertRules:
     """Parse and validate a rules document; errors name the rule (by name or position) and field."""
-    data = decode_document(text, where)
-    if isinstance(data, list):
-        data = {"rules": data}
-    try:
-        document = RulesDocument.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigurationError(f"{where}: {_describe(exc, data)}") from None
-    return AlertRules(document.rules, component=component)
+    from pagerduty_bridge.rules_schema import rules_from_document
+
+    return AlertRules(rules_from_document(decode_document(text, where), where), component=component)
+
+
+def load_rules(settings: Settings) -> AlertRules:
+    """The configured alert rules (inline wins over the file); none configured: the built-ins only."""
+    component = settings.event_defaults.component
+    if settings.alert_rules:
+        return parse_rules(settings.alert_rules, where=c.ENV_ALERT_RULES, component=component)
+    if settings.alert_rules_file:
+        from pathlib import Path
+
+        try:
+            text = Path(settings.alert_rules_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"{c.ENV_ALERT_RULES_FILE}: cannot read {settings.alert_rules_file} ({exc})"
+            ) from None
+        return parse_rules(text, where=settings.alert_rules_file, component=component)
+    return AlertRules(component=component)
 
 
 def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:
@@ -286,19 +172,3 @@ def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:
         return pyyaml.safe_load(stripped)
     except pyyaml.YAMLError as exc:
         raise ConfigurationError(f"{where}: not valid YAML ({exc})") from None
-
-
-def _describe(exc: ValidationError, data: Any) -> str:
-    rules = data.get("rules") if isinstance(data, Mapping) else None
-    problems = []
-    for error in exc.errors():
-        location = list(error["loc"])
-        prefix = ""
-        if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
-            index = location[1]
-            name = rules[index].get("name") if isinstance(rules, list) and isinstance(rules[index], Mapping) else None
-            prefix = f"rule {name!r} (#{index + 1})" if name else f"rule #{index + 1}"
-            location = location[2:]
-        field = ".".join(str(part) for part in location)
-        problems.append(f"{prefix}{' field ' if prefix and field else ''}{field}: {error['msg']}".strip())
-    return "; ".join(problems)

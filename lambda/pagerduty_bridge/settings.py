@@ -1,49 +1,38 @@
 """Every setting the bridge reads, read once into one validated, frozen object.
 
 Nothing else in the package reads ``os.environ``. A missing or malformed variable is a
-``ConfigurationError`` that names the variable.
+``ConfigurationError`` that names the variable. Building ``Settings`` directly (tests, the library)
+validates the same way, naming the field.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from collections.abc import Mapping
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final
 from urllib.parse import urlparse
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.models import AlertSeverity
+from pagerduty_bridge.models import (
+    AlertSeverity,
+    DedupKeyStrategy,
+    InsufficientDataAction,
+    Secret,
+    UnrecognizedMessageAction,
+)
 
-if TYPE_CHECKING:
-    from pagerduty_bridge.rules import AlertRules
-
-_ROUTING_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{32}$")
-
-
-class InsufficientDataAction(StrEnum):
-    IGNORE = "ignore"
-    RESOLVE = "resolve"
-    TRIGGER = "trigger"
-
-
-class UnrecognizedMessageAction(StrEnum):
-    FORWARD = "forward"
-    DROP = "drop"
+_ROUTING_KEY_PATTERN: Final = re.compile(r"^[A-Za-z0-9]{32}$")
+MAX_RETRY_BUDGET_SECONDS: Final = 900.0
+"""Lambda's longest invocation: no budget can outlast it."""
 
 
-class DedupKeyStrategy(StrEnum):
-    ALARM_NAME = "alarm-name"
-    ALARM_ARN = "alarm-arn"
-
-
-class EventDefaults(BaseModel):
+@dataclass(frozen=True, slots=True)
+class EventDefaults:
     """Values the seed hard-coded for its own application; the defaults reproduce its payloads."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     component: str = "hybrid-routing"
     group: str = "ai-orchestrator"
@@ -51,131 +40,6 @@ class EventDefaults(BaseModel):
     client_url: str = "https://app.matbakh.app/admin/bedrock-activation"
     dashboard_url: str = "https://app.matbakh.app/admin/bedrock-activation"
     dashboard_text: str = "Hybrid Routing Dashboard"
-
-
-# Environment variable → field name, for the variables that map one to one.
-_FIELDS_BY_ENV: dict[str, str] = {
-    c.ENV_INTEGRATION_KEY: "integration_key",
-    c.ENV_INTEGRATION_KEY_SECRET_ARN: "integration_key_secret_arn",
-    c.ENV_SERVICE_NAME: "service_name",
-    c.ENV_ESCALATION_POLICY_ID: "escalation_policy_id",
-    c.ENV_EVENTS_URL: "events_url",
-    c.ENV_ENVIRONMENT: "environment",
-    c.ENV_TABLE_NAME: "table_name",
-    c.ENV_INSUFFICIENT_DATA_ACTION: "insufficient_data_action",
-    c.ENV_UNRECOGNIZED_MESSAGE_ACTION: "unrecognized_message_action",
-    c.ENV_DEDUP_KEY_STRATEGY: "dedup_key_strategy",
-    c.ENV_DEFAULT_SEVERITY: "default_severity",
-    c.ENV_RETRY_BUDGET_SECONDS: "retry_budget_seconds",
-    c.ENV_RESOLVED_RETENTION_DAYS: "resolved_retention_days",
-    c.ENV_ALERT_RULES: "alert_rules",
-    c.ENV_ALERT_RULES_FILE: "alert_rules_file",
-    c.ENV_ROUTING_KEYS: "routing_keys",
-    c.ENV_ROUTING_KEY_SECRETS: "routing_key_secrets",
-}
-_ENV_BY_FIELD = {field: env for env, field in _FIELDS_BY_ENV.items()}
-
-
-class Settings(BaseModel):
-    """The bridge's configuration. Build it with ``Settings.from_env()`` at the edge, pass it inward."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    integration_key: SecretStr | None = None
-    integration_key_secret_arn: str | None = None
-    service_name: str = c.SERVICE_NAME
-    escalation_policy_id: str | None = None
-    events_url: str = c.DEFAULT_EVENTS_URL
-    environment: str = "production"
-    table_name: str | None = None
-    insufficient_data_action: InsufficientDataAction = InsufficientDataAction.IGNORE
-    unrecognized_message_action: UnrecognizedMessageAction = UnrecognizedMessageAction.FORWARD
-    dedup_key_strategy: DedupKeyStrategy = DedupKeyStrategy.ALARM_NAME
-    default_severity: AlertSeverity = AlertSeverity.CRITICAL
-    retry_budget_seconds: float = Field(default=30.0, gt=0, le=900)
-    resolved_retention_days: int = Field(default=90, ge=1)
-    event_defaults: EventDefaults = EventDefaults()
-    alert_rules: str | None = None
-    alert_rules_file: str | None = None
-    routing_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    routing_key_secrets: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("routing_keys", "routing_key_secrets", mode="before")
-    @classmethod
-    def _json_map(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            import json
-
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise ValueError("must be a JSON object of alias to value") from None
-        return value
-
-    @field_validator("routing_keys")
-    @classmethod
-    def _well_formed_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for alias, key in value.items():
-            check_routing_key(key.get_secret_value(), f"{c.ENV_ROUTING_KEYS} ({alias})")
-        return value
-
-    def load_rules(self) -> AlertRules:
-        """The alert rules (inline wins over the file); none configured means the built-ins only."""
-        from pagerduty_bridge.rules import AlertRules, parse_rules
-
-        component = self.event_defaults.component
-        if self.alert_rules:
-            return parse_rules(self.alert_rules, where=c.ENV_ALERT_RULES, component=component)
-        if self.alert_rules_file:
-            from pathlib import Path
-
-            try:
-                text = Path(self.alert_rules_file).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"{c.ENV_ALERT_RULES_FILE}: cannot read {self.alert_rules_file} ({exc})"
-                ) from None
-            return parse_rules(text, where=self.alert_rules_file, component=component)
-        return AlertRules(component=component)
-
-    @field_validator("integration_key")
-    @classmethod
-    def _well_formed_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            check_routing_key(value.get_secret_value(), c.ENV_INTEGRATION_KEY)
-        return value
-
-    @field_validator("events_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError("must be an http(s) URL")
-        return value
-
-    @field_validator("insufficient_data_action", "unrecognized_message_action", "dedup_key_strategy", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read the bridge's variables from ``environ`` (default: the process environment).
-
-        Empty variables count as unset. ``overrides`` (field names) win over the environment.
-        """
-        if environ is None:
-            import os
-
-            environ = os.environ
-        values: dict[str, Any] = {
-            field: environ[env].strip() for env, field in _FIELDS_BY_ENV.items() if environ.get(env, "").strip()
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            raise ConfigurationError(describe_validation_error(exc, _ENV_BY_FIELD)) from None
 
 
 def check_routing_key(key: str, where: str) -> str:
@@ -191,12 +55,235 @@ def check_routing_key(key: str, where: str) -> str:
     return key
 
 
-def describe_validation_error(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:
-    """One line per problem, each naming the field (or its environment variable) and what is wrong."""
-    problems = []
-    for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"]) or "value"
-        if names and location in names:
-            location = names[location]
-        problems.append(f"{location}: {error['msg']}")
-    return "invalid settings: " + "; ".join(problems)
+# --- parsers: a raw value (a string from the environment, or a typed value) → the field's value --------
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _secret(value: Any) -> Secret | None:
+    if value is None:
+        return None
+    secret = Secret.of(value)
+    check_routing_key(secret.get_secret_value(), "the key")
+    return secret
+
+
+def _plain_secret(value: Any) -> Secret | None:
+    return None if value is None else Secret.of(value)
+
+
+def _http_url(value: Any) -> str:
+    parsed = urlparse(_text(value))
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an http(s) URL")
+    return str(value)
+
+
+def _optional_http_url(value: Any) -> str | None:
+    return None if value is None else _http_url(value)
+
+
+def _choice(kind: type[Any]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        text = _text(value).strip().lower()
+        try:
+            return kind(text)
+        except ValueError:
+            allowed = ", ".join(member.value for member in kind)
+            raise ValueError(f"must be one of {allowed}") from None
+
+    return parse
+
+
+def _number(low: float, high: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be a number") from None
+        if not math.isfinite(number) or not low < number <= high:
+            raise ValueError(f"must be more than {low:g} and at most {high:g}")
+        return number
+
+    return parse
+
+
+def _whole(low: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError("must be a whole number") from None
+        if number < low:
+            raise ValueError(f"must be at least {low}")
+        return number
+
+    return parse
+
+
+def _json_map(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("must be a JSON object of alias to value") from None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError("must be a JSON object of alias to value")
+    return dict(value)
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    mapping = _json_map(value)
+    if not all(isinstance(v, str) for v in mapping.values()):
+        raise ValueError("every value must be a string")
+    return mapping
+
+
+def _routing_keys(value: Any) -> dict[str, Secret]:
+    keys: dict[str, Secret] = {}
+    for alias, key in _json_map(value).items():
+        secret = Secret.of(key)
+        check_routing_key(secret.get_secret_value(), f"{c.ENV_ROUTING_KEYS} ({alias})")
+        keys[alias] = secret
+    return keys
+
+
+def _defaults(value: Any) -> EventDefaults:
+    if not isinstance(value, EventDefaults):
+        raise ValueError("must be EventDefaults")
+    return value
+
+
+_PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
+    "integration_key": _secret,
+    "integration_key_secret_arn": _optional_text,
+    "service_name": _text,
+    "escalation_policy_id": _optional_text,
+    "events_url": _http_url,
+    "change_events_url": _optional_http_url,
+    "environment": _text,
+    "table_name": _optional_text,
+    "insufficient_data_action": _choice(InsufficientDataAction),
+    "unrecognized_message_action": _choice(UnrecognizedMessageAction),
+    "dedup_key_strategy": _choice(DedupKeyStrategy),
+    "default_severity": _choice(AlertSeverity),
+    "retry_budget_seconds": _number(0, MAX_RETRY_BUDGET_SECONDS),
+    "resolved_retention_days": _whole(1),
+    "event_defaults": _defaults,
+    "alert_rules": _optional_text,
+    "alert_rules_file": _optional_text,
+    "routing_keys": _routing_keys,
+    "routing_key_secrets": _string_map,
+    "webhook_secret": _plain_secret,
+    "webhook_secret_arn": _optional_text,
+    "reconcile_role_arns": _string_map,
+}
+
+# Environment variable → field name.
+_FIELDS_BY_ENV: Final[dict[str, str]] = {
+    c.ENV_INTEGRATION_KEY: "integration_key",
+    c.ENV_INTEGRATION_KEY_SECRET_ARN: "integration_key_secret_arn",
+    c.ENV_SERVICE_NAME: "service_name",
+    c.ENV_ESCALATION_POLICY_ID: "escalation_policy_id",
+    c.ENV_EVENTS_URL: "events_url",
+    c.ENV_CHANGE_EVENTS_URL: "change_events_url",
+    c.ENV_ENVIRONMENT: "environment",
+    c.ENV_TABLE_NAME: "table_name",
+    c.ENV_INSUFFICIENT_DATA_ACTION: "insufficient_data_action",
+    c.ENV_UNRECOGNIZED_MESSAGE_ACTION: "unrecognized_message_action",
+    c.ENV_DEDUP_KEY_STRATEGY: "dedup_key_strategy",
+    c.ENV_DEFAULT_SEVERITY: "default_severity",
+    c.ENV_RETRY_BUDGET_SECONDS: "retry_budget_seconds",
+    c.ENV_RESOLVED_RETENTION_DAYS: "resolved_retention_days",
+    c.ENV_ALERT_RULES: "alert_rules",
+    c.ENV_ALERT_RULES_FILE: "alert_rules_file",
+    c.ENV_ROUTING_KEYS: "routing_keys",
+    c.ENV_ROUTING_KEY_SECRETS: "routing_key_secrets",
+    c.ENV_WEBHOOK_SECRET: "webhook_secret",
+    c.ENV_WEBHOOK_SECRET_ARN: "webhook_secret_arn",
+    c.ENV_RECONCILE_ROLE_ARNS: "reconcile_role_arns",
+}
+_ENV_BY_FIELD: Final = {name: env for env, name in _FIELDS_BY_ENV.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The bridge's configuration. Build it with ``Settings.from_env()`` at the edge, pass it inward."""
+
+    integration_key: Secret | None = None
+    integration_key_secret_arn: str | None = None
+    service_name: str = c.SERVICE_NAME
+    escalation_policy_id: str | None = None
+    events_url: str = c.DEFAULT_EVENTS_URL
+    change_events_url: str | None = None
+    environment: str = "production"
+    table_name: str | None = None
+    insufficient_data_action: InsufficientDataAction = InsufficientDataAction.IGNORE
+    unrecognized_message_action: UnrecognizedMessageAction = UnrecognizedMessageAction.FORWARD
+    dedup_key_strategy: DedupKeyStrategy = DedupKeyStrategy.ALARM_NAME
+    default_severity: AlertSeverity = AlertSeverity.CRITICAL
+    retry_budget_seconds: float = 30.0
+    resolved_retention_days: int = 90
+    event_defaults: EventDefaults = field(default_factory=EventDefaults)
+    alert_rules: str | None = None
+    alert_rules_file: str | None = None
+    routing_keys: dict[str, Secret] = field(default_factory=dict)
+    routing_key_secrets: dict[str, str] = field(default_factory=dict)
+    webhook_secret: Secret | None = None
+    webhook_secret_arn: str | None = None
+    reconcile_role_arns: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        for spec in fields(self):
+            try:
+                value = _PARSERS[spec.name](getattr(self, spec.name))
+            except (ValueError, TypeError, ConfigurationError) as exc:
+                problems.append(f"{spec.name}: {exc}")
+                continue
+            object.__setattr__(self, spec.name, value)
+        if problems:
+            raise ConfigurationError("invalid settings: " + "; ".join(problems))
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (field names), validated like any other."""
+        values = {spec.name: getattr(self, spec.name) for spec in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the bridge's variables from ``environ`` (default: the process environment).
+
+        Empty variables count as unset. ``overrides`` (field names; ``None`` ignored) win over the
+        environment. A malformed value is an error naming its variable.
+        """
+        if environ is None:
+            import os
+
+            environ = os.environ
+        values: dict[str, Any] = {
+            name: environ[env].strip() for env, name in _FIELDS_BY_ENV.items() if environ.get(env, "").strip()
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        problems = []
+        for name, value in values.items():
+            try:
+                _PARSERS[name](value)
+            except (ValueError, TypeError, ConfigurationError) as exc:
+                problems.append(f"{_ENV_BY_FIELD.get(name, name) if name not in overrides else name}: {exc}")
+        if problems:
+            raise ConfigurationError("invalid settings: " + "; ".join(problems))
+        return cls(**values)

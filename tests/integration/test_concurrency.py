@@ -36,7 +36,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -51,8 +51,9 @@ from pydantic import SecretStr
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import BridgeError, VersionConflictError
 from pagerduty_bridge.integration import PagerDutyIntegration
-from pagerduty_bridge.models import Incident, IncidentStatus, ServiceConfig
+from pagerduty_bridge.models import Incident, IncidentStatus
 from pagerduty_bridge.processing import RecordResult, process_event
+from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY, load_json
@@ -226,7 +227,7 @@ def sns_event(alarm_name: str, state: str, old_state: str, at: datetime) -> dict
 
 
 def deliver(container: Container, event: dict[str, Any]) -> RecordResult:
-    (result,) = process_event(event, container.integration, budget_seconds=lambda: RETRY_BUDGET_SECONDS).results
+    (result,) = process_event(event, container.integration.notifications).results
     return result
 
 
@@ -254,7 +255,7 @@ def test_the_server_applies_racing_conditional_writes_atomically(containers: lis
         )
 
         def write(container: Container, index: int, incident: Incident = incident) -> int:
-            container.store.put(incident.model_copy(update={"summary": f"writer {index}"}), expected_version=None)
+            container.store.put(replace(incident, **{"summary": f"writer {index}"}), expected_version=None)
             return index
 
         results = race([partial(write, c, i) for i, c in enumerate(containers)])

@@ -46,8 +46,8 @@ from pagerduty_bridge.cli import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import BridgeError, InvalidMessageError
 from pagerduty_bridge.integration import DryRunSender, PagerDutyIntegration
-from pagerduty_bridge.models import ServiceConfig
 from pagerduty_bridge.processing import EventResult, process_event
+from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
@@ -313,7 +313,7 @@ def dry_run_integration() -> PagerDutyIntegration:
 def check_process_event(document: Any, logs: io.StringIO) -> None:
     result: EventResult | None = None
     try:
-        result = process_event(document, dry_run_integration())
+        result = process_event(document, dry_run_integration().notifications)
     except InvalidMessageError as exc:
         assert_no_key(str(exc))
     except BridgeError as exc:

@@ -343,7 +343,7 @@ def test_the_key_from_secrets_manager_delivers_and_is_never_shown(
     assert (response, ok) == ({"processed": 1, "failed": 0}, {"processed": 1, "failed": 0})
     assert [body["routing_key"] for body in bridge.fake.accepted()] == [ROUTING_KEY, ROUTING_KEY]
     assert bridge.fake.alerts[(ROUTING_KEY, SEED_KEY)].status == "resolved"
-    assert_key_nowhere(bridge, response, ok, handler.get_runtime(), handler.get_runtime().integration())
+    assert_key_nowhere(bridge, response, ok, handler.get_runtime(), handler.get_runtime().notifications())
 
 
 # --- concurrency: two containers, one notification ----------------------------------------------------------
@@ -356,13 +356,13 @@ def test_concurrent_containers_page_once_for_the_same_notification(bridge: Bridg
     of them send; the others see a duplicate or back off with a retryable error."""
     event = seed_alarm()
     runtimes = [lambda_runtime() for _ in range(CONTAINERS)]  # each with its own DynamoDB client and session
-    integrations = [runtime.integration() for runtime in runtimes]
+    integrations = [runtime.notifications() for runtime in runtimes]
     barrier = threading.Barrier(CONTAINERS)
     results: list[EventResult | None] = [None] * CONTAINERS
 
     def container(index: int) -> None:
         barrier.wait()
-        results[index] = process_event(event, integrations[index], budget_seconds=lambda: 1.0)
+        results[index] = process_event(event, integrations[index])
 
     threads = [threading.Thread(target=container, args=(i,)) for i in range(CONTAINERS)]
     for thread in threads:
@@ -384,7 +384,7 @@ def test_concurrent_containers_page_once_for_the_same_notification(bridge: Bridg
     # Lambda retries the containers that backed off: by now the page is done, so they send nothing.
     for index, record in enumerate(records):
         if record.error is not None:
-            retried = process_event(event, integrations[index], budget_seconds=lambda: 1.0)
+            retried = process_event(event, integrations[index])
             assert retried.results[0].outcome is not None
             assert retried.results[0].outcome.reason == "duplicate"
     assert bridge.sent() == [("trigger", SEED_KEY)]

@@ -34,18 +34,24 @@ def cli_json(*argv: str) -> Any:
     return json.loads(out)
 
 
-def test_the_incident_lifecycle_from_the_command_line() -> None:
-    assert cli("replay", str(EVENTS / "01-seed-high-failure-rate-alarm.json"))[0] == 0
+def test_the_incident_lifecycle_from_the_command_line(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    send = ("--send", "--events-url", fake_pd.url)
+    assert cli("replay", *send, str(EVENTS / "01-seed-high-failure-rate-alarm.json"))[0] == 0
     (listed,) = cli_json("incidents", "list", "--json")
     assert (listed["dedup_key"], listed["status"], listed["severity"]) == (SEED_KEY, "triggered", "critical")
     assert listed["summary"] and listed["triggered_at"] == "2025-01-14T14:30:00.000000Z"
     assert listed["resolved_at"] is None
 
     code, out, _ = cli("incidents", "ack", SEED_KEY)
+    assert code == 0 and "dry run" in out
+    assert cli_json("incidents", "show", SEED_KEY, "--json")["status"] == "triggered", "a dry run changes nothing"
+    code, out, _ = cli("incidents", "ack", SEED_KEY, *send)
     assert code == 0 and "acknowledged" in out
     assert cli_json("incidents", "show", SEED_KEY, "--json")["status"] == "acknowledged"
+    assert fake_pd.alerts[(ROUTING_KEY, SEED_KEY)].status == "acknowledged"
 
-    assert cli("replay", str(EVENTS / "02-seed-high-failure-rate-ok.json"))[0] == 0
+    assert cli("replay", *send, str(EVENTS / "02-seed-high-failure-rate-ok.json"))[0] == 0
     assert cli_json("incidents", "list", "--json") == []
     (everything,) = cli_json("incidents", "list", "--all", "--json")
     assert everything["status"] == "resolved"
@@ -58,15 +64,29 @@ def test_the_incident_lifecycle_from_the_command_line() -> None:
 
 
 def test_unknown_keys_exit_non_zero_naming_the_key() -> None:
+    assert cli("replay", "--record", str(EVENTS / "05-ec2-cpu-alarm.json"))[0] == 0
     for argv in (("incidents", "show", "nope"), ("incidents", "ack", "nope"), ("incidents", "resolve", "nope")):
         code, _, err = cli(*argv)
         assert code != 0
         assert "Incident not found: nope" in err
 
 
-def test_resolve_and_clear() -> None:
-    cli("replay", str(EVENTS / "05-ec2-cpu-alarm.json"))
+def test_a_resolved_incident_is_explained_not_just_missing() -> None:
+    assert cli("replay", "--record", str(EVENTS / "05-ec2-cpu-alarm.json"), str(EVENTS / "06-ec2-cpu-ok.json"))[0] == 0
+    code, _, err = cli("incidents", "ack", "web-prod-cpu-high-CPUUtilization")
+    assert code == 2
+    assert "Incident not found: web-prod-cpu-high-CPUUtilization (it was resolved at 2025-01-14T15:25" in err
+
+
+def test_resolve_and_clear(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    cli("replay", "--record", str(EVENTS / "05-ec2-cpu-alarm.json"))
     assert cli("incidents", "resolve", "web-prod-cpu-high-CPUUtilization")[0] == 0
+    (incident,) = cli_json("incidents", "list", "--all", "--json")
+    assert incident["status"] == "triggered", "a dry resolve leaves the store as it was"
+    assert (
+        cli("incidents", "resolve", "web-prod-cpu-high-CPUUtilization", "--send", "--events-url", fake_pd.url)[0] == 0
+    )
     (incident,) = cli_json("incidents", "list", "--all", "--json")
     assert (incident["status"], incident["resolution"]) == ("resolved", "manual")
     code, _, err = cli("incidents", "clear")
@@ -76,7 +96,7 @@ def test_resolve_and_clear() -> None:
 
 
 def test_readable_tables_for_people() -> None:
-    cli("replay", str(EVENTS))
+    cli("replay", "--record", str(EVENTS))
     code, out, _ = cli("incidents", "list")
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["DEDUP_KEY", "STATUS", "SEVERITY"]
@@ -94,6 +114,7 @@ def test_trigger_prints_the_seeds_dedup_key() -> None:
 
 
 def test_health_names_the_missing_key_then_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("replay", "--record", str(EVENTS / "06-ec2-cpu-ok.json"))[0] == 0
     code, out, _ = cli("health")
     assert code == 1
     assert "PAGERDUTY_INTEGRATION_KEY" in out
@@ -118,10 +139,10 @@ def test_health_warns_with_the_count_above_ten_active(monkeypatch: pytest.Monkey
     folder = tmp_path / "fleet"
     folder.mkdir()
     _many_alarms(folder, 10)
-    assert cli("replay", str(folder))[0] == 0
+    assert cli("replay", "--record", str(folder))[0] == 0
     assert cli("health")[0] == 0
     _many_alarms(folder, 11)
-    cli("replay", str(folder))
+    cli("replay", "--record", str(folder))
     code, out, _ = cli("health")
     assert code == 1
     assert "11 active incidents" in out
@@ -131,7 +152,7 @@ def test_health_ping_reaches_pagerduty_without_an_alert(
     monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty
 ) -> None:
     monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
-    report = cli_json("health", "--json", "--ping", "--events-url", fake_pd.url)
+    report = json.loads(cli("health", "--json", "--ping", "--events-url", fake_pd.url)[1])
     assert {c["name"]: c["ok"] for c in report["checks"]}["pagerduty"] is True
     assert fake_pd.alerts == {}
 
@@ -188,7 +209,7 @@ def test_publish_test_alarm_sends_a_real_alarm_message(aws: None) -> None:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     for state in ("ALARM", "OK"):
-        code, out, _ = cli("publish-test-alarm", "--topic-arn", topic, "--state", state)
+        code, out, _ = cli("publish-test-alarm", "--topic-arn", topic, "--alarm-state", state)
         assert code == 0 and "published" in out
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     states = []

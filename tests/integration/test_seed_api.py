@@ -96,14 +96,18 @@ def test_unknown_keys_are_not_found(fake_pd: FakePagerDuty) -> None:
     assert fake_pd.requests == []
 
 
-def test_401_is_reported_as_the_seed_does_and_not_retried(fake_pd: FakePagerDuty) -> None:
+def test_401_is_reported_as_the_seed_does_not_retried_at_once_but_kept(fake_pd: FakePagerDuty) -> None:
+    """A revoked key: sending again at once cannot help, but after the key is fixed a retry can, so the
+    trigger stays pending (for Lambda's retries and the failure destination) instead of done."""
     fake_pd.script(Respond(401, body="Unauthorized"))
     bridge = integration(fake_pd.url)
     with pytest.raises(PagerDutyApiError, match=r"^PagerDuty API error: 401 - Unauthorized$") as caught:
         bridge.trigger_high_failure_rate_incident(85, 95)
-    assert caught.value.retryable is False
+    assert caught.value.retryable is True
     assert len(fake_pd.requests) == 1
     assert ROUTING_KEY not in str(caught.value)
+    incident = bridge.get_incident(SEED_KEY)
+    assert incident is not None and incident.pending_action is not None
 
 
 def test_network_failure_is_reported_as_the_seed_does() -> None:

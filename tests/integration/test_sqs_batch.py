@@ -142,14 +142,16 @@ def test_the_record_received_again_is_delivered_and_the_other_is_not_resent(
     assert (incident.status, incident.pending_action) == (IncidentStatus.TRIGGERED, None)
 
 
-def test_a_permanently_unreadable_body_is_not_received_again(
+def test_an_unreadable_body_goes_to_the_dead_letter_queue_alone(
     store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
 ) -> None:
+    """A body that cannot be read is reported on its own, so after its receives it lands in the
+    dead-letter queue for a person to read; its neighbour is delivered on the first receive."""
     good = sqs_record(json.dumps(sns_notification(CPU_ALARM)))
-    unreadable = sqs_record(json.dumps([1, 2, 3]))  # JSON, but no envelope: a retry cannot help
+    unreadable = sqs_record(json.dumps([1, 2, 3]))  # JSON, but no envelope
 
     response = handler.lambda_handler(sqs_event(unreadable, good), FakeLambdaContext())
 
-    assert response == {"batchItemFailures": []}
+    assert response == {"batchItemFailures": [{"itemIdentifier": unreadable["messageId"]}]}
     assert set(fake_pd.open_alerts(ROUTING_KEY)) == {dedup_key(CPU_ALARM)}
     assert len(fake_pd.requests) == 1

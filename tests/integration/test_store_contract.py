@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from pagerduty_bridge.models import (
     EventAction,
     Incident,
     IncidentStatus,
+    Origin,
     Resolution,
 )
 from pagerduty_bridge.store import IncidentStore
@@ -107,14 +108,15 @@ def incident(
 
 def resolved(open_incident: Incident, at: datetime) -> Incident:
     """The next version of ``open_incident``, resolved by its alarm at ``at``."""
-    return open_incident.model_copy(
-        update={
+    return replace(
+        open_incident,
+        **{
             "status": IncidentStatus.RESOLVED,
             "resolved_at": at,
             "resolution": Resolution.AUTO,
             "updated_at": at,
             "version": open_incident.version + 1,
-        }
+        },
     )
 
 
@@ -142,6 +144,19 @@ EVERY_FIELD = Incident(
     last_error="PagerDuty API error: 503 - Service Unavailable",
     alarm_arn="arn:aws:cloudwatch:eu-west-1:123456789012:alarm:production-hybrid-routing-high-failure-rate",
     updated_at=datetime(2025, 1, 14, 14, 41, 7, 250000, tzinfo=UTC),
+    origin=Origin.MANUAL,
+    unconfirmed_until=datetime(2025, 1, 14, 14, 43, 0, 1000, tzinfo=UTC),
+    last_reason="silenced",
+    silence_id="5f2b0c1e9a7d",
+    acknowledged_by="On-call Engineer (PLH1HKV)",
+    resolved_by="Jane Responder (P0J4NE1)",
+    pd_incident_id="PGR0VU2",
+    pd_incident_number=42,
+    pd_html_url="https://acme.pagerduty.com/incidents/PGR0VU2",
+    pd_status="acknowledged",
+    pd_updated_at=datetime(2025, 1, 14, 14, 41, 0, tzinfo=UTC),
+    pd_details={"priority": "P1", "escalated_to": "Platform"},
+    webhook_event_ids=("01DEN2HDZ5NB3KHYRC1A0SW5WQ", "01DEN2HE0Y4OVQPHN1LMVXDAH3"),
     version=7,
 )
 """An incident with every field set to something other than its default."""
@@ -153,7 +168,7 @@ EVERY_FIELD = Incident(
 def test_every_field_is_set_in_the_round_trip_sample() -> None:
     """Guards the round-trip test below: a new Incident field must be added to the sample too."""
     defaults = Incident(dedup_key="k", alarm_name="a", status=IncidentStatus.TRIGGERED, updated_at=T0)
-    unchanged = [name for name in Incident.model_fields if getattr(EVERY_FIELD, name) == getattr(defaults, name)]
+    unchanged = [f.name for f in fields(Incident) if getattr(EVERY_FIELD, f.name) == getattr(defaults, f.name)]
     assert unchanged == []
 
 
@@ -168,8 +183,17 @@ def test_put_then_get_round_trips_every_field(store: IncidentStore) -> None:
 
     assert got is not None
     assert got == EVERY_FIELD
-    assert got.model_dump() == EVERY_FIELD.model_dump()
-    for name in ("state_changed_at", "triggered_at", "acknowledged_at", "resolved_at", "lease_until", "updated_at"):
+    assert asdict(got) == asdict(EVERY_FIELD)
+    for name in (
+        "state_changed_at",
+        "triggered_at",
+        "acknowledged_at",
+        "resolved_at",
+        "lease_until",
+        "updated_at",
+        "unconfirmed_until",
+        "pd_updated_at",
+    ):
         value = getattr(got, name)
         assert value.utcoffset() is not None, f"{name} came back naive"
         assert value == getattr(EVERY_FIELD, name), name
@@ -179,6 +203,8 @@ def test_put_then_get_round_trips_every_field(store: IncidentStore) -> None:
     assert type(got.resolution) is Resolution
     assert type(got.pending_action) is EventAction
     assert type(got.version) is int
+    assert type(got.origin) is Origin
+    assert type(got.webhook_event_ids) is tuple
 
 
 def test_optional_fields_left_unset_come_back_unset(store: IncidentStore) -> None:
@@ -202,7 +228,7 @@ def test_putting_a_new_incident_twice_is_a_conflict(store: IncidentStore) -> Non
 def test_put_with_the_version_read_succeeds(store: IncidentStore) -> None:
     v1 = incident()
     store.put(v1, expected_version=None)
-    v2 = v1.model_copy(update={"status": IncidentStatus.ACKNOWLEDGED, "acknowledged_at": T0, "version": 2})
+    v2 = replace(v1, **{"status": IncidentStatus.ACKNOWLEDGED, "acknowledged_at": T0, "version": 2})
 
     store.put(v2, expected_version=1)
 
@@ -212,11 +238,11 @@ def test_put_with_the_version_read_succeeds(store: IncidentStore) -> None:
 def test_put_with_a_stale_version_is_a_conflict_and_changes_nothing(store: IncidentStore) -> None:
     v1 = incident()
     store.put(v1, expected_version=None)
-    v2 = v1.model_copy(update={"summary": "updated once", "version": 2})
+    v2 = replace(v1, **{"summary": "updated once", "version": 2})
     store.put(v2, expected_version=1)
 
     with pytest.raises(VersionConflictError):
-        store.put(v1.model_copy(update={"summary": "lost update", "version": 2}), expected_version=1)
+        store.put(replace(v1, **{"summary": "lost update", "version": 2}), expected_version=1)
 
     assert store.get(v1.dedup_key) == v2
 
@@ -234,7 +260,7 @@ def test_list_active_holds_open_incidents_in_trigger_order(store: IncidentStore)
     store.put(incident("b-first", status=IncidentStatus.ACKNOWLEDGED, triggered_at=T0), expected_version=None)
     store.put(incident("c-middle", triggered_at=T0 + timedelta(minutes=1)), expected_version=None)
     store.put(
-        resolved(incident("d-closed", triggered_at=T0 - timedelta(hours=1)), T0).model_copy(update={"version": 1}),
+        replace(resolved(incident("d-closed", triggered_at=T0 - timedelta(hours=1)), T0), version=1),
         expected_version=None,
     )
 
@@ -410,7 +436,7 @@ def test_concurrent_writers_of_the_same_version_have_exactly_one_winner(writer_s
         writer_stores[0].put(v1, expected_version=None)
 
         def write(store: IncidentStore, index: int, v1: Incident = v1) -> None:
-            store.put(v1.model_copy(update={"summary": f"writer {index}", "version": 2}), expected_version=1)
+            store.put(replace(v1, **{"summary": f"writer {index}", "version": 2}), expected_version=1)
 
         winners, failures = race(writer_stores, write)
 
@@ -490,7 +516,7 @@ def test_resolved_incidents_expire_after_the_retention_open_ones_never(dynamo: D
 
 
 def test_a_resolve_still_on_its_way_to_pagerduty_does_not_expire(dynamo: Dynamo) -> None:
-    claim = resolved(incident("in-flight"), T0).model_copy(update={"pending_action": EventAction.RESOLVE})
+    claim = replace(resolved(incident("in-flight"), T0), **{"pending_action": EventAction.RESOLVE})
 
     dynamo.store.put(claim, expected_version=None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -12,9 +13,15 @@ import pytest
 from pagerduty_bridge.alarms import current_value_from_reason, parse_alarm_message
 from pagerduty_bridge.envelopes import BadRecord, Notification, parse_event
 from pagerduty_bridge.errors import InvalidMessageError
-from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, ControlMessage, UnrecognizedMessage
+from pagerduty_bridge.models import (
+    AlarmKind,
+    AlarmNotification,
+    AlarmState,
+    ControlMessage,
+    DedupKeyStrategy,
+    UnrecognizedMessage,
+)
 from pagerduty_bridge.rendering import alarm_summary, console_url, dedup_key_for
-from pagerduty_bridge.settings import DedupKeyStrategy
 from tests.conftest import EVENTS, FIXTURES, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
@@ -220,8 +227,8 @@ def test_console_links_follow_the_alarms_partition_and_region(variant: str, url:
 
 
 def test_console_link_encodes_the_alarm_name() -> None:
-    alarm = parse_alarm_message(load_json(VARIANTS / "threshold-int.json")).model_copy(
-        update={"alarm_name": "api 5xx / prod #1 ü"}
+    alarm = replace(
+        parse_alarm_message(load_json(VARIANTS / "threshold-int.json")), **{"alarm_name": "api 5xx / prod #1 ü"}
     )
     link = console_url(alarm)
     assert link is not None and link.endswith("alarm/api%205xx%20%2F%20prod%20%231%20%C3%BC")

@@ -22,17 +22,34 @@ def run(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_replaying_the_alarm_then_its_ok_resolves_it_across_runs(tmp_path: Path) -> None:
+def test_replaying_the_alarm_then_its_ok_resolves_it_across_recorded_runs(tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
-    code, out, _ = run("replay", "--json", "--state", state, str(EVENTS / "01-seed-high-failure-rate-alarm.json"))
+    record = ("replay", "--json", "--record", "--state", state)
+    code, out, _ = run(*record, str(EVENTS / "01-seed-high-failure-rate-alarm.json"))
     first = json.loads(out)
     assert code == 0
     assert set(first) == REPLAY_KEYS
     assert (first["action"], first["delivered"]) == ("trigger", False)
-    code, out, _ = run("replay", "--json", "--state", state, str(EVENTS / "02-seed-high-failure-rate-ok.json"))
-    assert json.loads(out)["action"] == "resolve"
-    code, out, _ = run("replay", "--json", "--state", state, str(EVENTS / "02-seed-high-failure-rate-ok.json"))
+    code, out, _ = run(*record, str(EVENTS / "02-seed-high-failure-rate-ok.json"))
+    assert (json.loads(out)["action"], json.loads(out)["reason"]) == ("resolve", "alarm_ok")
+    code, out, _ = run(*record, str(EVENTS / "02-seed-high-failure-rate-ok.json"))
     assert (json.loads(out)["action"], json.loads(out)["reason"]) == ("none", "duplicate")
+
+
+def test_a_dry_run_leaves_the_state_as_it_was(tmp_path: Path) -> None:
+    state = tmp_path / "s.db"
+    dry = ("replay", "--json", "--state", str(state))
+    assert run(*dry, str(EVENTS / "01-seed-high-failure-rate-alarm.json"))[0] == 0
+    assert json.loads(run("incidents", "list", "--all", "--json", "--state", str(state))[1]) == []
+    lines = [
+        json.loads(line)
+        for line in run(
+            *dry,
+            str(EVENTS / "01-seed-high-failure-rate-alarm.json"),
+            str(EVENTS / "01-seed-high-failure-rate-alarm.json"),
+        )[1].splitlines()
+    ]
+    assert [line["reason"] for line in lines] == ["alarm", "duplicate"], "one run still sees its own decisions"
 
 
 def test_default_state_is_under_the_current_directory(tmp_path: Path) -> None:
@@ -83,7 +100,7 @@ def test_a_malformed_key_is_named_but_never_printed(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", "short-secret-value")
     code, out, err = run("replay", str(EVENTS / "05-ec2-cpu-alarm.json"))
     assert code == 2
-    assert "PAGERDUTY_INTEGRATION_KEY is malformed" in err
+    assert "PAGERDUTY_INTEGRATION_KEY: the key is malformed" in err
     assert "short-secret-value" not in out + err
 
 

@@ -88,7 +88,9 @@ def test_timestamp_format_matches_the_seed() -> None:
 @pytest.mark.parametrize(
     ("status", "reason", "text", "message", "retryable"),
     [
-        (401, "Unauthorized", "", "PagerDuty API error: 401 - Unauthorized", False),
+        (401, "Unauthorized", "", "PagerDuty API error: 401 - Unauthorized", True),
+        (403, "Forbidden", "", "PagerDuty API error: 403 - Forbidden", True),
+        (404, "Not Found", "", "PagerDuty API error: 404 - Not Found", True),
         (
             400,
             "Bad Request",

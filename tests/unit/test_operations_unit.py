@@ -10,9 +10,10 @@ import pytest
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.cli import DRY_RUN_KEY
 from pagerduty_bridge.integration import DryRunSender, PagerDutyIntegration
-from pagerduty_bridge.models import EventResponse, Incident, IncidentStatus, Resolution, ServiceConfig
+from pagerduty_bridge.models import EventResponse, Incident, IncidentStatus, Resolution
 from pagerduty_bridge.operations import active_incident_check, compute_stats, parse_duration
 from pagerduty_bridge.processing import process_event
+from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from tests.conftest import EVENTS, load_json
 
@@ -100,7 +101,7 @@ def test_the_handler_path_counts_what_happened() -> None:
         "02-seed-high-failure-rate-ok.json",
         "11-budget-plain-text.json",
     ):
-        process_event(load_json(EVENTS / sample), bridge, metric=metric)
+        process_event(load_json(EVENTS / sample), bridge.notifications, metric=metric)
     names = [name for name, _, _ in counted]
     assert names.count(c.METRIC_INCIDENT_TRIGGERED) == 2  # the seed alarm and the forwarded message
     assert names.count(c.METRIC_INCIDENT_RESOLVED) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,12 @@ from pagerduty_bridge.cli import DRY_RUN_KEY, main
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.integration import DryRunSender, PagerDutyIntegration
-from pagerduty_bridge.models import AlarmNotification, AlertSeverity, ServiceConfig
-from pagerduty_bridge.rules import AlertRules, parse_rules
+from pagerduty_bridge.models import AlarmNotification, AlertSeverity
+from pagerduty_bridge.rules import AlertRules, load_rules, parse_rules
+from pagerduty_bridge.runtime import Runtime
+from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
 from tests.conftest import EVENTS, FIXTURES, assert_valid_event, load_json
 
 EXAMPLE = FIXTURES / "rules" / "example.yaml"
@@ -24,7 +28,7 @@ EXAMPLE = FIXTURES / "rules" / "example.yaml"
 def alarm_from(sample: str, **changes: object) -> AlarmNotification:
     (parsed, *_) = parse_event(load_json(EVENTS / sample))
     assert isinstance(parsed, Notification) and isinstance(parsed.content, AlarmNotification)
-    return parsed.content.model_copy(update=changes)
+    return replace(parsed.content, **changes)
 
 
 def rules() -> AlertRules:
@@ -36,6 +40,7 @@ def bridge(rule_text: str | None = None) -> PagerDutyIntegration:
     return PagerDutyIntegration(
         ServiceConfig(integration_key=DRY_RUN_KEY, service_name="svc"),
         settings=settings,
+        rules=load_rules(settings),
         sender=DryRunSender(),
         routing_keys={alias: SecretStr(key) for alias, key in (("default", DRY_RUN_KEY), ("web", "w" * 32))},
     )
@@ -148,11 +153,12 @@ def test_invalid_rules_name_the_rule_and_field(document: dict[str, object], comp
 
 
 def test_an_invalid_rules_file_fails_at_start() -> None:
+    settings = Settings(alert_rules='{"rules": [{"name": 3}]}')
     with pytest.raises(ConfigurationError, match="ALERT_RULES"):
-        PagerDutyIntegration(
-            ServiceConfig(integration_key=DRY_RUN_KEY, service_name="svc"),
-            settings=Settings(alert_rules='{"rules": [{"name": 3}]}'),
-        )
+        load_rules(settings)
+    runtime = Runtime(settings=settings, store=SQLiteIncidentStore())
+    with pytest.raises(ConfigurationError, match="ALERT_RULES"):
+        runtime.notifications()
 
 
 def test_rules_check_shows_what_each_sample_matches(tmp_path: Path) -> None:

@@ -6,14 +6,66 @@
 Every write is conditional on the version that was read (``expected_version``; ``None`` means "must
 not exist yet"), so two concurrent invocations can never both win; the loser gets
 ``VersionConflictError`` and decides again on fresh data.
+
+Every stored text is bounded (``TEXT_LIMITS``): whatever an alarm is called or PagerDuty answers, an
+item fits DynamoDB's 400 KB and the page still goes out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from enum import Enum
+from typing import Any, Final, Protocol
 
-from pagerduty_bridge.models import Incident
+from pagerduty_bridge.models import (
+    AlarmState,
+    AlertSeverity,
+    EventAction,
+    Incident,
+    IncidentStatus,
+    Origin,
+    Resolution,
+)
+from pagerduty_bridge.silences import Silence
+from pagerduty_bridge.text import truncate
+from pagerduty_bridge.timeutil import epoch_seconds, shifted
+
+TEXT_LIMITS: Final[dict[str, int]] = {
+    "alarm_name": 1024,
+    "summary": 1024,
+    "resolution_note": 1024,
+    "last_error": 1024,
+    "last_reason": 64,
+    "alarm_arn": 2048,
+    "acknowledged_by": 256,
+    "resolved_by": 256,
+    "pd_incident_id": 64,
+    "pd_html_url": 2048,
+    "pd_status": 32,
+    "routing_key_alias": 64,
+    "silence_id": 64,
+}
+"""The most characters kept of each free-text field (a summary is what PagerDuty keeps of one; a real
+alarm name is at most 255 characters). With the bounded detail map and event id list below, an
+incident item stays under 32 KB, far from DynamoDB's 400 KB."""
+MAX_DETAILS: Final = 16
+"""PagerDuty-side details kept (reassigned, escalated, priority …), each value at most 256 characters."""
+MAX_WEBHOOK_EVENT_IDS: Final = 20
+"""The newest webhook event ids kept, to recognise a redelivery."""
+
+_ENUMS: Final[dict[str, type[Enum]]] = {
+    "status": IncidentStatus,
+    "severity": AlertSeverity,
+    "origin": Origin,
+    "alarm_state": AlarmState,
+    "resolution": Resolution,
+    "pending_action": EventAction,
+}
+_TIMES: Final = frozenset(
+    f.name for f in dataclasses.fields(Incident) if "datetime" in str(f.type) and f.name != "dedup_key"
+)
+_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Incident))
 
 
 class IncidentStore(Protocol):
@@ -23,6 +75,10 @@ class IncidentStore(Protocol):
 
     def list_active(self) -> list[Incident]: ...
 
+    def list_watched(self) -> list[Incident]:
+        """Closed incidents the scheduled run must look at again (``needs_watch``)."""
+        ...
+
     def list_all(self) -> list[Incident]: ...
 
     def delete(self, dedup_key: str) -> None: ...
@@ -31,31 +87,93 @@ class IncidentStore(Protocol):
 
     def ping(self) -> None: ...
 
+    def list_silences(self) -> list[Silence]:
+        """Every silence kept (active, future and recently ended)."""
+        ...
+
+    def put_silence(self, silence: Silence) -> None:
+        """Add or replace a silence (they change only by hand: last write wins)."""
+        ...
+
 
 def format_time(value: datetime) -> str:
     """Fixed-width UTC ISO 8601 (microseconds, ``Z``): string order is time order, in SQL and DynamoDB."""
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def parse_stored_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+
+
+def bounded(incident: Incident) -> Incident:
+    """``incident`` with every text field cut to its limit (``TEXT_LIMITS``)."""
+    changes: dict[str, Any] = {
+        name: truncate(value, limit)
+        for name, limit in TEXT_LIMITS.items()
+        if isinstance(value := getattr(incident, name), str) and len(value) > limit
+    }
+    if len(incident.pd_details) > MAX_DETAILS or any(len(v) > 256 for v in incident.pd_details.values()):
+        items = list(incident.pd_details.items())[-MAX_DETAILS:]
+        changes["pd_details"] = {k[:64]: truncate(v, 256) for k, v in items}
+    if len(incident.webhook_event_ids) > MAX_WEBHOOK_EVENT_IDS:
+        changes["webhook_event_ids"] = incident.webhook_event_ids[-MAX_WEBHOOK_EVENT_IDS:]
+    return dataclasses.replace(incident, **changes) if changes else incident
+
+
 def to_record(incident: Incident) -> dict[str, Any]:
     """The incident as flat JSON-compatible values (times as sortable strings, enums as values)."""
     record: dict[str, Any] = {}
-    for key, value in incident.model_dump(mode="python").items():
-        if value is None:
+    for spec in dataclasses.fields(Incident):
+        value = getattr(incident, spec.name)
+        if value is None or (spec.name in ("pd_details", "webhook_event_ids") and not value):
             continue
         if isinstance(value, datetime):
-            record[key] = format_time(value)
+            record[spec.name] = format_time(value)
+        elif isinstance(value, Enum):
+            record[spec.name] = value.value
+        elif isinstance(value, tuple):
+            record[spec.name] = list(value)
         else:
-            record[key] = value.value if hasattr(value, "value") else value
+            record[spec.name] = value
     return record
 
 
 def from_record(record: dict[str, Any]) -> Incident:
-    return Incident.model_validate(record)
+    """An incident from its stored record (unknown attributes ignored, old records defaulted)."""
+    values: dict[str, Any] = {}
+    for name, value in record.items():
+        if name not in _FIELDS or value is None:
+            continue
+        if name in _TIMES:
+            values[name] = parse_stored_time(str(value))
+        elif name in _ENUMS:
+            values[name] = _ENUMS[name](value)
+        elif name == "webhook_event_ids":
+            values[name] = tuple(str(v) for v in value)
+        elif name in ("version", "pd_incident_number"):
+            values[name] = int(value)
+        elif name == "pd_details":
+            values[name] = {str(k): str(v) for k, v in dict(value).items()}
+        else:
+            values[name] = value
+    if "origin" not in values and values.get("alarm_name") == "(message on the alarm topic)":
+        values["origin"] = Origin.MESSAGE  # records written before origins were kept
+    return Incident(**values)
+
+
+def needs_watch(incident: Incident) -> bool:
+    """A closed incident the scheduled run must see: a request whose outcome is unknown may still
+    land, or a silenced alarm is still in ALARM (it pages once its silence is over)."""
+    if incident.is_open:
+        return False
+    if incident.unconfirmed_until is not None:
+        return True
+    return incident.last_reason == "silenced" and incident.alarm_state is AlarmState.ALARM
 
 
 def expiry_epoch(incident: Incident, retention: timedelta) -> int | None:
-    """When a resolved incident may be forgotten (epoch seconds, the TTL attribute); open ones never."""
-    if incident.is_open or incident.pending_action is not None:
+    """When a resolved incident may be forgotten (epoch seconds, the TTL attribute); open, pending or
+    watched ones never."""
+    if incident.is_open or incident.pending_action is not None or needs_watch(incident):
         return None
-    return int(((incident.resolved_at or incident.updated_at) + retention).timestamp())
+    return epoch_seconds(shifted(incident.resolved_at or incident.updated_at, retention))

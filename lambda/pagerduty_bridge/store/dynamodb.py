@@ -7,6 +7,8 @@ schema comes from ``constants``, which the CDK stack builds the table from.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
-from pagerduty_bridge.store import expiry_epoch, from_record, to_record
+from pagerduty_bridge.silences import TTL_GRACE, Silence
+from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_record, needs_watch, to_record
+from pagerduty_bridge.timeutil import epoch_seconds, shifted
+
+WATCH_MARKER = "watch"
+"""The sparse index's partition for closed incidents the scheduled run must look at (``needs_watch``)."""
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -69,15 +76,32 @@ def create_table(client: BaseClient, table_name: str, *, time_to_live: bool = Tr
         )
 
 
-def translate_client_error(exc: ClientError | BotoCoreError, action: str) -> StoreError:
-    """Map a botocore error to the bridge's errors, once: conflicts, retryable trouble, the rest."""
+def translate_client_error(
+    exc: ClientError | BotoCoreError, action: str, *, current: Callable[[dict[str, Any]], Any] | None = None
+) -> StoreError:
+    """Map a botocore error to the bridge's errors, once: conflicts, retryable trouble, the rest.
+
+    A failed conditional write carries the item as it is now when DynamoDB returned it
+    (``ReturnValuesOnConditionCheckFailure``): ``current`` turns it into an incident.
+    """
     response = getattr(exc, "response", None) or {}
     code = str(response.get("Error", {}).get("Code", type(exc).__name__))
     message = str(response.get("Error", {}).get("Message", exc))
     if code == "ConditionalCheckFailedException":
+        item = response.get("Item")
+        if current is not None and isinstance(item, dict):
+            return VersionConflictError(
+                f"{action}: the incident changed since it was read", current=current(item), known=True
+            )
         return VersionConflictError(f"{action}: the incident changed since it was read")
     retryable = code in _RETRYABLE_CODES or not response  # no response: a network-level failure
     return StoreError(f"{action} failed: {code}: {message}", retryable=retryable)
+
+
+def _is_incident(item: dict[str, Any]) -> bool:
+    """Silences share the table under their own key prefix: they are not incidents."""
+    key = item.get(c.TABLE_PARTITION_KEY, {}).get("S", "")
+    return not str(key).startswith(c.SILENCE_KEY_PREFIX)
 
 
 class DynamoDBIncidentStore:
@@ -108,9 +132,11 @@ class DynamoDBIncidentStore:
         return self._incident(item) if item else None
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
+        incident = bounded(incident)
         record = to_record(incident)
-        if incident.is_open:
-            record[c.ACTIVE_INDEX_PARTITION_KEY] = c.ACTIVE_MARKER
+        marker = c.ACTIVE_MARKER if incident.is_open else WATCH_MARKER if needs_watch(incident) else None
+        if marker is not None:
+            record[c.ACTIVE_INDEX_PARTITION_KEY] = marker
             record[c.ACTIVE_INDEX_SORT_KEY] = record.get("triggered_at") or record["updated_at"]
         expires = expiry_epoch(incident, self.retention)
         if expires is not None:
@@ -124,18 +150,55 @@ class DynamoDBIncidentStore:
                 "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
             }
         try:
-            self._client.put_item(TableName=self.table_name, Item=item, **condition)
+            self._client.put_item(
+                TableName=self.table_name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition
+            )
         except _AWS_ERRORS as exc:
-            raise translate_client_error(exc, f"writing incident {incident.dedup_key}") from exc
+            raise translate_client_error(exc, f"writing incident {incident.dedup_key}", current=self._incident) from exc
 
     def list_active(self) -> list[Incident]:
+        return self._query_index(c.ACTIVE_MARKER)
+
+    def list_watched(self) -> list[Incident]:
+        return self._query_index(WATCH_MARKER)
+
+    def _query_index(self, marker: str) -> list[Incident]:
         return self._paginate(
             "query",
             IndexName=c.ACTIVE_INDEX_NAME,
-            KeyConditionExpression="#active = :open",
+            KeyConditionExpression="#active = :marker",
             ExpressionAttributeNames={"#active": c.ACTIVE_INDEX_PARTITION_KEY},
-            ExpressionAttributeValues={":open": {"S": c.ACTIVE_MARKER}},
+            ExpressionAttributeValues={":marker": {"S": marker}},
         )
+
+    def list_silences(self) -> list[Silence]:
+        silences: list[Silence] = []
+        try:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self.table_name,
+                IndexName=c.ACTIVE_INDEX_NAME,
+                KeyConditionExpression="#active = :marker",
+                ExpressionAttributeNames={"#active": c.ACTIVE_INDEX_PARTITION_KEY},
+                ExpressionAttributeValues={":marker": {"S": c.SILENCE_MARKER}},
+            )
+            for page in pages:
+                silences.extend(Silence.from_dict(json.loads(item["data"]["S"])) for item in page.get("Items", []))
+        except _AWS_ERRORS as exc:
+            raise translate_client_error(exc, f"reading silences from {self.table_name}") from exc
+        return silences
+
+    def put_silence(self, silence: Silence) -> None:
+        item = {
+            c.TABLE_PARTITION_KEY: {"S": c.SILENCE_KEY_PREFIX + silence.id},
+            c.ACTIVE_INDEX_PARTITION_KEY: {"S": c.SILENCE_MARKER},
+            c.ACTIVE_INDEX_SORT_KEY: {"S": format_time(silence.starts_at)},
+            c.TTL_ATTRIBUTE: {"N": str(epoch_seconds(shifted(silence.ends_at, TTL_GRACE)))},
+            "data": {"S": json.dumps(silence.as_dict(), ensure_ascii=False)},
+        }
+        try:
+            self._client.put_item(TableName=self.table_name, Item=item)
+        except _AWS_ERRORS as exc:
+            raise translate_client_error(exc, f"writing silence {silence.id}") from exc
 
     def list_all(self) -> list[Incident]:
         incidents = self._paginate("scan")
@@ -158,18 +221,13 @@ class DynamoDBIncidentStore:
             raise translate_client_error(exc, f"describing table {self.table_name}") from exc
 
     def _incident(self, item: dict[str, Any]) -> Incident:
-        record = {key: self._deserialize(value) for key, value in item.items()}
-        record.pop(c.ACTIVE_INDEX_PARTITION_KEY, None)
-        record.pop(c.ACTIVE_INDEX_SORT_KEY, None)
-        record.pop(c.TTL_ATTRIBUTE, None)
-        record["version"] = int(record["version"])
-        return from_record(record)
+        return from_record({key: self._deserialize(value) for key, value in item.items()})
 
     def _paginate(self, operation: str, **kwargs: Any) -> list[Incident]:
         incidents: list[Incident] = []
         try:
             for page in self._client.get_paginator(operation).paginate(TableName=self.table_name, **kwargs):
-                incidents.extend(self._incident(item) for item in page.get("Items", []))
+                incidents.extend(self._incident(item) for item in page.get("Items", []) if _is_incident(item))
         except _AWS_ERRORS as exc:
             raise translate_client_error(exc, f"{operation} on {self.table_name}") from exc
         return incidents

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
-from pagerduty_bridge.store import expiry_epoch, format_time, from_record, to_record
+from pagerduty_bridge.silences import Silence
+from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_record, needs_watch, to_record
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -26,7 +27,14 @@ CREATE TABLE IF NOT EXISTS incidents (
     data         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incidents_open ON incidents (is_open, triggered_at);
+CREATE TABLE IF NOT EXISTS silences (
+    id      TEXT PRIMARY KEY,
+    ends_at TEXT NOT NULL,
+    data    TEXT NOT NULL
+);
 """
+_MIGRATIONS = (("watched", "ALTER TABLE incidents ADD COLUMN watched INTEGER NOT NULL DEFAULT 0"),)
+"""Columns added since the first schema, added to older state files when they are opened."""
 
 
 class SQLiteIncidentStore:
@@ -41,6 +49,10 @@ class SQLiteIncidentStore:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
+            for column, statement in _MIGRATIONS:
+                if column not in columns:
+                    self._db.execute(statement)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the incident store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -53,10 +65,12 @@ class SQLiteIncidentStore:
         return from_record(json.loads(row[0])) if row else None
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
+        incident = bounded(incident)
         data = json.dumps(to_record(incident), ensure_ascii=False)
         values = (
             int(incident.version),
             int(incident.is_open),
+            int(needs_watch(incident)),
             format_time(incident.triggered_at or incident.updated_at),
             expiry_epoch(incident, self.retention),
             data,
@@ -65,24 +79,47 @@ class SQLiteIncidentStore:
             try:
                 if expected_version is None:
                     cursor = self._db.execute(
-                        "INSERT OR IGNORE INTO incidents (version, is_open, triggered_at, expires_at, data, dedup_key)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT OR IGNORE INTO incidents"
+                        " (version, is_open, watched, triggered_at, expires_at, data, dedup_key)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (*values, incident.dedup_key),
                     )
                 else:
                     cursor = self._db.execute(
-                        "UPDATE incidents SET version = ?, is_open = ?, triggered_at = ?, expires_at = ?, data = ?"
-                        " WHERE dedup_key = ? AND version = ?",
+                        "UPDATE incidents SET version = ?, is_open = ?, watched = ?, triggered_at = ?, expires_at = ?,"
+                        " data = ? WHERE dedup_key = ? AND version = ?",
                         (*values, incident.dedup_key, expected_version),
                     )
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write incident {incident.dedup_key}: {exc}", retryable=True) from exc
         if cursor.rowcount != 1:
-            raise VersionConflictError(f"incident {incident.dedup_key} changed since it was read")
+            raise VersionConflictError(
+                f"incident {incident.dedup_key} changed since it was read",
+                current=self.get(incident.dedup_key),
+                known=True,
+            )
 
     def list_active(self) -> list[Incident]:
         rows = self._query_all("SELECT data FROM incidents WHERE is_open = 1 ORDER BY triggered_at, dedup_key")
         return [from_record(json.loads(row[0])) for row in rows]
+
+    def list_watched(self) -> list[Incident]:
+        rows = self._query_all("SELECT data FROM incidents WHERE watched = 1 ORDER BY triggered_at, dedup_key")
+        return [from_record(json.loads(row[0])) for row in rows]
+
+    def list_silences(self) -> list[Silence]:
+        rows = self._query_all("SELECT data FROM silences ORDER BY ends_at, id")
+        return [Silence.from_dict(json.loads(row[0])) for row in rows]
+
+    def put_silence(self, silence: Silence) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO silences (id, ends_at, data) VALUES (?, ?, ?)",
+                    (silence.id, format_time(silence.ends_at), json.dumps(silence.as_dict(), ensure_ascii=False)),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write silence {silence.id}: {exc}", retryable=True) from exc
 
     def list_all(self) -> list[Incident]:
         rows = self._query_all("SELECT data FROM incidents ORDER BY triggered_at, dedup_key")

@@ -1,0 +1,167 @@
+"""Commands that talk to AWS with the operator's credentials: ``publish-test-alarm``, ``reconcile``,
+``redrive``, ``audit``. AWS failures end in one line and exit 2 (``cli.app``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pagerduty_bridge.cli.common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    CliError,
+    Streams,
+    Wired,
+    add_aws_options,
+    add_delivery_options,
+    add_json,
+    add_store_options,
+    aws_client,
+    json_line,
+    print_table,
+    say,
+    warn,
+    wire,
+)
+from pagerduty_bridge.errors import BridgeError
+from pagerduty_bridge.reconcile import AlarmReader, Reconciled, Reconciliation
+from pagerduty_bridge.redrive import RedriveReport, redrive
+from pagerduty_bridge.samples import TEST_ALARM_NAME, test_alarm_message
+
+_TOPIC_ARN: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
+PROGRESS_EVERY: Final = 50
+"""Long runs say how far they are every this many items (on stderr; stdout stays the result)."""
+
+
+def register(commands: Any) -> None:
+    publish = commands.add_parser("publish-test-alarm", help="publish a realistic alarm message to a topic")
+    publish.add_argument("--topic-arn", required=True, metavar="ARN", help="the bridge's alarm topic")
+    publish.add_argument(
+        "--alarm-state", choices=["ALARM", "OK"], default="ALARM", help="the state to publish (default: ALARM)"
+    )
+    publish.add_argument("--alarm-name", default=TEST_ALARM_NAME, help=f"(default: {TEST_ALARM_NAME})")
+    add_json(publish, '{"message_id": …, "topic_arn": …, "alarm_name": …, "alarm_state": …}')
+    add_aws_options(publish)
+    publish.set_defaults(func=publish_test_alarm)
+
+    reconcile = commands.add_parser(
+        "reconcile", help="resolve open incidents whose alarm is OK or gone (a dry run unless --send)"
+    )
+    add_json(reconcile, "an array of results")
+    add_delivery_options(reconcile)
+    add_store_options(reconcile)
+    reconcile.set_defaults(func=reconcile_command)
+
+    queue = commands.add_parser("redrive", help="re-process a dead-letter or on-failure queue")
+    queue.add_argument("--queue-url", required=True, metavar="URL", help="the queue (a stack output)")
+    queue.add_argument("--max-messages", type=int, default=1000, metavar="N", help="at most N (default: 1000)")
+    add_json(queue, '{"received": …, "redriven": …, "schedules": …, "kept": [{"message_id", "reason"}]}')
+    add_delivery_options(queue)
+    add_store_options(queue, creates=True)
+    queue.set_defaults(func=redrive_command)
+
+
+def publish_test_alarm(args: argparse.Namespace, streams: Streams) -> int:
+    if not _TOPIC_ARN.match(args.topic_arn):
+        raise CliError(f"--topic-arn {args.topic_arn!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+    region = args.topic_arn.split(":")[3]
+    message = test_alarm_message(args.alarm_name, args.alarm_state, args.topic_arn, datetime.now(UTC))
+    subject = f'{args.alarm_state}: "{args.alarm_name}" in {message["Region"]}'[:100]
+    sns = aws_client(args, "sns", region=region)
+    response = sns.publish(TopicArn=args.topic_arn, Subject=subject, Message=json.dumps(message))
+    published = {
+        "message_id": response["MessageId"],
+        "topic_arn": args.topic_arn,
+        "alarm_name": args.alarm_name,
+        "alarm_state": args.alarm_state,
+    }
+    if args.json:
+        print(json_line(published), file=streams.out)
+    else:
+        say(
+            streams,
+            f"published {args.alarm_state} for {args.alarm_name} to {args.topic_arn} (message {response['MessageId']})",
+        )
+    return EXIT_OK
+
+
+def own_account(args: argparse.Namespace) -> str | None:
+    """The account the operator's credentials belong to: alarms elsewhere need a role to be read."""
+    identity = aws_client(args, "sts").get_caller_identity()
+    return str(identity.get("Account")) or None
+
+
+def alarm_reader(args: argparse.Namespace, wired: Wired) -> AlarmReader:
+    from pagerduty_bridge.runtime import cloudwatch_client
+
+    def clients(region: str | None, role_arn: str | None) -> Any:
+        return cloudwatch_client(region, role_arn, endpoint_url=getattr(args, "endpoint_url", None))
+
+    return AlarmReader(
+        clients, own_account=own_account(args), own_region=None, role_arns=wired.settings.reconcile_role_arns
+    )
+
+
+def run_reconciliation(args: argparse.Namespace, wired: Wired) -> list[Reconciled]:
+    run = Reconciliation(
+        wired.delivery,
+        alarm_reader(args, wired),
+        wired.delivery.clock,
+        silences=wired.notifications.silences,
+        retry_budget_seconds=wired.settings.retry_budget_seconds,
+    )
+    return run.run()
+
+
+def reconcile_command(args: argparse.Namespace, streams: Streams) -> int:
+    wired = wire(args, rules=False)
+    results = run_reconciliation(args, wired)
+    rows = [asdict(r) for r in results]
+    if args.json:
+        print(json_line(rows), file=streams.out)
+    else:
+        print_table(rows, ("dedup_key", "alarm_state", "action", "reason"), streams)
+        if not args.send:
+            say(streams, "(dry run: nothing sent, the store is unchanged)")
+    return EXIT_FINDING if any(r.action == "failed" for r in results) else EXIT_OK
+
+
+def redrive_command(args: argparse.Namespace, streams: Streams) -> int:
+    wired = wire(args)
+    sqs = aws_client(args, "sqs")
+
+    def run_schedule() -> str | None:
+        try:
+            failed = [r for r in run_reconciliation(args, wired) if r.action == "failed"]
+        except BridgeError as exc:
+            return f"the reconciliation run failed: {exc}"
+        return f"the reconciliation run failed for {len(failed)} incident(s)" if failed else None
+
+    def progress(report: RedriveReport) -> None:
+        if report.received % PROGRESS_EVERY < 10 and report.received >= PROGRESS_EVERY:
+            warn(streams, f"… {report.received} received, {report.redriven} redriven, {len(report.kept)} kept")
+
+    report = redrive(
+        sqs,
+        args.queue_url,
+        wired.notifications,
+        run_schedule=run_schedule,
+        max_messages=args.max_messages,
+        delete=args.send,
+        progress=progress,
+    )
+    if args.json:
+        print(json_line(report.as_dict()), file=streams.out)
+    else:
+        say(
+            streams,
+            f"received {report.received}, redriven {report.redriven}, kept {len(report.kept)}"
+            f"{'' if args.send else ' (dry run: nothing sent, nothing deleted, store unchanged)'}",
+        )
+        for message_id, why in report.kept:
+            warn(streams, f"kept {message_id}: {why}")
+    return EXIT_OK if not report.kept else EXIT_FINDING

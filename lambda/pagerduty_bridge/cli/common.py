@@ -1,0 +1,253 @@
+"""What every command shares: options, wiring (settings, store, keys, sender), output, one error path.
+
+Exit codes, for every command: 0 all good; 1 a finding or a failed send (the command did its job and
+reports trouble); 2 usage, input, configuration or AWS errors (the command could not do its job).
+Errors are one line on stderr naming what failed and what to check; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.delivery import Delivery, DryRunSender, EventSender
+from pagerduty_bridge.errors import ConfigurationError
+from pagerduty_bridge.events_api import EventsClient, change_url_for
+from pagerduty_bridge.keys import KeySource, ParameterFetcher, RoutingKeys, StaticKeys
+from pagerduty_bridge.notifications import Notifications
+from pagerduty_bridge.redaction import REDACTOR
+from pagerduty_bridge.rules import load_rules
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.silences import SilenceCache
+from pagerduty_bridge.store import IncidentStore
+from pagerduty_bridge.store.overlay import OverlayStore
+from pagerduty_bridge.text import printable
+
+DEFAULT_STATE: Final = Path(".pagerduty-bridge") / "state.db"
+DRY_RUN_KEY: Final = "dryrun0000000000000000000000key0"
+"""A well-formed placeholder routing key for dry runs, which send nothing."""
+EXIT_OK, EXIT_FINDING, EXIT_ERROR = 0, 1, 2
+EXIT_SEND_FAILED, EXIT_BAD_INPUT = EXIT_FINDING, EXIT_ERROR
+
+Handler = Callable[[argparse.Namespace, "Streams"], int]
+
+
+class CliError(Exception):
+    """A problem with the command line, the input or the environment: printed as one line, exit 2."""
+
+
+@dataclass
+class Streams:
+    out: TextIO
+    err: TextIO
+
+
+# --- options ------------------------------------------------------------------------------------------
+
+
+def add_json(parser: argparse.ArgumentParser, what: str = "one JSON document") -> None:
+    parser.add_argument("--json", action="store_true", help=f"machine-readable output: {what}")
+
+
+def add_delivery_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--send", action="store_true", help="really send to PagerDuty and change the store (default: a dry run)"
+    )
+    parser.add_argument(
+        "--events-url", default=None, metavar="URL", help=f"Events API URL (default: {c.DEFAULT_EVENTS_URL})"
+    )
+    parser.add_argument(
+        "--retry-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to keep retrying PagerDuty (default: 30)",
+    )
+
+
+def add_store_options(parser: argparse.ArgumentParser, *, creates: bool = False) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"the embedded SQLite state file (default: {DEFAULT_STATE})" + ("" if creates else "; it must exist"),
+    )
+    where.add_argument("--table", default=None, metavar="NAME", help="a DynamoDB incident table instead")
+    parser.set_defaults(creates_state=creates)
+    add_aws_options(parser)
+
+
+def add_aws_options(parser: argparse.ArgumentParser) -> None:
+    if any("--endpoint-url" in action.option_strings for action in parser._actions):
+        return
+    parser.add_argument(
+        "--endpoint-url",
+        default=None,
+        metavar="URL",
+        help="AWS endpoint for every AWS client (DynamoDB, SNS, SQS, CloudWatch, STS, Secrets Manager); "
+        "AWS_ENDPOINT_URL does the same (default: AWS's own)",
+    )
+
+
+# --- wiring -------------------------------------------------------------------------------------------
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        events_url=getattr(args, "events_url", None),
+        retry_budget_seconds=getattr(args, "retry_budget", None),
+        table_name=getattr(args, "table", None),
+        environment=getattr(args, "environment", None),
+    )
+
+
+def aws_client(args: argparse.Namespace, service: str, *, region: str | None = None) -> Any:
+    """A boto3 client honouring ``--endpoint-url``; botocore's own errors become one clear line."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=getattr(args, "endpoint_url", None), region_name=region)
+
+
+def open_store(args: argparse.Namespace, settings: Settings) -> IncidentStore:
+    """The real store the command names: a DynamoDB table, or the SQLite file (which a read-only
+    command refuses to create)."""
+    retention = timedelta(days=settings.resolved_retention_days)
+    if getattr(args, "table", None):
+        from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore
+
+        return DynamoDBIncidentStore(aws_client(args, "dynamodb"), args.table, retention=retention)
+    from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+
+    path = Path(getattr(args, "state", None) or DEFAULT_STATE)
+    if not path.exists() and not getattr(args, "creates_state", False):
+        raise CliError(f"{path}: no such state file (a mistyped --state?); commands that only read never create one")
+    return SQLiteIncidentStore(path, retention=retention)
+
+
+def working_store(args: argparse.Namespace, store: IncidentStore) -> IncidentStore:
+    """Where a command writes: the store itself with ``--send``, else a scratch layer over it."""
+    return store if getattr(args, "send", False) else OverlayStore(store)
+
+
+def routing_keys(args: argparse.Namespace, settings: Settings) -> KeySource:
+    """Real keys with ``--send`` (from the environment or AWS); otherwise placeholders (nothing is sent)."""
+    if getattr(args, "send", False):
+        keys = RoutingKeys(settings, fetch=ParameterFetcher(client=lambda service: aws_client(args, service)))
+        if not keys.configured:
+            raise ConfigurationError(
+                f"--send needs a routing key: set {c.ENV_INTEGRATION_KEY} (or {c.ENV_INTEGRATION_KEY_SECRET_ARN})"
+            )
+        return keys
+    local = dict(settings.routing_keys)
+    if settings.integration_key is not None:
+        local[c.DEFAULT_ROUTING_KEY_ALIAS] = settings.integration_key
+    return StaticKeys(local, fallback=DRY_RUN_KEY)
+
+
+def sender(args: argparse.Namespace, settings: Settings) -> EventSender:
+    if not getattr(args, "send", False):
+        return DryRunSender()
+    return EventsClient(
+        settings.events_url,
+        change_url=settings.change_events_url or change_url_for(settings.events_url),
+        retry_budget_seconds=settings.retry_budget_seconds,
+    )
+
+
+@dataclass
+class Wired:
+    settings: Settings
+    store: IncidentStore
+    """Where this command writes (a scratch layer unless ``--send``)."""
+    real_store: IncidentStore
+    notifications: Notifications
+
+    @property
+    def delivery(self) -> Delivery:
+        return self.notifications.delivery
+
+
+def wire(args: argparse.Namespace, *, rules: bool = True) -> Wired:
+    """Settings, store, keys, sender and the notification path, as the command's options say."""
+    settings = load_settings(args)
+    real = open_store(args, settings)
+    store = working_store(args, real)
+    clock = _clock
+    delivery = Delivery(
+        store,
+        sender(args, settings),
+        routing_keys(args, settings),
+        clock,
+        retry_budget_seconds=settings.retry_budget_seconds,
+    )
+    from pagerduty_bridge.rules import AlertRules
+
+    loaded = load_rules(settings) if rules else AlertRules(component=settings.event_defaults.component)
+    notifications = Notifications(settings, loaded, delivery, clock, silences=SilenceCache(real))
+    return Wired(settings, store, real, notifications)
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+# Characters that are line breaks to str.splitlines() (and some JSON-lines readers) but that JSON
+# leaves unescaped: escaping them keeps "one JSON object per line" true whatever an alarm is called.
+_LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(value: Any) -> str:
+    """One JSON document on exactly one line, non-ASCII text kept readable, no secret in it."""
+    return REDACTOR.scrub(json.dumps(value, ensure_ascii=False, default=str).translate(_LINE_BREAKS))
+
+
+def say(streams: Streams, text: str) -> None:
+    """Human output: every control character escaped (a hostile alarm name cannot drive the terminal),
+    every secret scrubbed."""
+    print(REDACTOR.scrub(printable(text, keep_newlines=True)), file=streams.out)
+
+
+def warn(streams: Streams, text: str) -> None:
+    print(REDACTOR.scrub(printable(text, keep_newlines=True)), file=streams.err)
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], streams: Streams, *, wide: bool = False
+) -> None:
+    """Rows as aligned columns (cells cut at 60 characters unless ``wide``)."""
+    if not rows:
+        say(streams, "(none)")
+        return
+    cells = [[printable(str(row.get(col) if row.get(col) is not None else "-")) for col in columns] for row in rows]
+    limit = None if wide else 60
+    widths = [max(len(col), *(len(cell[i]) for cell in cells)) for i, col in enumerate(columns)]
+    if limit is not None:
+        widths = [min(limit, width) for width in widths]
+    say(streams, "  ".join(col.upper().ljust(widths[i]) for i, col in enumerate(columns)).rstrip())
+    for cell in cells:
+        say(streams, "  ".join(_fit(value, widths[i]).ljust(widths[i]) for i, value in enumerate(cell)).rstrip())
+
+
+def _fit(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def parse_pairs(values: Sequence[str] | None, option: str) -> dict[str, str]:
+    """``K=V`` options into a dict; a malformed one is a usage error naming the option."""
+    pairs: dict[str, str] = {}
+    for value in values or ():
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise CliError(f"{option} {value!r}: expected KEY=VALUE")
+        pairs[key.strip()] = rest
+    return pairs

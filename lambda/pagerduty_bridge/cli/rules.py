@@ -1,0 +1,236 @@
+"""``rules check`` and ``rules test``: validate alert rules, and ask where an alarm would page.
+
+``rules test`` builds the alarm from options (or reads an event file) and routes it with the very code
+the handler uses (``Notifications.route``): matched rule, severity (as PagerDuty would receive it),
+routing alias, dedup key, summary, suppression and any silence covering it now.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.cli.common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    CliError,
+    Streams,
+    add_json,
+    add_store_options,
+    json_line,
+    load_settings,
+    open_store,
+    parse_pairs,
+    print_table,
+    say,
+    warn,
+)
+from pagerduty_bridge.cli.replay import expand_paths, read_event
+from pagerduty_bridge.delivery import Delivery, DryRunSender
+from pagerduty_bridge.envelopes import Notification, parse_event
+from pagerduty_bridge.errors import BridgeError, InvalidMessageError
+from pagerduty_bridge.keys import StaticKeys
+from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState
+from pagerduty_bridge.notifications import Notifications, Route
+from pagerduty_bridge.rules import AlertRules, load_rules, parse_rules
+from pagerduty_bridge.samples import sample_files
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.silences import SilenceCache
+from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+
+ROUTE_FIELDS: Final = (
+    "alarm_name",
+    "rule",
+    "severity",
+    "routing_key",
+    "dedup_key",
+    "summary",
+    "suppress",
+    "silence",
+    "insufficient_data",
+)
+
+
+def register(commands: Any) -> None:
+    rules = commands.add_parser("rules", help="alert rules: validate them, test where an alarm pages")
+    actions = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="validate a rules file and show what each sample matches")
+    check.add_argument("file", type=Path, help="the rules file (JSON or YAML)")
+    check.add_argument(
+        "--events",
+        type=Path,
+        nargs="*",
+        default=None,
+        metavar="PATH",
+        help="samples to try (default: the shipped ones)",
+    )
+    add_json(check, '{"file", "rules", "warnings": [...], "samples": [...]}')
+    check.set_defaults(func=check_rules)
+
+    test = actions.add_parser("test", help="where would this alarm page? (the handler's own routing)")
+    test.add_argument("--rules", type=Path, default=None, metavar="FILE", help="default: the configured rules")
+    test.add_argument("--event", type=Path, default=None, metavar="FILE", help="an event file instead of options")
+    test.add_argument("--alarm-name", default="test-alarm", help="(default: test-alarm)")
+    test.add_argument("--namespace", default=None, help="e.g. AWS/RDS")
+    test.add_argument("--metric", default=None, help="the metric name")
+    test.add_argument("--dimension", action="append", metavar="K=V", help="a dimension (repeatable)")
+    test.add_argument("--tag", action="append", metavar="K=V", help="an alarm tag (repeatable)")
+    test.add_argument("--kind", choices=[k.value for k in AlarmKind], default="metric", help="(default: metric)")
+    test.add_argument("--alarm-state", choices=[s.value for s in AlarmState], default="ALARM", help="(default: ALARM)")
+    test.add_argument("--region", default=None, help="the alarm's region code")
+    test.add_argument("--account", default=None, help="the alarm's account id")
+    test.add_argument(
+        "--expect",
+        action="append",
+        metavar="FIELD=VALUE",
+        help=f"exit 1 unless FIELD is VALUE ({', '.join(ROUTE_FIELDS)})",
+    )
+    add_json(test, "the route as one object")
+    add_store_options(test)
+    test.set_defaults(func=test_route, creates_state=True)
+
+
+def _rules_from(path: Path, settings: Settings) -> AlertRules:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+    return parse_rules(text, where=str(path), component=settings.event_defaults.component)
+
+
+def _notifications(settings: Settings, rules: AlertRules, silences: SilenceCache | None = None) -> Notifications:
+    """The notification path with nothing behind it: routing only, never a send or a write."""
+    store = SQLiteIncidentStore(":memory:")
+    delivery = Delivery(store, DryRunSender(), StaticKeys({}, fallback=""), lambda: datetime.now(UTC))
+    return Notifications(settings, rules, delivery, lambda: datetime.now(UTC), silences=silences)
+
+
+def route_json(alarm: AlarmNotification, route: Route) -> dict[str, Any]:
+    return {
+        "alarm_name": alarm.alarm_name,
+        "state": alarm.new_state.value,
+        "rule": route.resolved.rule or "(defaults)",
+        "severity": route.severity.value,
+        "routing_key": route.resolved.routing_key,
+        "dedup_key": route.dedup_key,
+        "summary": route.summary or None,
+        "suppress": route.resolved.suppress,
+        "silence": route.silence_id,
+        "insufficient_data": route.insufficient_data.value,
+        "template": route.resolved.template,
+    }
+
+
+def unknown_aliases(rules: AlertRules, settings: Settings) -> list[str]:
+    """Aliases the rules route to that no configured source names (they would fail at run time)."""
+    known = {c.DEFAULT_ROUTING_KEY_ALIAS, *settings.routing_keys, *settings.routing_key_secrets}
+    return sorted(alias for alias in rules.routing_aliases() if alias not in known)
+
+
+def check_rules(args: argparse.Namespace, streams: Streams) -> int:
+    settings = load_settings(args)
+    rules = _rules_from(args.file, settings)
+    notifications = _notifications(settings, rules)
+    warnings = [
+        f"routing alias {alias!r} has no key configured ({c.ENV_ROUTING_KEY_SECRETS}, {c.ENV_ROUTING_KEYS}, "
+        f"or a JSON {c.ENV_INTEGRATION_KEY_SECRET_ARN} secret naming it)"
+        for alias in unknown_aliases(rules, settings)
+    ]
+    rows = []
+    for path in expand_paths(args.events) if args.events is not None else sample_files():
+        for alarm in _alarms_in(path):
+            rows.append({"sample": path.name, **route_json(alarm, notifications.route(alarm))})
+    if args.json:
+        print(
+            json_line({"file": str(args.file), "rules": len(rules.rules), "warnings": warnings, "samples": rows}),
+            file=streams.out,
+        )
+    else:
+        say(streams, f"{args.file}: {len(rules.rules)} rules, valid")
+        for warning in warnings:
+            warn(streams, f"warning: {warning}")
+        print_table(rows, ("sample", "alarm_name", "rule", "severity", "routing_key", "suppress"), streams)
+    return EXIT_OK
+
+
+def _alarms_in(path: Path) -> list[AlarmNotification]:
+    try:
+        parsed = parse_event(read_event(path))
+    except InvalidMessageError:
+        return []
+    return [p.content for p in parsed if isinstance(p, Notification) and isinstance(p.content, AlarmNotification)]
+
+
+def test_route(args: argparse.Namespace, streams: Streams) -> int:
+    settings = load_settings(args)
+    rules = _rules_from(args.rules, settings) if args.rules else load_rules(settings)
+    alarm = _alarm_from(args)
+    silences = _silences(args, settings)
+    route = _notifications(settings, rules, silences).route(alarm)
+    shown = route_json(alarm, route)
+    failed = [
+        f"{name}: expected {want!r}, got {_text(shown.get(name))!r}"
+        for name, want in _expectations(args)
+        if _text(shown.get(name)) != want
+    ]
+    if args.json:
+        print(json_line({**shown, "expectations_failed": failed}), file=streams.out)
+    else:
+        for name, value in shown.items():
+            say(streams, f"{name:18} {value if value is not None else '-'}")
+        for problem in failed:
+            warn(streams, f"expectation failed: {problem}")
+    return EXIT_FINDING if failed else EXIT_OK
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
+
+
+def _expectations(args: argparse.Namespace) -> list[tuple[str, str]]:
+    pairs = list(parse_pairs(args.expect, "--expect").items())
+    for name, _ in pairs:
+        if name not in (*ROUTE_FIELDS, "template", "state"):
+            raise CliError(f"--expect {name}=…: no such field (one of {', '.join(ROUTE_FIELDS)})")
+    return pairs
+
+
+def _silences(args: argparse.Namespace, settings: Settings) -> SilenceCache | None:
+    """The silences of the store the options name, when there is one to read."""
+    if not getattr(args, "table", None):
+        state = Path(getattr(args, "state", None) or ".pagerduty-bridge/state.db")
+        if not state.exists():
+            return None
+    try:
+        return SilenceCache(open_store(args, settings))
+    except (BridgeError, CliError):
+        return None
+
+
+def _alarm_from(args: argparse.Namespace) -> AlarmNotification:
+    if args.event is not None:
+        alarms = _alarms_in(args.event)
+        if not alarms:
+            raise CliError(f"{args.event}: holds no CloudWatch alarm")
+        return alarms[0]
+    region, account = args.region, args.account
+    arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{args.alarm_name}" if region and account else None
+    return AlarmNotification(
+        kind=AlarmKind(args.kind),
+        alarm_name=args.alarm_name,
+        new_state=AlarmState(args.alarm_state),
+        old_state=AlarmState.OK if args.alarm_state != "OK" else AlarmState.ALARM,
+        state_change_time=datetime.now(UTC),
+        namespace=args.namespace,
+        metric_name=args.metric,
+        dimensions=parse_pairs(args.dimension, "--dimension"),
+        tags=parse_pairs(args.tag, "--tag"),
+        region_code=region,
+        account_id=account,
+        alarm_arn=arn,
+    )

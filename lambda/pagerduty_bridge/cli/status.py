@@ -1,0 +1,138 @@
+"""``stats`` and ``health``: the seed's key metrics, and whether the bridge can do its job."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.cli.common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    CliError,
+    Streams,
+    add_json,
+    add_store_options,
+    aws_client,
+    json_line,
+    load_settings,
+    open_store,
+    say,
+)
+from pagerduty_bridge.errors import BridgeError, ConfigurationError, PagerDutyApiError
+from pagerduty_bridge.keys import ParameterFetcher, RoutingKeys
+from pagerduty_bridge.operations import (
+    DEFAULT_MAX_ACTIVE_INCIDENTS,
+    Check,
+    active_incident_check,
+    compute_stats,
+    parse_duration,
+)
+
+
+def register(commands: Any) -> None:
+    stats = commands.add_parser("stats", help="the seed's key metrics from the incident store")
+    stats.add_argument("--since", default=None, metavar="DURATION", help="e.g. 24h, 7d (default: everything kept)")
+    add_json(stats, "one object of figures")
+    add_store_options(stats)
+    stats.set_defaults(func=show_stats)
+
+    health = commands.add_parser(
+        "health", help="check configuration, keys, store and active incidents (exit 1 with warnings)"
+    )
+    health.add_argument("--ping", action="store_true", help="also check that PagerDuty answers (creates no alert)")
+    health.add_argument(
+        "--max-active",
+        type=int,
+        default=DEFAULT_MAX_ACTIVE_INCIDENTS,
+        metavar="N",
+        help=f"warn above N active incidents (default: {DEFAULT_MAX_ACTIVE_INCIDENTS})",
+    )
+    health.add_argument("--events-url", default=None, metavar="URL", help="Events API URL to check")
+    add_json(health, '{"healthy": …, "checks": […]}')
+    add_store_options(health)
+    health.set_defaults(func=show_health)
+
+
+def show_stats(args: argparse.Namespace, streams: Streams) -> int:
+    store = open_store(args, load_settings(args))
+    try:
+        since = parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+    figures = compute_stats(store.list_all(), since=since, now=datetime.now(UTC)).as_dict()
+    if args.json:
+        print(json_line(figures), file=streams.out)
+    else:
+        for key, value in figures.items():
+            say(streams, f"{key:30} {value if value is not None else '-'}")
+    return EXIT_OK
+
+
+def show_health(args: argparse.Namespace, streams: Streams) -> int:
+    checks = run_health_checks(args)
+    healthy = all(check.ok for check in checks)
+    if args.json:
+        body = {"healthy": healthy, "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks]}
+        print(json_line(body), file=streams.out)
+    else:
+        for check in checks:
+            say(streams, f"{'ok  ' if check.ok else 'WARN'}  {check.name:18} {check.message}")
+    return EXIT_OK if healthy else EXIT_FINDING
+
+
+def run_health_checks(args: argparse.Namespace) -> list[Check]:
+    try:
+        settings = load_settings(args)
+    except ConfigurationError as exc:
+        return [Check("configuration", False, str(exc))]
+    checks = [Check("configuration", True, f"environment {settings.environment}")]
+    checks.extend(key_checks(args, settings))
+    checks.append(Check("events_url", True, settings.events_url))
+    if args.ping:
+        checks.append(ping_pagerduty(settings.events_url))
+    try:
+        store = open_store(args, settings)
+        store.ping()
+        active = len(store.list_active())
+    except (BridgeError, CliError) as exc:
+        return [*checks, Check("store", False, str(exc))]
+    return [*checks, Check("store", True, f"{store!r} reachable"), active_incident_check(active, args.max_active)]
+
+
+def key_checks(args: argparse.Namespace, settings: Any) -> list[Check]:
+    """One check per routing-key alias: each loads on its own, so one broken alias is named alone."""
+    keys = RoutingKeys(settings, fetch=ParameterFetcher(client=lambda service: aws_client(args, service)))
+    if not keys.configured:
+        return [
+            Check(
+                "integration_key",
+                False,
+                f"no PagerDuty integration key: set {c.ENV_INTEGRATION_KEY_SECRET_ARN} (or {c.ENV_INTEGRATION_KEY} locally)",
+            )
+        ]
+    checks = []
+    for alias in keys.aliases():
+        try:
+            keys.get(alias)
+        except ConfigurationError as exc:
+            checks.append(Check(f"routing_key {alias}", False, str(exc)))
+        else:
+            checks.append(Check(f"routing_key {alias}", True, "configured, well-formed"))
+    return checks
+
+
+def ping_pagerduty(url: str) -> Check:
+    """PagerDuty answers an empty event with 400: proof it is reachable, and no alert is created."""
+    from pagerduty_bridge.events_api import EventsClient
+
+    try:
+        EventsClient(url, retry_budget_seconds=5).send_body({})
+    except PagerDutyApiError as exc:
+        if exc.status == 400:
+            return Check("pagerduty", True, f"{url} answers")
+        return Check("pagerduty", False, str(exc))
+    except BridgeError as exc:
+        return Check("pagerduty", False, str(exc))
+    return Check("pagerduty", False, f"{url} accepted an empty event: is it PagerDuty?")

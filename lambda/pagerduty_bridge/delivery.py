@@ -1,0 +1,277 @@
+"""The delivery protocol: claim → send → commit, and recovery of an unfinished delivery.
+
+One protocol serves every path (alarms, forwarded messages, the seed's triggers, acknowledge, resolve,
+reconciliation, confirmation); what to do comes from a pure ``lifecycle`` plan:
+
+1. *read* the incident and *plan* on it;
+2. *claim*: write the plan's target with ``pending_action``, a claim token and a lease, conditional on
+   the version read (a plan that sends nothing writes its target, conditionally, and stops here);
+3. *send* the event to PagerDuty;
+4. *commit*: clear the claim, conditional on it still being ours — or, when the send failed, *record
+   the failure* so a retry does the right thing.
+
+A crash after 2 leaves a pending record: the retry of the same notification sees it and sends again
+(PagerDuty deduplicates by key), so no page is marked done before PagerDuty accepted it. A claim whose
+lease is still running belongs to an invocation that may still be sending: a concurrent one backs off
+with a retryable ``ConcurrentUpdateError``, so at most one event per alarm is in flight, in order. A
+routing key that cannot be used fails before the claim, so nothing is written. A send whose outcome
+was unknown (an attempt without an answer) leaves ``unconfirmed_until``: the scheduled run asserts the
+incident's state again once such a request must have ended (``lifecycle.plan_confirm``).
+
+The store, the sender, the routing keys and the clock are injected (like Powertools' idempotency
+handler and its persistence layer): the protocol knows them only through their interfaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError, VersionConflictError
+from pagerduty_bridge.events_api import READ_TIMEOUT_SECONDS, PagerDutyEvent
+from pagerduty_bridge.keys import KeySource
+from pagerduty_bridge.lifecycle import Plan, Reason
+from pagerduty_bridge.models import EventAction, EventResponse, Incident, IncidentStatus
+from pagerduty_bridge.redaction import masked_body, scrub
+from pagerduty_bridge.store import IncidentStore
+from pagerduty_bridge.text import truncate
+from pagerduty_bridge.timeutil import shifted
+
+logger = logging.getLogger(__name__)
+
+MAX_CONFLICT_ATTEMPTS: Final = 5
+"""Re-plans after losing a conditional write; more means a hot key is being hammered: let Lambda retry."""
+LEASE_MARGIN_SECONDS: Final = 5.0
+"""A claim's lease covers the retry budget, one last request's read timeout, and this margin."""
+UNCONFIRMED_WINDOW: Final = timedelta(minutes=2)
+"""How long after the bridge gave up on a request PagerDuty may still process it. Twice the longest
+idle timeout of the load balancers in front of HTTP services (60 s by default on AWS): a request that
+got no answer has either been processed or been dropped by then. The scheduled run asserts the
+incident's state after this window (README, "Guarantees")."""
+MAX_ERROR_LENGTH: Final = 1024
+DRY_RUN_STATUS: Final = "dry-run"
+
+
+class EventSender(Protocol):
+    def send_body(
+        self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
+    ) -> EventResponse: ...
+
+
+class DryRunSender:
+    """Sends nothing and answers as PagerDuty would, so a dry run plans exactly as a real run would."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send_body(
+        self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
+    ) -> EventResponse:
+        self.sent.append(body)
+        return EventResponse(status=DRY_RUN_STATUS, message="Event not sent (dry run)", dedup_key=body.get("dedup_key"))
+
+
+@dataclass
+class Outcome:
+    """What happened to one notification: the decision, the exact body, whether PagerDuty took it."""
+
+    action: EventAction | None
+    reason: str
+    dedup_key: str | None
+    alarm_name: str | None = None
+    state: str | None = None
+    body: dict[str, Any] | None = None
+    """The body sent (or that would be), routing key masked."""
+    delivered: bool = False
+    response: EventResponse | None = None
+    error: BridgeError | None = None
+    incident: Incident | None = field(default=None, compare=False)
+
+    def about(self, alarm_name: str | None, state: str | None) -> Outcome:
+        """This outcome labelled with the alarm it is about."""
+        self.alarm_name, self.state = alarm_name, state
+        return self
+
+
+Planner = Callable[[Incident | None], Plan]
+Renderer = Callable[[Plan], PagerDutyEvent]
+
+
+class Delivery:
+    """Runs the protocol for one incident at a time; safe to share across threads and invocations."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        sender: EventSender,
+        keys: KeySource,
+        clock: Callable[[], datetime],
+        *,
+        retry_budget_seconds: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.keys = keys
+        self.clock = clock
+        self.retry_budget_seconds = retry_budget_seconds
+
+    def run(self, key: str, planner: Planner, render: Renderer, *, budget_seconds: float | None = None) -> Outcome:
+        """Plan on the stored incident and carry the plan out; re-plan when another writer got there first."""
+        for _ in range(MAX_CONFLICT_ATTEMPTS):
+            stored = self.store.get(key)
+            plan = planner(stored)
+            try:
+                if plan.action is None:
+                    return self._record(key, stored, plan)
+                return self._deliver(key, stored, plan, render, budget_seconds)
+            except VersionConflictError:
+                continue
+        raise ConcurrentUpdateError(f"incident {key} kept changing while being updated; retry later")
+
+    # --- the steps ------------------------------------------------------------------------------------
+
+    def _record(self, key: str, stored: Incident | None, plan: Plan) -> Outcome:
+        """A plan that sends nothing: write its target (if any), conditional on what was read."""
+        if plan.target is not None:
+            expected = stored.version if stored is not None else None
+            self.store.put(replace(plan.target, version=(expected or 0) + 1), expected_version=expected)
+        return Outcome(None, plan.reason.value, key, incident=plan.target or stored)
+
+    def _deliver(
+        self, key: str, stored: Incident | None, plan: Plan, render: Renderer, budget_seconds: float | None
+    ) -> Outcome:
+        assert plan.action is not None and plan.target is not None, "a plan that sends must say what to store"
+        self._check_lease(key, stored)
+        budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
+        wire = render(plan).to_wire(self.keys.get(plan.target.routing_key_alias))
+        claim = self._claim(stored, plan, budget)
+        outcome = Outcome(plan.action, plan.reason.value, key, body=masked_body(wire), incident=claim)
+        try:
+            response = self.sender.send_body(wire, budget_seconds=budget)
+        except BridgeError as exc:
+            outcome.error = exc
+            outcome.incident = self._record_failure(stored, claim, exc)
+            return outcome
+        outcome.response = response
+        outcome.delivered = response.status != DRY_RUN_STATUS
+        outcome.incident = self._commit(claim, ambiguous=response.ambiguous)
+        return outcome
+
+    def _check_lease(self, key: str, stored: Incident | None) -> None:
+        if stored is None or stored.pending_action is None or stored.lease_until is None:
+            return
+        if stored.lease_until > self.clock():
+            raise ConcurrentUpdateError(
+                f"another delivery for {key} is in flight until {stored.lease_until.isoformat()}; retry later"
+            )
+
+    def _claim(self, stored: Incident | None, plan: Plan, budget: float) -> Incident:
+        """Write the target with the pending action and a lease, conditional on the version read."""
+        assert plan.target is not None
+        expected = stored.version if stored is not None else None
+        lease = timedelta(seconds=budget + READ_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
+        claim = replace(
+            plan.target,
+            pending_action=plan.action,
+            claim_token=uuid.uuid4().hex,
+            lease_until=shifted(self.clock(), lease),
+            version=(expected or 0) + 1,
+        )
+        self.store.put(claim, expected_version=expected)
+        return claim
+
+    def _commit(self, claim: Incident, *, ambiguous: bool) -> Incident:
+        """PagerDuty accepted: clear the claim, if it is still ours (a webhook may have written beside it)."""
+        return self._settle(
+            claim,
+            lambda current: replace(
+                current,
+                pending_action=None,
+                claim_token=None,
+                lease_until=None,
+                last_error=None,
+                unconfirmed_until=self._unconfirmed(current, ambiguous),
+            ),
+        )
+
+    def _record_failure(self, stored: Incident | None, claim: Incident, exc: BridgeError) -> Incident:
+        """Leave the record so that a retry does the right thing, then let the caller report ``exc``.
+
+        Retryable (and kept: 401/403/404): keep the claim pending but end its lease, so the retry
+        resends at once. Permanent (400): PagerDuty will never accept this event; record the state
+        change (so duplicates stay quiet) and the error, keeping the incident as it was before.
+        """
+        error = truncate(scrub(str(exc)), MAX_ERROR_LENGTH)
+        ambiguous = bool(getattr(exc, "ambiguous", False))
+        if exc.retryable:
+            return self._settle(
+                claim,
+                lambda current: replace(
+                    current, lease_until=None, last_error=error, unconfirmed_until=self._unconfirmed(current, ambiguous)
+                ),
+                keep_claim=True,
+                tolerant=True,
+            )
+        before = stored or replace(claim, status=IncidentStatus.RESOLVED, triggered_at=None, resolved_at=None)
+        return self._settle(
+            claim,
+            lambda current: replace(
+                before,
+                state_changed_at=claim.state_changed_at,
+                alarm_state=claim.alarm_state,
+                pending_action=None,
+                claim_token=None,
+                lease_until=None,
+                last_error=error,
+                updated_at=claim.updated_at,
+                unconfirmed_until=self._unconfirmed(current, ambiguous),
+            ),
+            tolerant=True,
+        )
+
+    def _unconfirmed(self, current: Incident, ambiguous: bool) -> datetime | None:
+        if not ambiguous:
+            return current.unconfirmed_until
+        until = shifted(self.clock(), UNCONFIRMED_WINDOW)
+        return max(until, current.unconfirmed_until) if current.unconfirmed_until else until
+
+    def _settle(
+        self,
+        claim: Incident,
+        change: Callable[[Incident], Incident],
+        *,
+        keep_claim: bool = False,
+        tolerant: bool = False,
+    ) -> Incident:
+        """Write ``change(current)`` over our claim, as long as the claim is still ours. ``tolerant``: a
+        store failure is logged, not raised (recording a failure must not hide the failure itself)."""
+        current: Incident | None = claim
+        for _ in range(MAX_CONFLICT_ATTEMPTS):
+            if current is None or current.claim_token != claim.claim_token:
+                break
+            after = replace(change(current), version=current.version + 1)
+            if keep_claim:
+                after = replace(after, claim_token=claim.claim_token, pending_action=current.pending_action)
+            try:
+                self.store.put(after, expected_version=current.version)
+            except VersionConflictError:
+                current = self.store.get(claim.dedup_key)
+                continue
+            except BridgeError as exc:
+                if not tolerant:
+                    raise  # PagerDuty accepted, the table did not: the retry resends (deduplicated)
+                logger.warning("could not record the failed delivery for %s: %s", claim.dedup_key, exc)
+                return claim
+            return after
+        # Our lease ran out and a newer delivery took over; it owns the record now.
+        logger.warning("incident %s was taken over by a newer delivery", claim.dedup_key)
+        return current or claim
+
+
+def not_found(outcome: Outcome) -> bool:
+    """Whether a manual plan found no incident to act on."""
+    return outcome.action is None and outcome.reason in (Reason.NOT_FOUND.value, Reason.ALREADY_RESOLVED.value)

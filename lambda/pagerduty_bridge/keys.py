@@ -1,0 +1,187 @@
+"""Routing keys by alias: where each comes from, loaded when first needed, each alias on its own.
+
+Sources, for each alias: the plaintext settings (local use only), one secret per alias
+(``PAGERDUTY_ROUTING_KEY_SECRETS``), and the integration-key secret (a plain key for the ``default``
+alias, or a JSON object of aliases). Secrets are Secrets Manager secrets or SSM SecureString
+parameters, read through Powertools Parameters and cached ``SECRET_MAX_AGE_SECONDS`` so a rotated key
+is picked up. A secret that cannot be read or holds no valid key fails only the alias that needs it:
+every other alias goes on paging. Every key loaded is registered with the process's redactor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Protocol
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError
+from pagerduty_bridge.models import Secret
+from pagerduty_bridge.redaction import REDACTOR
+from pagerduty_bridge.settings import Settings, check_routing_key
+
+SECRET_MAX_AGE_SECONDS: Final = 300
+"""How long a fetched secret is reused: one read per container per five minutes."""
+
+SecretFetcher = Callable[[str, str], Any]
+"""(reference, where) → the secret's value; raises ``ConfigurationError`` naming ``where``."""
+
+
+class KeySource(Protocol):
+    def get(self, alias: str) -> str:
+        """The routing key of ``alias``; ``RoutingKeyError`` when it has none usable."""
+        ...
+
+
+def parse_secret(value: Any, where: str) -> dict[str, str]:
+    """A secret's routing keys by alias, unchecked: a plain key (alias ``default``) or a JSON object of
+    aliases. Each key is checked when its alias is used, so one bad entry fails only its alias."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where} is empty")
+    text = value.strip()
+    if not text.startswith("{"):
+        return {c.DEFAULT_ROUTING_KEY_ALIAS: text}
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        raise ConfigurationError(f"{where} looks like JSON but is not valid JSON") from None
+    if not isinstance(decoded, dict) or not all(isinstance(v, str) for v in decoded.values()):
+        raise ConfigurationError(f"{where} must be a JSON object of alias → routing key strings")
+    return decoded
+
+
+def is_ssm_parameter(reference: str) -> bool:
+    """An SSM parameter (``arn:…:ssm:…:parameter/…`` or ``/a/name``; GetParameter takes either) rather
+    than a Secrets Manager secret."""
+    return reference.startswith("/") or ":ssm:" in reference
+
+
+class ParameterFetcher:
+    """Reads secrets through Powertools Parameters with clients from boto3's default session (the one
+    the DynamoDB client already loaded: Powertools' default providers would build a second session,
+    ~175 ms more cold start). Built lazily: a container that never reads a secret never imports it."""
+
+    def __init__(self, client: Callable[[str], Any] | None = None) -> None:
+        self._client = client
+        self._secrets: Any = None
+        self._parameters: Any = None
+
+    def _new_client(self, service: str) -> Any:
+        if self._client is not None:
+            return self._client(service)
+        import boto3
+
+        return boto3.client(service)
+
+    def __call__(self, reference: str, where: str) -> Any:
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            if is_ssm_parameter(reference):
+                if self._parameters is None:
+                    self._parameters = parameters.SSMProvider(boto3_client=self._new_client("ssm"))
+                return self._parameters.get(reference, max_age=SECRET_MAX_AGE_SECONDS, decrypt=True)
+            if self._secrets is None:
+                self._secrets = parameters.SecretsProvider(boto3_client=self._new_client("secretsmanager"))
+            return self._secrets.get(reference, max_age=SECRET_MAX_AGE_SECONDS)
+        except parameters.exceptions.GetParameterError as exc:
+            raise ConfigurationError(
+                f"{where}: cannot read the secret ({type(exc.__cause__ or exc).__name__})"
+            ) from None
+
+    def clear(self) -> None:
+        """Forget cached values (after a SnapStart restore, a snapshot's secrets may be stale)."""
+        for provider in (self._secrets, self._parameters):
+            if provider is not None:
+                provider.clear_cache()
+
+
+class RoutingKeys:
+    """The routing keys the settings configure, by alias, each loaded and checked when first used."""
+
+    def __init__(self, settings: Settings, *, fetch: SecretFetcher | None = None) -> None:
+        self._settings = settings
+        self._fetch: SecretFetcher = fetch or ParameterFetcher()
+        self._plain: dict[str, Secret] = dict(settings.routing_keys)
+        if settings.integration_key is not None:
+            self._plain[c.DEFAULT_ROUTING_KEY_ALIAS] = settings.integration_key
+        REDACTOR.add(key.get_secret_value() for key in self._plain.values())
+
+    @property
+    def configured(self) -> bool:
+        """Whether the default alias has any source at all."""
+        return c.DEFAULT_ROUTING_KEY_ALIAS in self._plain or bool(self._settings.integration_key_secret_arn)
+
+    def aliases(self) -> list[str]:
+        """Every alias some source names (the integration-key secret's own aliases need a read)."""
+        named = set(self._plain) | set(self._settings.routing_key_secrets)
+        if self._settings.integration_key_secret_arn:
+            named.add(c.DEFAULT_ROUTING_KEY_ALIAS)
+        return sorted(named)
+
+    def get(self, alias: str) -> str:
+        where = f"routing key {alias!r}"
+        try:
+            raw = self._raw(alias)
+            key = check_routing_key(raw, where)
+        except RoutingKeyError:
+            raise
+        except ConfigurationError as exc:
+            raise RoutingKeyError(alias, str(exc)) from None
+        REDACTOR.add((key,))
+        return key
+
+    def _raw(self, alias: str) -> str:
+        if alias in self._plain:
+            return self._plain[alias].get_secret_value()
+        reference = self._settings.routing_key_secrets.get(alias)
+        if reference is not None:
+            where = f"{c.ENV_ROUTING_KEY_SECRETS} ({alias})"
+            keys = parse_secret(self._fetch(reference, where), where)
+            if len(keys) != 1:
+                raise ConfigurationError(f"{where} must hold one routing key")
+            return next(iter(keys.values()))
+        if self._settings.integration_key_secret_arn:
+            where = c.ENV_INTEGRATION_KEY_SECRET_ARN
+            keys = parse_secret(self._fetch(self._settings.integration_key_secret_arn, where), where)
+            if alias in keys:
+                return keys[alias]
+        if alias == c.DEFAULT_ROUTING_KEY_ALIAS:
+            raise RoutingKeyError(
+                alias,
+                f"no PagerDuty integration key: set {c.ENV_INTEGRATION_KEY_SECRET_ARN} "
+                f"(or {c.ENV_INTEGRATION_KEY} locally)",
+            )
+        raise RoutingKeyError(alias, f"no routing key is configured for alias {alias!r}")
+
+    def clear_cache(self) -> None:
+        clear = getattr(self._fetch, "clear", None)
+        if callable(clear):
+            clear()
+
+
+class StaticKeys:
+    """Routing keys given as a mapping (the seed API, tests); ``fallback`` answers any other alias
+    (dry runs, which send nothing, route every alias to a placeholder)."""
+
+    def __init__(self, keys: Mapping[str, object], *, fallback: str | None = None) -> None:
+        self._keys = {alias: Secret.of(key) for alias, key in keys.items()}
+        self._fallback = fallback
+        REDACTOR.add(key.get_secret_value() for key in self._keys.values())
+
+    def get(self, alias: str) -> str:
+        secret = self._keys.get(alias)
+        if secret is None:
+            if self._fallback is not None:
+                return self._fallback
+            raise RoutingKeyError(alias, f"no routing key is configured for alias {alias!r}")
+        try:
+            return check_routing_key(secret.get_secret_value(), f"routing key {alias!r}")
+        except ConfigurationError as exc:
+            raise RoutingKeyError(alias, str(exc)) from None
+
+    def replace(self, alias: str, key: object) -> None:
+        self._keys[alias] = Secret.of(key)
+        REDACTOR.add((self._keys[alias].get_secret_value(),))

@@ -1,0 +1,321 @@
+"""Reconciliation: heal what notifications alone cannot, as carefully as delivery itself.
+
+A scheduled run (and ``pagerduty-bridge reconcile``) does three things:
+
+1. **Resolve** open incidents whose alarm is OK now, or gone (their OK notification never came: an
+   alarm without OKActions, a lost delivery). Each alarm is identified by its ARN and read where it
+   lives: a CloudWatch client per region, and for another account a read-only role assumed from
+   ``RECONCILE_ROLE_ARNS`` — an alarm the run cannot see is left alone with a recorded reason, never
+   called "gone". The resolve is conditional on the incident being unchanged since the run read it:
+   a newer notification always wins (the run counts a lost race, it is no error).
+2. **Confirm** incidents whose delivery had an unknown outcome: once every such request must have
+   ended, their state is asserted again (``lifecycle.plan_confirm``).
+3. **Page** an alarm whose silence is over while it is still in ALARM.
+
+Incidents that did not come from an alarm (forwarded messages, triggers made by hand) are told apart
+by their origin and left alone. The run stops before the invocation's deadline; what is left waits for
+the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge import lifecycle
+from pagerduty_bridge.delivery import Delivery, Outcome
+from pagerduty_bridge.errors import BridgeError
+from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
+from pagerduty_bridge.lifecycle import Plan, Reason
+from pagerduty_bridge.models import EventAction, Incident, Origin, Resolution
+from pagerduty_bridge.processing import UNBOUNDED, Deadline
+
+logger = logging.getLogger(__name__)
+
+DESCRIBE_ALARMS_BATCH: Final = 100
+"""``DescribeAlarms`` takes at most 100 alarm names per call."""
+MAX_ALARM_NAME_LENGTH: Final = 255
+"""CloudWatch's limit: a longer name (a forged notification's) cannot be an alarm."""
+GONE: Final = "GONE"
+INVISIBLE: Final = "INVISIBLE"
+_ALARM_ARN: Final = re.compile(
+    r"^arn:(?P<partition>aws[\w-]*):cloudwatch:(?P<region>[\w-]+):(?P<account>\d{12}):alarm:(?P<name>.+)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    dedup_key: str
+    alarm_name: str
+    alarm_state: str | None
+    """CloudWatch's current state, ``None`` when the alarm no longer exists or could not be read."""
+    action: str
+    """``resolved`` · ``kept`` · ``failed`` · ``confirmed`` · ``paged``."""
+    reason: str
+    resolution_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRef:
+    """Where an incident's alarm lives: account, region, name (from its ARN, else the run's own)."""
+
+    account: str | None
+    region: str | None
+    name: str
+
+
+def alarm_ref(incident: Incident, own_account: str | None, own_region: str | None) -> AlarmRef:
+    match = _ALARM_ARN.match(incident.alarm_arn or "")
+    if match:
+        return AlarmRef(match.group("account"), match.group("region"), match.group("name"))
+    return AlarmRef(own_account, own_region, incident.alarm_name)
+
+
+CloudWatchFactory = Callable[[str | None, str | None], Any]
+"""(region, role ARN to assume or ``None``) → a CloudWatch client."""
+
+
+class AlarmReader:
+    """Reads alarms' current states, each in its own account and region."""
+
+    def __init__(
+        self,
+        clients: CloudWatchFactory,
+        *,
+        own_account: str | None,
+        own_region: str | None,
+        role_arns: dict[str, str] | None = None,
+    ) -> None:
+        self._clients = clients
+        self.own_account = own_account
+        self.own_region = own_region
+        self.role_arns = dict(role_arns or {})
+
+    def states(self, refs: Iterable[AlarmRef]) -> dict[AlarmRef, str]:
+        """Each alarm's state (``ALARM``, ``OK``, ``INSUFFICIENT_DATA``), ``GONE`` when it does not
+        exist where it lives, ``INVISIBLE`` when the run cannot look there."""
+        by_place: dict[tuple[str | None, str | None], list[AlarmRef]] = defaultdict(list)
+        for ref in refs:
+            by_place[(ref.account, ref.region)].append(ref)
+        found: dict[AlarmRef, str] = {}
+        for (account, region), place_refs in by_place.items():
+            role = None if account in (None, self.own_account) else self.role_arns.get(account or "")
+            if account not in (None, self.own_account) and role is None:
+                found.update(dict.fromkeys(place_refs, INVISIBLE))
+                continue
+            names = [ref.name for ref in place_refs if 0 < len(ref.name) <= MAX_ALARM_NAME_LENGTH]
+            current = describe_alarms(self._clients(region or self.own_region, role), names)
+            found.update({ref: current.get(ref.name, GONE) for ref in place_refs})
+        return found
+
+
+def describe_alarms(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
+    """Current state of each named alarm (metric and composite), batched; missing alarms are absent."""
+    states: dict[str, str] = {}
+    unique = sorted(set(names))
+    for start in range(0, len(unique), DESCRIBE_ALARMS_BATCH):
+        batch = unique[start : start + DESCRIBE_ALARMS_BATCH]
+        paginator = cloudwatch.get_paginator("describe_alarms")
+        for page in paginator.paginate(AlarmNames=batch, AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
+            for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+                states[alarm["AlarmName"]] = alarm["StateValue"]
+    return states
+
+
+class SilenceCheck(Protocol):
+    def is_active(self, silence_id: str, now: datetime) -> bool: ...
+
+
+@dataclass
+class Reconciliation:
+    """One run's collaborators: the delivery protocol, where alarms are read, the silences, the clock."""
+
+    delivery: Delivery
+    alarms: AlarmReader
+    clock: Callable[[], datetime]
+    silences: SilenceCheck | None = None
+    deadline: Deadline = UNBOUNDED
+    retry_budget_seconds: float = 30.0
+    results: list[Reconciled] = field(default_factory=list)
+
+    def run(self) -> list[Reconciled]:
+        store = self.delivery.store
+        active = [i for i in store.list_active() if i.origin is Origin.ALARM]
+        watched = store.list_watched()
+        states = self.alarms.states(
+            alarm_ref(i, self.alarms.own_account, self.alarms.own_region)
+            for i in [*active, *(w for w in watched if w.origin is Origin.ALARM)]
+        )
+
+        def state(incident: Incident) -> str:
+            return states.get(alarm_ref(incident, self.alarms.own_account, self.alarms.own_region), INVISIBLE)
+
+        for incident in active:
+            self._resolve_if_done(incident, state(incident))
+        for incident in [*active, *watched]:
+            if incident.unconfirmed_until is not None:
+                self._confirm(incident)
+        for incident in watched:
+            if incident.last_reason == Reason.SILENCED.value and incident.origin is Origin.ALARM:
+                self._page_after_silence(incident, state(incident))
+        return self.results
+
+    # --- the three jobs --------------------------------------------------------------------------------
+
+    def _resolve_if_done(self, incident: Incident, state: str) -> None:
+        if state == INVISIBLE:
+            self._keep(incident, None, "alarm_not_visible")
+            return
+        if state not in (GONE, "OK"):
+            self._keep(incident, state, "alarm_not_ok")
+            return
+        if incident.last_reason == lifecycle.REOPENED_IN_PAGERDUTY:
+            self._keep(incident, state, lifecycle.REOPENED_IN_PAGERDUTY)
+            return
+        note = "alarm is OK in CloudWatch" if state == "OK" else "alarm no longer exists"
+        reason = "alarm_ok" if state == "OK" else "alarm_gone"
+        outcome = self._run(
+            incident,
+            lambda stored: lifecycle.plan_close(
+                stored, incident.dedup_key, Resolution.RECONCILED, self.clock(), note=note, observed=incident
+            ),
+            _resolve_event,
+        )
+        shown = None if state == GONE else state
+        self._report(incident, shown, outcome, done="resolved", reason=reason)
+
+    def _confirm(self, incident: Incident) -> None:
+        outcome = self._run(incident, lambda stored: lifecycle.plan_confirm(stored, self.clock()), _asserting_event)
+        self._report(incident, incident.alarm_state.value if incident.alarm_state else None, outcome, done="confirmed")
+
+    def _page_after_silence(self, incident: Incident, state: str) -> None:
+        silence = incident.silence_id
+        if silence is not None and self.silences is not None and self.silences.is_active(silence, self.clock()):
+            return
+        if state != "ALARM":
+            # The alarm recovered during its silence: nothing to page, nothing more to watch.
+            self._run(incident, lambda stored: _plan_unwatch(stored, incident, self.clock()), _asserting_event)
+            return
+        outcome = self._run(
+            incident, lambda stored: _plan_after_silence(stored, incident, self.clock()), _asserting_event
+        )
+        self._report(incident, state, outcome, done="paged", reason="silence_over")
+
+    # --- helpers ----------------------------------------------------------------------------------------
+
+    def _run(
+        self, incident: Incident, planner: Callable[[Incident | None], Plan], render: Callable[[Plan], PagerDutyEvent]
+    ) -> Outcome | BridgeError | None:
+        budget = self.deadline.record_budget(self.retry_budget_seconds)
+        if budget is None:
+            return None
+        try:
+            return self.delivery.run(incident.dedup_key, planner, render, budget_seconds=budget)
+        except BridgeError as exc:
+            return exc
+
+    def _keep(self, incident: Incident, state: str | None, reason: str) -> None:
+        self.results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", reason))
+
+    def _report(
+        self,
+        incident: Incident,
+        state: str | None,
+        outcome: Outcome | BridgeError | None,
+        *,
+        done: str,
+        reason: str | None = None,
+    ) -> None:
+        if outcome is None:
+            self._keep(incident, state, "deferred_no_time")
+            return
+        error = outcome if isinstance(outcome, BridgeError) else outcome.error
+        if error is not None:
+            self.results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "failed", str(error)))
+            return
+        assert isinstance(outcome, Outcome)
+        if outcome.action is None:
+            self._keep(incident, state, outcome.reason)
+            return
+        seconds = outcome.incident.resolution_seconds if outcome.incident is not None and done == "resolved" else None
+        self.results.append(
+            Reconciled(incident.dedup_key, incident.alarm_name, state, done, reason or outcome.reason, seconds)
+        )
+
+
+def _resolve_event(plan: Plan) -> PagerDutyEvent:
+    assert plan.target is not None
+    return PagerDutyEvent(event_action=EventAction.RESOLVE, dedup_key=plan.target.dedup_key)
+
+
+def _asserting_event(plan: Plan) -> PagerDutyEvent:
+    """The event that asserts an incident's state from what the table keeps of it."""
+    target = plan.target
+    assert target is not None and plan.action is not None
+    if plan.action is not EventAction.TRIGGER:
+        return PagerDutyEvent(event_action=plan.action, dedup_key=target.dedup_key)
+    return PagerDutyEvent(
+        event_action=EventAction.TRIGGER,
+        dedup_key=target.dedup_key,
+        payload=EventPayload(
+            summary=target.summary or f"{target.alarm_name} is in ALARM",
+            source=target.alarm_arn or target.alarm_name,
+            severity=target.severity,
+            timestamp=target.state_changed_at,
+            custom_details={"alarmName": target.alarm_name, "note": f"sent by reconciliation ({plan.reason.value})"},
+        ),
+    )
+
+
+def _plan_after_silence(stored: Incident | None, observed: Incident, now: datetime) -> Plan:
+    """The silence is over and the alarm is still in ALARM: open the incident it would have opened."""
+    if stored is None or stored.version != observed.version:
+        return Plan(Reason.RECONCILE_RACE_LOST)
+    target = lifecycle.triggered(stored, stored.dedup_key, stored.alarm_name, stored.severity, stored.summary, at=now)
+    target = replace(
+        target,
+        last_reason=None,
+        silence_id=None,
+        state_changed_at=stored.state_changed_at,
+        alarm_state=stored.alarm_state,
+        alarm_arn=stored.alarm_arn,
+        updated_at=now,
+    )
+    return Plan(Reason.ALARM, EventAction.TRIGGER, target)
+
+
+def _plan_unwatch(stored: Incident | None, observed: Incident, now: datetime) -> Plan:
+    if stored is None or stored.version != observed.version:
+        return Plan(Reason.RECONCILE_RACE_LOST)
+    return Plan(Reason.SILENCED, None, replace(stored, last_reason=None, silence_id=None, updated_at=now))
+
+
+def summary(results: Sequence[Reconciled]) -> dict[str, int]:
+    """How many incidents each action touched."""
+    counts = {"reconciled": len(results)}
+    for action in ("resolved", "kept", "failed", "confirmed", "paged"):
+        counts[action] = sum(r.action == action for r in results)
+    counts["race_lost"] = sum(r.reason == Reason.RECONCILE_RACE_LOST.value for r in results)
+    return counts
+
+
+def count(results: Sequence[Reconciled], metric: Callable[[str, float, str], None]) -> None:
+    """The metrics a run stands for: resolutions (with their time), failures, races lost."""
+    for result in results:
+        if result.action == "resolved":
+            metric(c.METRIC_INCIDENT_RESOLVED, 1, "Count")
+            metric(c.METRIC_INCIDENT_RESOLVED_BY.format(how="Reconciled"), 1, "Count")
+            if result.resolution_seconds is not None:
+                metric(c.METRIC_RESOLUTION_TIME, result.resolution_seconds, "Seconds")
+        elif result.action == "paged":
+            metric(c.METRIC_INCIDENT_TRIGGERED, 1, "Count")
+        elif result.action == "failed":
+            metric(c.METRIC_DELIVERY_FAILED, 1, "Count")
+        elif result.reason == Reason.RECONCILE_RACE_LOST.value:
+            metric(c.METRIC_RECONCILE_RACE_LOST, 1, "Count")

@@ -1,0 +1,58 @@
+"""The seed API's validated inputs: the service config and the alert ``create_incident_from_alert`` takes.
+
+These are pydantic models because they are a public API fed by callers' own data (camelCase keys
+accepted, severities in any case, timestamps with any offset). The Lambda's paging path never imports
+this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic.alias_generators import to_camel
+
+from pagerduty_bridge.models import AlertSeverity
+from pagerduty_bridge.timeutil import utc
+
+
+class ServiceConfig(BaseModel):
+    """The PagerDuty service the bridge pages (the seed's ``ServiceConfig``).
+
+    The integration key is a ``SecretStr``: it never shows in a repr, a log line or an error.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    integration_key: SecretStr
+    service_name: str
+    escalation_policy_id: str | None = None
+
+
+class AlertMessage(BaseModel):
+    """One alert, as the seed's ``createIncidentFromAlert`` takes it (camelCase keys accepted too)."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True
+    )
+
+    severity: AlertSeverity
+    alarm_name: str = Field(min_length=1)
+    metric_name: str | None = None
+    threshold: float | None = None
+    current_value: float | None = None
+    timestamp: datetime
+    environment: str
+    description: str = ""
+    recommendations: tuple[str, ...] = ()
+
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _lower_severity(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc_timestamp(cls, value: datetime) -> datetime:
+        return utc(value)

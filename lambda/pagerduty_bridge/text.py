@@ -1,0 +1,39 @@
+"""Text from outside, bounded for storage and made safe for a terminal."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+TRUNCATION_MARK: Final = "…"
+
+# C0 and C1 control characters (ESC, CR, BEL, CSI …), DEL, and the Unicode line and paragraph
+# separators: a terminal acts on them, so human output shows them escaped instead.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_OR_NEWLINE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``…`` when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(TRUNCATION_MARK))] + TRUNCATION_MARK
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\r`` …), so printing a
+    hostile alarm name cannot move the cursor, recolour the terminal or overwrite a line."""
+    pattern = _CONTROL if keep_newlines else _CONTROL_OR_NEWLINE
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def number(value: float | None) -> float | int | None:
+    """Whole numbers as ``int`` (the seed shows ``"threshold": 95``), others unchanged."""
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def fmt_number(value: float | None) -> str:
+    """A number as people write it (``95``, ``0.5``, ``2.84e+09``); ``?`` when unknown."""
+    return "?" if value is None else f"{value:g}"

@@ -1,0 +1,156 @@
+"""PagerDuty webhooks v3 in, as data: the signature checked, the delivery read into an ``IncidentWebhook``.
+
+PagerDuty signs each delivery: ``X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the raw body>``, with
+several comma-separated signatures while a subscription's secret is being rotated (any may match).
+The comparison is constant-time, on the raw body bytes. Pure: bytes, headers and the secret in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pagerduty_bridge.timeutil import parse_time
+
+SIGNATURE_HEADER: Final = "x-pagerduty-signature"
+MAX_BODY_BYTES: Final = 256 * 1024
+"""The largest delivery accepted (413 beyond). PagerDuty's incident events are a few kilobytes."""
+_SIGNATURE: Final = re.compile(r"^v1=([0-9a-f]{64})$")
+HANDLED_EVENTS: Final = frozenset(
+    {
+        "incident.triggered",
+        "incident.acknowledged",
+        "incident.unacknowledged",
+        "incident.resolved",
+        "incident.reopened",
+        "incident.reassigned",
+        "incident.escalated",
+        "incident.delegated",
+        "incident.priority_updated",
+        "incident.annotated",
+    }
+)
+
+
+class Verdict(StrEnum):
+    """What a delivery's signature says (before anything reads the body)."""
+
+    VALID = "valid"
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    MISMATCH = "mismatch"
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The ``v1=`` signature of ``body`` with ``secret``."""
+    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> Verdict:
+    """Whether any ``v1=`` signature in ``header`` is ``body``'s with any of ``secrets`` (constant time)."""
+    if header is None or not header.strip():
+        return Verdict.MISSING
+    signatures = [_SIGNATURE.match(part.strip()) for part in header.split(",")]
+    if not signatures or any(s is None for s in signatures):
+        return Verdict.MALFORMED
+    valid = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        for match in signatures:
+            assert match is not None
+            valid |= hmac.compare_digest(expected, match.group(1))
+    return Verdict.VALID if valid else Verdict.MISMATCH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IncidentWebhook:
+    """One incident event from PagerDuty: what happened, when, by whom, to which incident."""
+
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    agent: str | None = None
+    incident_key: str | None = None
+    """The dedup key of the alert that opened the incident: the bridge's key for it."""
+    incident_id: str | None = None
+    incident_number: int | None = None
+    html_url: str | None = None
+    status: str | None = None
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class WebhookError(ValueError):
+    """A delivery that is not a readable incident event: answered 400, nothing changes."""
+
+
+def parse_webhook(body: bytes) -> IncidentWebhook | None:
+    """The delivery's incident event; ``None`` for events about other resources (answered, ignored)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise WebhookError("the body is not JSON") from None
+    event = document.get("event") if isinstance(document, dict) else None
+    if not isinstance(event, dict):
+        raise WebhookError("the body has no 'event' object")
+    if event.get("resource_type") != "incident":
+        return None
+    occurred = parse_time(event.get("occurred_at"))
+    event_id, event_type = event.get("id"), event.get("event_type")
+    if occurred is None or not isinstance(event_id, str) or not isinstance(event_type, str):
+        raise WebhookError("an incident event needs id, event_type and occurred_at")
+    raw = event.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return IncidentWebhook(
+        event_id=event_id[:128],
+        event_type=event_type[:64],
+        occurred_at=occurred,
+        agent=_reference(event.get("agent")),
+        incident_key=_text(data.get("incident_key")),
+        incident_id=_text(data.get("id")),
+        incident_number=data.get("number") if isinstance(data.get("number"), int) else None,
+        html_url=_text(data.get("html_url")),
+        status=_text(data.get("status")),
+        details=_details(event_type, data),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _reference(value: Any) -> str | None:
+    """A PagerDuty reference (user, service …) as "summary (id)"."""
+    if not isinstance(value, Mapping):
+        return None
+    summary, ident = _text(value.get("summary")), _text(value.get("id"))
+    if summary and ident:
+        return f"{summary} ({ident})"
+    return summary or ident
+
+
+def _details(event_type: str, data: Mapping[str, Any]) -> dict[str, str]:
+    """What reassignment, escalation and priority changes leave to remember."""
+    details: dict[str, str] = {}
+    assignees = data.get("assignees")
+    if event_type in ("incident.reassigned", "incident.delegated", "incident.escalated") and isinstance(
+        assignees, list
+    ):
+        names = [name for name in (_reference(a) for a in assignees) if name]
+        if names:
+            details["assignees"] = ", ".join(names)
+    policy = _reference(data.get("escalation_policy"))
+    if event_type in ("incident.escalated", "incident.delegated") and policy:
+        details["escalation_policy"] = policy
+    priority = data.get("priority")
+    if event_type == "incident.priority_updated":
+        details["priority"] = _reference(priority) or "none"
+    if event_type in ("incident.reassigned", "incident.escalated", "incident.delegated", "incident.priority_updated"):
+        details["last_change"] = event_type.removeprefix("incident.")
+    return details

@@ -1,0 +1,110 @@
+"""Routing keys and secrets: parsing secrets, one alias's failure isolated, logs that never carry a key."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError
+from pagerduty_bridge.keys import RoutingKeys, StaticKeys, parse_secret
+from pagerduty_bridge.redaction import REDACTOR, RedactingFilter, mask_key, scrub, scrub_aws_secret_fields
+from pagerduty_bridge.settings import Settings
+from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY
+
+
+def test_a_plain_secret_is_the_default_key() -> None:
+    assert parse_secret(ROUTING_KEY, "where") == {"default": ROUTING_KEY}
+
+
+def test_a_json_secret_holds_aliases() -> None:
+    keys = parse_secret(f'{{"default": "{ROUTING_KEY}", "payments": "{OTHER_ROUTING_KEY}"}}'.encode(), "where")
+    assert keys["payments"] == OTHER_ROUTING_KEY
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"), [("", "is empty"), ("{nope", "not valid JSON"), ('{"a": 1}', "JSON object")]
+)
+def test_bad_secrets_are_named_without_their_value(value: str, complaint: str) -> None:
+    with pytest.raises(ConfigurationError, match=complaint) as caught:
+        parse_secret(value, "MY_SECRET")
+    assert "MY_SECRET" in str(caught.value)
+
+
+def fetcher(secrets: dict[str, str]) -> object:
+    def fetch(reference: str, where: str) -> str:
+        if reference not in secrets:
+            raise ConfigurationError(f"{where}: cannot read the secret (ResourceNotFoundException)")
+        return secrets[reference]
+
+    return fetch
+
+
+def test_a_malformed_key_fails_only_its_own_alias_and_is_not_echoed() -> None:
+    settings = Settings(
+        integration_key_secret_arn="default-secret",
+        routing_key_secrets={"payments": "payments-secret", "web": "missing-secret"},
+    )
+    keys = RoutingKeys(
+        settings,
+        fetch=fetcher({"default-secret": ROUTING_KEY, "payments-secret": "REPLACE-ME"}),  # type: ignore[arg-type]
+    )
+    assert keys.get("default") == ROUTING_KEY
+    with pytest.raises(RoutingKeyError) as payments:
+        keys.get("payments")
+    assert payments.value.alias == "payments" and payments.value.retryable
+    assert "REPLACE-ME" not in str(payments.value)
+    with pytest.raises(RoutingKeyError, match="cannot read the secret"):
+        keys.get("web")
+    with pytest.raises(RoutingKeyError, match="no routing key is configured for alias 'other'"):
+        keys.get("other")
+
+
+def test_one_bad_entry_in_a_json_secret_fails_only_that_alias() -> None:
+    secret = json.dumps({"default": ROUTING_KEY, "payments": "TODO"})
+    keys = RoutingKeys(Settings(integration_key_secret_arn="s"), fetch=fetcher({"s": secret}))  # type: ignore[arg-type]
+    assert keys.get("default") == ROUTING_KEY
+    with pytest.raises(RoutingKeyError):
+        keys.get("payments")
+
+
+def test_loaded_keys_are_registered_for_scrubbing() -> None:
+    key = "Zz" * 16
+    StaticKeys({"default": key}).get("default")
+    assert key in REDACTOR.secrets
+    assert key not in scrub(f"echoed {key} back")
+    assert mask_key(key).endswith(key[-4:]) and key not in mask_key(key)
+
+
+def test_the_redacting_filter_scrubs_message_arguments_and_extras() -> None:
+    REDACTOR.add([ROUTING_KEY])
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s in message", (ROUTING_KEY,), None)
+    record.error = f"failed with {ROUTING_KEY}"
+    assert RedactingFilter().filter(record)
+    assert ROUTING_KEY not in record.getMessage()
+    assert ROUTING_KEY not in record.error
+    assert "****" in record.error
+
+
+def test_aws_answers_lose_their_secret_values_before_the_bridge_knows_them() -> None:
+    body = 'Response body:\nb\'{"ARN":"arn:x","Name":"pd","SecretString":"unknown-yet-0123456789abcdef"}\''
+    cleaned = scrub_aws_secret_fields(body)
+    assert "unknown-yet" not in cleaned and '"ARN":"arn:x"' in cleaned
+    ssm = "{'Parameter': {'Name': '/pd', 'Type': 'SecureString', 'Value': 'unknown-yet-0123456789abcdef'}}"
+    assert "unknown-yet" not in scrub_aws_secret_fields(ssm)
+
+
+@pytest.mark.parametrize("by_arn", [False, True])
+def test_the_key_may_live_in_an_ssm_securestring(by_arn: bool) -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(Name="/pagerduty/key", Value=ROUTING_KEY, Type="SecureString")
+        reference = ssm.get_parameter(Name="/pagerduty/key")["Parameter"]["ARN"] if by_arn else "/pagerduty/key"
+        assert RoutingKeys(Settings(integration_key_secret_arn=reference)).get("default") == ROUTING_KEY
+        missing = RoutingKeys(Settings(integration_key_secret_arn="/pagerduty/nope"))
+        with pytest.raises(ConfigurationError, match="PAGERDUTY_INTEGRATION_KEY_SECRET_ARN: cannot read the secret"):
+            missing.get("default")

@@ -127,11 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.add_argument("--events", type=Path, nargs="*", default=None, help="samples to try (default: events/)")
 
-    fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API")
-    fake.add_argument("--host", default="127.0.0.1")
-    fake.add_argument("--port", type=int, default=8787)
-    fake.add_argument("--rate-limit", type=int, default=None, metavar="N", help="events per minute per key")
+    _build_fake_pagerduty_parser(commands)
     return parser
+
+
+def _build_fake_pagerduty_parser(commands: Any) -> None:
+    """The stand-in's options, spelled as ``python -m pagerduty_bridge.devtools.fake_pagerduty`` spells them."""
+    fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API")
+    fake.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: %(default)s)")
+    fake.add_argument("--port", type=int, default=8787, help="port; 0 picks a free one (default: %(default)s)")
+    fake.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="events per minute per routing key (default: unlimited)",
+    )
 
 
 def _build_incident_parsers(commands: Any) -> None:
@@ -185,7 +196,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         if args.command == "fake-pagerduty":
             from pagerduty_bridge.devtools.fake_pagerduty import serve_forever
 
-            return serve_forever(args.host, args.port, rate_limit_per_minute=args.rate_limit, out=streams.out)
+            try:
+                return serve_forever(
+                    args.host,
+                    args.port,
+                    rate_limit=args.rate_limit,
+                    out=streams.out,
+                )
+            except ValueError as exc:  # a non-loopback host, say
+                raise CliError(str(exc)) from exc
     except (CliError, BridgeError) as exc:
         print(f"pagerduty-bridge: {exc}", file=streams.err)
         return EXIT_BAD_INPUT

@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _build_fake_pagerduty_parser(commands: Any) -> None:
     """The stand-in's options, spelled as ``python -m pagerduty_bridge.devtools.fake_pagerduty`` spells them."""
-    fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API")
+    fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API and webhooks")
     fake.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: %(default)s)")
     fake.add_argument("--port", type=int, default=8787, help="port; 0 picks a free one (default: %(default)s)")
     fake.add_argument(
@@ -142,6 +142,18 @@ def _build_fake_pagerduty_parser(commands: Any) -> None:
         default=None,
         metavar="N",
         help="events per minute per routing key (default: unlimited)",
+    )
+    fake.add_argument(
+        "--webhook-url",
+        default=None,
+        metavar="URL",
+        help="POST a signed webhook v3 here for each incident change (default: none, no webhooks)",
+    )
+    fake.add_argument(
+        "--webhook-secret",
+        default=None,
+        metavar="SECRET",
+        help="the webhook subscription's signing secret, required with --webhook-url (default: none)",
     )
 
 
@@ -201,9 +213,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
                     args.host,
                     args.port,
                     rate_limit=args.rate_limit,
+                    webhook_url=args.webhook_url,
+                    webhook_secret=args.webhook_secret,
                     out=streams.out,
                 )
-            except ValueError as exc:  # a non-loopback host, say
+            except ValueError as exc:  # a non-loopback host, a malformed URL, a URL without its secret
                 raise CliError(str(exc)) from exc
     except (CliError, BridgeError) as exc:
         print(f"pagerduty-bridge: {exc}", file=streams.err)

@@ -1,7 +1,8 @@
-"""The stand-in as a command: serve until Ctrl-C, one masked line per request.
+"""The stand-in as a command: serve until Ctrl-C, one masked line per request and per webhook.
 
 ``pagerduty-bridge fake-pagerduty`` and ``python -m pagerduty_bridge.devtools.fake_pagerduty`` both end
-here, with the same options. Output never holds a routing key (only its last four characters).
+here, with the same options. Output never holds a routing key (only its last four characters) nor the
+webhook secret.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Final, TextIO
 
 from pagerduty_bridge.devtools.fake_pagerduty.fake import FakePagerDuty
 from pagerduty_bridge.devtools.fake_pagerduty.records import RecordedRequest, scrub_key
+from pagerduty_bridge.devtools.fake_pagerduty.webhooks import WebhookDelivery
 from pagerduty_bridge.devtools.fake_pagerduty.wire import CHANGE_ENQUEUE_PATH, CONTROL_PREFIX, ENQUEUE_PATH
 from pagerduty_bridge.devtools.loopback import DEFAULT_HOST, loopback
 from pagerduty_bridge.redaction import mask_key
@@ -66,17 +68,30 @@ def format_request_line(record: RecordedRequest) -> str:
     return _shorten(scrub_key(line, routing_key))
 
 
+def format_webhook_line(delivery: WebhookDelivery) -> str:
+    """One short line for a webhook delivery: event type, incident key, the subscriber's answer."""
+    data = delivery.payload["event"]["data"]
+    answer = str(delivery.status) if delivery.status is not None else f"no answer ({delivery.error})"
+    fault = f" [{delivery.fault}]" if delivery.fault else ""
+    return _shorten(f"webhook     {delivery.event_type} incident_key={data['incident_key']} -> {answer}{fault}")
+
+
 def serve_forever(
     host: str = DEFAULT_HOST,
     port: int = 0,
     *,
     rate_limit: int | None = None,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Run the fake until Ctrl-C, printing the events URL, then one masked line per request; returns 0.
 
+    With ``webhook_url`` (and its ``webhook_secret``) every incident change is POSTed there, signed.
     ``out`` defaults to the current ``sys.stdout`` (looked up at call time, so captured output works).
     """
+    if (webhook_url is None) != (webhook_secret is None):
+        raise ValueError("--webhook-url and --webhook-secret go together")
     stream = sys.stdout if out is None else out
     write_lock = threading.Lock()
 
@@ -90,13 +105,18 @@ def serve_forever(
         port,
         rate_limit=rate_limit,
         on_request=lambda record: write(format_request_line(record)),
+        on_webhook=lambda delivery: write(format_webhook_line(delivery)),
     )
+    if webhook_url is not None and webhook_secret is not None:
+        fake.subscribe_webhooks(webhook_url, webhook_secret)
     fake.start()
     try:
         write(
             f"fake PagerDuty listening: --events-url {fake.url}  "
             f"(inspect: {fake.base_url}{CONTROL_PREFIX}alerts; Ctrl-C stops)"
         )
+        if webhook_url is not None:
+            write(f"webhooks v3 go to {webhook_url} (signed with the given secret)")
         while True:
             time.sleep(IDLE_SLEEP_SECONDS)
     except KeyboardInterrupt:
@@ -110,7 +130,7 @@ def build_parser(prog: str = "python -m pagerduty_bridge.devtools.fake_pagerduty
     """The command's options; ``pagerduty-bridge fake-pagerduty`` spells them the same way."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Local stand-in for PagerDuty's Events API v2 (loopback only).",
+        description="Local stand-in for PagerDuty's Events API v2 and webhooks v3 (loopback only).",
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="loopback address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default: %(default)s)")
@@ -120,6 +140,18 @@ def build_parser(prog: str = "python -m pagerduty_bridge.devtools.fake_pagerduty
         default=None,
         metavar="N",
         help="events per minute per routing key (default: unlimited)",
+    )
+    parser.add_argument(
+        "--webhook-url",
+        default=None,
+        metavar="URL",
+        help="POST a signed webhook v3 here for each incident change (default: none, no webhooks)",
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        default=None,
+        metavar="SECRET",
+        help="the webhook subscription's signing secret, required with --webhook-url (default: none)",
     )
     return parser
 
@@ -136,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loopback(args.host)
     except ValueError as exc:
         parser.error(str(exc))
+    if (args.webhook_url is None) != (args.webhook_secret is None):
+        parser.error("--webhook-url and --webhook-secret go together")
     # Ctrl-C and a supervisor's SIGTERM both stop cleanly, even if the parent process ignored SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -143,4 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.host,
         args.port,
         rate_limit=args.rate_limit,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )

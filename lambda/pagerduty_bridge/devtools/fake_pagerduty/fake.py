@@ -1,33 +1,44 @@
-"""``FakePagerDuty``: the Events API model, served on a loopback port.
+"""``FakePagerDuty``: the Events API model and the webhook sender, served on a loopback port.
 
 The one object tests hold: start it (or use it as a context manager), give the bridge its ``url``,
-script faults, and inspect what PagerDuty would have seen and said.
+script faults, act as a responder, and inspect what PagerDuty would have seen and said.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 
+from pagerduty_bridge.devtools.fake_pagerduty.alerts import ResponderAction
 from pagerduty_bridge.devtools.fake_pagerduty.control import ControlEndpoints
 from pagerduty_bridge.devtools.fake_pagerduty.faults import Fault
 from pagerduty_bridge.devtools.fake_pagerduty.records import Alert, RecordedRequest
 from pagerduty_bridge.devtools.fake_pagerduty.server import EventsHTTPServer, RequestListener
 from pagerduty_bridge.devtools.fake_pagerduty.service import EventsService
-from pagerduty_bridge.devtools.fake_pagerduty.wire import CHANGE_ENQUEUE_PATH, ENQUEUE_PATH
+from pagerduty_bridge.devtools.fake_pagerduty.webhook_events import DEFAULT_AGENT, DEFAULT_SERVICE_NAME
+from pagerduty_bridge.devtools.fake_pagerduty.webhooks import (
+    Subscription,
+    WebhookDelivery,
+    WebhookFault,
+    WebhookSender,
+)
+from pagerduty_bridge.devtools.fake_pagerduty.wire import CHANGE_ENQUEUE_PATH, ENQUEUE_PATH, utc_now
 from pagerduty_bridge.devtools.loopback import DEFAULT_HOST, ServerThread, base_url, loopback
 
 MAX_PORT = 65535
 
 
 class FakePagerDuty:
-    """PagerDuty's Events API v2 on a loopback port: validates, models alerts, throttles, plays faults.
+    """PagerDuty's Events API v2 on a loopback port: validates, models alerts, throttles, plays faults,
+    and announces incident changes by webhook once subscribed.
 
     Thread-safe: requests are served on their own threads; every read of the recorded state returns a
     snapshot. ``rate_limit`` is events per minute per routing key (None: unlimited); ``time_scale``
-    shortens its window (60 makes a "minute" last one second). ``on_request`` hears each answered
-    request (the CLI prints them).
+    shortens its window (60 makes a "minute" last one second). ``on_request`` and ``on_webhook`` hear
+    each answered request and each webhook delivery (the CLI prints them).
     """
 
     def __init__(
@@ -37,13 +48,19 @@ class FakePagerDuty:
         *,
         rate_limit: int | None = None,
         time_scale: float = 1.0,
+        service_name: str = DEFAULT_SERVICE_NAME,
+        clock: Callable[[], datetime] = utc_now,
         on_request: RequestListener | None = None,
+        on_webhook: Callable[[WebhookDelivery], None] | None = None,
     ) -> None:
         self._host, self._family = loopback(host)
         if not 0 <= port <= MAX_PORT:
             raise ValueError(f"port must be 0..{MAX_PORT}, got {port}")
         self._port = port
-        self._service = EventsService(rate_limit=rate_limit, time_scale=time_scale)
+        self._webhooks = WebhookSender(service_name=service_name, clock=clock, on_delivery=on_webhook)
+        self._service = EventsService(
+            rate_limit=rate_limit, time_scale=time_scale, clock=clock, on_transition=self._webhooks.publish
+        )
         self._on_request = on_request
         self._running: ServerThread | None = None
 
@@ -65,12 +82,13 @@ class FakePagerDuty:
         return self
 
     def stop(self) -> None:
-        """Stop serving, close open connections and wake delayed requests (they are abandoned)."""
+        """Stop serving, close open connections, wake delayed requests (they are abandoned), stop webhooks."""
         running, self._running = self._running, None
         if running is None:
             return
         self._service.halt()
         running.stop()
+        self._webhooks.close()
 
     def __enter__(self) -> FakePagerDuty:
         return self.start()
@@ -138,5 +156,87 @@ class FakePagerDuty:
         }
 
     def reset(self) -> None:
-        """Forget requests, alerts, the script and the rate-limit windows."""
+        """Forget requests, alerts, the scripts, the rate-limit windows and webhook deliveries.
+
+        A webhook subscription stays: it is configuration, like the rate limit.
+        """
         self._service.reset()
+        self._webhooks.reset()
+
+    # -- responders (PagerDuty's web app): each change is announced by webhook --
+
+    def act(
+        self,
+        action: ResponderAction,
+        dedup_key: str,
+        *,
+        routing_key: str | None = None,
+        agent: str = DEFAULT_AGENT,
+        assignee: str | None = None,
+    ) -> Alert:
+        """A responder's ``action`` on the open incident of ``dedup_key``; returns the alert after it.
+
+        ``routing_key`` picks the alert when the key is open on several. Raises ``LookupError`` when no
+        such alert is open. An action that changes nothing (acknowledging an acknowledged incident)
+        sends no webhook.
+        """
+        return self._service.act(action, dedup_key, routing_key=routing_key, agent=agent, assignee=assignee)
+
+    def acknowledge_alert(self, dedup_key: str, *, routing_key: str | None = None, agent: str = DEFAULT_AGENT) -> Alert:
+        """Acknowledge as a responder: ``incident.acknowledged``."""
+        return self.act("acknowledge", dedup_key, routing_key=routing_key, agent=agent)
+
+    def unacknowledge_alert(
+        self, dedup_key: str, *, routing_key: str | None = None, agent: str = DEFAULT_AGENT
+    ) -> Alert:
+        """Undo an acknowledgement (as its timeout does): ``incident.unacknowledged``, triggered again."""
+        return self.act("unacknowledge", dedup_key, routing_key=routing_key, agent=agent)
+
+    def resolve_alert(self, dedup_key: str, *, routing_key: str | None = None, agent: str = DEFAULT_AGENT) -> Alert:
+        """Resolve as a responder (not through the Events API): ``incident.resolved``."""
+        return self.act("resolve", dedup_key, routing_key=routing_key, agent=agent)
+
+    def reassign_alert(
+        self, dedup_key: str, *, assignee: str, routing_key: str | None = None, agent: str = DEFAULT_AGENT
+    ) -> Alert:
+        """Reassign to ``assignee``: ``incident.reassigned``, triggered again for the new assignee."""
+        return self.act("reassign", dedup_key, routing_key=routing_key, agent=agent, assignee=assignee)
+
+    def escalate_alert(self, dedup_key: str, *, routing_key: str | None = None, agent: str = DEFAULT_AGENT) -> Alert:
+        """Escalate to the next level: ``incident.escalated``, triggered again for its on-call."""
+        return self.act("escalate", dedup_key, routing_key=routing_key, agent=agent)
+
+    # -- webhooks --
+
+    def subscribe_webhooks(
+        self, url: str, secret: str, *, rotation_secret: str | None = None, synchronous: bool = True
+    ) -> Subscription:
+        """From now on, POST each incident change to ``url`` as a signed webhook v3.
+
+        ``rotation_secret`` adds a second signature, as during a secret rotation. Synchronous delivery
+        (the default) finishes before the call that caused it returns — for an Events API request,
+        before its answer is sent — so tests need not wait.
+        """
+        subscription = Subscription(url, secret, rotation_secret, synchronous=synchronous)
+        self._webhooks.subscribe(subscription)
+        return subscription
+
+    def unsubscribe_webhooks(self) -> None:
+        self._webhooks.unsubscribe()
+
+    def script_webhooks(self, *faults: WebhookFault) -> None:
+        """Queue delivery faults (``Redeliver``, ``DeliverOutOfOrder``, ``WrongSecret``) for the next webhooks."""
+        self._webhooks.script(faults)
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every POST to the subscriber, in order: body, headers and the answer's status; a snapshot."""
+        return self._webhooks.deliveries()
+
+    def redeliver_webhook(self, index: int = -1) -> WebhookDelivery:
+        """Send a recorded delivery again, byte for byte, as PagerDuty's at-least-once delivery may."""
+        return self._webhooks.redeliver(index)
+
+    def flush_webhooks(self) -> None:
+        """Deliver webhooks held back for out-of-order delivery and wait for asynchronous ones."""
+        self._webhooks.flush()

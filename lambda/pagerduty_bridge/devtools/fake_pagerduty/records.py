@@ -7,12 +7,14 @@ four characters only (``pagerduty_bridge.redaction``), because a test failure's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from pagerduty_bridge.devtools.fake_pagerduty.wire import ResponseBody
 from pagerduty_bridge.redaction import mask_key, masked_body, scrub
 
 AlertStatus: TypeAlias = Literal["triggered", "acknowledged", "resolved"]
+DEFAULT_ASSIGNEE: Final = "On-call Engineer"
+"""Who an incident is assigned to when it opens (the first level of a one-person escalation policy)."""
 
 
 def safe_body(body: Any) -> Any:
@@ -57,7 +59,9 @@ class Alert:
     """PagerDuty's view of one alert: opened by a trigger, keyed by (routing key, dedup key).
 
     ``events`` holds every accepted event applied to it, in order; ``times_opened`` counts how often a
-    trigger opened it (a trigger after a resolve opens a new alert under the same key).
+    trigger opened it (a trigger after a resolve opens a new alert under the same key). Each opening is a
+    new PagerDuty incident: ``number`` and ``incident_id`` name the current one, ``created_at`` (ISO 8601,
+    UTC) is when it opened, ``assignee`` and ``escalation_level`` who is paged for it.
     """
 
     routing_key: str
@@ -67,6 +71,11 @@ class Alert:
     severity: str | None
     events: list[dict[str, Any]] = field(default_factory=list)
     times_opened: int = 1
+    number: int = 0
+    incident_id: str = ""
+    created_at: str = ""
+    assignee: str = DEFAULT_ASSIGNEE
+    escalation_level: int = 1
 
     @property
     def is_open(self) -> bool:
@@ -77,6 +86,6 @@ class Alert:
         return scrub_key(
             f"Alert(routing_key={mask_key(self.routing_key)!r}, dedup_key={self.dedup_key!r}, "
             f"status={self.status!r}, summary={self.summary!r}, severity={self.severity!r}, "
-            f"events={len(self.events)}, times_opened={self.times_opened})",
+            f"events={len(self.events)}, times_opened={self.times_opened}, number={self.number})",
             self.routing_key,
         )

@@ -3,7 +3,8 @@
 ``EventsService.handle`` is the one entry the HTTP server calls: it records the request, plays the next
 scripted fault, validates, rate-limits, applies the event to the alerts and says what to answer (or to
 drop the connection). Everything a test inspects is a snapshot taken under one lock, so a request's
-answer and the alert it changed are always seen together.
+answer and the alert it changed are always seen together. Alert changes are announced through
+``on_transition`` (the webhook sender), outside the lock and before the answer goes out.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any, Final
 
 from pagerduty_bridge.constants import MAX_EVENT_BYTES
-from pagerduty_bridge.devtools.fake_pagerduty.alerts import AlertBook, RateLimiter
+from pagerduty_bridge.devtools.fake_pagerduty.alerts import AlertBook, RateLimiter, ResponderAction, Transition
 from pagerduty_bridge.devtools.fake_pagerduty.faults import Delay, Drop, Fault, FaultScript, Respond, describe_fault
 from pagerduty_bridge.devtools.fake_pagerduty.records import Alert, RecordedRequest
 from pagerduty_bridge.devtools.fake_pagerduty.validation import validate_change_event, validate_event
@@ -31,10 +33,12 @@ from pagerduty_bridge.devtools.fake_pagerduty.wire import (
     default_response_body,
     error_body,
     invalid_body,
+    iso_timestamp,
     parse_json,
     retry_after_header,
     too_large_body,
     unrecognized_body,
+    utc_now,
 )
 
 
@@ -68,7 +72,8 @@ TOO_LARGE_TEXT: Final = "<body not read: too large>"
 class EventsService:
     """PagerDuty's Events API v2 (alert and change events): validates, models alerts, throttles, plays faults.
 
-    Thread-safe; ``time_scale`` shortens the rate limit's window (60 makes a "minute" last one second).
+    Thread-safe. ``clock`` gives the wall-clock time incidents open at; ``on_transition`` hears every
+    change of an incident's state (from an event or a responder), in the calling thread.
     """
 
     def __init__(
@@ -76,8 +81,12 @@ class EventsService:
         *,
         rate_limit: int | None = None,
         time_scale: float = 1.0,
+        clock: Callable[[], datetime] = utc_now,
+        on_transition: Callable[[Transition], None] | None = None,
     ) -> None:
         self._limiter = RateLimiter(rate_limit, time_scale=time_scale)
+        self._clock = clock
+        self._on_transition = on_transition
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._book = AlertBook()
@@ -157,14 +166,18 @@ class EventsService:
         routing_key: str = event["routing_key"]
         given = event.get("dedup_key")
         dedup_key = given if isinstance(given, str) and given else uuid.uuid4().hex
+        transition = None
         with self._lock:
             if not self._limiter.admit(routing_key, time.monotonic()):
                 status, answer = HTTPStatus.TOO_MANY_REQUESTS, dict(THROTTLED_BODY)
             else:
-                record.ignored = not self._book.apply(routing_key, dedup_key, event)
+                changed, transition = self._book.apply(routing_key, dedup_key, event, iso_timestamp(self._clock()))
+                record.ignored = not changed
                 answer = accepted_body(dedup_key)
             record.status, record.response_body = int(status), answer
-            return Reply(replace(record), record.status, answer)
+            reply = Reply(replace(record), record.status, answer)
+        self._announce(transition)
+        return reply
 
     def _complete(
         self, record: RecordedRequest, status: int, body: ResponseBody, headers: Mapping[str, str] | None = None
@@ -183,6 +196,10 @@ class EventsService:
             return not self._stopping.is_set()
         return not self._stopping.wait(seconds)
 
+    def _announce(self, transition: Transition | None) -> None:
+        if transition is not None and self._on_transition is not None:
+            self._on_transition(transition)
+
     def halt(self) -> None:
         """Abandon delayed requests now and any that arrive until ``resume``: the server is stopping."""
         self._stopping.set()
@@ -190,12 +207,23 @@ class EventsService:
     def resume(self) -> None:
         self._stopping.clear()
 
-    # -- scripting and inspection --
+    # -- scripting, responders and inspection --
 
     def script(self, faults: tuple[object, ...]) -> None:
         """Queue faults for the next requests to the Events API, first in, first out."""
         with self._lock:
             self._script.extend(faults)
+
+    def act(
+        self, action: ResponderAction, dedup_key: str, *, routing_key: str | None, agent: str, assignee: str | None
+    ) -> Alert:
+        """A responder's action on an open incident (see ``AlertBook.act``); announced, then returned."""
+        with self._lock:
+            alert, transition = self._book.act(
+                action, dedup_key, routing_key=routing_key, agent=agent, assignee=assignee
+            )
+        self._announce(transition)
+        return alert
 
     def requests(self) -> list[RecordedRequest]:
         with self._lock:

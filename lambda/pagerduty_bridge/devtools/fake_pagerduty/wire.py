@@ -12,6 +12,7 @@ import json
 import math
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final, TypeAlias
 
@@ -92,6 +93,16 @@ def retry_after_header(value: float | str) -> str:
     if isinstance(value, str):
         return value
     return str(max(0, math.ceil(value)))
+
+
+def utc_now() -> datetime:
+    """The wall-clock time, in UTC: the default clock incidents open and webhooks occur at."""
+    return datetime.now(UTC)
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """``2025-01-14T14:30:00.000Z``: the form PagerDuty's own timestamps take (milliseconds, UTC, ``Z``)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _reject_json_constant(name: str) -> Any:

@@ -83,6 +83,36 @@ def assert_valid_event(body: dict[str, Any]) -> None:
         assert body.get("dedup_key")
 
 
+_CHANGE_ENQUEUE_SCHEMA = _OPENAPI_DOC["paths"]["/change/enqueue"]["post"]["requestBody"]["content"]["application/json"][
+    "schema"
+]
+CHANGE_EVENT_FIELDS = frozenset({"routing_key", "payload", "links", "images"})
+"""The top-level fields of PagerDuty's change event schema."""
+
+
+def change_enqueue_validator() -> jsonschema.Draft7Validator:
+    """PagerDuty's own request schema for ``POST /v2/change/enqueue`` (with its components resolvable)."""
+    schema = {**_CHANGE_ENQUEUE_SCHEMA, "components": _OPENAPI_DOC["components"]}
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def assert_valid_change_event(body: dict[str, Any]) -> None:
+    """Valid against PagerDuty's OpenAPI change event schema and within its documented limits."""
+    errors = sorted(change_enqueue_validator().iter_errors(body), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+    assert not set(body) - CHANGE_EVENT_FIELDS, sorted(set(body) - CHANGE_EVENT_FIELDS)
+    assert len(body["routing_key"]) == c.ROUTING_KEY_LENGTH
+    assert body["routing_key"].isascii() and body["routing_key"].isalnum()
+    assert len(json.dumps(body, ensure_ascii=False).encode()) <= c.MAX_EVENT_BYTES
+    summary = body["payload"]["summary"]
+    assert summary.strip()
+    assert len(summary) <= c.MAX_SUMMARY_LENGTH
+    for link in body.get("links", []):
+        assert link["href"].strip()
+    for image in body.get("images", []):
+        assert image["src"].startswith("https://")
+
+
 @dataclass
 class FakeLambdaContext:
     """The attributes of Lambda's context object that the handler and Powertools read."""

@@ -7,6 +7,8 @@ The comparison is constant-time, on the raw body bytes. Pure: bytes, headers and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -154,3 +156,23 @@ def _details(event_type: str, data: Mapping[str, Any]) -> dict[str, str]:
     if event_type in ("incident.reassigned", "incident.escalated", "incident.delegated", "incident.priority_updated"):
         details["last_change"] = event_type.removeprefix("incident.")
     return details
+
+
+def raw_body(event: Mapping[str, Any]) -> bytes | None:
+    """A function URL request's body bytes, exactly as sent (base64-decoded when Lambda encoded them)."""
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        return None
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return body.encode("utf-8")
+
+
+def header(event: Mapping[str, Any], name: str) -> str | None:
+    """A request header by its lower-case name (function URLs lower-case them; be lenient anyway)."""
+    raw = event.get("headers")
+    headers: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    return next((str(v) for k, v in headers.items() if str(k).lower() == name), None)

@@ -183,11 +183,11 @@ def distinct_alarms(prefix: str, count: int, start: datetime | None = None) -> l
 
 
 @contextlib.contextmanager
-def stand_in(*, rate_limit_per_minute: int | None = None, time_scale: float = 1.0) -> Iterator[str]:
+def stand_in(*, rate_limit: int | None = None, time_scale: float = 1.0) -> Iterator[str]:
     """Run ``FakePagerDuty`` in its own process (its CPU is not the bridge's); yields the events URL."""
     command = [sys.executable, str(Path(__file__).resolve()), "--serve-stand-in", "--time-scale", str(time_scale)]
-    if rate_limit_per_minute is not None:
-        command += ["--rate-limit", str(rate_limit_per_minute)]
+    if rate_limit is not None:
+        command += ["--rate-limit", str(rate_limit)]
     with tempfile.TemporaryFile("w+") as errors:
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, env=child_env()
@@ -272,11 +272,11 @@ def moto_dynamodb() -> Iterator[str]:
             process.wait(timeout=10)
 
 
-def serve_stand_in(rate_limit_per_minute: int | None, time_scale: float) -> int:
+def serve_stand_in(rate_limit: int | None, time_scale: float) -> int:
     """The stand-in process: print the events URL, serve until standard input closes."""
     from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 
-    fake = FakePagerDuty(rate_limit_per_minute=rate_limit_per_minute, time_scale=time_scale).start()
+    fake = FakePagerDuty(rate_limit=rate_limit, time_scale=time_scale).start()
     try:
         print(fake.url, flush=True)
         sys.stdin.read()

@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with (
         tempfile.TemporaryDirectory(prefix="pagerduty-bridge-storm-") as tmp,
-        stand_in(rate_limit_per_minute=PAGERDUTY_LIMIT_PER_MINUTE, time_scale=args.time_scale) as url,
+        stand_in(rate_limit=PAGERDUTY_LIMIT_PER_MINUTE, time_scale=args.time_scale) as url,
     ):
         state = Path(tmp) / "incidents.db"
         settings = Settings.from_env(

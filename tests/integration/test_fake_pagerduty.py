@@ -38,9 +38,11 @@ from pagerduty_bridge.devtools.fake_pagerduty import (
     Respond,
     format_request_line,
     main,
-    mask_routing_key,
+    validate_change_event,
     validate_event,
 )
+from pagerduty_bridge.redaction import mask_key
+from tests.conftest import assert_valid_change_event, change_enqueue_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_NAME = "pagerduty-events-v2-openapi.json"
@@ -319,7 +321,7 @@ def test_openapi_examples_are_accepted(fake: FakePagerDuty, http: requests.Sessi
 def test_responses_match_the_openapi_response_schemas(openapi: dict[str, Any], http: requests.Session) -> None:
     success = _validator(openapi, _response_schema(openapi, "Success"))
     error = _validator(openapi, _response_schema(openapi, "Error"))
-    with FakePagerDuty(rate_limit_per_minute=1) as fake:
+    with FakePagerDuty(rate_limit=1) as fake:
         accepted = post(http, fake, event()).json()
         throttled = post(http, fake, event()).json()
         invalid = post(http, fake, event(routing_key="short")).json()
@@ -540,7 +542,7 @@ def test_script_rejects_what_is_not_a_fault(fake: FakePagerDuty) -> None:
 
 def test_rate_limit_per_routing_key_over_a_sliding_window(http: requests.Session) -> None:
     time_scale = 60.0  # a "minute" lasts 1 s
-    with FakePagerDuty(rate_limit_per_minute=3, time_scale=time_scale) as fake:
+    with FakePagerDuty(rate_limit=3, time_scale=time_scale) as fake:
         statuses = [post(http, fake, event(dedup_key=f"k{i}")).status_code for i in range(3)]
         throttled_ack = post(http, fake, event("acknowledge", dedup_key="k0"))
         other_key = post(http, fake, event(routing_key=KEY_B))
@@ -556,7 +558,7 @@ def test_rate_limit_per_routing_key_over_a_sliding_window(http: requests.Session
 
 
 def test_reset_forgets_everything(http: requests.Session) -> None:
-    with FakePagerDuty(rate_limit_per_minute=1) as fake:
+    with FakePagerDuty(rate_limit=1) as fake:
         post(http, fake, event())
         assert post(http, fake, event()).status_code == 429
         fake.script(Respond(500))
@@ -565,22 +567,202 @@ def test_reset_forgets_everything(http: requests.Session) -> None:
         assert post(http, fake, event()).status_code == 202  # neither the script nor the window survived
 
 
-# --- other endpoints ---------------------------------------------------------------------------------
+# --- change events -----------------------------------------------------------------------------------
 
 
-def test_change_events_are_accepted_and_open_no_alert(fake: FakePagerDuty, http: requests.Session) -> None:
-    change = {"routing_key": KEY_A, "payload": {"summary": "Deployed v42", "source": "ci"}}
-    fake.script(Respond(500))  # scripts apply to /v2/enqueue only
-    accepted = http.post(fake.base_url + "/v2/change/enqueue", json=change, timeout=TIMEOUT)
-    invalid = http.post(fake.base_url + "/v2/change/enqueue", json={"routing_key": KEY_A}, timeout=TIMEOUT)
-    assert accepted.status_code == 202
-    assert accepted.json()["status"] == "success"
-    assert invalid.status_code == 400
-    assert any("'payload" in error for error in invalid.json()["errors"])
+def change_event(*, drop: tuple[str, ...] = (), payload: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """A valid change event (every documented field), then changed: fields set or dropped."""
+    body: dict[str, Any] = {
+        "routing_key": KEY_A,
+        "payload": {
+            "summary": "Deployed pagerduty-bridge v42",
+            "source": "ci",
+            "timestamp": "2025-01-14T14:30:00.000Z",
+            "custom_details": {"commit": "4f2a9c1", "stack": "pagerduty-bridge-prod"},
+        },
+        "links": [{"href": "https://ci.example.com/builds/42", "text": "Build 42"}],
+    }
+    body.update(fields)
+    if payload is not None:
+        body["payload"] = {**body["payload"], **payload}
+    for key in drop:
+        body.pop(key)
+    return body
+
+
+def post_change(http: requests.Session, fake: FakePagerDuty, body: Any) -> requests.Response:
+    return http.post(fake.change_url, json=body, timeout=TIMEOUT)
+
+
+CHANGE_CASES = [
+    # Valid: accepted by the stand-in and by the schema.
+    Case("change-every-field", change_event()),
+    Case("change-summary-only", {"routing_key": KEY_A, "payload": {"summary": "Rotated a secret"}}),
+    Case("change-summary-at-limit", change_event(payload={"summary": "s" * MAX_SUMMARY_LENGTH})),
+    Case("change-timestamp-offset-without-colon", change_event(payload={"timestamp": "2015-07-17T08:42:58.315+0000"})),
+    Case("change-empty-links", change_event(links=[])),
+    Case("change-with-image", change_event(images=[{"src": "https://example.com/deploys.png", "alt": "deploys"}])),
+    # Invalid for both.
+    Case("change-routing-key-missing", change_event(drop=("routing_key",)), "'routing_key' is missing or blank"),
+    Case("change-routing-key-not-string", change_event(routing_key=42), "'routing_key' must be a string"),
+    Case("change-payload-missing", change_event(drop=("payload",)), "'payload' is missing"),
+    Case("change-payload-not-object", change_event(payload=None) | {"payload": "v42"}, "'payload' must be an object"),
+    Case("change-summary-missing", {"routing_key": KEY_A, "payload": {"source": "ci"}}, "'payload.summary' is missing"),
+    Case("change-summary-not-string", change_event(payload={"summary": 42}), "'payload.summary' must be a string"),
+    Case("change-source-not-string", change_event(payload={"source": ["ci"]}), "'payload.source' must be a string"),
+    Case("change-timestamp-not-string", change_event(payload={"timestamp": 1}), "'payload.timestamp' must be a string"),
+    Case(
+        "change-custom-details-not-object",
+        change_event(payload={"custom_details": "v42"}),
+        "'payload.custom_details' must be an object",
+    ),
+    Case("change-links-not-array", change_event(links={"href": "https://x"}), "'links' must be an array"),
+    Case("change-link-not-object", change_event(links=["https://x"]), "'links[0]' must be an object"),
+    Case("change-link-without-href", change_event(links=[{"text": "x"}]), "'links[0].href' is missing or blank"),
+    Case("change-link-href-not-string", change_event(links=[{"href": 1}]), "'links[0].href' must be a string"),
+    Case("change-link-text-not-string", change_event(links=[{"href": "https://x", "text": 1}]), "'links[0].text'"),
+    Case("change-image-without-src", change_event(images=[{"alt": "x"}]), "'images[0].src' is missing or blank"),
+    # Invalid by PagerDuty's documented rules, which the schema does not encode.
+    Case("change-routing-key-short", change_event(routing_key=KEY_A[:31]), "Length of 'routing_key'", False),
+    Case(
+        "change-routing-key-non-alphanumeric",
+        change_event(routing_key="0123456789abcdef-0123456789abcde"),
+        "'routing_key' cannot contain non-alphanumeric characters",
+        False,
+    ),
+    Case("change-routing-key-blank", change_event(routing_key=""), "'routing_key' is missing or blank", False),
+    Case(
+        "change-summary-too-long",
+        change_event(payload={"summary": "s" * (MAX_SUMMARY_LENGTH + 1)}),
+        "'payload.summary' is too long (maximum is 1024 characters)",
+        False,
+    ),
+    Case("change-summary-blank", change_event(payload={"summary": " "}), "'payload.summary' is missing", False),
+    Case(
+        "change-timestamp-not-iso-8601",
+        change_event(payload={"timestamp": "last Tuesday"}),
+        "'payload.timestamp' is not a valid ISO 8601 timestamp",
+        False,
+    ),
+    Case("change-link-href-blank", change_event(links=[{"href": " "}]), "'links[0].href' is missing", False),
+    Case(
+        "change-image-src-not-https",
+        change_event(images=[{"src": "http://example.com/a.png"}]),
+        "'images[0].src' must be an https URL",
+        False,
+    ),
+    Case(
+        "change-alert-field",
+        change_event(event_action="trigger"),
+        "'event_action' is not a recognized field",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CHANGE_CASES, ids=[case.id for case in CHANGE_CASES])
+def test_change_event_validation_answers_like_pagerduty(
+    fake: FakePagerDuty, http: requests.Session, case: Case
+) -> None:
+    response = post_change(http, fake, case.body)
+    body = response.json()
+    if case.error is None:
+        assert response.status_code == 202, body
+        assert body == {"status": "success", "message": "Change event processed"}
+        assert fake.change_events == [case.body]
+    else:
+        assert response.status_code == 400
+        assert (body["status"], body["message"]) == ("invalid event", "Event object is invalid")
+        assert any(case.error in error for error in body["errors"]), body["errors"]
+        assert KEY_A not in response.text
+        assert fake.change_events == []
     assert fake.alerts == {}
-    assert fake.accepted() == []
-    assert [r.path for r in fake.requests] == ["/v2/change/enqueue"] * 2
-    assert post(http, fake, event()).status_code == 500
+
+
+@pytest.mark.parametrize("case", CHANGE_CASES, ids=[case.id for case in CHANGE_CASES])
+def test_change_event_validation_agrees_with_the_openapi_schema(
+    fake: FakePagerDuty, http: requests.Session, openapi: dict[str, Any], case: Case
+) -> None:
+    schema_accepts = _validator(openapi, _request_content(openapi, "/change/enqueue")["schema"]).is_valid(case.body)
+    stand_in_accepts = post_change(http, fake, case.body).status_code == 202
+    if case.error is None:
+        assert schema_accepts and stand_in_accepts
+    elif case.schema_rejects:
+        assert not schema_accepts and not stand_in_accepts
+    else:  # a documented PagerDuty rule the schema does not encode
+        assert schema_accepts and not stand_in_accepts
+
+
+def test_the_shared_change_event_assertion_follows_the_openapi_schema() -> None:
+    """``tests.conftest.assert_valid_change_event`` is PagerDuty's schema plus its documented limits."""
+    assert_valid_change_event(change_event())
+    assert_valid_change_event({"routing_key": KEY_A, "payload": {"summary": "Rotated a secret"}})
+    for case in CHANGE_CASES:
+        if case.error is not None:
+            with pytest.raises(AssertionError):
+                assert_valid_change_event(case.body)
+    assert change_enqueue_validator().is_valid(change_event(payload={"timestamp": "2025-01-14T14:30:00Z"}))
+    assert not change_enqueue_validator().is_valid(change_event(payload={"timestamp": "yesterday"}))
+
+
+def test_validate_change_event_is_usable_without_a_server() -> None:
+    assert validate_change_event(change_event()) == []
+    assert validate_change_event(change_event(routing_key="short", payload={"custom_details": []})) == [
+        "Length of 'routing_key' is incorrect (should be 32 characters)",
+        "'payload.custom_details' must be an object",
+    ]
+    assert validate_change_event([change_event()]) == ["Event object must be a JSON object"]
+
+
+def test_change_events_are_recorded_and_never_change_alerts(fake: FakePagerDuty, http: requests.Session) -> None:
+    assert post(http, fake, event()).status_code == 202
+    before = fake.alerts
+    deploy, rollback = change_event(), change_event(payload={"summary": "Rolled back v42"})
+    assert post_change(http, fake, deploy).status_code == 202
+    assert post_change(http, fake, rollback).status_code == 202
+    assert post_change(http, fake, change_event(drop=("payload",))).status_code == 400
+    assert fake.alerts == before  # not even a change event carrying the alert's routing key touches it
+    assert fake.change_events == [deploy, rollback]
+    assert fake.accepted() == [event()]  # alert events only
+    assert [r.path for r in fake.requests] == ["/v2/enqueue"] + ["/v2/change/enqueue"] * 3
+    fake.reset()
+    assert fake.change_events == []
+
+
+def test_change_events_honour_the_same_fault_scripts(fake: FakePagerDuty, http: requests.Session) -> None:
+    fake.script(Respond(503, retry_after=1), Drop(), Delay(0.2), Respond(202), Respond(500))
+    unavailable = post_change(http, fake, change_event())
+    with pytest.raises(requests.ConnectionError):
+        post_change(http, fake, change_event())
+    started = time.monotonic()
+    delayed = post_change(http, fake, change_event(payload={"summary": "late"}))
+    assert time.monotonic() - started >= 0.2
+    scripted = post_change(http, fake, change_event(payload={"summary": "scripted"}))
+    alert_event = post(http, fake, event())  # one queue for both endpoints, in arrival order
+    assert (unavailable.status_code, unavailable.headers["Retry-After"]) == (503, "1")
+    assert unavailable.json() == {"status": "error", "message": "Service Unavailable"}
+    assert delayed.status_code == 202
+    assert scripted.json() == {"status": "success", "message": "Change event processed"}  # no dedup key
+    assert alert_event.status_code == 500
+    assert [r.fault for r in fake.requests] == ["Respond(503)", "Drop", "Delay(0.2s)", "Respond(202)", "Respond(500)"]
+    assert [c["payload"]["summary"] for c in fake.change_events] == ["late", "scripted"]
+    assert post_change(http, fake, change_event()).status_code == 202  # the script is used up
+    assert fake.alerts == {}
+
+
+def test_change_event_answers_match_the_openapi_response_schemas(
+    fake: FakePagerDuty, http: requests.Session, openapi: dict[str, Any]
+) -> None:
+    _validator(openapi, _response_schema(openapi, "Success")).validate(post_change(http, fake, change_event()).json())
+    error = _validator(openapi, _response_schema(openapi, "Error"))
+    error.validate(post_change(http, fake, change_event(routing_key="short")).json())
+    not_json = http.post(fake.change_url, data=b"{", headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
+    assert not_json.status_code == 400
+    error.validate(not_json.json())
+    assert not_json.json()["status"] == "Unrecognized object"
+
+
+# --- other endpoints ---------------------------------------------------------------------------------
 
 
 def test_unknown_paths_and_methods(fake: FakePagerDuty, http: requests.Session) -> None:
@@ -608,9 +790,9 @@ def test_control_endpoints(fake: FakePagerDuty, http: requests.Session) -> None:
     listed = http.get(control + "requests", timeout=TIMEOUT)
     alerts = http.get(control + "alerts", timeout=TIMEOUT)
     assert [r["status"] for r in listed.json()["requests"]] == [503, None, 202]
-    assert listed.json()["requests"][0]["body"]["routing_key"] == "****cdef"
+    assert listed.json()["requests"][0]["body"]["routing_key"] == mask_key(KEY_A)
     assert [(a["dedup_key"], a["status"], a["routing_key"]) for a in alerts.json()["alerts"]] == [
-        ("disk-full", "triggered", "****cdef")
+        ("disk-full", "triggered", mask_key(KEY_A))
     ]
     assert KEY_A not in listed.text
     assert KEY_A not in alerts.text
@@ -697,16 +879,20 @@ def test_localhost_and_ipv6_loopback(http: requests.Session) -> None:
 
 
 def test_routing_keys_are_masked_everywhere_they_could_show() -> None:
-    assert mask_routing_key(KEY_A) == "****cdef"
-    assert mask_routing_key("short") == "****"
-    assert mask_routing_key(None) == "****"
+    """The stand-in masks keys with the package's own ``mask_key``: last four characters only."""
     alert = Alert(KEY_A, "disk-full", "triggered", "s", "info", [event()])
     record = RecordedRequest("/v2/enqueue", {}, {**event(), "dedup_key": KEY_A}, 202, 0.0)
     assert KEY_A not in repr(alert)
+    assert mask_key(KEY_A) in repr(alert)
     assert KEY_A not in repr(record)
     line = format_request_line(record)
     assert KEY_A not in line  # even pasted into the dedup key
-    assert "****cdef" in line
+    assert f"routing_key={mask_key(KEY_A)} " in line
+    assert mask_key(KEY_A).endswith("cdef") and set(mask_key(KEY_A)[:-4]) == {"*"}
+    keyless = RecordedRequest("/v2/enqueue", {}, event(drop=("routing_key",)), 400, 0.0)
+    assert "routing_key=- " in format_request_line(keyless)
+    numeric = RecordedRequest("/v2/enqueue", {}, {**event(), "routing_key": 12345678901234567890}, 400, 0.0)
+    assert "routing_key=****************7890 " in format_request_line(numeric)
 
 
 def test_cli_main_refuses_a_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> None:
@@ -733,7 +919,12 @@ def test_serve_forever_prints_the_events_url_and_never_the_routing_key() -> None
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None and process.stderr is not None
     stdout = process.stdout
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True)
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
         banner = lines.get(timeout=10)
@@ -756,7 +947,7 @@ def test_serve_forever_prints_the_events_url_and_never_the_routing_key() -> None
     output = "".join([banner, triggered, rejected, *rest]) + process.stderr.read()
     assert return_code == 0
     assert KEY_A not in output
-    assert "trigger" in triggered and "dedup_key=disk-full" in triggered and "****cdef" in triggered
+    assert "trigger" in triggered and "dedup_key=disk-full" in triggered and mask_key(KEY_A) in triggered
     assert triggered.rstrip().endswith("-> 202")
     assert "-> 400" in rejected and "'dedup_key'" in rejected
     assert any("stopped" in line for line in rest)

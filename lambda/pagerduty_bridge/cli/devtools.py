@@ -1,24 +1,103 @@
-"""``fake-pagerduty``: the local PagerDuty stand-in, for trying the bridge without an account."""
+"""``fake-pagerduty``: the local PagerDuty stand-in; ``webhook verify``: check a captured delivery."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
-from pagerduty_bridge.cli.common import Streams
+from pagerduty_bridge.cli.common import EXIT_FINDING, EXIT_OK, CliError, Streams, add_json, json_line, say
 
 
 def register(commands: Any) -> None:
-    fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API")
-    fake.add_argument("--host", default="127.0.0.1", help="(default: 127.0.0.1)")
-    fake.add_argument("--port", type=int, default=8787, help="(default: 8787)")
+    fake = commands.add_parser("fake-pagerduty", help="run a local stand-in for PagerDuty's Events API and webhooks")
+    fake.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)")
+    fake.add_argument("--port", type=int, default=8787, help="port; 0 picks a free one (default: 8787)")
     fake.add_argument(
         "--rate-limit", type=int, default=None, metavar="N", help="events per minute per key (default: unlimited)"
     )
+    fake.add_argument(
+        "--webhook-url",
+        default=None,
+        metavar="URL",
+        help="POST a signed webhook v3 here for each incident change (default: none)",
+    )
+    fake.add_argument(
+        "--webhook-secret", default=None, help="the subscription's signing secret, with --webhook-url (default: none)"
+    )
     fake.set_defaults(func=run_fake)
+
+    webhook = commands.add_parser("webhook", help="PagerDuty webhooks: check a captured delivery")
+    actions = webhook.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
+    verify = actions.add_parser(
+        "verify", help="check a delivery's signature offline (exit 0 valid, 1 not, 2 unreadable)"
+    )
+    verify.add_argument(
+        "file", type=Path, help="a function URL event (JSON with headers and body), or the raw body with --signature"
+    )
+    verify.add_argument("--secret", required=True, help="the subscription's signing secret")
+    verify.add_argument(
+        "--signature", default=None, help="the X-PagerDuty-Signature header, when FILE is the raw body (default: none)"
+    )
+    add_json(verify, '{"verdict": …, "event_type": …, "incident_key": …}')
+    verify.set_defaults(func=verify_webhook)
 
 
 def run_fake(args: argparse.Namespace, streams: Streams) -> int:
     from pagerduty_bridge.devtools.fake_pagerduty import serve_forever
 
-    return serve_forever(args.host, args.port, rate_limit_per_minute=args.rate_limit, out=streams.out)
+    if bool(args.webhook_url) != bool(args.webhook_secret):
+        raise CliError("--webhook-url and --webhook-secret go together")
+    try:
+        return serve_forever(
+            args.host,
+            args.port,
+            rate_limit=args.rate_limit,
+            webhook_url=args.webhook_url,
+            webhook_secret=args.webhook_secret,
+            out=streams.out,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _delivery(args: argparse.Namespace) -> tuple[bytes, str | None]:
+    """The body bytes and signature header of a captured delivery."""
+    try:
+        raw = args.file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{args.file}: cannot be read ({exc.__class__.__name__})") from None
+    if args.signature is not None:
+        return raw, args.signature
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        raise CliError(f"{args.file}: not a function URL event (JSON); give the raw body with --signature") from None
+    from pagerduty_bridge.webhook_sync import SIGNATURE_HEADER, header, raw_body
+
+    body = raw_body(event) if isinstance(event, dict) else None
+    if body is None:
+        raise CliError(f"{args.file}: no readable body in the event")
+    return body, header(event, SIGNATURE_HEADER)
+
+
+def verify_webhook(args: argparse.Namespace, streams: Streams) -> int:
+    from pagerduty_bridge.webhook_sync import Verdict, WebhookError, parse_webhook, verify
+
+    body, signature = _delivery(args)
+    verdict = verify(body, signature, [args.secret])
+    shown: dict[str, Any] = {"verdict": verdict.value}
+    try:
+        event = parse_webhook(body)
+    except WebhookError as exc:
+        shown["problem"] = str(exc)
+        event = None
+    if event is not None:
+        shown.update(event_id=event.event_id, event_type=event.event_type, incident_key=event.incident_key)
+    if args.json:
+        print(json_line(shown), file=streams.out)
+    else:
+        for name, value in shown.items():
+            say(streams, f"{name:14} {value}")
+    return EXIT_OK if verdict is Verdict.VALID else EXIT_FINDING

@@ -1,6 +1,7 @@
-"""Development tools: local stand-ins for the services the bridge talks to.
+"""Development tools: local stand-ins for the services the bridge talks to and is called by.
 
-Nothing here runs in the Lambda; the modules are imported by tests and the CLI only. This package
-re-exports nothing, so ``python -m pagerduty_bridge.devtools.fake_pagerduty`` runs without importing
-the module twice.
+Nothing here runs in the Lambda; the modules are imported by tests and the CLI only:
+``fake_pagerduty`` (PagerDuty's Events API and webhooks), ``function_url`` (a Lambda function URL on a
+loopback port) and ``loopback`` (the HTTP plumbing both share). This package re-exports nothing, so
+importing one tool never loads the others.
 """

@@ -9,7 +9,7 @@ PIP = $(PY) -m pip install --quiet --disable-pip-version-check 2> >(grep -v 'is 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: replay test lint format typecheck synth bench storm clean
+.PHONY: replay test unit lint format typecheck synth bench storm clean
 
 -include infra/infra.mk
 
@@ -28,6 +28,10 @@ replay: $(STAMP)
 ## test: the whole suite (unit, integration, infra, lint)
 test: $(STAMP) node_modules/.installed lint
 	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+## unit: the fast loop while editing (no network, no synth, no lint): a few seconds
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
 
 ## lint: ruff and mypy
 lint: $(STAMP)

@@ -49,10 +49,12 @@ UNUSED_DEPENDENCY_PARTS: Final = (
 unpacked that would push the zipped asset past 5 MB once bytecode is added. The Lambda path's tests
 pass with these blocked from import."""
 
-_PIP_PLATFORMS: Final[dict[Architecture, str]] = {
-    "arm64": "manylinux2014_aarch64",
-    "x86_64": "manylinux2014_x86_64",
+_PIP_PLATFORMS: Final[dict[Architecture, tuple[str, ...]]] = {
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
 }
+"""The wheel tags the function's runtime accepts: Lambda's Python 3.12+ runtimes run on Amazon Linux
+2023 (glibc 2.34), so manylinux_2_28 wheels (google-re2 ships only those for new Pythons) work too."""
 _UNUSED_IMAGE: Final = "public.ecr.aws/sam/build-python3.14"
 """BundlingOptions requires an image; the local bundler always succeeds, so Docker never runs it."""
 
@@ -125,8 +127,7 @@ class LocalPipBundler:
                 "--disable-pip-version-check",
                 "--no-input",
                 "--no-compile",  # pip would write bytecode for *this* interpreter, useless in Lambda
-                "--platform",
-                _PIP_PLATFORMS[self.architecture],
+                *(arg for platform in _PIP_PLATFORMS[self.architecture] for arg in ("--platform", platform)),
                 "--implementation",
                 "cp",
                 "--python-version",

@@ -1,0 +1,256 @@
+"""What tests build again and again, built once: alarm events in every envelope, a moto server, the CLI,
+and the one assertion that a secret appears nowhere.
+
+Every alarm event is events/05 (an EC2 CPU alarm) for the alarm, state and time asked for, with its
+envelope's own time a moment after the state change (as SNS, SQS and EventBridge stamp them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pagerduty_bridge.cli import main
+from tests.conftest import EVENTS, load_json
+
+TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:production-alarms"
+QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:pagerduty-bridge-buffer"
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+METRIC = "CPUUtilization"
+T0 = datetime(2025, 1, 14, 14, 30, tzinfo=UTC)
+
+_TEMPLATE: dict[str, Any] = load_json(EVENTS / "05-ec2-cpu-alarm.json")
+
+
+def cloudwatch_time(at: datetime) -> str:
+    """CloudWatch's own format: ``2025-01-14T14:30:00.000+0000``."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
+
+
+def iso_z(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def alarm_message(
+    name: str,
+    state: str = "ALARM",
+    old_state: str | None = "OK",
+    at: datetime = T0,
+    *,
+    account: str = ACCOUNT,
+    region: str = REGION,
+    **changes: Any,
+) -> dict[str, Any]:
+    """The alarm JSON SNS carries (events/05) for ``name`` in ``state`` at ``at``."""
+    message: dict[str, Any] = json.loads(_TEMPLATE["Records"][0]["Sns"]["Message"])
+    message.update(
+        AlarmName=name,
+        AlarmArn=f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+        AWSAccountId=account,
+        NewStateValue=state,
+        OldStateValue=old_state,
+        StateChangeTime=cloudwatch_time(at),
+    )
+    message.update(changes)
+    return message
+
+
+def sns_notification(
+    message: dict[str, Any] | str, *, at: datetime = T0, message_id: str | None = None
+) -> dict[str, Any]:
+    """An SNS notification (as the Lambda event's ``Sns`` and as SNS writes it into SQS)."""
+    sns = dict(_TEMPLATE["Records"][0]["Sns"])
+    sns.update(
+        MessageId=message_id or str(uuid.uuid4()),
+        TopicArn=TOPIC_ARN,
+        Message=message if isinstance(message, str) else json.dumps(message),
+        Timestamp=iso_z(at + timedelta(milliseconds=100)),
+    )
+    return sns
+
+
+def sns_event(
+    name: str, state: str = "ALARM", old_state: str | None = "OK", at: datetime = T0, **changes: Any
+) -> dict[str, Any]:
+    """A Lambda SNS event for one alarm notification."""
+    return sns_event_of(alarm_message(name, state, old_state, at, **changes), at=at)
+
+
+def sns_event_of(message: dict[str, Any] | str, *, at: datetime = T0) -> dict[str, Any]:
+    record = dict(_TEMPLATE["Records"][0])
+    record["Sns"] = sns_notification(message, at=at)
+    return {"Records": [record]}
+
+
+def sqs_record(body: dict[str, Any] | str, *, sent: datetime = T0, message_id: str | None = None) -> dict[str, Any]:
+    """One SQS record (buffered mode: SNS writes the whole notification into the body)."""
+    message_id = message_id or str(uuid.uuid4())
+    millis = str(int((sent + timedelta(milliseconds=200)).timestamp() * 1000))
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"AQEB{message_id.replace('-', '')}",
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": millis,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": millis,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": REGION,
+    }
+
+
+def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def sqs_alarm(name: str, state: str = "ALARM", old_state: str | None = "OK", at: datetime = T0) -> dict[str, Any]:
+    """An SQS record carrying one alarm's SNS notification."""
+    return sqs_record(sns_notification(alarm_message(name, state, old_state, at), at=at), sent=at)
+
+
+def eventbridge_event(
+    name: str,
+    state: str = "ALARM",
+    old_state: str = "OK",
+    at: datetime = T0,
+    *,
+    account: str = ACCOUNT,
+    region: str = REGION,
+) -> dict[str, Any]:
+    """EventBridge's "CloudWatch Alarm State Change" for a one-metric alarm."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": account,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"],
+        "detail": {
+            "alarmName": name,
+            "state": {"value": state, "reason": "Threshold Crossed", "timestamp": cloudwatch_time(at)},
+            "previousState": {
+                "value": old_state,
+                "reason": "before",
+                "timestamp": cloudwatch_time(at - timedelta(hours=1)),
+            },
+            "configuration": {
+                "metrics": [
+                    {
+                        "id": "m1",
+                        "returnData": True,
+                        "metricStat": {
+                            "metric": {"namespace": "AWS/EC2", "name": METRIC, "dimensions": {"InstanceId": "i-0abc"}},
+                            "period": 60,
+                            "stat": "Average",
+                        },
+                    }
+                ]
+            },
+        },
+    }
+
+
+def schedule_event(at: datetime = T0) -> dict[str, Any]:
+    """The reconciliation schedule's EventBridge event."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/pagerduty-bridge-reconcile"],
+        "detail": {},
+    }
+
+
+def dedup_key(name: str) -> str:
+    return f"{name}-{METRIC}"
+
+
+# --- the CLI ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        """The output as one JSON document (or JSON lines as a list)."""
+        text = self.out.strip()
+        try:
+            return json.loads(text)
+        except ValueError:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def cli(*argv: str) -> CliRun:
+    """``pagerduty-bridge ARGV`` in-process, its exit code and output."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
+def cli_json(*argv: str) -> Any:
+    run = cli(*argv)
+    assert run.code == 0, run.err
+    return run.json()
+
+
+# --- moto's HTTP server -------------------------------------------------------------------------------
+
+
+def moto_server() -> Iterator[str]:
+    """moto's HTTP server on a free port (a generator for a fixture): yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    werkzeug = logging.getLogger("werkzeug")
+    level = werkzeug.level
+    werkzeug.setLevel(logging.ERROR)  # one INFO line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        werkzeug.setLevel(level)
+
+
+# --- secrets ------------------------------------------------------------------------------------------
+
+
+def assert_no_secret(secrets: str | Iterable[str], *places: object, logs: Iterable[logging.LogRecord] = ()) -> None:
+    """No ``secret`` appears in any of ``places`` (text, output, exceptions, table items, objects: each
+    searched as ``str``, ``repr`` and JSON) nor in any log record (message, arguments, extras)."""
+    wanted = [secrets] if isinstance(secrets, str) else list(secrets)
+    texts: list[str] = []
+    for place in places:
+        texts.extend((str(place), repr(place)))
+        try:
+            texts.append(json.dumps(place, default=str))
+        except (TypeError, ValueError):
+            pass
+    for record in logs:
+        texts.append(record.getMessage())
+        texts.extend(str(value) for value in vars(record).values())
+    everything = "\n".join(texts)
+    for secret in wanted:
+        assert secret not in everything, "a secret leaked"

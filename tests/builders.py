@@ -7,6 +7,7 @@ envelope's own time a moment after the state change (as SNS, SQS and EventBridge
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -244,10 +245,8 @@ def assert_no_secret(secrets: str | Iterable[str], *places: object, logs: Iterab
     texts: list[str] = []
     for place in places:
         texts.extend((str(place), repr(place)))
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             texts.append(json.dumps(place, default=str))
-        except (TypeError, ValueError):
-            pass
     for record in logs:
         texts.append(record.getMessage())
         texts.extend(str(value) for value in vars(record).values())

@@ -9,16 +9,20 @@ AWS errors.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Final, TextIO
 
-from pagerduty_bridge.cli import aws, devtools, incidents, replay, rules, silence, status
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.cli import aws, devtools, incidents, replay, rules, silence, status, table
 from pagerduty_bridge.cli.common import EXIT_ERROR, CliError, Streams, warn
-from pagerduty_bridge.errors import BridgeError
+from pagerduty_bridge.cli.failures import describe
+from pagerduty_bridge.redaction import RedactingFilter
 
-GROUPS: Final = (replay, incidents, status, rules, silence, aws, devtools)
+GROUPS: Final = (replay, incidents, status, rules, silence, aws, table, devtools)
 
 
 def version() -> str:
@@ -35,11 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pagerduty-bridge",
         description="CloudWatch alarms to PagerDuty incidents: try it locally, operate it in AWS. "
+        "Nothing is sent and no store changes without --send. "
         "Exit codes: 0 ok, 1 a finding or a failed send, 2 usage, input, configuration or AWS errors.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"pagerduty-bridge {version()}")
-    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    parser.add_argument(
+        "--version", action="version", version=f"pagerduty-bridge {version()}", help="print the version and exit"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show log lines and the traceback of an error (default: one line)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.register(commands)
@@ -53,17 +61,18 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    try:
-        code: int = args.func(args, streams)
-    except KeyboardInterrupt:
-        return 130
-    except (CliError, BridgeError) as exc:
-        return _fail(args, streams, str(exc))
-    except Exception as exc:
-        aws = _aws_failure(exc)
-        if aws is None:
-            raise
-        return _fail(args, streams, aws)
+    with _logging(streams, debug=args.debug):
+        try:
+            code: int = args.func(args, streams)
+        except KeyboardInterrupt:
+            return 130
+        except CliError as exc:
+            return _fail(args, streams, str(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure ends in one line; --debug shows the traceback
+            line = describe(exc)
+            if line is None:
+                line = f"unexpected {type(exc).__name__}: {exc} (a bug: run again with --debug and report it)"
+            return _fail(args, streams, line)
     return code
 
 
@@ -74,19 +83,32 @@ def _fail(args: argparse.Namespace, streams: Streams, message: str) -> int:
     return EXIT_ERROR
 
 
-def _aws_failure(exc: Exception) -> str | None:
-    """One line for a botocore failure (unreachable endpoint, no region, no credentials, a refusal)."""
+@contextmanager
+def _logging(streams: Streams, *, debug: bool) -> Iterator[None]:
+    """Library log lines are for ``--debug``: the command reports what matters itself, in one line.
+
+    Without a handler Python prints warnings (and tracebacks of ``logger.exception``) through its last
+    resort; a ``NullHandler`` on the root stops that. ``--debug`` shows every line of the package and
+    warnings of the libraries below it (botocore, urllib3), scrubbed of secrets."""
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
+    root.addHandler(quiet)
+    shown: logging.Handler | None = None
+    package = logging.getLogger(c.PACKAGE_NAME)
+    level = package.level
+    if debug:
+        shown = logging.StreamHandler(streams.err)
+        shown.addFilter(RedactingFilter())
+        shown.setFormatter(logging.Formatter("pagerduty-bridge: %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(shown)
+        package.setLevel(logging.DEBUG)
     try:
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:  # pragma: no cover - boto3 is needed by every AWS command
-        return None
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        operation = getattr(exc, "operation_name", "an AWS call")
-        return f"AWS refused {operation}: {error.get('Code', '?')}: {error.get('Message', exc)}"
-    if isinstance(exc, BotoCoreError):
-        return f"AWS call failed: {exc} (check the region, credentials and --endpoint-url / AWS_ENDPOINT_URL)"
-    return None
+        yield
+    finally:
+        root.removeHandler(quiet)
+        if shown is not None:
+            root.removeHandler(shown)
+            package.setLevel(level)
 
 
 def entrypoint() -> None:

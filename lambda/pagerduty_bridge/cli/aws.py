@@ -1,11 +1,13 @@
 """Commands that talk to AWS with the operator's credentials: ``publish-test-alarm``, ``reconcile``,
-``redrive``, ``audit``. AWS failures end in one line and exit 2 (``cli.app``)."""
+``redrive``. AWS failures end in one line and exit 2 (``cli.app``); long runs say how far they are on
+stderr."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -39,30 +41,70 @@ PROGRESS_EVERY: Final = 50
 
 def register(commands: Any) -> None:
     publish = commands.add_parser("publish-test-alarm", help="publish a realistic alarm message to a topic")
-    publish.add_argument("--topic-arn", required=True, metavar="ARN", help="the bridge's alarm topic")
+    publish.add_argument("--topic-arn", required=True, metavar="ARN", help="the bridge's alarm topic (required)")
     publish.add_argument(
         "--alarm-state", choices=["ALARM", "OK"], default="ALARM", help="the state to publish (default: ALARM)"
     )
-    publish.add_argument("--alarm-name", default=TEST_ALARM_NAME, help=f"(default: {TEST_ALARM_NAME})")
-    add_json(publish, '{"message_id": …, "topic_arn": …, "alarm_name": …, "alarm_state": …}')
+    publish.add_argument(
+        "--alarm-name", default=TEST_ALARM_NAME, help=f"the test alarm's name (default: {TEST_ALARM_NAME})"
+    )
+    add_json(publish, '{"message_id", "topic_arn", "alarm_name", "alarm_state"}')
     add_aws_options(publish)
     publish.set_defaults(func=publish_test_alarm)
 
     reconcile = commands.add_parser(
-        "reconcile", help="resolve open incidents whose alarm is OK or gone (a dry run unless --send)"
+        "reconcile",
+        help="resolve open incidents whose alarm is OK or gone (a dry run unless --send)",
+        description="Resolve open incidents whose alarm is OK or gone, confirm deliveries whose outcome was "
+        "unknown, and page alarms whose silence is over — what the scheduled run does. A dry run unless "
+        f"--send. Progress on stderr every {PROGRESS_EVERY} incidents. Exit 0 ok, 1 a send failed, 2 an AWS "
+        "or store error.",
     )
     add_json(reconcile, "an array of results")
     add_delivery_options(reconcile)
     add_store_options(reconcile)
     reconcile.set_defaults(func=reconcile_command)
 
-    queue = commands.add_parser("redrive", help="re-process a dead-letter or on-failure queue")
-    queue.add_argument("--queue-url", required=True, metavar="URL", help="the queue (a stack output)")
+    queue = commands.add_parser(
+        "redrive",
+        help="re-process a dead-letter or on-failure queue (a dry run unless --send)",
+        description="Re-process the messages of a dead-letter or on-failure queue through the handler's own "
+        "path; with --send each fully handled message is deleted. A dry run sends nothing, deletes nothing, "
+        "changes no store, and leaves every message in the queue visible again. Progress on stderr every "
+        f"{PROGRESS_EVERY} messages. Exit 0 all redriven, 1 some kept, 2 an AWS or store error.",
+    )
+    queue.add_argument("--queue-url", required=True, metavar="URL", help="the queue, a stack output (required)")
     queue.add_argument("--max-messages", type=int, default=1000, metavar="N", help="at most N (default: 1000)")
-    add_json(queue, '{"received": …, "redriven": …, "schedules": …, "kept": [{"message_id", "reason"}]}')
+    add_json(queue, '{"received", "redriven", "schedules", "kept": [{"message_id", "reason"}]}')
     add_delivery_options(queue)
     add_store_options(queue, creates=True)
     queue.set_defaults(func=redrive_command)
+
+
+def every(count: int, report: Callable[[int], None]) -> Callable[[int], None]:
+    """Calls ``report(done)`` once each time ``done`` passes another multiple of ``count``."""
+    passed = 0
+
+    def progress(done: int) -> None:
+        nonlocal passed
+        if done // count > passed:
+            passed = done // count
+            report(done)
+
+    return progress
+
+
+class ProgressResults(list[Reconciled]):
+    """A reconciliation's results that say how far the run is as they grow (``Reconciliation`` appends
+    each result as it is decided)."""
+
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        super().__init__()
+        self._progress = progress
+
+    def append(self, result: Reconciled, /) -> None:
+        super().append(result)
+        self._progress(len(self))
 
 
 def publish_test_alarm(args: argparse.Namespace, streams: Streams) -> int:
@@ -106,20 +148,26 @@ def alarm_reader(args: argparse.Namespace, wired: Wired) -> AlarmReader:
     )
 
 
-def run_reconciliation(args: argparse.Namespace, wired: Wired) -> list[Reconciled]:
+def run_reconciliation(args: argparse.Namespace, wired: Wired, streams: Streams) -> list[Reconciled]:
+    def report(done: int) -> None:
+        failed = sum(result.action == "failed" for result in results)
+        warn(streams, f"… {done} incidents reconciled ({failed} failed)")
+
+    results = ProgressResults(every(PROGRESS_EVERY, report))
     run = Reconciliation(
         wired.delivery,
         alarm_reader(args, wired),
         wired.delivery.clock,
         silences=wired.notifications.silences,
         retry_budget_seconds=wired.settings.retry_budget_seconds,
+        results=results,
     )
-    return run.run()
+    return list(run.run())
 
 
 def reconcile_command(args: argparse.Namespace, streams: Streams) -> int:
     wired = wire(args, rules=False)
-    results = run_reconciliation(args, wired)
+    results = run_reconciliation(args, wired, streams)
     rows = [asdict(r) for r in results]
     if args.json:
         print(json_line(rows), file=streams.out)
@@ -130,38 +178,87 @@ def reconcile_command(args: argparse.Namespace, streams: Streams) -> int:
     return EXIT_FINDING if any(r.action == "failed" for r in results) else EXIT_OK
 
 
+class PeekingQueue:
+    """An SQS client for a dry run: it reads messages and gives them back.
+
+    Receiving a message hides it for the visibility timeout; a dry run must not hide dead letters from
+    the ``--send`` run after it, so ``release`` makes every message it received visible again. It never
+    deletes."""
+
+    RELEASE_BATCH: Final = 10
+    """``ChangeMessageVisibilityBatch`` takes at most ten entries."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._handles: list[str] = []
+
+    def receive_message(self, **request: Any) -> Any:
+        response = self._sqs.receive_message(**request)
+        self._handles.extend(m["ReceiptHandle"] for m in response.get("Messages", []))
+        return response
+
+    def delete_message(self, **request: Any) -> None:
+        raise AssertionError("a dry run deletes nothing")
+
+    def release(self) -> None:
+        handles, self._handles = self._handles, []
+        for start in range(0, len(handles), self.RELEASE_BATCH):
+            batch = handles[start : start + self.RELEASE_BATCH]
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(batch)],
+            )
+
+
 def redrive_command(args: argparse.Namespace, streams: Streams) -> int:
     wired = wire(args)
     sqs = aws_client(args, "sqs")
+    queue = sqs if args.send else PeekingQueue(sqs, args.queue_url)
 
     def run_schedule() -> str | None:
         try:
-            failed = [r for r in run_reconciliation(args, wired) if r.action == "failed"]
+            failed = [r for r in run_reconciliation(args, wired, streams) if r.action == "failed"]
         except BridgeError as exc:
             return f"the reconciliation run failed: {exc}"
         return f"the reconciliation run failed for {len(failed)} incident(s)" if failed else None
 
-    def progress(report: RedriveReport) -> None:
-        if report.received % PROGRESS_EVERY < 10 and report.received >= PROGRESS_EVERY:
-            warn(streams, f"… {report.received} received, {report.redriven} redriven, {len(report.kept)} kept")
+    def report(done: int) -> None:
+        warn(streams, f"… {done} received, {progress_of.redriven} redriven, {len(progress_of.kept)} kept")
 
-    report = redrive(
-        sqs,
-        args.queue_url,
-        wired.notifications,
-        run_schedule=run_schedule,
-        max_messages=args.max_messages,
-        delete=args.send,
-        progress=progress,
-    )
+    progress_of = RedriveReport()
+    step = every(PROGRESS_EVERY, report)
+
+    def progress(report_so_far: RedriveReport) -> None:
+        nonlocal progress_of
+        progress_of = report_so_far
+        step(report_so_far.received)
+
+    try:
+        report_ = redrive(
+            queue,
+            args.queue_url,
+            wired.notifications,
+            run_schedule=run_schedule,
+            max_messages=args.max_messages,
+            delete=args.send,
+            progress=progress,
+        )
+    finally:
+        if isinstance(queue, PeekingQueue):
+            queue.release()
+    show_redrive(args, streams, report_)
+    return EXIT_OK if not report_.kept else EXIT_FINDING
+
+
+def show_redrive(args: argparse.Namespace, streams: Streams, report: RedriveReport) -> None:
     if args.json:
         print(json_line(report.as_dict()), file=streams.out)
-    else:
-        say(
-            streams,
-            f"received {report.received}, redriven {report.redriven}, kept {len(report.kept)}"
-            f"{'' if args.send else ' (dry run: nothing sent, nothing deleted, store unchanged)'}",
-        )
-        for message_id, why in report.kept:
-            warn(streams, f"kept {message_id}: {why}")
-    return EXIT_OK if not report.kept else EXIT_FINDING
+        return
+    say(
+        streams,
+        f"received {report.received}, redriven {report.redriven}, kept {len(report.kept)}"
+        f"{'' if args.send else ' (dry run: nothing sent, nothing deleted, store unchanged, messages visible again)'}",
+    )
+    for message_id, why in report.kept:
+        warn(streams, f"kept {message_id}: {why}")

@@ -16,6 +16,7 @@ from pagerduty_bridge.cli.common import (
     add_delivery_options,
     add_json,
     add_store_options,
+    add_wide,
     json_line,
     load_settings,
     open_store,
@@ -25,7 +26,7 @@ from pagerduty_bridge.cli.common import (
     wire,
 )
 from pagerduty_bridge.cli.replay import body_lines, replay_line
-from pagerduty_bridge.errors import IncidentNotFoundError
+from pagerduty_bridge.errors import IncidentNotFoundError, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.integration import PagerDutyIntegration
 from pagerduty_bridge.models import Incident
 from pagerduty_bridge.seed.models import ServiceConfig
@@ -50,7 +51,7 @@ def register(commands: Any) -> None:
     actions = incidents.add_subparsers(dest="incident_command", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="active incidents (--all: resolved too)")
     listing.add_argument("--all", action="store_true", help="resolved incidents too (default: active only)")
-    listing.add_argument("--wide", action="store_true", help="full values in the table (default: cut at 60)")
+    add_wide(listing)
     add_json(listing, "an array of incidents, full keys")
     add_store_options(listing)
     listing.set_defaults(func=list_incidents)
@@ -67,7 +68,7 @@ def register(commands: Any) -> None:
         add_store_options(action)
         action.set_defaults(func=change_incident, verb=name)
     clear = actions.add_parser("clear", help="forget every incident (PagerDuty is not told)")
-    clear.add_argument("--yes", action="store_true", help="really clear (default: refuse)")
+    clear.add_argument("--yes", action="store_true", help="really clear (default: refuse without it)")
     add_json(clear, '{"cleared": N}')
     add_store_options(clear)
     clear.set_defaults(func=clear_incidents)
@@ -77,9 +78,13 @@ def register(commands: Any) -> None:
 def _register_trigger(commands: Any) -> None:
     trigger = commands.add_parser("trigger", help="send one of the seed's templated incidents")
     trigger.add_argument("template", choices=sorted(SEED_TEMPLATES_BY_NAME), help="which template")
-    trigger.add_argument("--current", type=float, required=True, help="the current value")
-    trigger.add_argument("--threshold", type=float, required=True, help="the threshold it crossed")
-    trigger.add_argument("--environment", default=None, help="default: the ENVIRONMENT setting, else production")
+    trigger.add_argument("--current", type=float, required=True, help="the current value (required)")
+    trigger.add_argument("--threshold", type=float, required=True, help="the threshold it crossed (required)")
+    trigger.add_argument(
+        "--environment",
+        default=None,
+        help="the environment named in it (default: the ENVIRONMENT setting, else production)",
+    )
     add_json(trigger, "the outcome as one JSON line")
     add_delivery_options(trigger)
     add_store_options(trigger, creates=True)
@@ -131,8 +136,18 @@ def change_incident(args: argparse.Namespace, streams: Streams) -> int:
     wired = wire(args, rules=False)
     integration = _facade(wired)
     act: Callable[[str], Any] = integration.acknowledge_incident if args.verb == "ack" else integration.resolve_incident
-    response = act(args.key)
     verb = "acknowledged" if args.verb == "ack" else "resolved"
+    try:
+        response = act(args.key)
+    except IncidentNotFoundError as exc:
+        raise CliError(explain_closed(wired, args.key, args.verb, exc)) from exc
+    except (PagerDutyApiError, PagerDutyDeliveryError) as exc:
+        if args.json:
+            print(
+                json_line({"dedup_key": args.key, "action": verb, "sent": False, "error": str(exc)}), file=streams.out
+            )
+        warn(streams, f"pagerduty-bridge: {args.key}: not {verb}: {exc}")
+        return EXIT_SEND_FAILED
     if args.json:
         print(
             json_line({"dedup_key": args.key, "action": verb, "status": response.status, "sent": args.send}),
@@ -141,6 +156,21 @@ def change_incident(args: argparse.Namespace, streams: Streams) -> int:
     else:
         say(streams, f"{verb} {args.key} ({'sent' if args.send else 'dry run: not sent, store unchanged'})")
     return EXIT_OK
+
+
+def explain_closed(wired: Wired, key: str, verb: str, exc: IncidentNotFoundError) -> str:
+    """Why there is nothing to acknowledge or resolve: no such key, a silenced alarm, or already resolved."""
+    stored = wired.real_store.get(key)
+    if stored is None:
+        return f"{exc}: `pagerduty-bridge incidents list --all` shows the keys tracked"
+    if stored.last_reason == "silenced" and stored.triggered_at is None:
+        return (
+            f"Incident not found: {key} (its alarm was silenced by {stored.silence_id or 'a silence'}: "
+            "nothing was opened in PagerDuty)"
+        )
+    how = f", {stored.resolution.value}" if stored.resolution is not None else ""
+    by = f" by {stored.resolved_by}" if stored.resolved_by else ""
+    return f"{exc}{how}{by}: nothing to {verb}; `pagerduty-bridge incidents show {key}` has the details"
 
 
 def _facade(wired: Wired) -> PagerDutyIntegration:

@@ -28,7 +28,7 @@ from pagerduty_bridge.cli.common import (
     wire,
 )
 from pagerduty_bridge.delivery import Outcome
-from pagerduty_bridge.errors import InvalidMessageError
+from pagerduty_bridge.errors import ConcurrentUpdateError, InvalidMessageError, StoreError, VersionConflictError
 from pagerduty_bridge.processing import RecordResult, process_event
 from pagerduty_bridge.safejson import loads
 from pagerduty_bridge.store.overlay import OverlayStore
@@ -40,11 +40,14 @@ def register(commands: Any) -> None:
         help="replay Lambda events through the handler's code path",
         description="Replay Lambda events (files, or folders of *.json in name order) through the handler's "
         "own code path, printing what PagerDuty receives. A dry run unless --send: nothing is sent and no "
-        "store changes. Exit 0 all handled, 1 a send failed, 2 an input could not be read.",
+        "store changes (--record keeps the simulated state on purpose). Exit 0 all handled, 1 a send failed, "
+        "2 an input could not be read or the store failed.",
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", type=Path, help="event files or folders of them")
     parser.add_argument(
-        "--samples", action="store_true", help="replay the samples that ship with the package (events/)"
+        "--samples",
+        action="store_true",
+        help="replay the samples that ship with the package, events/ (default: only the PATHs given)",
     )
     parser.add_argument(
         "--record", action="store_true", help="keep a dry run's simulated state in the store (default: forget it)"
@@ -109,6 +112,10 @@ def replay(args: argparse.Namespace, streams: Streams) -> int:
 
 
 def _show(args: argparse.Namespace, streams: Streams, path: Path, record: RecordResult) -> int:
+    if store_failure(record.error):
+        # The store is unreachable or refuses: every further record would fail the same way. One line, exit 2.
+        assert record.error is not None
+        raise record.error
     if isinstance(record.error, InvalidMessageError):
         warn(streams, f"pagerduty-bridge: {path}: {record.record}: {record.error}")
         return EXIT_BAD_INPUT
@@ -122,6 +129,11 @@ def _show(args: argparse.Namespace, streams: Streams, path: Path, record: Record
     else:
         say(streams, replay_block(path, record, outcome, send=args.send))
     return code
+
+
+def store_failure(error: BaseException | None) -> bool:
+    """A failure of the store itself (not a lost race with another writer, which is the next record's news)."""
+    return isinstance(error, StoreError) and not isinstance(error, (VersionConflictError, ConcurrentUpdateError))
 
 
 def replay_line(path: Path | str, record: RecordResult | str, outcome: Outcome) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.cli.common import (
+    DEFAULT_STATE,
     EXIT_FINDING,
     EXIT_OK,
     CliError,
@@ -31,7 +32,7 @@ from pagerduty_bridge.cli.common import (
 from pagerduty_bridge.cli.replay import expand_paths, read_event
 from pagerduty_bridge.delivery import Delivery, DryRunSender
 from pagerduty_bridge.envelopes import Notification, parse_event
-from pagerduty_bridge.errors import BridgeError, InvalidMessageError
+from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.keys import StaticKeys
 from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState
 from pagerduty_bridge.notifications import Notifications, Route
@@ -52,48 +53,81 @@ ROUTE_FIELDS: Final = (
     "silence",
     "insufficient_data",
 )
+EXPECTABLE: Final = (*ROUTE_FIELDS, "state", "template")
 
 
 def register(commands: Any) -> None:
     rules = commands.add_parser("rules", help="alert rules: validate them, test where an alarm pages")
     actions = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
-    check = actions.add_parser("check", help="validate a rules file and show what each sample matches")
-    check.add_argument("file", type=Path, help="the rules file (JSON or YAML)")
+    check = actions.add_parser(
+        "check",
+        help="validate rules and show where each sample pages",
+        description="Validate a rules file and show, for every sample alarm, the rule it matches and what "
+        "replay would send (the severity of a trigger). Warns on stderr about routing aliases with no key "
+        "configured. Exit 0 valid, 2 invalid.",
+    )
+    check.add_argument(
+        "file", type=Path, nargs="?", default=None, help="the rules file, JSON or YAML (default: the configured rules)"
+    )
     check.add_argument(
         "--events",
         type=Path,
         nargs="*",
         default=None,
         metavar="PATH",
-        help="samples to try (default: the shipped ones)",
+        help="event files or folders to try (default: the shipped samples)",
     )
     add_json(check, '{"file", "rules", "warnings": [...], "samples": [...]}')
     check.set_defaults(func=check_rules)
+    _register_test(actions)
 
-    test = actions.add_parser("test", help="where would this alarm page? (the handler's own routing)")
-    test.add_argument("--rules", type=Path, default=None, metavar="FILE", help="default: the configured rules")
-    test.add_argument("--event", type=Path, default=None, metavar="FILE", help="an event file instead of options")
-    test.add_argument("--alarm-name", default="test-alarm", help="(default: test-alarm)")
-    test.add_argument("--namespace", default=None, help="e.g. AWS/RDS")
-    test.add_argument("--metric", default=None, help="the metric name")
-    test.add_argument("--dimension", action="append", metavar="K=V", help="a dimension (repeatable)")
-    test.add_argument("--tag", action="append", metavar="K=V", help="an alarm tag (repeatable)")
-    test.add_argument("--kind", choices=[k.value for k in AlarmKind], default="metric", help="(default: metric)")
-    test.add_argument("--alarm-state", choices=[s.value for s in AlarmState], default="ALARM", help="(default: ALARM)")
-    test.add_argument("--region", default=None, help="the alarm's region code")
-    test.add_argument("--account", default=None, help="the alarm's account id")
+
+def _register_test(actions: Any) -> None:
+    test = actions.add_parser(
+        "test",
+        help="where would this alarm page? (the handler's own routing)",
+        description="Build an alarm from options (or read one from --event) and route it with the handler's "
+        "own code: matched rule, severity, routing alias, dedup key, summary, suppression, silence. "
+        "Exit 0 when every --expect holds, 1 when one does not, 2 on bad input.",
+    )
+    test.add_argument(
+        "--rules", type=Path, default=None, metavar="FILE", help="a rules file (default: the configured rules)"
+    )
+    test.add_argument(
+        "--event", type=Path, default=None, metavar="FILE", help="an event file instead of options (default: none)"
+    )
+    test.add_argument("--alarm-name", default="test-alarm", help="the alarm's name (default: test-alarm)")
+    test.add_argument("--namespace", default=None, help="the metric's namespace, e.g. AWS/RDS (default: none)")
+    test.add_argument("--metric", default=None, help="the metric name (default: none)")
+    test.add_argument("--dimension", action="append", metavar="K=V", help="a dimension, repeatable (default: none)")
+    test.add_argument("--tag", action="append", metavar="K=V", help="an alarm tag, repeatable (default: none)")
+    test.add_argument(
+        "--kind", choices=[k.value for k in AlarmKind], default="metric", help="the alarm's kind (default: metric)"
+    )
+    test.add_argument(
+        "--alarm-state",
+        choices=[s.value for s in AlarmState],
+        default="ALARM",
+        help="the state it changes to (default: ALARM)",
+    )
+    test.add_argument("--region", default=None, help="the alarm's region code (default: none)")
+    test.add_argument("--account", default=None, help="the alarm's account id (default: none)")
     test.add_argument(
         "--expect",
         action="append",
         metavar="FIELD=VALUE",
-        help=f"exit 1 unless FIELD is VALUE ({', '.join(ROUTE_FIELDS)})",
+        help=f"exit 1 unless FIELD is VALUE, repeatable ({', '.join(EXPECTABLE)}; default: none)",
     )
     add_json(test, "the route as one object")
-    add_store_options(test)
-    test.set_defaults(func=test_route, creates_state=True)
+    add_store_options(
+        test,
+        state_help=f"the state file whose silences apply (default: {DEFAULT_STATE} when it exists)",
+    )
+    test.set_defaults(func=test_route)
 
 
 def _rules_from(path: Path, settings: Settings) -> AlertRules:
+    """A rules file's rules (errors name the file and the problem)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -132,7 +166,8 @@ def unknown_aliases(rules: AlertRules, settings: Settings) -> list[str]:
 
 def check_rules(args: argparse.Namespace, streams: Streams) -> int:
     settings = load_settings(args)
-    rules = _rules_from(args.file, settings)
+    rules = _rules_from(args.file, settings) if args.file else load_rules(settings)
+    where = str(args.file) if args.file else "the configured rules"
     notifications = _notifications(settings, rules)
     warnings = [
         f"routing alias {alias!r} has no key configured ({c.ENV_ROUTING_KEY_SECRETS}, {c.ENV_ROUTING_KEYS}, "
@@ -142,18 +177,27 @@ def check_rules(args: argparse.Namespace, streams: Streams) -> int:
     rows = []
     for path in expand_paths(args.events) if args.events is not None else sample_files():
         for alarm in _alarms_in(path):
-            rows.append({"sample": path.name, **route_json(alarm, notifications.route(alarm))})
+            rows.append({"sample": path.name, **sample_route(alarm, notifications.route(alarm))})
     if args.json:
         print(
-            json_line({"file": str(args.file), "rules": len(rules.rules), "warnings": warnings, "samples": rows}),
+            json_line({"file": where, "rules": len(rules.rules), "warnings": warnings, "samples": rows}),
             file=streams.out,
         )
     else:
-        say(streams, f"{args.file}: {len(rules.rules)} rules, valid")
+        say(streams, f"{where}: {len(rules.rules)} rules, valid")
         for warning in warnings:
             warn(streams, f"warning: {warning}")
-        print_table(rows, ("sample", "alarm_name", "rule", "severity", "routing_key", "suppress"), streams)
+        print_table(rows, ("sample", "alarm_name", "rule", "severity", "routing_key", "suppress", "state"), streams)
     return EXIT_OK
+
+
+def sample_route(alarm: AlarmNotification, route: Route) -> dict[str, Any]:
+    """One sample's route as ``rules check`` shows it: the severity is the one its trigger carries —
+    what replay sends — and absent for a state that sends no trigger."""
+    shown = route_json(alarm, route)
+    if route.trigger is None:
+        shown["severity"] = None
+    return shown
 
 
 def _alarms_in(path: Path) -> list[AlarmNotification]:
@@ -195,21 +239,17 @@ def _text(value: Any) -> str:
 def _expectations(args: argparse.Namespace) -> list[tuple[str, str]]:
     pairs = list(parse_pairs(args.expect, "--expect").items())
     for name, _ in pairs:
-        if name not in (*ROUTE_FIELDS, "template", "state"):
-            raise CliError(f"--expect {name}=…: no such field (one of {', '.join(ROUTE_FIELDS)})")
+        if name not in EXPECTABLE:
+            raise CliError(f"--expect {name}=…: no such field (one of {', '.join(EXPECTABLE)})")
     return pairs
 
 
 def _silences(args: argparse.Namespace, settings: Settings) -> SilenceCache | None:
-    """The silences of the store the options name, when there is one to read."""
-    if not getattr(args, "table", None):
-        state = Path(getattr(args, "state", None) or ".pagerduty-bridge/state.db")
-        if not state.exists():
-            return None
-    try:
-        return SilenceCache(open_store(args, settings))
-    except (BridgeError, CliError):
+    """The silences of the store the options name: ``--table``, a ``--state`` file (which must exist:
+    a mistyped one is an error, not "no silences"), or the default state file when there is one."""
+    if args.table is None and args.state is None and not DEFAULT_STATE.exists():
         return None
+    return SilenceCache(open_store(args, settings))
 
 
 def _alarm_from(args: argparse.Namespace) -> AlarmNotification:

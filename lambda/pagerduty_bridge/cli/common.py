@@ -52,7 +52,15 @@ class Streams:
 
 
 def add_json(parser: argparse.ArgumentParser, what: str = "one JSON document") -> None:
-    parser.add_argument("--json", action="store_true", help=f"machine-readable output: {what}")
+    parser.add_argument(
+        "--json", action="store_true", help=f"machine-readable output: {what} (default: text for people)"
+    )
+
+
+def add_wide(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide", action="store_true", help="full values in the table (default: cells cut at 60 characters)"
+    )
 
 
 def add_delivery_options(parser: argparse.ArgumentParser) -> None:
@@ -71,16 +79,27 @@ def add_delivery_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_store_options(parser: argparse.ArgumentParser, *, creates: bool = False) -> None:
+def add_store_options(parser: argparse.ArgumentParser, *, creates: bool = False, state_help: str | None = None) -> None:
+    """``--state FILE`` (the embedded SQLite file) or ``--table NAME`` (DynamoDB), and ``--endpoint-url``.
+
+    ``creates``: the command may create a missing state file (it writes); otherwise a missing one is
+    an error (a mistyped path must not look like an empty store)."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--state",
         type=Path,
         default=None,
         metavar="FILE",
-        help=f"the embedded SQLite state file (default: {DEFAULT_STATE})" + ("" if creates else "; it must exist"),
+        help=state_help
+        or f"the embedded SQLite state file (default: {DEFAULT_STATE}"
+        + (", created when missing)" if creates else "; it must exist)"),
     )
-    where.add_argument("--table", default=None, metavar="NAME", help="a DynamoDB incident table instead")
+    where.add_argument(
+        "--table",
+        default=None,
+        metavar="NAME",
+        help="a DynamoDB incident table instead of --state (default: none, the state file)",
+    )
     parser.set_defaults(creates_state=creates)
     add_aws_options(parser)
 

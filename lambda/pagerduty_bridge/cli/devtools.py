@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from pagerduty_bridge.cli.common import EXIT_FINDING, EXIT_OK, CliError, Streams, add_json, json_line, say
+from pagerduty_bridge.redaction import mask_key
 
 
 def register(commands: Any) -> None:
@@ -26,6 +29,7 @@ def register(commands: Any) -> None:
     fake.add_argument(
         "--webhook-secret", default=None, help="the subscription's signing secret, with --webhook-url (default: none)"
     )
+    add_json(fake, "JSON lines: where it listens, then one object per request and per webhook")
     fake.set_defaults(func=run_fake)
 
     webhook = commands.add_parser("webhook", help="PagerDuty webhooks: check a captured delivery")
@@ -36,7 +40,7 @@ def register(commands: Any) -> None:
     verify.add_argument(
         "file", type=Path, help="a function URL event (JSON with headers and body), or the raw body with --signature"
     )
-    verify.add_argument("--secret", required=True, help="the subscription's signing secret")
+    verify.add_argument("--secret", required=True, help="the subscription's signing secret (required)")
     verify.add_argument(
         "--signature", default=None, help="the X-PagerDuty-Signature header, when FILE is the raw body (default: none)"
     )
@@ -49,6 +53,8 @@ def run_fake(args: argparse.Namespace, streams: Streams) -> int:
 
     if bool(args.webhook_url) != bool(args.webhook_secret):
         raise CliError("--webhook-url and --webhook-secret go together")
+    if args.json:
+        return run_fake_json(args, streams)
     try:
         return serve_forever(
             args.host,
@@ -60,6 +66,60 @@ def run_fake(args: argparse.Namespace, streams: Streams) -> int:
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+
+def run_fake_json(args: argparse.Namespace, streams: Streams) -> int:
+    """The stand-in with JSON lines: ``{"listening"…}`` first, then one object per request and webhook,
+    routing keys masked (last four characters), until Ctrl-C."""
+    from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+    from pagerduty_bridge.devtools.fake_pagerduty.records import RecordedRequest
+    from pagerduty_bridge.devtools.fake_pagerduty.webhooks import WebhookDelivery
+
+    lock = threading.Lock()
+
+    def emit(value: dict[str, Any]) -> None:
+        with lock:
+            print(json_line(value), file=streams.out, flush=True)
+
+    def on_request(record: RecordedRequest) -> None:
+        body = record.body if isinstance(record.body, dict) else {}
+        key = body.get("routing_key")
+        emit(
+            {
+                "request": f"{record.method} {record.path}",
+                "event_action": body.get("event_action"),
+                "dedup_key": body.get("dedup_key"),
+                "routing_key": mask_key(key) or None,
+                "status": record.status,
+            }
+        )
+
+    def on_webhook(delivery: WebhookDelivery) -> None:
+        data = delivery.payload["event"]["data"]
+        emit({"webhook": delivery.event_type, "incident_key": data.get("incident_key"), "status": delivery.status})
+
+    try:
+        fake = FakePagerDuty(
+            args.host, args.port, rate_limit=args.rate_limit, on_request=on_request, on_webhook=on_webhook
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if args.webhook_url and args.webhook_secret:
+        fake.subscribe_webhooks(args.webhook_url, args.webhook_secret)
+    try:
+        fake.start()
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    try:
+        emit({"listening": fake.base_url, "events_url": fake.url})
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        fake.stop()
 
 
 def _delivery(args: argparse.Namespace) -> tuple[bytes, str | None]:

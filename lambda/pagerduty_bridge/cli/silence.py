@@ -17,6 +17,7 @@ from pagerduty_bridge.cli.common import (
     Streams,
     add_json,
     add_store_options,
+    add_wide,
     json_line,
     load_settings,
     open_store,
@@ -38,26 +39,33 @@ def register(commands: Any) -> None:
         action="append",
         required=True,
         metavar="FIELD=GLOB",
-        help=f"what to silence (repeatable, all must hold): {', '.join(FIELDS)}, dimension.NAME, tag.KEY",
+        help=f"what to silence, repeatable, all must hold (required): {', '.join(FIELDS)}, dimension.NAME, tag.KEY",
     )
     until = add.add_mutually_exclusive_group(required=True)
-    until.add_argument("--for", dest="duration", metavar="DURATION", help="how long, e.g. 90m, 2h, 1d")
-    until.add_argument("--until", metavar="TIME", help="until when (ISO 8601, e.g. 2026-12-01T06:00:00Z)")
+    until.add_argument(
+        "--for", dest="duration", metavar="DURATION", help="how long, e.g. 90s, 90m, 2h, 1d (this or --until)"
+    )
+    until.add_argument(
+        "--until", metavar="TIME", help="until when, ISO 8601, e.g. 2026-12-01T06:00:00Z (this or --for)"
+    )
     add.add_argument("--starts", metavar="TIME", default=None, help="when it starts (ISO 8601; default: now)")
-    add.add_argument("--comment", required=True, help="why (shown with the silence)")
+    add.add_argument("--comment", required=True, help="why, shown with the silence (required)")
     add.add_argument("--created-by", default=None, metavar="NAME", help="who (default: your login name)")
     add_json(add, '{"id": …}')
     add_store_options(add, creates=True)
     add.set_defaults(func=add_silence)
 
     listing = actions.add_parser("list", help="active and coming silences (--all: ended ones too)")
-    listing.add_argument("--all", action="store_true", help="ended and expired silences too")
+    listing.add_argument(
+        "--all", action="store_true", help="ended and expired silences too (default: active and coming ones)"
+    )
+    add_wide(listing)
     add_json(listing, "an array of silences")
     add_store_options(listing)
     listing.set_defaults(func=list_silences)
 
     expire = actions.add_parser("expire", help="end a silence now")
-    expire.add_argument("id", help="the silence's id")
+    expire.add_argument("id", help="the silence's id (silence list shows it)")
     add_json(expire, "the expired silence")
     add_store_options(expire)
     expire.set_defaults(func=expire_silence)
@@ -123,7 +131,7 @@ def list_silences(args: argparse.Namespace, streams: Streams) -> int:
         }
         for s in silences
     ]
-    print_table(rows, ("id", "state", "matchers", "ends_at", "created_by", "comment"), streams)
+    print_table(rows, ("id", "state", "matchers", "ends_at", "created_by", "comment"), streams, wide=args.wide)
     return EXIT_OK
 
 

@@ -41,7 +41,11 @@ def register(commands: Any) -> None:
     health = commands.add_parser(
         "health", help="check configuration, keys, store and active incidents (exit 1 with warnings)"
     )
-    health.add_argument("--ping", action="store_true", help="also check that PagerDuty answers (creates no alert)")
+    health.add_argument(
+        "--ping",
+        action="store_true",
+        help="also check that PagerDuty answers; creates no alert (default: no request to PagerDuty)",
+    )
     health.add_argument(
         "--max-active",
         type=int,
@@ -49,7 +53,9 @@ def register(commands: Any) -> None:
         metavar="N",
         help=f"warn above N active incidents (default: {DEFAULT_MAX_ACTIVE_INCIDENTS})",
     )
-    health.add_argument("--events-url", default=None, metavar="URL", help="Events API URL to check")
+    health.add_argument(
+        "--events-url", default=None, metavar="URL", help=f"Events API URL to check (default: {c.DEFAULT_EVENTS_URL})"
+    )
     add_json(health, '{"healthy": …, "checks": […]}')
     add_store_options(health)
     health.set_defaults(func=show_health)

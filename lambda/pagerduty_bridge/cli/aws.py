@@ -137,14 +137,26 @@ def own_account(args: argparse.Namespace) -> str | None:
     return str(identity.get("Account")) or None
 
 
+def own_region() -> str:
+    """The operator's region: CloudWatch is regional, and without one STS would go to its global endpoint."""
+    import boto3
+    from botocore.exceptions import NoRegionError
+
+    region = boto3.session.Session().region_name
+    if not region:
+        raise NoRegionError
+    return str(region)
+
+
 def alarm_reader(args: argparse.Namespace, wired: Wired) -> AlarmReader:
     from pagerduty_bridge.runtime import cloudwatch_client
 
     def clients(region: str | None, role_arn: str | None) -> Any:
         return cloudwatch_client(region, role_arn, endpoint_url=getattr(args, "endpoint_url", None))
 
+    region = own_region()
     return AlarmReader(
-        clients, own_account=own_account(args), own_region=None, role_arns=wired.settings.reconcile_role_arns
+        clients, own_account=own_account(args), own_region=region, role_arns=wired.settings.reconcile_role_arns
     )
 
 

@@ -28,7 +28,13 @@ from pagerduty_bridge.cli.common import (
     wire,
 )
 from pagerduty_bridge.delivery import Outcome
-from pagerduty_bridge.errors import ConcurrentUpdateError, InvalidMessageError, StoreError, VersionConflictError
+from pagerduty_bridge.errors import (
+    ConcurrentUpdateError,
+    ConfigurationError,
+    InvalidMessageError,
+    StoreError,
+    VersionConflictError,
+)
 from pagerduty_bridge.processing import RecordResult, process_event
 from pagerduty_bridge.safejson import loads
 from pagerduty_bridge.store.overlay import OverlayStore
@@ -112,8 +118,8 @@ def replay(args: argparse.Namespace, streams: Streams) -> int:
 
 
 def _show(args: argparse.Namespace, streams: Streams, path: Path, record: RecordResult) -> int:
-    if store_failure(record.error):
-        # The store is unreachable or refuses: every further record would fail the same way. One line, exit 2.
+    if stops_the_run(record.error):
+        # Every further record would fail the same way: one line (naming what to check), exit 2.
         assert record.error is not None
         raise record.error
     if isinstance(record.error, InvalidMessageError):
@@ -131,8 +137,11 @@ def _show(args: argparse.Namespace, streams: Streams, path: Path, record: Record
     return code
 
 
-def store_failure(error: BaseException | None) -> bool:
-    """A failure of the store itself (not a lost race with another writer, which is the next record's news)."""
+def stops_the_run(error: BaseException | None) -> bool:
+    """A failure of the store itself (not a lost race with another writer) or of the configuration (a
+    routing key that cannot be read): no further record can do better."""
+    if isinstance(error, ConfigurationError):
+        return True
     return isinstance(error, StoreError) and not isinstance(error, (VersionConflictError, ConcurrentUpdateError))
 
 

@@ -20,6 +20,7 @@ from pagerduty_bridge.cli.common import (
     open_store,
     say,
 )
+from pagerduty_bridge.cli.failures import describe
 from pagerduty_bridge.errors import BridgeError, ConfigurationError, PagerDutyApiError
 from pagerduty_bridge.keys import ParameterFetcher, RoutingKeys
 from pagerduty_bridge.operations import (
@@ -103,7 +104,7 @@ def run_health_checks(args: argparse.Namespace) -> list[Check]:
         store.ping()
         active = len(store.list_active())
     except (BridgeError, CliError) as exc:
-        return [*checks, Check("store", False, str(exc))]
+        return [*checks, Check("store", False, describe(exc) or str(exc))]
     return [*checks, Check("store", True, f"{store!r} reachable"), active_incident_check(active, args.max_active)]
 
 
@@ -123,7 +124,7 @@ def key_checks(args: argparse.Namespace, settings: Any) -> list[Check]:
         try:
             keys.get(alias)
         except ConfigurationError as exc:
-            checks.append(Check(f"routing_key {alias}", False, str(exc)))
+            checks.append(Check(f"routing_key {alias}", False, describe(exc) or str(exc)))
         else:
             checks.append(Check(f"routing_key {alias}", True, "configured, well-formed"))
     return checks

@@ -1,0 +1,281 @@
+"""One interface across commands: help and defaults on every option, ``--json`` everywhere (JSON lines
+for replay's stream, one document otherwise), ``--version``, ``--state`` always the SQLite file (which
+read-only commands never create), one ``--endpoint-url`` for every AWS client, full keys in ``--json``
+and ``--wide``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from pagerduty_bridge.cli.app import build_parser
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from tests.builders import T0, alarm_message, cli, cli_json, moto_server, sns_event, sns_notification
+from tests.conftest import EVENTS, ROOT, ROUTING_KEY
+
+SAMPLE = str(EVENTS / "05-ec2-cpu-alarm.json")
+SAMPLE_KEY = "web-prod-cpu-high-CPUUtilization"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    yield from moto_server()
+
+
+def leaf_commands() -> dict[str, argparse.ArgumentParser]:
+    """Every command a person can run, by its words (``incidents ack``), with its parser."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not groups:
+            found[" ".join(words)] = parser
+        for group in groups:
+            for name, sub in group.choices.items():
+                walk(sub, (*words, name))
+
+    walk(build_parser(), ())
+    return found
+
+
+COMMANDS = leaf_commands()
+
+
+def required_alternatives(parser: argparse.ArgumentParser) -> set[str]:
+    return {
+        option
+        for group in parser._mutually_exclusive_groups
+        if group.required
+        for action in group._group_actions
+        for option in action.option_strings
+    }
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_option_has_help_and_says_its_default(command: str) -> None:
+    parser = COMMANDS[command]
+    alternatives = required_alternatives(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help.strip(), f"{command} {name} has no help text"
+        if action.option_strings and not action.required and not set(action.option_strings) & alternatives:
+            assert "default" in action.help, f"{command} {name}: the help does not say the default"
+        if action.option_strings and (action.required or set(action.option_strings) & alternatives):
+            assert "required" in action.help or "--" in action.help, f"{command} {name}: say it is required"
+
+
+def test_the_top_level_options_have_help() -> None:
+    for action in build_parser()._actions:
+        if action.option_strings:
+            assert action.help, action.option_strings
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_takes_json(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    options = {option for action in COMMANDS[command]._actions for option in action.option_strings}
+    assert "--json" in options
+    run = cli(*command.split(), "--help")
+    assert run.code == 0 and "--json" in capsys.readouterr().out
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("--version").code == 0
+    assert capsys.readouterr().out.strip() == f"pagerduty-bridge {importlib.metadata.version('pagerduty-bridge')}"
+
+
+def test_publish_test_alarm_and_rules_test_name_the_alarm_state_alarm_state() -> None:
+    """``--state`` is always the state file; the state an alarm is in is ``--alarm-state``."""
+    for command in ("publish-test-alarm", "rules test"):
+        options = {option for action in COMMANDS[command]._actions for option in action.option_strings}
+        assert "--alarm-state" in options
+    for command, parser in COMMANDS.items():
+        for action in parser._actions:
+            if "--state" in action.option_strings:
+                assert action.type is Path and action.metavar == "FILE", command
+
+
+READ_ONLY = {
+    "incidents list": ("incidents", "list"),
+    "incidents show": ("incidents", "show", SAMPLE_KEY),
+    "incidents ack": ("incidents", "ack", SAMPLE_KEY),
+    "incidents resolve": ("incidents", "resolve", SAMPLE_KEY),
+    "incidents clear": ("incidents", "clear", "--yes"),
+    "stats": ("stats",),
+    "silence list": ("silence", "list"),
+    "silence expire": ("silence", "expire", "0123456789ab"),
+    "reconcile": ("reconcile",),
+    "rules test": ("rules", "test"),
+}
+"""Commands that only read a state file (or, without --send, leave it as it was)."""
+
+
+@pytest.mark.parametrize("command", sorted(READ_ONLY))
+def test_read_only_commands_refuse_a_missing_state_file_and_create_nothing(command: str, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "state.db"
+    run = cli(*READ_ONLY[command], "--state", str(missing))
+    assert run.code == 2
+    assert f"{missing}: no such state file" in run.err
+    assert not missing.parent.exists()
+    default = cli(*READ_ONLY[command])
+    if command != "rules test":  # without --state it routes with no silences: there is no store to read
+        assert default.code == 2 and "no such state file" in default.err
+    assert not (tmp_path / ".pagerduty-bridge").exists()
+
+
+def test_health_reports_a_missing_state_file_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "state.db"
+    report = cli("health", "--json", "--state", str(missing))
+    assert report.code == 1
+    checks = {check["name"]: check for check in report.json()["checks"]}
+    assert not checks["store"]["ok"] and "no such state file" in checks["store"]["message"]
+    assert not missing.parent.exists()
+
+
+def test_full_keys_in_json_and_with_wide(tmp_path: Path) -> None:
+    long_name = "payments-" + "very-long-alarm-name-" * 5 + "latency"
+    event = tmp_path / "long.json"
+    event.write_text(json.dumps(sns_event(long_name, at=T0)))
+    assert cli("replay", "--record", str(event)).code == 0
+    key = f"{long_name}-CPUUtilization"
+    (listed,) = cli_json("incidents", "list", "--json")
+    assert listed["dedup_key"] == key
+    narrow, wide = cli("incidents", "list"), cli("incidents", "list", "--wide")
+    assert key not in narrow.out and key[:59] + "…" in narrow.out
+    assert key in wide.out
+
+
+# --- --json: one document per command, JSON lines for replay -------------------------------------------
+
+
+def one_document(run_out: str) -> Any:
+    lines = run_out.strip().splitlines()
+    assert len(lines) == 1, run_out
+    return json.loads(lines[0])
+
+
+def test_json_is_one_document_per_command_and_lines_for_replay(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    replayed = cli("replay", "--json", "--record", str(EVENTS / "12-multi-record.json"), SAMPLE)
+    assert [json.loads(line)["alarm_name"] for line in replayed.out.splitlines()] == [
+        "orders-api-p99-latency",
+        "queue-backlog",
+        "web-prod-cpu-high",
+    ]
+    silence = one_document(
+        cli("silence", "add", "--match", "alarm_name=x-*", "--for", "1h", "--comment", "c", "--json").out
+    )
+    body = tmp_path / "body.json"
+    body.write_text('{"event": {}}')
+    documents = {
+        "incidents list": ("incidents", "list"),
+        "incidents show": ("incidents", "show", SAMPLE_KEY),
+        "incidents ack": ("incidents", "ack", SAMPLE_KEY),
+        "incidents resolve": ("incidents", "resolve", SAMPLE_KEY),
+        "stats": ("stats",),
+        "health": ("health",),
+        "rules check": ("rules", "check", str(ROOT / "tests" / "fixtures" / "rules" / "example.yaml")),
+        "rules test": ("rules", "test"),
+        "silence list": ("silence", "list"),
+        "silence expire": ("silence", "expire", silence["id"]),
+        "trigger": ("trigger", "high-latency", "--current", "7450", "--threshold", "5000"),
+        "webhook verify": ("webhook", "verify", str(body), "--secret", "s", "--signature", "v1=00"),
+        "incidents clear": ("incidents", "clear", "--yes"),
+    }
+    for name, argv in documents.items():
+        run = cli(*argv, "--json")
+        assert run.code in (0, 1), f"{name}: {run.err}"
+        assert one_document(run.out) is not None, name
+
+
+def test_json_of_the_aws_commands_on_moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="json-alarms")["TopicArn"]
+    queue = sqs.create_queue(QueueName="json-dead-letters")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(sns_notification(alarm_message("json-lost"))))
+    table = one_document(cli("table", "create", "--table", "json-incidents", "--json").out)
+    assert table["table"] == "json-incidents" and table["status"] == "ACTIVE"
+    published = one_document(cli("publish-test-alarm", "--topic-arn", topic, "--json").out)
+    assert published["topic_arn"] == topic and published["message_id"]
+    redriven = one_document(cli("redrive", "--queue-url", queue, "--table", "json-incidents", "--json").out)
+    assert (redriven["received"], redriven["redriven"]) == (1, 1)
+    assert one_document(cli("reconcile", "--table", "json-incidents", "--json").out) == []
+
+
+def test_fake_pagerduty_json_lines(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pagerduty_bridge", "fake-pagerduty", "--port", "0", "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())
+        event = {
+            "routing_key": ROUTING_KEY,
+            "event_action": "trigger",
+            "dedup_key": "json-lines",
+            "payload": {"summary": "s", "source": "test", "severity": "info"},
+        }
+        request = urllib.request.Request(
+            started["events_url"], data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 202
+        line = json.loads(process.stdout.readline())
+        assert (line["event_action"], line["dedup_key"], line["status"]) == ("trigger", "json-lines", 202)
+        assert line["routing_key"].endswith(ROUTING_KEY[-4:]) and ROUTING_KEY not in json.dumps(line)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+# --- one --endpoint-url for every AWS client ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["--endpoint-url", "AWS_ENDPOINT_URL"])
+def test_one_endpoint_for_every_aws_client(
+    how: str, moto_url: str, fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DynamoDB, Secrets Manager (the routing key), SNS, SQS, STS and CloudWatch: all on moto."""
+    endpoint: tuple[str, ...] = ("--endpoint-url", moto_url)
+    if how == "AWS_ENDPOINT_URL":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+        endpoint = ()
+    aws = {"endpoint_url": moto_url}
+    secret = boto3.client("secretsmanager", **aws).create_secret(Name=f"pagerduty-{how}", SecretString=ROUTING_KEY)[
+        "ARN"
+    ]
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY_SECRET_ARN", secret)
+    table = f"endpoint-{how.strip('-').lower().replace('_', '-')}"
+    assert cli("table", "create", "--table", table, *endpoint).code == 0
+    send = ("--send", "--events-url", fake_pd.url, "--table", table, *endpoint)
+    assert cli("replay", *send, SAMPLE).code == 0
+    assert fake_pd.open_alerts(ROUTING_KEY).keys() == {SAMPLE_KEY}, "the key came from moto's Secrets Manager"
+
+    topic = boto3.client("sns", **aws).create_topic(Name=f"alarms-{table}")["TopicArn"]
+    assert cli("publish-test-alarm", "--topic-arn", topic, *endpoint).code == 0
+    queue = boto3.client("sqs", **aws).create_queue(QueueName=f"dlq-{table}")["QueueUrl"]
+    assert cli("redrive", "--queue-url", queue, "--table", table, *endpoint).code == 0
+    resolved = cli_json("reconcile", "--json", *send)
+    assert [(r["dedup_key"], r["action"], r["reason"]) for r in resolved] == [(SAMPLE_KEY, "resolved", "alarm_gone")]

@@ -3,7 +3,9 @@
 The table comes from ``store.dynamodb.create_table`` — the key schema, the sparse index of open
 incidents and silences, TTL and on-demand billing that the CDK stack builds from the same constants.
 Running it again is harmless: a table that already has the right key schema is kept (exit 0, with a
-note); one with another key schema is an error (exit 2), never replaced.
+note); one with another key schema is an error (exit 2), never replaced. Point-in-time recovery, which
+the stack turns on for the real table, is left off: it is billed, and a table to try things on needs no
+backups.
 """
 
 from __future__ import annotations

@@ -162,8 +162,10 @@ def _resolve_if_open(
         return EventAction.RESOLVE, reason
     if stored is not None and stored.resolution is Resolution.PAGERDUTY:
         return None, Reason.RESOLVED_IN_PAGERDUTY
-    if stored is not None and stored.last_reason == Reason.SILENCED and stored.triggered_at is None:
-        return None, Reason.NO_OPEN_INCIDENT  # its ALARM was silenced: nothing was ever opened
+    if stored is not None and stored.last_reason == Reason.SILENCED:
+        # Its last ALARM was silenced while nothing was open (an earlier incident, if any, is resolved
+        # already): the table knows nothing is open in PagerDuty, so there is nothing to resolve.
+        return None, Reason.NO_OPEN_INCIDENT
     if alarm.old_state is AlarmState.ALARM:
         # The incident may predate the table (or its record expired): resolving is harmless.
         return EventAction.RESOLVE, untracked

@@ -97,7 +97,7 @@ def incident_json(incident: Incident) -> dict[str, Any]:
         record.pop(name, None)
     for name in ("dedup_key", "status", "severity", "summary", "triggered_at", "resolved_at", "acknowledged_at"):
         record.setdefault(name, None)
-    if not incident.is_open and incident.last_reason == "silenced" and incident.triggered_at is None:
+    if not incident.is_open and incident.last_reason == "silenced":
         record["status"] = "silenced"
     return record
 
@@ -163,7 +163,7 @@ def explain_closed(wired: Wired, key: str, verb: str, exc: IncidentNotFoundError
     stored = wired.real_store.get(key)
     if stored is None:
         return f"{exc}: `pagerduty-bridge incidents list --all` shows the keys tracked"
-    if stored.last_reason == "silenced" and stored.triggered_at is None:
+    if stored.last_reason == "silenced" and not stored.is_open:
         return (
             f"Incident not found: {key} (its alarm was silenced by {stored.silence_id or 'a silence'}: "
             "nothing was opened in PagerDuty)"

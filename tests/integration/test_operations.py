@@ -3,7 +3,6 @@ publish-test-alarm — on the embedded store, and against moto's CloudWatch, SNS
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,25 +12,20 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pagerduty_bridge.cli import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.models import AlarmNotification, AlarmState
+from tests import builders
+from tests.builders import cli_json
 from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, load_json
 
 SEED_KEY = "production-hybrid-routing-high-failure-rate-SupportModeSuccessRate"
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def cli_json(*argv: str) -> Any:
-    code, out, err = cli(*argv)
-    assert code == 0, err
-    return json.loads(out)
+    """The shared runner's exit code, stdout and stderr, as a tuple for unpacking."""
+    run = builders.cli(*argv)
+    return run.code, run.out, run.err
 
 
 def test_the_incident_lifecycle_from_the_command_line(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,3 +300,39 @@ def test_the_scheduled_run_reconciles_within_the_invocations_time(
     output = capsys.readouterr().out
     assert ('"IncidentResolvedReconciled"' in output) is resolved
     assert ROUTING_KEY not in output
+
+
+def test_reconcile_says_how_far_it_is_on_stderr(
+    aws: None, fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pagerduty_bridge.cli import aws as aws_commands
+
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    monkeypatch.setattr(aws_commands, "PROGRESS_EVERY", 2)
+    folder = tmp_path / "fleet"
+    folder.mkdir()
+    _many_alarms(folder, 5)
+    assert cli("replay", "--record", str(folder))[0] == 0
+    code, out, err = cli("reconcile", "--json")
+    assert code == 0
+    assert len(json.loads(out)) == 5, "stdout stays the result"
+    assert err.splitlines() == ["… 2 incidents reconciled (0 failed)", "… 4 incidents reconciled (0 failed)"]
+
+
+def test_redrive_says_how_far_it_is_on_stderr(
+    aws: None, fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pagerduty_bridge.cli import aws as aws_commands
+
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    monkeypatch.setattr(aws_commands, "PROGRESS_EVERY", 10)
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="many-dead-letters")["QueueUrl"]
+    for index in range(25):
+        body = builders.sns_notification(builders.alarm_message(f"lost-{index:02d}"))
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    code, out, err = cli("redrive", "--queue-url", queue, "--send", "--events-url", fake_pd.url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["redriven"] == 25
+    assert err.splitlines() == ["… 10 received, 10 redriven, 0 kept", "… 20 received, 20 redriven, 0 kept"]
+    assert len(fake_pd.open_alerts()) == 25

@@ -4,13 +4,16 @@ ends in one line on stderr naming what failed and what to check, and exits 2 —
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.builders import TOPIC_ARN, cli, moto_server
-from tests.conftest import EVENTS, ROUTING_KEY
+from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
 DEAD = "http://127.0.0.1:9"
 SAMPLE = str(EVENTS / "05-ec2-cpu-alarm.json")
@@ -106,13 +109,36 @@ def test_debug_adds_the_traceback_and_still_ends_in_the_line() -> None:
     assert run.err.strip().splitlines()[-1].startswith("pagerduty-bridge: query on incidents failed")
 
 
+def command_line(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``pagerduty-bridge ARGV`` in a process of its own: logging as a person's shell sets it up."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda")}
+    return subprocess.run(
+        [sys.executable, "-m", "pagerduty_bridge", *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
 def test_debug_shows_the_library_log_lines_that_are_otherwise_kept_quiet() -> None:
-    quiet = cli("replay", "--send", *TABLE, SAMPLE, "--endpoint-url", DEAD)
-    loud = cli("--debug", "replay", "--send", *TABLE, SAMPLE, "--endpoint-url", DEAD)
-    assert quiet.code == loud.code == 2
-    assert "notification failed" not in quiet.err
-    assert "pagerduty-bridge: ERROR pagerduty_bridge.processing: notification failed" in loud.err
-    assert ROUTING_KEY not in quiet.err + loud.err
+    argv = ("replay", "--send", *TABLE, SAMPLE, "--endpoint-url", DEAD)
+    quiet, loud = command_line(*argv), command_line("--debug", *argv)
+    assert quiet.returncode == loud.returncode == 2
+    assert len(quiet.stderr.strip().splitlines()) == 1, quiet.stderr
+    assert "pagerduty-bridge: ERROR pagerduty_bridge.processing: notification failed" in loud.stderr
+    assert "Traceback" in loud.stderr
+    assert ROUTING_KEY not in quiet.stderr + loud.stderr + quiet.stdout + loud.stdout
+
+
+def test_an_unreadable_routing_key_secret_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PAGERDUTY_INTEGRATION_KEY")
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pagerduty-AbCdEf"
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY_SECRET_ARN", secret)
+    run = cli("replay", "--send", "--state", "state.db", SAMPLE, "--endpoint-url", DEAD)
+    assert_one_clean_line(run.err, run.code, mentions="PAGERDUTY_INTEGRATION_KEY_SECRET_ARN: cannot read the secret")
+    assert "--endpoint-url" in run.err
 
 
 def test_a_missing_table_says_how_to_make_one(moto_url: str) -> None:

@@ -27,11 +27,13 @@ from pagerduty_bridge.cli.common import (
     warn,
     wire,
 )
+from pagerduty_bridge.cli.failures import aws_cause
 from pagerduty_bridge.delivery import Outcome
 from pagerduty_bridge.errors import (
     ConcurrentUpdateError,
     ConfigurationError,
     InvalidMessageError,
+    RoutingKeyError,
     StoreError,
     VersionConflictError,
 )
@@ -138,8 +140,11 @@ def _show(args: argparse.Namespace, streams: Streams, path: Path, record: Record
 
 
 def stops_the_run(error: BaseException | None) -> bool:
-    """A failure of the store itself (not a lost race with another writer) or of the configuration (a
-    routing key that cannot be read): no further record can do better."""
+    """A failure no further record can do better than: the store itself (not a lost race with another
+    writer), the configuration, or AWS refusing a routing key. An alias with no key configured fails
+    only the pages routed to it (a failed send, exit 1), as in the Lambda."""
+    if isinstance(error, RoutingKeyError):
+        return aws_cause(error) is not None
     if isinstance(error, ConfigurationError):
         return True
     return isinstance(error, StoreError) and not isinstance(error, (VersionConflictError, ConcurrentUpdateError))

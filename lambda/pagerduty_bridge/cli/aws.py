@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pagerduty_bridge.cli.common import (
     EXIT_FINDING,
@@ -37,6 +37,7 @@ from pagerduty_bridge.samples import TEST_ALARM_NAME, test_alarm_message
 _TOPIC_ARN: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 PROGRESS_EVERY: Final = 50
 """Long runs say how far they are every this many items (on stderr; stdout stays the result)."""
+T = TypeVar("T")
 
 
 def register(commands: Any) -> None:
@@ -81,15 +82,16 @@ def register(commands: Any) -> None:
     queue.set_defaults(func=redrive_command)
 
 
-def every(count: int, report: Callable[[int], None]) -> Callable[[int], None]:
-    """Calls ``report(done)`` once each time ``done`` passes another multiple of ``count``."""
+def every(count: int, done: Callable[[T], int], report: Callable[[T], None]) -> Callable[[T], None]:
+    """A progress callback calling ``report(state)`` once each time ``done(state)`` passes another
+    multiple of ``count`` (however the items arrive: one by one, or in batches)."""
     passed = 0
 
-    def progress(done: int) -> None:
+    def progress(state: T) -> None:
         nonlocal passed
-        if done // count > passed:
-            passed = done // count
-            report(done)
+        if done(state) // count > passed:
+            passed = done(state) // count
+            report(state)
 
     return progress
 
@@ -98,13 +100,13 @@ class ProgressResults(list[Reconciled]):
     """A reconciliation's results that say how far the run is as they grow (``Reconciliation`` appends
     each result as it is decided)."""
 
-    def __init__(self, progress: Callable[[int], None]) -> None:
+    def __init__(self, progress: Callable[[list[Reconciled]], None]) -> None:
         super().__init__()
         self._progress = progress
 
     def append(self, result: Reconciled, /) -> None:
         super().append(result)
-        self._progress(len(self))
+        self._progress(self)
 
 
 def publish_test_alarm(args: argparse.Namespace, streams: Streams) -> int:
@@ -161,11 +163,11 @@ def alarm_reader(args: argparse.Namespace, wired: Wired) -> AlarmReader:
 
 
 def run_reconciliation(args: argparse.Namespace, wired: Wired, streams: Streams) -> list[Reconciled]:
-    def report(done: int) -> None:
+    def report(results: list[Reconciled]) -> None:
         failed = sum(result.action == "failed" for result in results)
-        warn(streams, f"… {done} incidents reconciled ({failed} failed)")
+        warn(streams, f"… {len(results)} incidents reconciled ({failed} failed)")
 
-    results = ProgressResults(every(PROGRESS_EVERY, report))
+    results = ProgressResults(every(PROGRESS_EVERY, len, report))
     run = Reconciliation(
         wired.delivery,
         alarm_reader(args, wired),
@@ -235,16 +237,8 @@ def redrive_command(args: argparse.Namespace, streams: Streams) -> int:
             return f"the reconciliation run failed: {exc}"
         return f"the reconciliation run failed for {len(failed)} incident(s)" if failed else None
 
-    def report(done: int) -> None:
-        warn(streams, f"… {done} received, {progress_of.redriven} redriven, {len(progress_of.kept)} kept")
-
-    progress_of = RedriveReport()
-    step = every(PROGRESS_EVERY, report)
-
-    def progress(report_so_far: RedriveReport) -> None:
-        nonlocal progress_of
-        progress_of = report_so_far
-        step(report_so_far.received)
+    def report(so_far: RedriveReport) -> None:
+        warn(streams, f"… {so_far.received} received, {so_far.redriven} redriven, {len(so_far.kept)} kept")
 
     try:
         report_ = redrive(
@@ -254,7 +248,7 @@ def redrive_command(args: argparse.Namespace, streams: Streams) -> int:
             run_schedule=run_schedule,
             max_messages=args.max_messages,
             delete=args.send,
-            progress=progress,
+            progress=every(PROGRESS_EVERY, lambda so_far: so_far.received, report),
         )
     finally:
         if isinstance(queue, PeekingQueue):

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pagerduty-bridge",
         description="CloudWatch alarms to PagerDuty incidents: try it locally, operate it in AWS. "
-        "Nothing is sent and no store changes without --send. "
+        "Nothing goes to PagerDuty and no incident changes without --send. "
         "Exit codes: 0 ok, 1 a finding or a failed send, 2 usage, input, configuration or AWS errors.",
     )
     parser.add_argument(

@@ -102,7 +102,7 @@ def test_every_completed_or_failed_status_is_a_change(lambda_env: FakePagerDuty,
 
 def test_change_events_follow_the_same_retry_and_acceptance_rules(lambda_env: FakePagerDuty) -> None:
     lambda_env.script(Respond(503), Respond(200, body="<html>proxy</html>"))
-    with pytest.raises(PagerDutyDeliveryError, match="not PagerDuty.s acceptance"):
+    with pytest.raises(PagerDutyDeliveryError, match="is not PagerDuty's acceptance"):
         handler.lambda_handler(stack_event("UPDATE_COMPLETE"), FakeLambdaContext())
     assert handler.lambda_handler(stack_event("UPDATE_COMPLETE"), FakeLambdaContext()) == {"processed": 1, "failed": 0}
     assert len(lambda_env.change_events) == 1

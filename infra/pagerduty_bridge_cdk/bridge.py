@@ -53,9 +53,10 @@ class PagerDutyBridge(Construct):
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, environment: str, **props: Unpack[BridgeProps]) -> None:
+        # Validated before the construct joins the tree: a bad prop leaves nothing half-built behind.
+        config = BridgeConfig.from_props(environment=environment, **props)
         super().__init__(scope, construct_id)
-        self.config = BridgeConfig.from_props(environment=environment, **props)
-        config = self.config
+        self.config = config
         self.alarm_topic = AlarmTopic(self, "AlarmTopic", existing_topic_arn=config.alarm_topic_arn)
         self.incidents = IncidentTable(self, "Incidents")
         self.integration_key = BridgeSecret(

@@ -204,7 +204,8 @@ def _variants_used(item: pytest.Item) -> set[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put each test in the xdist group of the variant it uses; tests that synthesize nothing run anywhere.
+    """Put each test in the xdist group of the variant it uses (or of its own ``xdist_group`` mark, for
+    tests that synthesize apps of their own); tests that synthesize nothing run anywhere.
 
     pytest-xdist 3.8 announces a test's group by appending ``@group`` to its node id, which pytest 9.2
     no longer lets it change (pytest-dev/pytest-xdist#1386): the mark alone would be ignored and every
@@ -212,10 +213,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     would set it.
     """
     for item in items:
-        groups = sorted(f"cdk-{name}" for name in _variants_used(item))
+        marked = {str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args}
+        variants = {f"cdk-{name}" for name in _variants_used(item)}
+        groups = sorted(marked | variants)
         if not groups:
             continue
-        for group in groups:
+        for group in sorted(variants - marked):
             item.add_marker(pytest.mark.xdist_group(group))
         if getattr(config.option, "loadgroup", False):
             _announce_group(item, "_".join(groups))

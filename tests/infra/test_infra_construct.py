@@ -15,6 +15,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk.cx_api import CloudAssembly
+from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
 from constructs import Construct
 
 from pagerduty_bridge import constants
@@ -196,6 +197,12 @@ def test_the_construct_exposes_its_topic_function_and_table(user_app: UserApp) -
 
 def test_the_embedded_bridge_is_cdk_nag_clean(user_app: UserApp) -> None:
     assert nag.unacknowledged_findings(user_app.assembly.directory) == []
+
+
+def test_the_team_stack_has_no_cfn_lint_error(user_app: UserApp) -> None:
+    template = Path(user_app.assembly.directory) / f"{user_app.stack.artifact_id}.template.json"
+    matches = lint_file(template, config=ManualArgs(regions=[REGION]))
+    assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []
 
 
 # --- page() ------------------------------------------------------------------------------------------

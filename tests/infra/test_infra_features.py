@@ -129,15 +129,16 @@ def test_the_webhook_function_is_told_exactly_its_table_secret_and_environment(v
     }
 
 
-def test_a_placeholder_signing_secret_is_created_unless_one_is_given(
-    featured: Synthesized, buffered: Synthesized
-) -> None:
+def test_a_placeholder_signing_secret_is_created_with_a_key_of_its_own(featured: Synthesized) -> None:
     assert featured.bridge.webhooks is not None
     secret = featured.resources[featured.logical_id(featured.bridge.webhooks.signing_secret.node.find_child("Secret"))]
     assert secret["Properties"]["SecretString"] == WEBHOOK_PLACEHOLDER
     key_id = ref(secret["Properties"]["KmsKeyId"])
     assert key_id is not None
     assert featured.resources[key_id]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_a_given_signing_secret_is_used_not_created(buffered: Synthesized) -> None:
     assert buffered.bridge.webhooks is not None
     assert buffered.bridge.webhooks.signing_secret.node.try_find_child("Secret") is None
     assert not buffered.of_type("AWS::SecretsManager::Secret")

@@ -66,15 +66,12 @@ class PagerDutyBridge(Construct):
             existing_secret_arn=config.integration_key_secret_arn,
             existing_secret_kms_key_arn=config.integration_key_secret_kms_key_arn,
         )
+        # One asset for both functions: bundled once, uploaded once.
         code = function_code(architecture=config.architecture, runtime=RUNTIME)
         self.bridge = BridgeFunction(
             self, "Bridge", config=config, code=code, table=self.incidents, integration_key=self.integration_key
         )
-        self.webhooks = (
-            WebhookReceiver(self, "Webhooks", config=config, code=code, table=self.incidents)
-            if (config.webhooks)
-            else None
-        )
+        self.webhooks = self._build_webhooks(code)
         self._queue_descriptions: dict[str, str] = {}
         self.dead_letter_queues = self._build_delivery()
         self.reconciliation = self._build_reconciliation()
@@ -114,6 +111,11 @@ class PagerDutyBridge(Construct):
         return page_alarm(alarm, self.topic, insufficient_data=insufficient_data)
 
     # --- building ---------------------------------------------------------------------------------------
+
+    def _build_webhooks(self, code: lambda_.Code) -> WebhookReceiver | None:
+        if not self.config.webhooks:
+            return None
+        return WebhookReceiver(self, "Webhooks", config=self.config, code=code, table=self.incidents)
 
     def _build_delivery(self) -> dict[str, sqs.IQueue]:
         if self.config.buffered:

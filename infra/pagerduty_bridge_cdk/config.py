@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
@@ -212,7 +213,7 @@ class BridgeConfig:
         return cls(**_read(PropsSource(props), PROPS))
 
     @classmethod
-    def from_context(cls, get: Any) -> BridgeConfig:
+    def from_context(cls, get: Callable[[str], Any]) -> BridgeConfig:
         """The settings from ``node.try_get_context``-style lookups (``get(key)``)."""
         return cls(**_read(ContextSource(get), CONTEXT))
 

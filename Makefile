@@ -9,7 +9,7 @@ PIP = $(PY) -m pip install --quiet --disable-pip-version-check 2> >(grep -v 'is 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: replay test unit lint format typecheck synth bench storm clean
+.PHONY: replay test unit lint format typecheck synth bench storm clean wheel
 
 -include infra/infra.mk
 
@@ -44,7 +44,13 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix lambda infra tests
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pagerduty-bridge .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .pagerduty-bridge .pytest_cache .mypy_cache .ruff_cache build dist
+
+## wheel: the distribution (pagerduty_bridge, pagerduty_bridge_cdk, samples and pins as package data) in dist/
+wheel: $(STAMP)
+	@rm -rf build dist
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w dist .
+	@rm -rf build
 
 ## bench: performance figures against the goals (a report, not a test: these machines are shared)
 bench: $(STAMP)

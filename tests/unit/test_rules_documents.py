@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from pagerduty_bridge import constants
-from pagerduty_bridge.rules import parse_rules
+from pagerduty_bridge.rules import load_rules, parse_rules
 from pagerduty_bridge.settings import Settings
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "example.yaml"
@@ -33,7 +33,7 @@ def test_a_yaml_rules_file_as_compact_json_is_the_same_rules() -> None:
 
 def test_the_alert_rules_variable_is_read_through_settings() -> None:
     document = {"rules": [{"name": "payments", "match": {"alarm_name": "payments-*"}, "severity": "critical"}]}
-    rules = Settings.from_env({constants.ENV_ALERT_RULES: json.dumps(document, separators=(",", ":"))}).load_rules()
+    rules = load_rules(Settings.from_env({constants.ENV_ALERT_RULES: json.dumps(document, separators=(",", ":"))}))
     assert [rule.name for rule in rules.rules] == ["payments"]
 
 

@@ -14,11 +14,11 @@ import traceback
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from pagerduty_bridge.cli import aws, devtools, incidents, replay, rules, silence, status
+from pagerduty_bridge.cli import audit, aws, devtools, incidents, replay, rules, silence, status
 from pagerduty_bridge.cli.common import EXIT_ERROR, CliError, Streams, warn
 from pagerduty_bridge.errors import BridgeError
 
-GROUPS: Final = (replay, incidents, status, rules, silence, aws, devtools)
+GROUPS: Final = (replay, incidents, status, rules, silence, aws, audit, devtools)
 
 
 def version() -> str:

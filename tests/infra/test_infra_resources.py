@@ -12,7 +12,7 @@ from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.dashboard import KEY_FIGURE_PERIOD, METRIC_INCIDENT_RESOLVED_AUTO, PERIOD
 from pagerduty_bridge_cdk.encrypted_topic import CLOUDWATCH_KEY_ACTIONS
 from pagerduty_bridge_cdk.health import POWERTOOLS_SERVICE_DIMENSION
-from tests.infra.conftest import ACCOUNT, EXISTING_TOPIC_ARN, HEALTH_EMAIL, Synthesized, as_list, ref
+from tests.infra.conftest import ACCOUNT, EXISTING_TOPIC_ARN, HEALTH_EMAIL, REGION, REPO_ROOT, Synthesized, as_list, ref
 
 
 def test_table_schema_is_the_stores(direct: Synthesized) -> None:
@@ -284,3 +284,24 @@ def test_dashboard_shows_every_dead_letter_queue(variant: Synthesized) -> None:
     (widget,) = [w for w in _dashboard_widgets(variant) if w["properties"]["title"] == "Dead-letter queue depth"]
     labels = {entry[-1]["label"] for entry in widget["properties"]["metrics"]}
     assert labels == set(variant.bridge.dead_letter_queues)
+
+
+def test_who_may_publish_to_the_alarm_topic_is_what_the_readme_says(direct: Synthesized) -> None:
+    """README, Deploy: CloudWatch may publish for alarms of this account and region only; no other
+    principal is named by the topic's policy (other accounts cannot publish); in this account, IAM
+    decides (the key policy delegates to the account), which is how publish-test-alarm works."""
+    topic_id = direct.logical_id(direct.bridge.alarm_topic.topic)
+    allows = [s for s in _topic_policy_statements(direct, topic_id) if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"}]
+    (publish,) = allows
+    assert publish["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    assert publish["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
+    key_id = ref(direct.resources[topic_id]["Properties"]["KmsMasterKeyId"])
+    assert key_id is not None
+    principals = [s["Principal"] for s in direct.resources[key_id]["Properties"]["KeyPolicy"]["Statement"]]
+    assert {"Service": "cloudwatch.amazonaws.com"} in principals
+    accounts = [p["AWS"] for p in principals if isinstance(p, dict) and "AWS" in p]
+    assert accounts and all(ACCOUNT in json.dumps(a) and ":root" in json.dumps(a) for a in accounts)
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "lets CloudWatch publish for alarms of this account and region only" in readme
+    assert "no other account can" in readme

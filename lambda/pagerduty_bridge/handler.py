@@ -12,7 +12,6 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge.envelopes import is_schedule, is_sqs_event
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.processing import Deadline, EventResult, process_event
-from pagerduty_bridge.reconcile import AlarmReader, Reconciliation, count, summary
 from pagerduty_bridge.redaction import RedactingFilter, install_log_redaction
 from pagerduty_bridge.runtime import Runtime, lambda_runtime
 
@@ -51,6 +50,8 @@ def account_of(context: LambdaContext) -> str | None:
 def reconcile_now(runtime: Runtime, deadline: Deadline, *, own_account: str | None) -> dict[str, int]:
     """The scheduled run: heal incidents whose OK never came, confirm unknown outcomes, page alarms
     whose silence is over, within the invocation's time (what is left over waits for the next run)."""
+    from pagerduty_bridge.reconcile import AlarmReader, Reconciliation, count, summary
+
     notifications = runtime.notifications()
     reader = AlarmReader(
         runtime.cloudwatch,

@@ -9,6 +9,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pagerduty_bridge import constants as c
+from pagerduty_bridge import snapstart
 from pagerduty_bridge.envelopes import is_schedule, is_sqs_event
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.processing import Deadline, EventResult, process_event
@@ -35,6 +36,9 @@ def get_runtime() -> Runtime:
         _runtime = lambda_runtime()
         _runtime.on_attempt = lambda seconds: _metric(c.METRIC_PAGERDUTY_LATENCY, seconds * 1000, "Milliseconds")
     return _runtime
+
+
+snapstart.install(get_runtime)
 
 
 def _metric(name: str, value: float, unit: str) -> None:

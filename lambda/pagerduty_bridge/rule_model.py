@@ -4,8 +4,9 @@ Rules are data an operator writes and the bridge runs on every alarm, so nothing
 bloat the function: globs are translated by ``fnmatch`` (linear: no nested quantifiers), regular
 expressions (``re:…``) run on RE2, which matches in linear time whatever the pattern (a pattern RE2
 cannot compile, e.g. one with a backreference, is refused at load and at synth); templates may use only
-the documented placeholders, with no attribute or index access and no format width beyond the field's
-limit; a ``dedup_key`` template may not depend on what changes between ALARM and OK.
+the documented placeholders, with no attribute or index access, no format width beyond the field's
+limit and only formats text takes (every value is text); a ``dedup_key`` template may not depend on
+what changes between ALARM and OK.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ PIP = $(PY) -m pip install --quiet --disable-pip-version-check 2> >(grep -v 'is 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 
-.PHONY: replay test unit lint format typecheck synth bench storm clean
+.PHONY: replay test unit lint format typecheck synth bench storm clean wheel bytecode
 
 -include infra/infra.mk
 
@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml requirements/lambda.txt requirements/dev.txt requiremen
 	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $@
 
+# The package's bytecode, as pip writes it for an installed package (an editable install gets none, and
+# PYTHONDONTWRITEBYTECODE stops Python writing it): every cold start would compile the source otherwise.
+# compileall skips what is up to date, so this is quick.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q -j 0 lambda/pagerduty_bridge
+
 ## replay: replay every sample in events/ on a fresh embedded store, printing what PagerDuty receives
-replay: $(STAMP)
+replay: $(STAMP) bytecode
 	@rm -f .pagerduty-bridge/replay-demo.db
 	$(VENV)/bin/pagerduty-bridge replay --state .pagerduty-bridge/replay-demo.db events/
 
@@ -44,10 +50,16 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix lambda infra tests
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pagerduty-bridge .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules cdk.out .pagerduty-bridge .pytest_cache .mypy_cache .ruff_cache build dist
+
+## wheel: the distribution (pagerduty_bridge, pagerduty_bridge_cdk, samples and pins as package data) in dist/
+wheel: $(STAMP)
+	@rm -rf build dist
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w dist .
+	@rm -rf build
 
 ## bench: performance figures against the goals (a report, not a test: these machines are shared)
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(PY) tests/benchmarks/bench.py
 
 ## storm: 1,000 notifications across 200 alarms against a rate-limited PagerDuty stand-in

@@ -1,55 +1,15 @@
-"""The CDK app ``cdk.json`` runs: reads context, builds the stack, synthesizes, checks it.
+"""The CDK app ``cdk.json`` runs: the standalone bridge, one stack per environment.
 
-Run through the CDK CLI (``npx cdk synth``) or directly (``python -m infra.app``); either way the
-process exits non-zero when cdk-nag reports any finding that no acknowledgement covers.
+Everything is in the construct library: ``pagerduty_bridge_cdk.app`` reads the context parameters
+(documented in ``cdk.json``) into a validated configuration and builds ``PagerDutyBridgeStack``, a
+stack holding one ``PagerDutyBridge`` construct.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Mapping
-from typing import Any
 
-from aws_cdk import App, Environment
-
-from infra import nag
-from infra.config import BridgeConfig, ConfigError
-from infra.stack import PagerDutyBridgeStack
-
-
-def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> tuple[App, PagerDutyBridgeStack]:
-    """The app with its one stack and the rule pack; ``context`` and ``outdir`` are for tests."""
-    app = App(context=dict(context) if context is not None else None, outdir=outdir)
-    config = BridgeConfig.from_context(app.node.try_get_context)
-    stack = PagerDutyBridgeStack(
-        app,
-        config.stack_name,
-        config=config,
-        env=Environment(
-            account=config.account or os.environ.get("CDK_DEFAULT_ACCOUNT"),
-            region=config.region or os.environ.get("CDK_DEFAULT_REGION"),
-        ),
-    )
-    nag.add_checks(app)
-    return app, stack
-
-
-def main() -> int:
-    """Synthesize; report unacknowledged rule-pack findings and fail on them."""
-    try:
-        app, _ = build_app()
-    except ConfigError as exc:
-        sys.stderr.write(f"pagerduty-bridge: {exc}\n")
-        return 2
-    assembly = app.synth()
-    findings = nag.unacknowledged_findings(assembly.directory)
-    if findings:
-        sys.stderr.write(f"pagerduty-bridge: {len(findings)} unacknowledged cdk-nag finding(s):\n")
-        sys.stderr.writelines(f"  {line}\n" for line in findings)
-        return 1
-    return 0
-
+from pagerduty_bridge_cdk.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

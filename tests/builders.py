@@ -64,9 +64,10 @@ def alarm_message(
 
 
 def sns_notification(
-    message: dict[str, Any] | str, *, at: datetime = T0, message_id: str | None = None
+    message: dict[str, Any] | str, *, at: datetime = T0, message_id: str | None = None, http: bool = False
 ) -> dict[str, Any]:
-    """An SNS notification (as the Lambda event's ``Sns`` and as SNS writes it into SQS)."""
+    """An SNS notification: as the Lambda event's ``Sns``, or (``http``) as SNS posts it over HTTP and
+    writes it into SQS, where the URL keys are spelled ``SigningCertURL`` and ``UnsubscribeURL``."""
     sns = dict(_TEMPLATE["Records"][0]["Sns"])
     sns.update(
         MessageId=message_id or str(uuid.uuid4()),
@@ -74,6 +75,10 @@ def sns_notification(
         Message=message if isinstance(message, str) else json.dumps(message),
         Timestamp=iso_z(at + timedelta(milliseconds=100)),
     )
+    if http:
+        sns.pop("MessageAttributes", None)
+        sns["SigningCertURL"] = sns.pop("SigningCertUrl")
+        sns["UnsubscribeURL"] = sns.pop("UnsubscribeUrl")
     return sns
 
 
@@ -118,7 +123,7 @@ def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
 
 def sqs_alarm(name: str, state: str = "ALARM", old_state: str | None = "OK", at: datetime = T0) -> dict[str, Any]:
     """An SQS record carrying one alarm's SNS notification."""
-    return sqs_record(sns_notification(alarm_message(name, state, old_state, at), at=at), sent=at)
+    return sqs_record(sns_notification(alarm_message(name, state, old_state, at), at=at, http=True), sent=at)
 
 
 def eventbridge_event(

@@ -9,6 +9,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+__version__ = "0.2.0"
+"""The distribution's version (semantic versioning: see CHANGELOG.md for what the public surface is)."""
+
 if TYPE_CHECKING:
     from pagerduty_bridge.integration import PagerDutyIntegration
     from pagerduty_bridge.models import AlertSeverity, EventResponse, Incident

@@ -42,6 +42,17 @@ ENV_CHANGE_EVENTS_URL: Final = "PAGERDUTY_CHANGE_EVENTS_URL"
 ENV_RECONCILE_ROLE_ARNS: Final = "RECONCILE_ROLE_ARNS"
 """JSON ``{"account id": "role ARN"}``: a read-only role reconciliation assumes to read another
 account's alarms. An incident of an account without a role is left alone, never called "gone"."""
+ENV_TEMPLATE_COMPONENT: Final = "TEMPLATE_COMPONENT"
+"""The seed templates' component: alarms named ``{env}-{component}-{template}`` use them."""
+ENV_TEMPLATE_GROUP: Final = "TEMPLATE_GROUP"
+ENV_TEMPLATE_DASHBOARD_URL: Final = "TEMPLATE_DASHBOARD_URL"
+"""A dashboard the seed templates link to (none by default)."""
+ENV_TEMPLATE_DASHBOARD_TEXT: Final = "TEMPLATE_DASHBOARD_TEXT"
+ENV_PAGERDUTY_CLIENT: Final = "PAGERDUTY_CLIENT"
+"""The seed templates' ``client`` (default: the service name)."""
+ENV_PAGERDUTY_CLIENT_URL: Final = "PAGERDUTY_CLIENT_URL"
+ENV_AWS_REGION: Final = "AWS_REGION"
+"""Set by Lambda; the seed templates' CloudWatch dashboard link points at this region."""
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 
@@ -67,6 +78,12 @@ ALL_SETTINGS_ENV_VARS: Final = (
     ENV_WEBHOOK_SECRET,
     ENV_CHANGE_EVENTS_URL,
     ENV_RECONCILE_ROLE_ARNS,
+    ENV_TEMPLATE_COMPONENT,
+    ENV_TEMPLATE_GROUP,
+    ENV_TEMPLATE_DASHBOARD_URL,
+    ENV_TEMPLATE_DASHBOARD_TEXT,
+    ENV_PAGERDUTY_CLIENT,
+    ENV_PAGERDUTY_CLIENT_URL,
 )
 
 DEFAULT_ROUTING_KEY_ALIAS: Final = "default"

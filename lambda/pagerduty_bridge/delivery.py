@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -53,6 +54,8 @@ idle timeout of the load balancers in front of HTTP services (60 s by default on
 got no answer has either been processed or been dropped by then. The scheduled run asserts the
 incident's state after this window (README, "Guarantees")."""
 MAX_ERROR_LENGTH: Final = 1024
+REMEMBERED_INCIDENTS: Final = 512
+"""Incidents a process remembers as it last wrote them, to plan on before reading (a guess only)."""
 DRY_RUN_STATUS: Final = "dry-run"
 
 
@@ -118,19 +121,49 @@ class Delivery:
         self.keys = keys
         self.clock = clock
         self.retry_budget_seconds = retry_budget_seconds
+        self._known: OrderedDict[str, Incident] = OrderedDict()
 
     def run(self, key: str, planner: Planner, render: Renderer, *, budget_seconds: float | None = None) -> Outcome:
-        """Plan on the stored incident and carry the plan out; re-plan when another writer got there first."""
+        """Plan on the stored incident and carry the plan out; re-plan when another writer got there first.
+
+        The first plan is made on a guess — the incident as this process last wrote it, or none (a new
+        alarm) — instead of a read: every write is conditional on the version planned on, and a write
+        that finds otherwise returns the incident as it is (``VersionConflictError.current``), so a
+        wrong guess costs one failed write and never a wrong action. Only what a write cannot check
+        is read first: a plan that would write nothing, and a guess holding a claim (whose lease decides). A new alarm's page takes two writes and no read.
+        """
+        stored, known = self._remembered(key), False
         for _ in range(MAX_CONFLICT_ATTEMPTS):
-            stored = self.store.get(key)
             plan = planner(stored)
+            if not known and _needs_truth(plan, stored):
+                stored, known = self._read(key), True
+                plan = planner(stored)
             try:
                 if plan.action is None:
                     return self._record(key, stored, plan)
                 return self._deliver(key, stored, plan, render, budget_seconds)
-            except VersionConflictError:
-                continue
+            except VersionConflictError as conflict:
+                stored = conflict.current if conflict.known else self._read(key)  # type: ignore[assignment]
+                known = True
         raise ConcurrentUpdateError(f"incident {key} kept changing while being updated; retry later")
+
+    # --- what this process knows of incidents ---------------------------------------------------------
+
+    def _remembered(self, key: str) -> Incident | None:
+        return self._known.get(key)
+
+    def _remember(self, incident: Incident | None) -> None:
+        if incident is None:
+            return
+        self._known[incident.dedup_key] = incident
+        self._known.move_to_end(incident.dedup_key)
+        while len(self._known) > REMEMBERED_INCIDENTS:
+            self._known.popitem(last=False)
+
+    def _read(self, key: str) -> Incident | None:
+        stored = self.store.get(key)
+        self._remember(stored)
+        return stored
 
     # --- the steps ------------------------------------------------------------------------------------
 
@@ -138,7 +171,9 @@ class Delivery:
         """A plan that sends nothing: write its target (if any), conditional on what was read."""
         if plan.target is not None:
             expected = stored.version if stored is not None else None
-            self.store.put(replace(plan.target, version=(expected or 0) + 1), expected_version=expected)
+            written = replace(plan.target, version=(expected or 0) + 1)
+            self.store.put(written, expected_version=expected)
+            self._remember(written)
         return Outcome(None, plan.reason.value, key, incident=plan.target or stored)
 
     def _deliver(
@@ -182,6 +217,7 @@ class Delivery:
             version=(expected or 0) + 1,
         )
         self.store.put(claim, expected_version=expected)
+        self._remember(claim)
         return claim
 
     def _commit(self, claim: Incident, *, ambiguous: bool) -> Incident:
@@ -258,18 +294,27 @@ class Delivery:
                 after = replace(after, claim_token=claim.claim_token, pending_action=current.pending_action)
             try:
                 self.store.put(after, expected_version=current.version)
-            except VersionConflictError:
-                current = self.store.get(claim.dedup_key)
+            except VersionConflictError as conflict:
+                current = conflict.current if conflict.known else self.store.get(claim.dedup_key)  # type: ignore[assignment]
                 continue
             except BridgeError as exc:
                 if not tolerant:
                     raise  # PagerDuty accepted, the table did not: the retry resends (deduplicated)
                 logger.warning("could not record the failed delivery for %s: %s", claim.dedup_key, exc)
                 return claim
+            self._remember(after)
             return after
         # Our lease ran out and a newer delivery took over; it owns the record now.
         logger.warning("incident %s was taken over by a newer delivery", claim.dedup_key)
         return current or claim
+
+
+def _needs_truth(plan: Plan, guess: Incident | None) -> bool:
+    """Whether a plan made on a guess must be made again on the stored incident: it would write nothing
+    (no conditional write would catch a wrong guess), or the guess holds a claim (its lease decides)."""
+    if plan.action is None and plan.target is None:
+        return True
+    return guess is not None and guess.pending_action is not None
 
 
 def not_found(outcome: Outcome) -> bool:

@@ -337,6 +337,12 @@ class EventsClient:
             self._pool = build_pool()
         return self._pool
 
+    def reset(self) -> None:
+        """Drop every pooled connection (a new pool is built on the next send)."""
+        if self._pool is not None:
+            self._pool.clear()
+        self._pool = None
+
     def send(self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None) -> EventResponse:
         """Send one event; return PagerDuty's acceptance or raise a classified ``BridgeError``."""
         return self.send_body(event.to_wire(routing_key), budget_seconds=budget_seconds)

@@ -9,10 +9,10 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pagerduty_bridge import constants as c
+from pagerduty_bridge import snapstart
 from pagerduty_bridge.envelopes import is_schedule, is_sqs_event
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.processing import Deadline, EventResult, process_event
-from pagerduty_bridge.reconcile import AlarmReader, Reconciliation, count, summary
 from pagerduty_bridge.redaction import RedactingFilter, install_log_redaction
 from pagerduty_bridge.runtime import Runtime, lambda_runtime
 
@@ -38,6 +38,9 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
+snapstart.install(get_runtime)
+
+
 def _metric(name: str, value: float, unit: str) -> None:
     metrics.add_metric(name=name, unit=unit, value=value)
 
@@ -51,6 +54,8 @@ def account_of(context: LambdaContext) -> str | None:
 def reconcile_now(runtime: Runtime, deadline: Deadline, *, own_account: str | None) -> dict[str, int]:
     """The scheduled run: heal incidents whose OK never came, confirm unknown outcomes, page alarms
     whose silence is over, within the invocation's time (what is left over waits for the next run)."""
+    from pagerduty_bridge.reconcile import AlarmReader, Reconciliation, count, summary
+
     notifications = runtime.notifications()
     reader = AlarmReader(
         runtime.cloudwatch,

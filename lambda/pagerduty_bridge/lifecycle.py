@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.models import (
@@ -42,7 +42,9 @@ from pagerduty_bridge.models import (
     Origin,
     Resolution,
 )
-from pagerduty_bridge.webhook_sync import IncidentWebhook
+
+if TYPE_CHECKING:
+    from pagerduty_bridge.webhook_sync import IncidentWebhook
 
 
 class Reason(StrEnum):

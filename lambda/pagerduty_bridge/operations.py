@@ -40,6 +40,11 @@ class Stats:
     mean_resolution_seconds: float | None
     acknowledgement_rate: float | None
     auto_resolution_rate: float | None
+    mean_acknowledgement_seconds: float | None
+    """Mean time to acknowledge, from the acknowledgements recorded (PagerDuty's, by webhook)."""
+    resolved_by: dict[str, int]
+    """How resolved incidents were resolved: alarm OK (auto), by hand (manual), reconciliation,
+    a responder in PagerDuty."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +69,7 @@ def compute_stats(incidents: Iterable[Incident], *, since: timedelta | None = No
     resolved = [i for i in counted if i.resolved_at is not None and not i.is_open]
     durations = [d for d in (i.resolution_seconds for i in resolved) if d is not None]
     acknowledged = [i for i in counted if i.acknowledged_at is not None]
+    to_acknowledge = [s for s in (i.acknowledgement_seconds for i in acknowledged) if s is not None and s >= 0]
     auto = [i for i in resolved if i.resolution is Resolution.AUTO]
     hours = window.total_seconds() / 3600
     return Stats(
@@ -74,10 +80,16 @@ def compute_stats(incidents: Iterable[Incident], *, since: timedelta | None = No
         active=sum(1 for i in counted if i.is_open),
         window_hours=round(hours, 3),
         incidents_per_hour=round(len(counted) / hours, 3),
-        mean_resolution_seconds=round(sum(durations) / len(durations), 3) if durations else None,
+        mean_resolution_seconds=_mean(durations),
         acknowledgement_rate=round(len(acknowledged) / len(counted), 3) if counted else None,
         auto_resolution_rate=round(len(auto) / len(resolved), 3) if resolved else None,
+        mean_acknowledgement_seconds=_mean(to_acknowledge),
+        resolved_by={how.value: sum(i.resolution is how for i in resolved) for how in Resolution},
     )
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ Rules are data an operator writes and the bridge runs on every alarm, so nothing
 bloat the function: globs are translated by ``fnmatch`` (linear: no nested quantifiers), regular
 expressions (``re:…``) run on RE2, which matches in linear time whatever the pattern (a pattern RE2
 cannot compile, e.g. one with a backreference, is refused at load and at synth); templates may use only
-the documented placeholders, with no attribute or index access and no format width beyond the field's
-limit; a ``dedup_key`` template may not depend on what changes between ALARM and OK.
+the documented placeholders, with no attribute or index access, no format width beyond the field's
+limit and only formats text takes (every value is text); a ``dedup_key`` template may not depend on
+what changes between ALARM and OK.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ would make the OK resolve another key than the one its ALARM opened."""
 TEMPLATE_LIMITS: Final = {"summary": c.MAX_SUMMARY_LENGTH, "dedup_key": c.MAX_DEDUP_KEY_LENGTH}
 """No width or precision in a template may exceed what PagerDuty keeps of the field."""
 _SPEC_NUMBER: Final = re.compile(r"\d+")
+_CONVERSIONS: Final = frozenset({"s", "r", "a"})
+"""``str.format``'s conversions; any other raises when the template is rendered."""
 
 Matcher = Callable[[str], bool]
 
@@ -176,10 +179,10 @@ def check_template(field_name: str, text: str) -> str:
     except ValueError as exc:
         raise ValueError(f"{field_name} is not a valid template ({exc})") from None
     used: set[str] = set()
-    for _, name, spec, _ in parts:
+    for _, name, spec, conversion in parts:
         if name is None:
             continue
-        _check_placeholder(field_name, name, spec or "", limit)
+        _check_placeholder(field_name, name, spec or "", conversion, limit)
         used.add(name)
     if field_name == "dedup_key" and used & STATE_DEPENDENT_FIELDS:
         changing = ", ".join(sorted(used & STATE_DEPENDENT_FIELDS))
@@ -190,11 +193,13 @@ def check_template(field_name: str, text: str) -> str:
     return text
 
 
-def _check_placeholder(field_name: str, name: str, spec: str, limit: int) -> None:
+def _check_placeholder(field_name: str, name: str, spec: str, conversion: str | None, limit: int) -> None:
     if name not in TEMPLATE_FIELDS:
         if not name or any(mark in name for mark in ".["):
             raise ValueError(f"{field_name} placeholder {{{name}}} must be a plain field name")
         raise ValueError(f"{field_name} uses unknown placeholders: {name}")
+    if conversion is not None and conversion not in _CONVERSIONS:
+        raise ValueError(f"{field_name} placeholder {{{name}!{conversion}}} has an unknown conversion (!s, !r or !a)")
     if "{" in spec:
         raise ValueError(f"{field_name} placeholder {{{name}}} may not nest placeholders in its format")
     widest = max((int(n) if len(n) <= len(str(limit)) else limit + 1 for n in _SPEC_NUMBER.findall(spec)), default=0)
@@ -203,3 +208,9 @@ def _check_placeholder(field_name: str, name: str, spec: str, limit: int) -> Non
             f"{field_name} placeholder {{{name}:{spec}}} asks for more than {limit} characters, the most "
             f"PagerDuty keeps of {field_name}"
         )
+    try:
+        # Every value a template gets is text (``rendering.template_values``): a format only numbers
+        # take (``d``, ``,``, ``=`` alignment) would fail on every alarm the rule matches.
+        format("", spec)
+    except ValueError as exc:
+        raise ValueError(f"{field_name} placeholder {{{name}:{spec}}} cannot format text ({exc})") from None

@@ -72,8 +72,13 @@ class Runtime:
         return client
 
     def refresh(self) -> None:
-        """Forget cached secrets (after a SnapStart restore the snapshot's may be stale)."""
+        """Forget cached secrets and open connections (after a SnapStart restore, the snapshot's may be
+        stale): both are made again when next needed."""
         self.keys.clear_cache()
+        if self._notifications is not None:
+            sender = self._notifications.delivery.sender
+            if isinstance(sender, EventsClient):
+                sender.reset()
 
 
 ASSUMED_ROLE_SESSION = "pagerduty-bridge-reconcile"

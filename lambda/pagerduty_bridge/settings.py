@@ -32,14 +32,29 @@ MAX_RETRY_BUDGET_SECONDS: Final = 900.0
 
 @dataclass(frozen=True, slots=True)
 class EventDefaults:
-    """Values the seed hard-coded for its own application; the defaults reproduce its payloads."""
+    """What the seed's templates fill in: the seed hard-coded its own application's names and links;
+    here the component and group keep the seed's names (they say which alarms the templates are for),
+    the links are neutral unless configured (``TEMPLATE_*``, ``PAGERDUTY_CLIENT*``)."""
 
     component: str = "hybrid-routing"
     group: str = "ai-orchestrator"
-    client: str = "matbakh-bedrock-support-manager"
-    client_url: str = "https://app.matbakh.app/admin/bedrock-activation"
-    dashboard_url: str = "https://app.matbakh.app/admin/bedrock-activation"
-    dashboard_text: str = "Hybrid Routing Dashboard"
+    client: str = c.SERVICE_NAME
+    client_url: str | None = None
+    dashboard_url: str | None = None
+    dashboard_text: str = "Dashboard"
+    region: str | None = None
+    """Where the templates' CloudWatch dashboard link points (Lambda's ``AWS_REGION``); none: no link."""
+
+
+_DEFAULTS_BY_ENV: Final[dict[str, str]] = {
+    c.ENV_TEMPLATE_COMPONENT: "component",
+    c.ENV_TEMPLATE_GROUP: "group",
+    c.ENV_PAGERDUTY_CLIENT: "client",
+    c.ENV_PAGERDUTY_CLIENT_URL: "client_url",
+    c.ENV_TEMPLATE_DASHBOARD_URL: "dashboard_url",
+    c.ENV_TEMPLATE_DASHBOARD_TEXT: "dashboard_text",
+    c.ENV_AWS_REGION: "region",
+}
 
 
 def check_routing_key(key: str, where: str) -> str:
@@ -163,6 +178,10 @@ def _routing_keys(value: Any) -> dict[str, Secret]:
 def _defaults(value: Any) -> EventDefaults:
     if not isinstance(value, EventDefaults):
         raise ValueError("must be EventDefaults")
+    for name in ("client_url", "dashboard_url"):
+        url = getattr(value, name)
+        if url is not None:
+            _http_url(url)
     return value
 
 
@@ -277,6 +296,11 @@ class Settings:
         values: dict[str, Any] = {
             name: environ[env].strip() for env, name in _FIELDS_BY_ENV.items() if environ.get(env, "").strip()
         }
+        defaults = {
+            name: environ[env].strip() for env, name in _DEFAULTS_BY_ENV.items() if environ.get(env, "").strip()
+        }
+        if defaults:
+            values["event_defaults"] = EventDefaults(**defaults)
         values.update({k: v for k, v in overrides.items() if v is not None})
         problems = []
         for name, value in values.items():

@@ -21,6 +21,7 @@ EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
 LATEST: Final = datetime.max.replace(tzinfo=UTC)
 _MAX_EPOCH_MILLIS: Final = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z in epoch milliseconds: the last instant ``datetime`` can hold."""
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utc(value: datetime) -> datetime:
@@ -59,7 +60,7 @@ def parse_epoch_millis(value: object) -> datetime | None:
         return None
     if not 0 <= millis <= _MAX_EPOCH_MILLIS:
         return None
-    return datetime.fromtimestamp(millis / 1000, UTC)
+    return _EPOCH + timedelta(milliseconds=millis)  # exact: a float of seconds loses microseconds
 
 
 def shifted(value: datetime, delta: timedelta) -> datetime:

@@ -1,11 +1,14 @@
 """Synthesized stacks, built once per test session, and helpers to read their templates.
 
-Three variants cover every option between them: ``direct`` is the default deployment (created topic
-and secret, SNS → Lambda, arm64, reconciliation every 15 minutes, no alert rules); ``buffered`` flips
-the deployment options (SQS buffer, existing topic and secret given by partial ARN with its own KMS
-key, e-mail subscription, x86_64, no reserved concurrency, reconciliation off, alert rules from a YAML
-file); ``routed`` is the default deployment with inline alert rules, routing-key secrets and
-reconciliation every 5 minutes.
+Four variants of the standalone app cover every option between them: ``direct`` is the default
+deployment (created topic and secret, SNS → Lambda, arm64, reconciliation every 15 minutes, no alert
+rules, no webhooks, no change events, no SnapStart); ``buffered`` flips the deployment options (SQS
+buffer with batches of 50, existing topic and secret given by partial ARN with its own KMS key, e-mail
+subscription, x86_64, no reserved concurrency, reconciliation off, alert rules from a YAML file,
+SnapStart, webhooks with an existing signing secret); ``routed`` is the default deployment with inline
+alert rules, routing-key secrets, reconciliation every 5 minutes and change events for every stack;
+``featured`` is the default deployment with SnapStart, webhooks (created signing secret), change events
+for two stack-name globs and cross-account reconciliation roles.
 
 Under ``--dist loadgroup`` each test joins the xdist group of the variant it uses, so every variant is
 synthesized once, on one worker, and different variants synthesize in parallel.
@@ -23,8 +26,8 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from infra.app import build_app
-from infra.stack import PagerDutyBridgeStack
+from pagerduty_bridge_cdk import PagerDutyBridge, PagerDutyBridgeStack
+from pagerduty_bridge_cdk.app import build_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
@@ -37,6 +40,15 @@ RULES_FILE = REPO_ROOT / "tests" / "fixtures" / "rules" / "example.yaml"
 PAYMENTS_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pagerduty/payments-AbCdEf"
 """A complete ARN: the name and Secrets Manager's six random characters."""
 WEB_SECRET_PARTIAL_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pagerduty/web"
+WEBHOOK_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pagerduty/webhook-XyZ123"
+OTHER_ACCOUNT = "210987654321"
+THIRD_ACCOUNT = "111122223333"
+RECONCILE_ROLES = {
+    OTHER_ACCOUNT: f"arn:aws:iam::{OTHER_ACCOUNT}:role/pagerduty-bridge-reconcile",
+    THIRD_ACCOUNT: f"arn:aws:iam::{THIRD_ACCOUNT}:role/ops/pagerduty-bridge-reconcile",
+}
+CHANGE_EVENT_GLOBS = ("shop-*", "payments")
+BUFFERED_BATCH_SIZE = 50
 INLINE_RULES: dict[str, Any] = {
     "rules": [
         {"name": "payments", "match": {"alarm_name": "payments-*"}, "severity": "critical", "routing_key": "payments"},
@@ -55,6 +67,10 @@ BUFFERED_CONTEXT: dict[str, str] = {
     "reservedConcurrency": "none",
     "reconcileMinutes": "0",
     "alertRulesFile": str(RULES_FILE),
+    "batchSize": str(BUFFERED_BATCH_SIZE),
+    "snapStart": "true",
+    "webhooks": "true",
+    "webhookSecretArn": WEBHOOK_SECRET_ARN,
 }
 
 ROUTED_CONTEXT: dict[str, str] = {
@@ -62,9 +78,18 @@ ROUTED_CONTEXT: dict[str, str] = {
     "reconcileMinutes": "5",
     "alertRules": json.dumps(INLINE_RULES),
     "routingKeySecrets": json.dumps({"payments": PAYMENTS_SECRET_ARN, "web": WEB_SECRET_PARTIAL_ARN}),
+    "changeEvents": "true",
 }
 
-VARIANTS: Final = ("direct", "buffered", "routed")
+FEATURED_CONTEXT: dict[str, str] = {
+    "environment": "featured",
+    "snapStart": "true",
+    "webhooks": "true",
+    "changeEvents": ",".join(CHANGE_EVENT_GLOBS),
+    "reconcileRoleArns": json.dumps(RECONCILE_ROLES),
+}
+
+VARIANTS: Final = ("direct", "buffered", "routed", "featured")
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -78,7 +103,7 @@ class Synthesized:
     """One synthesized stack: the construct tree, its template, and the cloud assembly on disk."""
 
     name: str
-    """The variant: ``direct``, ``buffered`` or ``routed``."""
+    """The variant: ``direct``, ``buffered``, ``routed`` or ``featured``."""
     app: App
     stack: PagerDutyBridgeStack
     template: dict[str, Any]
@@ -114,8 +139,13 @@ class Synthesized:
         return logical
 
     @property
+    def bridge(self) -> PagerDutyBridge:
+        """The stack's one construct."""
+        return self.stack.bridge
+
+    @property
     def function(self) -> dict[str, Any]:
-        return self.resources[self.logical_id(self.stack.bridge.function)]
+        return self.resources[self.logical_id(self.bridge.function)]
 
     @property
     def asset_dir(self) -> Path:
@@ -151,6 +181,12 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
     yield synthesize("routed", tmp_path_factory.mktemp("cdk-routed"), **ROUTED_CONTEXT)
 
 
+@pytest.fixture(scope="session")
+def featured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    """The default deployment with SnapStart, webhooks, change events and cross-account reconciliation."""
+    yield synthesize("featured", tmp_path_factory.mktemp("cdk-featured"), **FEATURED_CONTEXT)
+
+
 @pytest.fixture(scope="session", params=VARIANTS)
 def variant(request: pytest.FixtureRequest) -> Synthesized:
     """Each synthesized variant in turn, for properties all must have."""
@@ -168,7 +204,8 @@ def _variants_used(item: pytest.Item) -> set[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put each test in the xdist group of the variant it uses; tests that synthesize nothing run anywhere.
+    """Put each test in the xdist group of the variant it uses (or of its own ``xdist_group`` mark, for
+    tests that synthesize apps of their own); tests that synthesize nothing run anywhere.
 
     pytest-xdist 3.8 announces a test's group by appending ``@group`` to its node id, which pytest 9.2
     no longer lets it change (pytest-dev/pytest-xdist#1386): the mark alone would be ignored and every
@@ -176,10 +213,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     would set it.
     """
     for item in items:
-        groups = sorted(f"cdk-{name}" for name in _variants_used(item))
+        marked = {str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args}
+        variants = {f"cdk-{name}" for name in _variants_used(item)}
+        groups = sorted(marked | variants)
         if not groups:
             continue
-        for group in groups:
+        for group in sorted(variants - marked):
             item.add_marker(pytest.mark.xdist_group(group))
         if getattr(config.option, "loadgroup", False):
             _announce_group(item, "_".join(groups))
@@ -196,6 +235,19 @@ def _announce_group(item: pytest.Item, group: str) -> None:
         item._id = NodeId.parse(grouped)
     else:
         item._nodeid = grouped
+
+
+def names_target(synthesized: Synthesized, value: Any) -> bool:
+    """Whether ``value`` (a trigger's function name or ARN) is what triggers must invoke: the main
+    function's live alias with SnapStart (its ARN, or the function name qualified by ``:live``), the
+    function itself otherwise. Never both: with SnapStart, $LATEST has no snapshot."""
+    bridge = synthesized.bridge.bridge
+    text = json.dumps(value)
+    function_id = synthesized.logical_id(bridge.function)
+    if bridge.target is bridge.function:
+        return ref(value) == function_id and "Alias" not in text
+    alias_id = synthesized.logical_id(bridge.target)
+    return json.dumps({"Ref": alias_id}) in text and (ref(value) == alias_id or text.endswith(':live"]]}'))
 
 
 def ref(value: Any) -> str | None:

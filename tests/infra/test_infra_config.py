@@ -1,4 +1,4 @@
-"""Context parameters: parsed, validated, and documented in cdk.json."""
+"""Parameters: parsed and validated the same way from context and props, and documented in cdk.json."""
 
 from __future__ import annotations
 
@@ -8,10 +8,20 @@ from typing import Any
 
 import pytest
 import yaml
+from aws_cdk import Fn
 
-from infra.bridge_function import _RETENTION
-from infra.config import CONTEXT_PARAMETERS, LOG_RETENTION_DAYS, BridgeConfig, ConfigError
+from pagerduty_bridge_cdk.config import (
+    CONTEXT_PARAMETERS,
+    LOG_RETENTION_DAYS,
+    PARAMETERS,
+    BridgeConfig,
+    ConfigError,
+)
+from pagerduty_bridge_cdk.functions import retention_days
+from pagerduty_bridge_cdk.timing import MAX_BATCH_SIZE, PER_RECORD_SECONDS, TIMEOUT_HEADROOM_SECONDS
 from tests.infra.conftest import cdk_json_context
+
+ROLE = "arn:aws:iam::210987654321:role/reconcile"
 
 
 def config(**context: Any) -> BridgeConfig:
@@ -35,6 +45,9 @@ def test_defaults() -> None:
     assert defaults.alarm_topic_arn is None
     assert defaults.integration_key_secret_arn is None
     assert defaults.stack_name == "PagerDutyBridge-dev"
+    assert (defaults.webhooks, defaults.webhook_secret_arn, defaults.snap_start) == (False, None, False)
+    assert (defaults.change_events, defaults.reconcile_role_arns) == ((), ())
+    assert defaults.half_wired_alarms == "error"
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -46,10 +59,13 @@ def test_command_line_strings_are_parsed() -> None:
         architecture="x86_64",
         maxReceiveCount="3",
         retryBudgetSeconds="45",
+        snapStart="true",
+        webhooks="TRUE",
     )
     assert (parsed.environment, parsed.buffered, parsed.reserved_concurrency) == ("prod", True, 20)
     assert (parsed.log_retention_days, parsed.architecture, parsed.max_receive_count) == (90, "x86_64", 3)
     assert parsed.retry_budget_seconds == 45
+    assert (parsed.snap_start, parsed.webhooks) == (True, True)
 
 
 def test_none_clears_reserved_concurrency() -> None:
@@ -85,13 +101,26 @@ def test_none_clears_reserved_concurrency() -> None:
         ("routingKeySecrets", '{"payments": "arn:aws:ssm:eu-west-1:123456789012:parameter/p"}'),
         ("routingKeySecrets", '{"pay ments": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p"}'),
         ("routingKeySecrets", '{"default": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:p"}'),
+        ("webhooks", "yes"),
+        ("webhookSecretArn", "arn:aws:ssm:eu-west-1:123456789012:parameter/webhook"),
+        ("changeEvents", "shop_*"),
+        ("changeEvents", "shop-*,9lives"),
+        ("changeEvents", '["shop-*", 3]'),
+        ("changeEvents", "[not json"),
+        ("reconcileRoleArns", '{"2109": "arn:aws:iam::210987654321:role/r"}'),
+        ("reconcileRoleArns", '{"210987654321": "arn:aws:iam::210987654321:user/r"}'),
+        ("reconcileRoleArns", '{"210987654321": "arn:aws:iam::111122223333:role/r"}'),
+        ("reconcileRoleArns", "210987654321=arn:aws:iam::210987654321:role/r"),
+        ("snapStart", "on"),
     ],
 )
 def test_malformed_values_are_rejected_naming_the_parameter(key: str, value: str) -> None:
     context = {key: value}
     if key == "integrationKeySecretKmsKeyArn":
         context["integrationKeySecretArn"] = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:k"
-    with pytest.raises(ConfigError, match=key):
+    if key == "webhookSecretArn":
+        context["webhooks"] = "true"
+    with pytest.raises(ConfigError, match=f"context parameter {key}"):
         config(**context)
 
 
@@ -100,6 +129,34 @@ def test_combinations_that_would_fail_at_deploy_time_are_rejected() -> None:
         config(integrationKeySecretKmsKeyArn="arn:aws:kms:eu-west-1:123456789012:key/" + "0" * 36)
     with pytest.raises(ConfigError, match="maxConcurrency"):
         config(buffered="true", reservedConcurrency="2", maxConcurrency="3")
+    with pytest.raises(ConfigError, match="webhookSecretArn is only meaningful with webhooks"):
+        config(webhookSecretArn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:w")
+    with pytest.raises(ConfigError, match="reconcileRoleArns needs scheduled reconciliation: reconcileMinutes"):
+        config(reconcileRoleArns=json.dumps({"210987654321": ROLE}), reconcileMinutes="0")
+
+
+def test_a_buffered_batch_that_cannot_fit_lambdas_timeout_fails_naming_batch_size() -> None:
+    assert MAX_BATCH_SIZE * PER_RECORD_SECONDS + TIMEOUT_HEADROOM_SECONDS <= 900
+    fits = config(buffered="true", batchSize=str(MAX_BATCH_SIZE))
+    assert fits.function_timeout.seconds == MAX_BATCH_SIZE * PER_RECORD_SECONDS + TIMEOUT_HEADROOM_SECONDS
+    with pytest.raises(ConfigError) as raised:
+        config(buffered="true", batchSize=str(MAX_BATCH_SIZE + 1))
+    message = str(raised.value)
+    assert message.startswith(f"context parameter batchSize={MAX_BATCH_SIZE + 1}")
+    assert f"{(MAX_BATCH_SIZE + 1) * PER_RECORD_SECONDS} s" in message
+    assert f"at most {MAX_BATCH_SIZE}" in message
+    # Direct mode has no batches: the same batch size is irrelevant there.
+    assert config(batchSize=str(MAX_BATCH_SIZE + 1)).function_timeout.seconds == 30 + TIMEOUT_HEADROOM_SECONDS
+    with pytest.raises(ConfigError, match="prop batch_size=500"):
+        BridgeConfig.from_props(environment="prod", buffered=True, batch_size=500)
+
+
+def test_the_function_timeout_is_the_larger_of_budget_and_batch_plus_headroom() -> None:
+    assert config().function_timeout.seconds == 30 + TIMEOUT_HEADROOM_SECONDS
+    assert config(buffered="true").function_timeout.seconds == 30 + TIMEOUT_HEADROOM_SECONDS  # 10 x 2 s < 30 s
+    batch = config(buffered="true", batchSize="50")
+    assert batch.function_timeout.seconds == 50 * PER_RECORD_SECONDS + TIMEOUT_HEADROOM_SECONDS
+    assert "batch of 50" in batch.function_timeout.explain()
 
 
 def test_reconcile_minutes_zero_turns_the_schedule_off() -> None:
@@ -149,7 +206,133 @@ def test_routing_key_secrets_are_parsed_and_sorted_by_alias() -> None:
 
 
 def test_every_accepted_retention_maps_to_a_log_retention() -> None:
-    assert set(_RETENTION) == set(LOG_RETENTION_DAYS)
+    assert retention_days() == set(LOG_RETENTION_DAYS)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", ("*",)),
+        ("TRUE", ("*",)),
+        ("*", ("*",)),
+        (True, ("*",)),
+        ("false", ()),
+        (False, ()),
+        ("shop-*, payments", ("shop-*", "payments")),
+        ("shop-*,shop-*", ("shop-*",)),
+        ('["shop-*", "payments"]', ("shop-*", "payments")),
+        (["payments", "*"], ("*",)),
+    ],
+)
+def test_change_events_take_every_stack_or_stack_name_globs(value: Any, expected: tuple[str, ...]) -> None:
+    assert config(changeEvents=value).change_events == expected
+    assert BridgeConfig.from_props(environment="dev", change_events=value).change_events == expected
+
+
+def test_reconcile_role_arns_are_parsed_and_sorted_by_account() -> None:
+    roles = {"210987654321": ROLE, "111122223333": "arn:aws:iam::111122223333:role/ops/reconcile"}
+    expected = tuple(sorted(roles.items()))
+    assert config(reconcileRoleArns=json.dumps(roles)).reconcile_role_arns == expected
+    assert BridgeConfig.from_props(environment="dev", reconcile_role_arns=roles).reconcile_role_arns == expected
+
+
+PROP_ERRORS = [
+    ("environment", "Prod!"),
+    ("alarm_topic_arn", "arn:aws:sqs:eu-west-1:123456789012:not-a-topic"),
+    ("integration_key_secret_arn", "my-secret"),
+    ("reserved_concurrency", 0),
+    ("log_retention_days", 10),
+    ("health_alarm_email", "not-an-address"),
+    ("architecture", "riscv64"),
+    ("buffered", "yes"),
+    ("batch_size", "many"),
+    ("reconcile_minutes", 1441),
+    ("alert_rules", {"rules": [{"name": "loud", "severity": "deafening"}]}),
+    ("alert_rules_file", "no/such/rules.yaml"),
+    ("routing_key_secrets", {"payments": "arn:aws:ssm:eu-west-1:123456789012:parameter/p"}),
+    ("webhooks", "maybe"),
+    ("change_events", ["shop_*"]),
+    ("reconcile_role_arns", {"210987654321": "arn:aws:iam::111122223333:role/r"}),
+    ("snap_start", 1),
+    ("half_wired_alarms", "ignore"),
+]
+
+
+@pytest.mark.parametrize(("prop", "value"), PROP_ERRORS)
+def test_props_are_validated_as_context_is_and_errors_name_the_prop(prop: str, value: Any) -> None:
+    props: dict[str, Any] = {"environment": "prod", prop: value}
+    with pytest.raises(ConfigError, match=f"prop {prop}"):
+        BridgeConfig.from_props(**props)
+
+
+def test_a_bad_severity_in_alert_rules_names_the_prop_the_rule_and_the_field() -> None:
+    rules = {"rules": [{"name": "fine", "severity": "info"}, {"name": "loud", "severity": "deafening"}]}
+    with pytest.raises(ConfigError, match=r"^prop alert_rules: rule 'loud' \(#2\) field severity"):
+        BridgeConfig.from_props(environment="prod", alert_rules=rules)
+
+
+def test_props_and_context_read_into_the_same_config(tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("rules:\n  - name: web\n    severity: warning\n", encoding="utf-8")
+    secrets = {"web": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pagerduty/web"}
+    from_context = config(
+        environment="prod",
+        buffered="true",
+        reservedConcurrency="none",
+        alertRulesFile=str(rules_file),
+        routingKeySecrets=json.dumps(secrets),
+        changeEvents="shop-*",
+        reconcileRoleArns=json.dumps({"210987654321": ROLE}),
+        webhooks="true",
+    )
+    from_props = BridgeConfig.from_props(
+        environment="prod",
+        buffered=True,
+        reserved_concurrency=None,
+        alert_rules_file=rules_file,
+        routing_key_secrets=secrets,
+        change_events=["shop-*"],
+        reconcile_role_arns={"210987654321": ROLE},
+        webhooks=True,
+    )
+    assert from_props == from_context
+    assert BridgeConfig.from_props(**from_props.as_props()) == from_props
+
+
+def test_a_config_built_directly_is_validated_and_normalized() -> None:
+    with pytest.raises(ConfigError, match=r"prop alert_rules: rule 'loud' \(#1\) field severity"):
+        BridgeConfig(alert_rules='{"rules": [{"name": "loud", "severity": "deafening"}]}')
+    with pytest.raises(ConfigError, match="prop alarm_topic_arn"):
+        BridgeConfig(alarm_topic_arn="my-topic")
+    with pytest.raises(ConfigError, match=r"max_concurrency \(3\) must not exceed reserved_concurrency"):
+        BridgeConfig(buffered=True, reserved_concurrency=2, max_concurrency=3)
+    direct = BridgeConfig(alert_rules='{ "rules": [ {"name": "web"} ] }')
+    assert direct.alert_rules == '{"rules":[{"name":"web"}]}'
+
+
+def test_an_unknown_prop_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="alarm_topic"):
+        BridgeConfig.from_props(environment="prod", alarm_topic="arn:aws:sns:eu-west-1:123456789012:t")
+    with pytest.raises(TypeError, match="account"):
+        BridgeConfig.from_props(environment="prod", account="123456789012")
+
+
+def test_an_arn_of_the_same_app_is_taken_as_given() -> None:
+    """A token (a topic or secret of the same app) cannot be checked at synth: CloudFormation fills it in."""
+    topic_arn = Fn.import_value("alarms-topic-arn")
+    assert BridgeConfig.from_props(environment="prod", alarm_topic_arn=topic_arn).alarm_topic_arn == topic_arn
+    with pytest.raises(ConfigError, match="prop health_alarm_email"):
+        BridgeConfig.from_props(environment="prod", health_alarm_email=Fn.import_value("oncall-address"))
+
+
+def test_every_parameter_is_documented_once() -> None:
+    fields = set(BridgeConfig.__dataclass_fields__)
+    assert fields | {"alert_rules_file"} == set(PARAMETERS)
+    assert set(CONTEXT_PARAMETERS) == {
+        "".join([name.split("_")[0], *(part.capitalize() for part in name.split("_")[1:])])
+        for name in PARAMETERS
+        if name != "half_wired_alarms"
+    }
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from infra.config import BridgeConfig
-from infra.delivery import ASYNC_RETRY_ATTEMPTS, MAX_EVENT_AGE, VISIBILITY_TIMEOUT_FACTOR
-from infra.queues import DEAD_LETTER_RETENTION
-from tests.infra.conftest import EXISTING_TOPIC_ARN, Synthesized, as_list, ref
+from pagerduty_bridge_cdk.config import BridgeConfig
+from pagerduty_bridge_cdk.delivery import ASYNC_RETRY_ATTEMPTS, MAX_EVENT_AGE, VISIBILITY_TIMEOUT_FACTOR
+from pagerduty_bridge_cdk.queues import DEAD_LETTER_RETENTION
+from tests.infra.conftest import EXISTING_TOPIC_ARN, Synthesized, as_list, names_target, ref
 
 
 def _queue_policies(synthesized: Synthesized, queue_id: str) -> list[dict[str, Any]]:
@@ -23,27 +23,27 @@ def _queue_policies(synthesized: Synthesized, queue_id: str) -> list[dict[str, A
 def test_direct_subscription_invokes_the_function_with_a_dead_letter_queue(direct: Synthesized) -> None:
     _, subscription = direct.one("AWS::SNS::Subscription")
     properties = subscription["Properties"]
-    function_id = direct.logical_id(direct.stack.bridge.function)
-    dlq_id = direct.logical_id(direct.stack.dead_letter_queues["SubscriptionDeadLetters"])
+    function_id = direct.logical_id(direct.bridge.bridge.function)
+    dlq_id = direct.logical_id(direct.bridge.dead_letter_queues["SubscriptionDeadLetters"])
     assert properties["Protocol"] == "lambda"
     assert ref(properties["Endpoint"]) == function_id
-    assert ref(properties["TopicArn"]) == direct.logical_id(direct.stack.alarm_topic.topic)
+    assert ref(properties["TopicArn"]) == direct.logical_id(direct.bridge.alarm_topic.topic)
     assert ref(properties["RedrivePolicy"]["deadLetterTargetArn"]) == dlq_id
 
 
 def test_sns_may_write_to_the_subscription_dead_letter_queue_for_this_topic_only(direct: Synthesized) -> None:
-    dlq_id = direct.logical_id(direct.stack.dead_letter_queues["SubscriptionDeadLetters"])
+    dlq_id = direct.logical_id(direct.bridge.dead_letter_queues["SubscriptionDeadLetters"])
     allows = [s for s in _queue_policies(direct, dlq_id) if s["Effect"] == "Allow"]
     assert len(allows) == 1
     (allow,) = allows
     assert allow["Principal"] == {"Service": "sns.amazonaws.com"}
     assert as_list(allow["Action"]) == ["sqs:SendMessage"]
-    assert ref(allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == direct.logical_id(direct.stack.alarm_topic.topic)
+    assert ref(allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == direct.logical_id(direct.bridge.alarm_topic.topic)
 
 
 def test_only_the_topic_and_the_schedule_may_invoke_the_function(direct: Synthesized) -> None:
-    assert direct.stack.reconciliation is not None
-    function_arn = {"Fn::GetAtt": [direct.logical_id(direct.stack.bridge.function), "Arn"]}
+    assert direct.bridge.reconciliation is not None
+    function_arn = {"Fn::GetAtt": [direct.logical_id(direct.bridge.bridge.function), "Arn"]}
     invokers = set()
     for permission in direct.of_type("AWS::Lambda::Permission").values():
         properties = permission["Properties"]
@@ -51,8 +51,8 @@ def test_only_the_topic_and_the_schedule_may_invoke_the_function(direct: Synthes
         assert properties["FunctionName"] == function_arn
         invokers.add((properties["Principal"], ref(properties["SourceArn"])))
     assert invokers == {
-        ("sns.amazonaws.com", direct.logical_id(direct.stack.alarm_topic.topic)),
-        ("events.amazonaws.com", direct.logical_id(direct.stack.reconciliation.rule)),
+        ("sns.amazonaws.com", direct.logical_id(direct.bridge.alarm_topic.topic)),
+        ("events.amazonaws.com", direct.logical_id(direct.bridge.reconciliation.rule)),
     }
 
 
@@ -62,7 +62,7 @@ def test_async_invocations_retry_a_bounded_number_of_times_then_go_to_a_queue(di
     assert properties["MaximumRetryAttempts"] == ASYNC_RETRY_ATTEMPTS == 2
     assert properties["MaximumEventAgeInSeconds"] == MAX_EVENT_AGE.to_seconds()
     destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
-    failure_queue = direct.stack.dead_letter_queues["FailedInvocations"]
+    failure_queue = direct.bridge.dead_letter_queues["FailedInvocations"]
     assert ref(destination) == direct.logical_id(failure_queue)
     assert direct.resources[ref(destination) or ""]["Type"] == "AWS::SQS::Queue"
 
@@ -79,7 +79,7 @@ def test_every_queue_is_encrypted_and_ssl_only(variant: Synthesized) -> None:
 
 
 def test_dead_letter_queues_keep_messages_for_two_weeks(variant: Synthesized) -> None:
-    for name, queue in variant.stack.dead_letter_queues.items():
+    for name, queue in variant.bridge.dead_letter_queues.items():
         properties = variant.resources[variant.logical_id(queue)]["Properties"]
         assert properties["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION.to_seconds(), name
 
@@ -90,7 +90,7 @@ def test_buffered_mode_subscribes_a_queue_with_envelopes_intact(buffered: Synthe
         for s in buffered.of_type("AWS::SNS::Subscription").values()
         if s["Properties"]["Protocol"] != "email"
     ]
-    delivery = buffered.stack.node.find_child("BufferedDelivery")
+    delivery = buffered.bridge.node.find_child("BufferedDelivery")
     assert properties["Protocol"] == "sqs"
     assert properties["TopicArn"] == EXISTING_TOPIC_ARN
     assert ref(properties["Endpoint"]) == buffered.logical_id(delivery.node.find_child("Buffer"))
@@ -101,13 +101,12 @@ def test_buffered_mode_subscribes_a_queue_with_envelopes_intact(buffered: Synthe
 
 
 def test_buffered_mode_drains_the_queue_with_partial_batch_failures(buffered: Synthesized) -> None:
-    config = buffered.stack.config
-    delivery = buffered.stack.node.find_child("BufferedDelivery")
+    config = buffered.bridge.config
+    delivery = buffered.bridge.node.find_child("BufferedDelivery")
     buffered.assertions.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
             "EventSourceArn": {"Fn::GetAtt": [buffered.logical_id(delivery.node.find_child("Buffer")), "Arn"]},
-            "FunctionName": {"Ref": buffered.logical_id(buffered.stack.bridge.function)},
             "BatchSize": config.batch_size,
             "MaximumBatchingWindowInSeconds": config.max_batching_window_seconds,
             "ScalingConfig": {"MaximumConcurrency": config.max_concurrency},
@@ -115,10 +114,13 @@ def test_buffered_mode_drains_the_queue_with_partial_batch_failures(buffered: Sy
         },
     )
     assert not buffered.of_type("AWS::Lambda::EventInvokeConfig")
+    # SnapStart is on in this variant: the queue drives the live alias, not $LATEST.
+    (_, mapping) = buffered.one("AWS::Lambda::EventSourceMapping")
+    assert names_target(buffered, mapping["Properties"]["FunctionName"])
 
 
 def test_buffered_queue_redrives_to_the_dead_letter_queue(buffered: Synthesized) -> None:
-    delivery = buffered.stack.node.find_child("BufferedDelivery")
+    delivery = buffered.bridge.node.find_child("BufferedDelivery")
     buffer = buffered.resources[buffered.logical_id(delivery.node.find_child("Buffer"))]["Properties"]
     assert buffer["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": [buffered.logical_id(delivery.node.find_child("DeadLetters")), "Arn"]},

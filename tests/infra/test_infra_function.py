@@ -9,16 +9,18 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aws_cdk import aws_lambda as lambda_
 
-from infra.bridge_function import MEMORY_MB, RUNTIME, TIMEOUT_HEADROOM_SECONDS
-from infra.bundling import UNUSED_DEPENDENCY_PARTS, LocalPipBundler, find_python, python_version_of
-from infra.config import BridgeConfig
-from infra.integration_key import PLACEHOLDER
 from pagerduty_bridge import constants
-from tests.infra.conftest import Synthesized
+from pagerduty_bridge_cdk.bundling import UNUSED_DEPENDENCY_PARTS, LocalPipBundler, find_python, python_version_of
+from pagerduty_bridge_cdk.config import BridgeConfig
+from pagerduty_bridge_cdk.functions import MEMORY_MB, RUNTIME
+from pagerduty_bridge_cdk.secrets import PLACEHOLDER, WEBHOOK_PLACEHOLDER
+from pagerduty_bridge_cdk.timing import PER_RECORD_SECONDS, TIMEOUT_HEADROOM_SECONDS
+from tests.infra.conftest import BUFFERED_BATCH_SIZE, Synthesized
 
 ELF_MACHINES = {"arm64": 183, "x86_64": 62}
 """``e_machine`` in an ELF header: EM_AARCH64 and EM_X86_64."""
@@ -45,17 +47,45 @@ def test_runtime_is_the_newest_python_the_cdk_offers(variant: Synthesized) -> No
 
 def test_architecture_follows_context(variant: Synthesized) -> None:
     assert BridgeConfig().architecture == "arm64"
-    expected = {"direct": "arm64", "buffered": "x86_64", "routed": "arm64"}[variant.name]
-    assert variant.stack.config.architecture == expected
-    assert variant.function["Properties"]["Architectures"] == [expected]
+    expected = "x86_64" if variant.name == "buffered" else "arm64"
+    assert variant.bridge.config.architecture == expected
+    for function in _functions(variant):
+        assert function["Properties"]["Architectures"] == [expected]
 
 
-def test_timeout_covers_the_retry_budget(variant: Synthesized) -> None:
+def _functions(synthesized: Synthesized) -> list[dict[str, Any]]:
+    """The main function and, with webhooks, the webhook receiver."""
+    functions = [synthesized.function]
+    if synthesized.bridge.webhooks is not None:
+        functions.append(synthesized.resources[synthesized.logical_id(synthesized.bridge.webhooks.function)])
+    assert len(synthesized.of_type("AWS::Lambda::Function")) == len(functions)
+    return functions
+
+
+def test_timeout_covers_the_retry_budget_or_the_batch(variant: Synthesized) -> None:
     properties = variant.function["Properties"]
     budget = int(properties["Environment"]["Variables"][constants.ENV_RETRY_BUDGET_SECONDS])
-    assert budget == variant.stack.config.retry_budget_seconds
-    assert properties["Timeout"] == budget + TIMEOUT_HEADROOM_SECONDS
+    config = variant.bridge.config
+    assert budget == config.retry_budget_seconds
+    work = max(budget, config.batch_size * PER_RECORD_SECONDS) if config.buffered else budget
+    assert properties["Timeout"] == work + TIMEOUT_HEADROOM_SECONDS
     assert properties["MemorySize"] == MEMORY_MB
+
+
+def test_a_buffered_batch_sizes_the_timeout_and_the_synth_says_so(buffered: Synthesized) -> None:
+    assert buffered.bridge.config.batch_size == BUFFERED_BATCH_SIZE
+    assert (
+        buffered.function["Properties"]["Timeout"]
+        == BUFFERED_BATCH_SIZE * PER_RECORD_SECONDS + TIMEOUT_HEADROOM_SECONDS
+    )
+    infos = [
+        message.entry.data
+        for message in buffered.app.synth().get_stack_by_name(buffered.stack.stack_name).messages
+        if message.level.name == "INFO"
+    ]
+    (info,) = [text for text in infos if "function timeout" in str(text)]
+    assert f"function timeout {BUFFERED_BATCH_SIZE * PER_RECORD_SECONDS + TIMEOUT_HEADROOM_SECONDS} s" in info
+    assert f"batch of {BUFFERED_BATCH_SIZE} × {PER_RECORD_SECONDS} s per record" in info
 
 
 ALWAYS_SET = {
@@ -72,10 +102,12 @@ ALWAYS_SET = {
 def test_environment_variables_are_the_settings_names(variant: Synthesized) -> None:
     variables = variant.function["Properties"]["Environment"]["Variables"]
     expected = set(ALWAYS_SET)
-    if variant.stack.config.alert_rules is not None:
+    if variant.bridge.config.alert_rules is not None:
         expected.add(constants.ENV_ALERT_RULES)
-    if variant.stack.config.routing_key_secrets:
+    if variant.bridge.config.routing_key_secrets:
         expected.add(constants.ENV_ROUTING_KEY_SECRETS)
+    if variant.bridge.config.reconcile_role_arns:
+        expected.add(constants.ENV_RECONCILE_ROLE_ARNS)
     assert set(variables) == expected
     assert set(variables) - {constants.ENV_POWERTOOLS_SERVICE_NAME, constants.ENV_POWERTOOLS_METRICS_NAMESPACE} <= set(
         constants.ALL_SETTINGS_ENV_VARS
@@ -99,25 +131,28 @@ def test_no_integration_key_in_the_environment_or_template(variant: Synthesized)
     assert constants.ENV_ROUTING_KEYS not in variables
     routing_key_shape = re.compile(rf"^[A-Za-z0-9]{{{constants.ROUTING_KEY_LENGTH}}}$")
     assert not [value for value in variables.values() if isinstance(value, str) and routing_key_shape.match(value)]
+    placeholders = {PLACEHOLDER, WEBHOOK_PLACEHOLDER}
     for secret in variant.of_type("AWS::SecretsManager::Secret").values():
-        assert secret["Properties"]["SecretString"] == PLACEHOLDER
-        assert not routing_key_shape.match(PLACEHOLDER)
+        assert secret["Properties"]["SecretString"] in placeholders
+    assert not any(routing_key_shape.match(placeholder) for placeholder in placeholders)
 
 
 def test_existing_secret_arn_is_passed_through(buffered: Synthesized) -> None:
     variables = buffered.function["Properties"]["Environment"]["Variables"]
-    assert variables[constants.ENV_INTEGRATION_KEY_SECRET_ARN] == buffered.stack.config.integration_key_secret_arn
+    assert variables[constants.ENV_INTEGRATION_KEY_SECRET_ARN] == buffered.bridge.config.integration_key_secret_arn
     assert not buffered.of_type("AWS::SecretsManager::Secret")
 
 
-def test_log_group_has_the_configured_retention(variant: Synthesized) -> None:
-    log_id, log_group = variant.one("AWS::Logs::LogGroup")
-    assert log_group["Properties"]["RetentionInDays"] == variant.stack.config.log_retention_days
-    assert variant.function["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": log_id}
+def test_each_function_logs_to_its_own_log_group_with_the_configured_retention(variant: Synthesized) -> None:
+    log_groups = variant.of_type("AWS::Logs::LogGroup")
+    used = [function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for function in _functions(variant)]
+    assert sorted(used) == sorted(log_groups)  # one each, none shared, none unused
+    for log_group in log_groups.values():
+        assert log_group["Properties"]["RetentionInDays"] == variant.bridge.config.log_retention_days
 
 
 def test_reserved_concurrency_follows_context(variant: Synthesized) -> None:
-    reserved = variant.stack.config.reserved_concurrency
+    reserved = variant.bridge.config.reserved_concurrency
     if variant.name == "buffered":
         assert reserved is None
         assert "ReservedConcurrentExecutions" not in variant.function["Properties"]
@@ -134,7 +169,7 @@ def _elf_machine(path: Path) -> int:
 
 
 def test_asset_bundles_pydantic_core_for_the_function_architecture(variant: Synthesized) -> None:
-    architecture = variant.stack.config.architecture
+    architecture = variant.bridge.config.architecture
     version = python_version_of(RUNTIME).replace(".", "")
     extensions = list((variant.asset_dir / "pydantic_core").glob("_pydantic_core.*.so"))
     assert extensions, f"no pydantic_core extension in {variant.asset_dir}"
@@ -151,6 +186,9 @@ def test_asset_holds_the_handler_and_not_the_tools(direct: Synthesized) -> None:
     assert not (package / "devtools").exists()
     assert not (package / "cli.py").exists()
     assert not (package / "__main__.py").exists()
+    assert not (package / "cli").exists()
+    assert not (package / "samples").exists()
+    assert not list(direct.asset_dir.rglob("*.json.golden")) and not list(package.rglob("*.json"))
     assert not (direct.asset_dir / "bin").exists()
     compiled = list(direct.asset_dir.rglob("*.pyc"))
     if find_python(python_version_of(RUNTIME)) is None:
@@ -200,7 +238,7 @@ def test_handler_imports_from_the_asset_alone(direct: Synthesized, tmp_path: Pat
     """
     runtime_version = python_version_of(RUNTIME)
     interpreter = find_python(runtime_version)
-    if interpreter is not None and _host_architecture() == direct.stack.config.architecture:
+    if interpreter is not None and _host_architecture() == direct.bridge.config.architecture:
         asset_dir = direct.asset_dir
     else:
         host = _host_architecture()

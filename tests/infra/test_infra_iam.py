@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra import nag
-from infra.bridge_function import LOG_ACTIONS, TABLE_ACTIONS
-from infra.integration_key import readable_secret_arn
-from infra.reconciliation import ALARM_ACTIONS, DESCRIBE_ALARMS_REASON, INDEX_ACTIONS
 from pagerduty_bridge import constants
+from pagerduty_bridge_cdk import nag
+from pagerduty_bridge_cdk.bridge_function import ASSUME_ROLE_ACTIONS, INDEX_ACTIONS
+from pagerduty_bridge_cdk.functions import LOG_ACTIONS, TABLE_ACTIONS
+from pagerduty_bridge_cdk.reconciliation import ALARM_ACTIONS, DESCRIBE_ALARMS_REASON
+from pagerduty_bridge_cdk.secrets import readable_secret_arn
 from tests.infra.conftest import (
     EXISTING_SECRET_KEY_ARN,
     EXISTING_SECRET_PARTIAL_ARN,
     PAYMENTS_SECRET_ARN,
+    RECONCILE_ROLES,
     WEB_SECRET_PARTIAL_ARN,
+    WEBHOOK_SECRET_ARN,
     Synthesized,
     as_list,
     ref,
@@ -27,17 +30,24 @@ POLICY_DOCUMENTS = {
     "AWS::KMS::Key": "KeyPolicy",
 }
 
+Grant = tuple[frozenset[str], tuple[Any, ...]]
 
-def _role_statements(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
-    """The function role's statements by Sid (every statement of ours has one)."""
-    role_id = synthesized.logical_id(synthesized.stack.bridge.role)
+
+def _role_statements(synthesized: Synthesized, role: Any = None) -> dict[str, dict[str, Any]]:
+    """A role's statements by Sid (every statement of ours has one); the main function's by default."""
+    role_id = synthesized.logical_id(role if role is not None else synthesized.bridge.bridge.role)
     statements: dict[str, dict[str, Any]] = {}
     for policy in synthesized.of_type("AWS::IAM::Policy").values():
         if {"Ref": role_id} in policy["Properties"]["Roles"]:
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
                 assert "Sid" in statement, statement
+                assert statement["Sid"] not in statements, statement
                 statements[statement["Sid"]] = statement
     return statements
+
+
+def _grants(synthesized: Synthesized, role: Any = None) -> dict[str, Grant]:
+    return {sid: _grant(statement) for sid, statement in _role_statements(synthesized, role).items()}
 
 
 def _all_statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]]:
@@ -50,54 +60,67 @@ def _all_statements(synthesized: Synthesized) -> list[tuple[str, dict[str, Any]]
     ]
 
 
-def _grant(statement: dict[str, Any]) -> tuple[frozenset[str], tuple[Any, ...]]:
+def _grant(statement: dict[str, Any]) -> Grant:
     """(actions, resources) with each resource as the logical id it references, or its literal."""
     assert statement["Effect"] == "Allow"
     resources = tuple(ref(resource) or resource for resource in as_list(statement["Resource"]))
     return frozenset(as_list(statement["Action"])), resources
 
 
-def test_direct_function_role_grants_exactly_what_the_bridge_uses(direct: Synthesized) -> None:
-    stack = direct.stack
-    ids = direct.logical_id
-    statements = _role_statements(direct)
-    assert {sid: _grant(statement) for sid, statement in statements.items()} == {
-        "WriteOwnLogs": (frozenset(LOG_ACTIONS), (ids(stack.bridge.log_group),)),
-        "ReadWriteIncidents": (frozenset(TABLE_ACTIONS), (ids(stack.incidents.table),)),
+def _index_arn(synthesized: Synthesized) -> dict[str, Any]:
+    """The active-incidents index's ARN as the template spells it: the table's ARN, then the index."""
+    table_id = synthesized.logical_id(synthesized.bridge.incidents.table)
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, f"/index/{constants.ACTIVE_INDEX_NAME}"]]}
+
+
+def _always(synthesized: Synthesized) -> dict[str, Grant]:
+    """What the main function may do in every deployment."""
+    bridge = synthesized.bridge
+    ids = synthesized.logical_id
+    return {
+        "WriteOwnLogs": (frozenset(LOG_ACTIONS), (ids(bridge.bridge.log_group),)),
+        "ReadWriteIncidents": (frozenset(TABLE_ACTIONS), (ids(bridge.incidents.table),)),
+        "QueryActiveIndex": (frozenset(INDEX_ACTIONS), (_index_arn(synthesized),)),
+    }
+
+
+def _created_integration_key(synthesized: Synthesized) -> dict[str, Grant]:
+    key = synthesized.bridge.integration_key
+    return {
         "ReadIntegrationKeySecret": (
             frozenset({"secretsmanager:GetSecretValue"}),
-            (direct.one("AWS::SecretsManager::Secret")[0],),
+            (synthesized.logical_id(key.node.find_child("Secret")),),
         ),
         "DecryptIntegrationKeySecret": (
             frozenset({"kms:Decrypt"}),
-            (ids(stack.integration_key.node.find_child("Key")),),
+            (synthesized.logical_id(key.node.find_child("Key")),),
         ),
-        "SendFailedInvocationsToQueue": (
-            frozenset({"sqs:SendMessage"}),
-            (ids(stack.dead_letter_queues["FailedInvocations"]),),
-        ),
-        "ListActiveIncidents": (frozenset({"dynamodb:Query"}), (_index_arn(direct),)),
-        "ReadAlarmStates": (frozenset({"cloudwatch:DescribeAlarms"}), ("*",)),
+    }
+
+
+def _direct_delivery_and_reconciliation(synthesized: Synthesized) -> dict[str, Grant]:
+    queue = synthesized.bridge.dead_letter_queues["FailedInvocations"]
+    return {
+        "SendFailedInvocationsToQueue": (frozenset({"sqs:SendMessage"}), (synthesized.logical_id(queue),)),
+        "ReadAlarmStates": (frozenset(ALARM_ACTIONS), ("*",)),
+    }
+
+
+def test_direct_function_role_grants_exactly_what_the_bridge_uses(direct: Synthesized) -> None:
+    assert _grants(direct) == {
+        **_always(direct),
+        **_created_integration_key(direct),
+        **_direct_delivery_and_reconciliation(direct),
     }
     assert TABLE_ACTIONS == ("dynamodb:GetItem", "dynamodb:PutItem")
     assert INDEX_ACTIONS == ("dynamodb:Query",)
     assert ALARM_ACTIONS == ("cloudwatch:DescribeAlarms",)
 
 
-def _index_arn(synthesized: Synthesized) -> dict[str, Any]:
-    """The active-incidents index's ARN as the template spells it: the table's ARN, then the index."""
-    table_id = synthesized.logical_id(synthesized.stack.incidents.table)
-    return {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, f"/index/{constants.ACTIVE_INDEX_NAME}"]]}
-
-
 def test_buffered_function_role_grants_exactly_what_the_bridge_uses(buffered: Synthesized) -> None:
-    stack = buffered.stack
-    ids = buffered.logical_id
-    buffer_queue = stack.node.find_child("BufferedDelivery").node.find_child("Buffer")
-    statements = _role_statements(buffered)
-    assert {sid: _grant(statement) for sid, statement in statements.items()} == {
-        "WriteOwnLogs": (frozenset(LOG_ACTIONS), (ids(stack.bridge.log_group),)),
-        "ReadWriteIncidents": (frozenset(TABLE_ACTIONS), (ids(stack.incidents.table),)),
+    buffer_queue = buffered.bridge.node.find_child("BufferedDelivery").node.find_child("Buffer")
+    assert _grants(buffered) == {
+        **_always(buffered),
         "ReadIntegrationKeySecret": (
             frozenset({"secretsmanager:GetSecretValue"}),
             (f"{EXISTING_SECRET_PARTIAL_ARN}-??????",),
@@ -105,64 +128,102 @@ def test_buffered_function_role_grants_exactly_what_the_bridge_uses(buffered: Sy
         "DecryptIntegrationKeySecret": (frozenset({"kms:Decrypt"}), (EXISTING_SECRET_KEY_ARN,)),
         "ConsumeBufferQueue": (
             frozenset({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}),
-            (ids(buffer_queue),),
+            (buffered.logical_id(buffer_queue),),
         ),
     }
 
 
 def test_routed_function_role_adds_exactly_the_routing_key_secrets(routed: Synthesized) -> None:
-    stack = routed.stack
-    ids = routed.logical_id
-    statements = _role_statements(routed)
-    assert {sid: _grant(statement) for sid, statement in statements.items()} == {
-        "WriteOwnLogs": (frozenset(LOG_ACTIONS), (ids(stack.bridge.log_group),)),
-        "ReadWriteIncidents": (frozenset(TABLE_ACTIONS), (ids(stack.incidents.table),)),
-        "ReadIntegrationKeySecret": (
-            frozenset({"secretsmanager:GetSecretValue"}),
-            (routed.one("AWS::SecretsManager::Secret")[0],),
-        ),
+    assert _grants(routed) == {
+        **_always(routed),
+        **_created_integration_key(routed),
+        **_direct_delivery_and_reconciliation(routed),
         "ReadRoutingKeySecrets": (
             frozenset({"secretsmanager:GetSecretValue"}),
             # A complete ARN as given; a partial one matches the six characters Secrets Manager appends.
             (PAYMENTS_SECRET_ARN, f"{WEB_SECRET_PARTIAL_ARN}-??????"),
         ),
-        "DecryptIntegrationKeySecret": (
-            frozenset({"kms:Decrypt"}),
-            (ids(stack.integration_key.node.find_child("Key")),),
-        ),
-        "SendFailedInvocationsToQueue": (
-            frozenset({"sqs:SendMessage"}),
-            (ids(stack.dead_letter_queues["FailedInvocations"]),),
-        ),
-        "ListActiveIncidents": (frozenset({"dynamodb:Query"}), (_index_arn(routed),)),
-        "ReadAlarmStates": (frozenset({"cloudwatch:DescribeAlarms"}), ("*",)),
     }
 
 
-def test_secrets_are_read_only_where_the_function_is_told_to_look(variant: Synthesized) -> None:
-    """GetSecretValue covers the integration-key secret and each alias's secret, and nothing else."""
+def test_featured_function_role_adds_exactly_the_reconciliation_roles(featured: Synthesized) -> None:
+    """Change events need no grant of the function (EventBridge invokes it); the roles are assumed."""
+    assert _grants(featured) == {
+        **_always(featured),
+        **_created_integration_key(featured),
+        **_direct_delivery_and_reconciliation(featured),
+        "AssumeReconcileRoles": (frozenset(ASSUME_ROLE_ACTIONS), tuple(sorted(RECONCILE_ROLES.values()))),
+    }
+    assert ASSUME_ROLE_ACTIONS == ("sts:AssumeRole",)
+
+
+def test_webhook_role_with_a_created_secret_reads_only_its_items_and_its_secret(featured: Synthesized) -> None:
+    webhooks = featured.bridge.webhooks
+    assert webhooks is not None
+    ids = featured.logical_id
+    secret = webhooks.signing_secret
+    assert _grants(featured, webhooks.role) == {
+        "WriteOwnLogs": (frozenset(LOG_ACTIONS), (ids(webhooks.log_group),)),
+        "ReadWriteIncidents": (frozenset({"dynamodb:GetItem", "dynamodb:PutItem"}), (ids(featured.bridge.table),)),
+        "ReadWebhookSecret": (frozenset({"secretsmanager:GetSecretValue"}), (ids(secret.node.find_child("Secret")),)),
+        "DecryptWebhookSecret": (frozenset({"kms:Decrypt"}), (ids(secret.node.find_child("Key")),)),
+    }
+    decrypt = _role_statements(featured, webhooks.role)["DecryptWebhookSecret"]
+    assert "secretsmanager." in str(decrypt["Condition"]["StringEquals"]["kms:ViaService"])
+
+
+def test_webhook_role_with_an_existing_secret_reads_exactly_that_secret(buffered: Synthesized) -> None:
+    webhooks = buffered.bridge.webhooks
+    assert webhooks is not None
+    ids = buffered.logical_id
+    assert _grants(buffered, webhooks.role) == {
+        "WriteOwnLogs": (frozenset(LOG_ACTIONS), (ids(webhooks.log_group),)),
+        "ReadWriteIncidents": (frozenset(TABLE_ACTIONS), (ids(buffered.bridge.table),)),
+        # A complete ARN: granted as given, no suffix wildcard.
+        "ReadWebhookSecret": (frozenset({"secretsmanager:GetSecretValue"}), (WEBHOOK_SECRET_ARN,)),
+    }
+
+
+def test_without_webhooks_there_is_no_webhook_function(variant: Synthesized) -> None:
+    if variant.bridge.config.webhooks:
+        assert variant.bridge.webhooks is not None
+        return
+    assert variant.bridge.webhooks is None
+    assert variant.bridge.webhook_url is None
+    assert not variant.of_type("AWS::Lambda::Url")
+    assert len(variant.of_type("AWS::IAM::Role")) == 1
+
+
+def _readable_secrets(synthesized: Synthesized, role: Any = None) -> list[str]:
+    return sorted(
+        json.dumps(resource)
+        for statement in _role_statements(synthesized, role).values()
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    )
+
+
+def test_secrets_are_read_only_where_each_function_is_told_to_look(variant: Synthesized) -> None:
+    """GetSecretValue covers the secrets each function's environment names, and nothing else."""
     variables = variant.function["Properties"]["Environment"]["Variables"]
     told = [variables[constants.ENV_INTEGRATION_KEY_SECRET_ARN]]
     told += json.loads(variables.get(constants.ENV_ROUTING_KEY_SECRETS, "{}")).values()
-    readable = [
-        resource
-        for statement in _role_statements(variant).values()
-        if "secretsmanager:GetSecretValue" in as_list(statement["Action"])
-        for resource in as_list(statement["Resource"])
-    ]
     expected = [readable_secret_arn(arn) if isinstance(arn, str) else arn for arn in told]
-    assert sorted(map(json.dumps, readable)) == sorted(map(json.dumps, expected))
+    assert _readable_secrets(variant) == sorted(map(json.dumps, expected))
+    webhooks = variant.bridge.webhooks
+    if webhooks is not None:
+        webhook_function = variant.resources[variant.logical_id(webhooks.function)]
+        secret = webhook_function["Properties"]["Environment"]["Variables"][constants.ENV_WEBHOOK_SECRET_ARN]
+        assert _readable_secrets(variant, webhooks.role) == [json.dumps(secret)]
 
 
 def test_query_is_granted_on_the_active_index_alone(variant: Synthesized) -> None:
+    """Silences are read from the index on every notification: the grant does not depend on reconciliation."""
     queries = [
         statement for _, statement in _all_statements(variant) if "dynamodb:Query" in as_list(statement["Action"])
     ]
-    if not variant.stack.config.reconcile_minutes:
-        assert queries == []
-        return
     (query,) = queries
-    assert query["Sid"] == "ListActiveIncidents"
+    assert query["Sid"] == "QueryActiveIndex"
     assert as_list(query["Action"]) == ["dynamodb:Query"]
     assert query["Resource"] == _index_arn(variant)
 
@@ -176,10 +237,10 @@ def test_describe_alarms_is_the_only_wildcard_resource_and_it_is_acknowledged(va
         # In a key policy "*" means the key itself.
         and variant.resources[logical_id]["Type"] != "AWS::KMS::Key"
     ]
-    policy = variant.stack.bridge.role.node.find_child("DefaultPolicy")
+    policy = variant.bridge.bridge.role.node.find_child("DefaultPolicy")
     acknowledged = nag.acknowledgements(variant.app).get(policy.node.path, {})
     iam5 = f"{nag.RULE_PACK}::{nag.RULE_PACK}-IAM5[Resource::*]"
-    if not variant.stack.config.reconcile_minutes:
+    if not variant.bridge.config.reconcile_minutes:
         assert wildcards == []
         assert iam5 not in acknowledged
         return
@@ -198,15 +259,19 @@ def test_key_decryption_only_through_secrets_manager(variant: Synthesized) -> No
     assert "secretsmanager." in str(service)
 
 
-def test_the_only_role_is_the_functions_and_it_has_no_managed_policy(variant: Synthesized) -> None:
-    role_id, role = variant.one("AWS::IAM::Role")
-    assert role_id == variant.logical_id(variant.stack.bridge.role)
-    properties = role["Properties"]
-    assert "ManagedPolicyArns" not in properties
-    assert "Policies" not in properties
-    (trust,) = properties["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
-    assert trust["Action"] == "sts:AssumeRole"
+def test_the_only_roles_are_the_functions_and_they_have_no_managed_policy(variant: Synthesized) -> None:
+    expected = {variant.logical_id(variant.bridge.bridge.role)}
+    if variant.bridge.webhooks is not None:
+        expected.add(variant.logical_id(variant.bridge.webhooks.role))
+    roles = variant.of_type("AWS::IAM::Role")
+    assert set(roles) == expected
+    for role in roles.values():
+        properties = role["Properties"]
+        assert "ManagedPolicyArns" not in properties
+        assert "Policies" not in properties
+        (trust,) = properties["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert trust["Action"] == "sts:AssumeRole"
 
 
 def _is_account_root(principal: Any) -> bool:

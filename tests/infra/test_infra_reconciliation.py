@@ -8,14 +8,20 @@ import pytest
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 
-from infra.config import BridgeConfig
-from infra.reconciliation import DEAD_LETTERS_ALARM_DESCRIPTION, TARGET_RETRY_ATTEMPTS
-from infra.stack import RECONCILE_DEAD_LETTERS
+from pagerduty_bridge_cdk.bridge import RECONCILE_DEAD_LETTERS
+from pagerduty_bridge_cdk.config import BridgeConfig
+from pagerduty_bridge_cdk.event_targets import TARGET_RETRY_ATTEMPTS
+from pagerduty_bridge_cdk.reconciliation import DEAD_LETTERS_ALARM_DESCRIPTION
 from tests.infra.conftest import Synthesized, as_list, ref
 
 
 def _rules(synthesized: Synthesized) -> list[dict[str, Any]]:
-    return [rule["Properties"] for rule in synthesized.of_type("AWS::Events::Rule").values()]
+    """The schedule rules (change events have a rule of their own, with an event pattern)."""
+    return [
+        rule["Properties"]
+        for rule in synthesized.of_type("AWS::Events::Rule").values()
+        if "ScheduleExpression" in rule["Properties"]
+    ]
 
 
 SCHEDULED = pytest.mark.parametrize("variant", ["direct", "routed"], indirect=True)
@@ -24,7 +30,7 @@ SCHEDULED = pytest.mark.parametrize("variant", ["direct", "routed"], indirect=Tr
 
 @SCHEDULED
 def test_schedule_invokes_the_function_at_the_configured_rate(variant: Synthesized) -> None:
-    minutes = variant.stack.config.reconcile_minutes
+    minutes = variant.bridge.config.reconcile_minutes
     assert minutes == {"direct": BridgeConfig().reconcile_minutes, "routed": 5}[variant.name]
     (rule,) = _rules(variant)
     assert rule["ScheduleExpression"] == events.Schedule.rate(Duration.minutes(minutes)).expression_string
@@ -32,12 +38,12 @@ def test_schedule_invokes_the_function_at_the_configured_rate(variant: Synthesiz
     assert rule.get("State", "ENABLED") == "ENABLED"
     assert "EventPattern" not in rule
     (target,) = rule["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": [variant.logical_id(variant.stack.bridge.function), "Arn"]}
+    assert target["Arn"] == {"Fn::GetAtt": [variant.logical_id(variant.bridge.bridge.function), "Arn"]}
     assert target["RetryPolicy"] == {
         "MaximumRetryAttempts": TARGET_RETRY_ATTEMPTS,
         "MaximumEventAgeInSeconds": minutes * 60,
     }
-    reconciliation = variant.stack.reconciliation
+    reconciliation = variant.bridge.reconciliation
     assert reconciliation is not None
     assert ref(target["DeadLetterConfig"]["Arn"]) == variant.logical_id(reconciliation.dead_letters)
 
@@ -64,17 +70,17 @@ def test_the_event_the_schedule_sends_is_one_the_handler_reconciles_on(direct: S
 
 
 def test_reconcile_minutes_zero_builds_no_schedule(buffered: Synthesized) -> None:
-    assert buffered.stack.config.reconcile_minutes == 0
-    assert buffered.stack.reconciliation is None
+    assert buffered.bridge.config.reconcile_minutes == 0
+    assert buffered.bridge.reconciliation is None
     assert _rules(buffered) == []
-    assert RECONCILE_DEAD_LETTERS not in buffered.stack.dead_letter_queues
+    assert RECONCILE_DEAD_LETTERS not in buffered.bridge.dead_letter_queues
     principals = {p["Properties"]["Principal"] for p in buffered.of_type("AWS::Lambda::Permission").values()}
     assert "events.amazonaws.com" not in principals
 
 
 @SCHEDULED
 def test_only_the_rule_may_write_to_the_schedules_dead_letter_queue(variant: Synthesized) -> None:
-    reconciliation = variant.stack.reconciliation
+    reconciliation = variant.bridge.reconciliation
     assert reconciliation is not None
     queue_id = variant.logical_id(reconciliation.dead_letters)
     rule_id = variant.logical_id(reconciliation.rule)
@@ -91,9 +97,9 @@ def test_only_the_rule_may_write_to_the_schedules_dead_letter_queue(variant: Syn
 
 
 def test_the_schedules_dead_letter_queue_has_an_alarm_that_says_what_it_holds(direct: Synthesized) -> None:
-    reconciliation = direct.stack.reconciliation
+    reconciliation = direct.bridge.reconciliation
     assert reconciliation is not None
-    assert direct.stack.dead_letter_queues[RECONCILE_DEAD_LETTERS] is reconciliation.dead_letters
+    assert direct.bridge.dead_letter_queues[RECONCILE_DEAD_LETTERS] is reconciliation.dead_letters
     queue = {"Ref": direct.logical_id(reconciliation.dead_letters)}
     (alarm,) = [
         a["Properties"]

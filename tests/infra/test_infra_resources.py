@@ -8,11 +8,11 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from infra.dashboard import KEY_FIGURE_PERIOD, METRIC_INCIDENT_RESOLVED_AUTO, PERIOD
-from infra.encrypted_topic import CLOUDWATCH_KEY_ACTIONS
-from infra.health import POWERTOOLS_SERVICE_DIMENSION
 from pagerduty_bridge import constants
-from tests.infra.conftest import ACCOUNT, EXISTING_TOPIC_ARN, HEALTH_EMAIL, Synthesized, as_list, ref
+from pagerduty_bridge_cdk.dashboard import KEY_FIGURE_PERIOD, METRIC_INCIDENT_RESOLVED_AUTO, PERIOD
+from pagerduty_bridge_cdk.encrypted_topic import CLOUDWATCH_KEY_ACTIONS
+from pagerduty_bridge_cdk.health import POWERTOOLS_SERVICE_DIMENSION
+from tests.infra.conftest import ACCOUNT, EXISTING_TOPIC_ARN, HEALTH_EMAIL, REGION, REPO_ROOT, Synthesized, as_list, ref
 
 
 def test_table_schema_is_the_stores(direct: Synthesized) -> None:
@@ -84,18 +84,18 @@ def _check_cloudwatch_topic(synthesized: Synthesized, topic_id: str) -> str:
 
 
 def test_alarm_topic_is_encrypted_ssl_only_and_open_to_this_accounts_alarms(direct: Synthesized) -> None:
-    _check_cloudwatch_topic(direct, direct.logical_id(direct.stack.alarm_topic.topic))
+    _check_cloudwatch_topic(direct, direct.logical_id(direct.bridge.alarm_topic.topic))
 
 
 def test_existing_alarm_topic_is_subscribed_to_not_created(buffered: Synthesized) -> None:
-    assert buffered.stack.alarm_topic.topic.topic_arn == EXISTING_TOPIC_ARN
-    health_topic_id = buffered.logical_id(buffered.stack.health.topic)
+    assert buffered.bridge.alarm_topic.topic.topic_arn == EXISTING_TOPIC_ARN
+    health_topic_id = buffered.logical_id(buffered.bridge.health.topic)
     assert list(buffered.of_type("AWS::SNS::Topic")) == [health_topic_id]
 
 
 def test_health_topic_is_separate_encrypted_with_its_own_key(direct: Synthesized) -> None:
-    alarm_topic_id = direct.logical_id(direct.stack.alarm_topic.topic)
-    health_topic_id = direct.logical_id(direct.stack.health.topic)
+    alarm_topic_id = direct.logical_id(direct.bridge.alarm_topic.topic)
+    health_topic_id = direct.logical_id(direct.bridge.health.topic)
     assert alarm_topic_id != health_topic_id
     assert _check_cloudwatch_topic(direct, health_topic_id) != _check_cloudwatch_topic(direct, alarm_topic_id)
 
@@ -107,14 +107,14 @@ def test_health_email_subscription_only_when_given(variant: Synthesized) -> None
         if s["Properties"]["Protocol"] == "email"
     ]
     if variant.name != "buffered":
-        assert variant.stack.config.health_alarm_email is None
+        assert variant.bridge.config.health_alarm_email is None
         assert emails == []
         return
     assert emails == [
         {
             "Protocol": "email",
             "Endpoint": HEALTH_EMAIL,
-            "TopicArn": {"Ref": variant.logical_id(variant.stack.health.topic)},
+            "TopicArn": {"Ref": variant.logical_id(variant.bridge.health.topic)},
         }
     ]
 
@@ -128,7 +128,7 @@ def _alarms_on(synthesized: Synthesized, metric_name: str, namespace: str) -> li
 
 
 def _notifies_health_topic_both_ways(synthesized: Synthesized, alarm: dict[str, Any]) -> None:
-    health = {"Ref": synthesized.logical_id(synthesized.stack.health.topic)}
+    health = {"Ref": synthesized.logical_id(synthesized.bridge.health.topic)}
     assert alarm["AlarmActions"] == [health]
     assert alarm["OKActions"] == [health]
     assert alarm["Threshold"] == 1
@@ -136,19 +136,45 @@ def _notifies_health_topic_both_ways(synthesized: Synthesized, alarm: dict[str, 
     assert alarm["TreatMissingData"] == "notBreaching"
 
 
+def _of_function(synthesized: Synthesized, metric: str, function: Any) -> list[dict[str, Any]]:
+    dimension = {"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(function)}}
+    return [alarm for alarm in _alarms_on(synthesized, metric, "AWS/Lambda") if alarm["Dimensions"] == [dimension]]
+
+
 def test_function_errors_and_throttles_alarm_to_the_health_topic(variant: Synthesized) -> None:
-    function = {"Name": "FunctionName", "Value": {"Ref": variant.logical_id(variant.stack.bridge.function)}}
     for metric in ("Errors", "Throttles"):
-        (alarm,) = _alarms_on(variant, metric, "AWS/Lambda")
-        assert alarm["Dimensions"] == [function]
+        (alarm,) = _of_function(variant, metric, variant.bridge.function)
         assert alarm["Statistic"] == "Sum"
         _notifies_health_topic_both_ways(variant, alarm)
+
+
+def test_webhook_errors_alarm_to_the_health_topic(variant: Synthesized) -> None:
+    webhooks = variant.bridge.webhooks
+    errors = _alarms_on(variant, "Errors", "AWS/Lambda")
+    if webhooks is None:
+        assert len(errors) == 1
+        return
+    assert len(errors) == 2
+    (alarm,) = _of_function(variant, "Errors", webhooks.function)
+    assert "webhook" in alarm["AlarmDescription"]
+    _notifies_health_topic_both_ways(variant, alarm)
+
+
+def test_invalid_messages_alarm_to_the_health_topic_like_delivery_failures(variant: Synthesized) -> None:
+    """Input the bridge cannot read is never retried into success: a person has to see it."""
+    (alarm,) = _alarms_on(variant, constants.METRIC_INVALID_MESSAGE, constants.METRICS_NAMESPACE)
+    (delivery,) = _alarms_on(variant, constants.METRIC_DELIVERY_FAILED, constants.METRICS_NAMESPACE)
+    assert alarm["Dimensions"] == delivery["Dimensions"]
+    assert alarm["Dimensions"] == [{"Name": POWERTOOLS_SERVICE_DIMENSION, "Value": constants.SERVICE_NAME}]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == delivery["Period"] == 60
+    _notifies_health_topic_both_ways(variant, alarm)
 
 
 def test_every_dead_letter_queue_has_a_depth_alarm(variant: Synthesized) -> None:
     alarms = _alarms_on(variant, "ApproximateNumberOfMessagesVisible", "AWS/SQS")
     watched = {ref(alarm["Dimensions"][0]["Value"]) for alarm in alarms}
-    assert watched == {variant.logical_id(queue) for queue in variant.stack.dead_letter_queues.values()}
+    assert watched == {variant.logical_id(queue) for queue in variant.bridge.dead_letter_queues.values()}
     queue_ids = set(variant.of_type("AWS::SQS::Queue"))
     assert watched <= queue_ids
     for alarm in alarms:
@@ -163,7 +189,7 @@ def test_delivery_failed_metric_alarm_matches_what_powertools_emits(variant: Syn
 
 
 def test_no_health_alarm_goes_through_the_alarm_topic(direct: Synthesized) -> None:
-    alarm_topic = {"Ref": direct.logical_id(direct.stack.alarm_topic.topic)}
+    alarm_topic = {"Ref": direct.logical_id(direct.bridge.alarm_topic.topic)}
     for alarm in direct.of_type("AWS::CloudWatch::Alarm").values():
         actions = alarm["Properties"].get("AlarmActions", []) + alarm["Properties"].get("OKActions", [])
         assert alarm_topic not in actions
@@ -257,4 +283,25 @@ def test_dashboard_shows_delivery_failures_and_pagerduty_latency(variant: Synthe
 def test_dashboard_shows_every_dead_letter_queue(variant: Synthesized) -> None:
     (widget,) = [w for w in _dashboard_widgets(variant) if w["properties"]["title"] == "Dead-letter queue depth"]
     labels = {entry[-1]["label"] for entry in widget["properties"]["metrics"]}
-    assert labels == set(variant.stack.dead_letter_queues)
+    assert labels == set(variant.bridge.dead_letter_queues)
+
+
+def test_who_may_publish_to_the_alarm_topic_is_what_the_readme_says(direct: Synthesized) -> None:
+    """README, Deploy: CloudWatch may publish for alarms of this account and region only; no other
+    principal is named by the topic's policy (other accounts cannot publish); in this account, IAM
+    decides (the key policy delegates to the account), which is how publish-test-alarm works."""
+    topic_id = direct.logical_id(direct.bridge.alarm_topic.topic)
+    allows = [s for s in _topic_policy_statements(direct, topic_id) if s["Effect"] == "Allow"]
+    assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"}]
+    (publish,) = allows
+    assert publish["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    assert publish["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:*"}
+    key_id = ref(direct.resources[topic_id]["Properties"]["KmsMasterKeyId"])
+    assert key_id is not None
+    principals = [s["Principal"] for s in direct.resources[key_id]["Properties"]["KeyPolicy"]["Statement"]]
+    assert {"Service": "cloudwatch.amazonaws.com"} in principals
+    accounts = [p["AWS"] for p in principals if isinstance(p, dict) and "AWS" in p]
+    assert accounts and all(ACCOUNT in json.dumps(a) and ":root" in json.dumps(a) for a in accounts)
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "lets CloudWatch publish for alarms of this account and region only" in readme
+    assert "no other account can" in readme

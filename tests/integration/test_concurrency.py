@@ -28,7 +28,6 @@ The first test checks the premise on each server (racing conditional writes have
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import subprocess
@@ -56,7 +55,8 @@ from pagerduty_bridge.processing import RecordResult, process_event
 from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.conftest import EVENTS, ROOT, ROUTING_KEY, load_json
+from tests.builders import sns_event
+from tests.conftest import ROOT, ROUTING_KEY
 
 SERVERS = ("dynalite", "moto-locked")
 CONTAINERS = 8
@@ -207,23 +207,6 @@ def race(jobs: list[Callable[[], Any]]) -> list[Any]:
         thread.join(THREAD_TIMEOUT_SECONDS)
     assert not any(thread.is_alive() for thread in threads), "an invocation hung"
     return results
-
-
-_TEMPLATE: dict[str, Any] = load_json(EVENTS / "05-ec2-cpu-alarm.json")
-
-
-def sns_event(alarm_name: str, state: str, old_state: str, at: datetime) -> dict[str, Any]:
-    record = json.loads(json.dumps(_TEMPLATE["Records"][0]))
-    message = json.loads(record["Sns"]["Message"])
-    message.update(
-        AlarmName=alarm_name,
-        AlarmArn=f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{alarm_name}",
-        NewStateValue=state,
-        OldStateValue=old_state,
-        StateChangeTime=at.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
-    )
-    record["Sns"].update(MessageId=str(uuid.uuid4()), Message=json.dumps(message))
-    return {"Records": [record]}
 
 
 def deliver(container: Container, event: dict[str, Any]) -> RecordResult:

@@ -17,8 +17,10 @@ What must hold, whatever the input:
 Cases: ``len(SEED_FILES)`` unmutated seeds and ``len(HOSTILE)`` hand-made hostile events through each
 of the three targets (the parametrized ids), plus ``FUZZ_EXAMPLES`` hypothesis examples per target:
 ``TOTAL_CASES`` in all. The hostile events are inputs the random mutations do not reach (lone UTF-16
-surrogates, integers beyond a float, JSON nested deeper than Python's recursion limit, dates at the
-edge of ``datetime``, non-finite numbers); each names the defect it once exposed.
+surrogates, integers beyond a float, JSON nested deeper than Python's recursion limit, times at and
+past the ends of ``datetime`` in every envelope, Unicode digits in times and ``SentTimestamp``, huge
+fields, names that look like patterns or templates, non-finite numbers); each names the defect it once
+exposed, if any.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+from tests.builders import alarm_message, eventbridge_event, sns_event_of, sns_notification, sqs_event, sqs_record
 from tests.conftest import EVENTS, FIXTURES, ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 SEED_DIRECTORIES = (EVENTS, FIXTURES / "alarm_variants")
@@ -92,6 +95,39 @@ def with_alarm_field(field: str, raw_json: str, *, in_trigger: bool = False) -> 
     return with_message(json.dumps(message).replace(f'"{_PLACEHOLDER}"', raw_json))
 
 
+def without_state_change_time(name: str) -> dict[str, Any]:
+    """An alarm message (events/05) without ``StateChangeTime``: its envelope's time stands in for it."""
+    message = alarm_message(name)
+    del message["StateChangeTime"]
+    return message
+
+
+def sns_stamped(timestamp: str) -> dict[str, Any]:
+    """A Lambda SNS event whose alarm has no time of its own and whose ``Timestamp`` is ``timestamp``."""
+    event = sns_event_of(without_state_change_time("fuzz-sns-timestamp"))
+    event["Records"][0]["Sns"]["Timestamp"] = timestamp
+    return event
+
+
+def sqs_sent(sent: str) -> dict[str, Any]:
+    """An SQS event whose raw alarm body has no time of its own and whose ``SentTimestamp`` is ``sent``."""
+    record = sqs_record(without_state_change_time("fuzz-sent-timestamp"))
+    record["attributes"]["SentTimestamp"] = sent
+    return sqs_event(record)
+
+
+def eventbridge_in_sns(time: str) -> dict[str, Any]:
+    """An SNS-wrapped EventBridge alarm event stamped ``time``, with no state timestamp of its own."""
+    event = eventbridge_event("fuzz-eventbridge")
+    event["time"] = time
+    del event["detail"]["state"]["timestamp"]
+    return sqs_event(sqs_record(sns_notification(event)))
+
+
+def many_dimensions(count: int) -> str:
+    return json.dumps([{"name": f"d{i}", "value": "v" * 64} for i in range(count)])
+
+
 HUGE_INTEGER = "alarms._number: float() of an integer beyond a float's range raises OverflowError, out of parse_event"
 DATE_OUT_OF_RANGE = (
     "alarms._time / models.utc: a StateChangeTime whose conversion to UTC leaves datetime's range raises "
@@ -109,6 +145,17 @@ NON_FINITE_NUMBER = (
     "a number beyond a float (Threshold 1e999) becomes inf and is sent as 'Infinity', which is no JSON: "
     "PagerDuty answers 400 and the page is lost"
 )
+
+TIME_BEFORE_YEAR_ONE = (
+    "envelopes._iso / models.utc: an envelope time in year 1 at a positive offset (EventBridge time, SNS "
+    "Timestamp) raises OverflowError out of the handler, and the whole SQS batch goes back, again and again"
+)
+SENT_TIMESTAMP_DIGITS = (
+    "envelopes: str.isdigit() accepts '\u00b2', int() refuses it: ValueError out of the handler, and the whole SQS "
+    "batch goes back"
+)
+FAR_FUTURE = "a StateChangeTime in 2999 was stored as the ordering mark: every genuine later notification was stale"
+HUGE_NAME = "an alarm name of 210,000 characters made an item past DynamoDB's 400 KB: the page failed at the claim"
 
 
 @dataclass(frozen=True)
@@ -143,6 +190,34 @@ HOSTILE: dict[str, Hostile] = {
     "message-with-nul-and-controls": Hostile(with_alarm_field("AlarmDescription", '"a\\u0000b\\u001b[31mred"')),
     "alarm-name-100k-characters": Hostile(with_alarm_field("AlarmName", json.dumps("n" * 100_000))),
     "description-600kb": Hostile(with_alarm_field("AlarmDescription", json.dumps("d" * 600_000))),
+    "eventbridge-time-0001-01-01-plus-one-hour": Hostile(
+        eventbridge_in_sns("0001-01-01T00:00:00+01:00"), TIME_BEFORE_YEAR_ONE
+    ),
+    "sns-timestamp-0001-01-01-plus-one-hour": Hostile(sns_stamped("0001-01-01T00:00:00+01:00"), TIME_BEFORE_YEAR_ONE),
+    "sns-timestamp-9999-12-31-minus-one-hour": Hostile(sns_stamped("9999-12-31T23:59:59-01:00")),
+    "state-change-time-0001-01-01-plus-one-hour": Hostile(
+        with_alarm_field("StateChangeTime", '"0001-01-01T00:00:00+01:00"'), DATE_OUT_OF_RANGE
+    ),
+    "state-change-time-9999-12-31-minus-one-hour": Hostile(
+        with_alarm_field("StateChangeTime", '"9999-12-31T23:59:59-01:00"'), DATE_OUT_OF_RANGE
+    ),
+    "state-change-time-2999": Hostile(
+        with_alarm_field("StateChangeTime", '"2999-01-01T00:00:00.000+0000"'), FAR_FUTURE
+    ),
+    "state-change-time-fullwidth-digits": Hostile(
+        with_alarm_field("StateChangeTime", json.dumps("\uff12\uff10\uff12\uff15-01-14T14:30:00.000+0000"))
+    ),
+    "sent-timestamp-superscript-two": Hostile(sqs_sent("\u00b2"), SENT_TIMESTAMP_DIGITS),
+    "sent-timestamp-fullwidth-digits": Hostile(sqs_sent("\uff11\uff12\uff13"), SENT_TIMESTAMP_DIGITS),
+    "sent-timestamp-past-year-9999": Hostile(sqs_sent("9" * 400)),
+    "alarm-name-210000-characters": Hostile(with_alarm_field("AlarmName", json.dumps("z" * 210_000)), HUGE_NAME),
+    "alarm-name-catastrophic-regex-bait": Hostile(with_alarm_field("AlarmName", json.dumps("a" * 29 + "!"))),
+    "alarm-name-like-a-pattern": Hostile(with_alarm_field("AlarmName", json.dumps("re:(a+)+$ *[!a-]?\\1(?=x)"))),
+    "alarm-name-like-a-template": Hostile(
+        with_alarm_field("AlarmName", json.dumps("{alarm_name:>100000000}{0.__class__}{state!x}%s%n"))
+    ),
+    "reason-300kb": Hostile(with_alarm_field("NewStateReason", json.dumps("Threshold Crossed: " + "9" * 300_000))),
+    "10000-dimensions": Hostile(with_alarm_field("Dimensions", many_dimensions(10_000), in_trigger=True)),
 }
 TOTAL_CASES = TARGETS * (len(SEED_FILES) + len(HOSTILE) + FUZZ_EXAMPLES)
 

@@ -3,22 +3,16 @@ routing key the trigger went to (PagerDuty drops them on any other key)."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 
-from pagerduty_bridge.cli import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from tests.builders import assert_no_secret, cli
 from tests.conftest import EVENTS, FIXTURES, OTHER_ROUTING_KEY, ROUTING_KEY
 
 KEY = "web-prod-cpu-high-CPUUtilization"
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    return main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
 
 
 def test_ack_and_resolve_reach_the_triggers_routing_key(
@@ -29,28 +23,28 @@ def test_ack_and_resolve_reach_the_triggers_routing_key(
     monkeypatch.setenv("ALERT_RULES_FILE", str(FIXTURES / "rules" / "example.yaml"))
     send = ("--send", "--events-url", fake_pd.url)
 
-    assert cli("replay", *send, str(EVENTS / "05-ec2-cpu-alarm.json"))[0] == 0
+    assert cli("replay", *send, str(EVENTS / "05-ec2-cpu-alarm.json")).code == 0
     assert set(fake_pd.open_alerts(routing_key=OTHER_ROUTING_KEY)) == {KEY}
     assert fake_pd.open_alerts(routing_key=ROUTING_KEY) == {}
 
-    assert cli("incidents", "ack", KEY, *send)[0] == 0
+    assert cli("incidents", "ack", KEY, *send).code == 0
     assert fake_pd.open_alerts(routing_key=OTHER_ROUTING_KEY)[KEY].status == "acknowledged"
 
     # The rules change (the alarm would now route to the default service): the open incident still
     # resolves where it was opened.
     monkeypatch.setenv("ALERT_RULES", '{"rules": []}')
-    code, out, err = cli("replay", "--json", *send, str(EVENTS / "06-ec2-cpu-ok.json"))
-    assert code == 0, err
-    assert json.loads(out)["action"] == "resolve"
+    resolved = cli("replay", "--json", *send, str(EVENTS / "06-ec2-cpu-ok.json"))
+    assert resolved.code == 0, resolved.err
+    assert resolved.json()["action"] == "resolve"
     assert fake_pd.open_alerts() == {}
     assert all(r.body["routing_key"] == OTHER_ROUTING_KEY for r in fake_pd.requests)
-    assert OTHER_ROUTING_KEY not in out + err
+    assert_no_secret(OTHER_ROUTING_KEY, resolved.out, resolved.err)
 
 
 def test_an_alias_without_a_key_is_a_clear_error(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
     monkeypatch.setenv("ALERT_RULES_FILE", str(FIXTURES / "rules" / "example.yaml"))
-    code, _, err = cli("replay", "--send", "--events-url", fake_pd.url, str(EVENTS / "05-ec2-cpu-alarm.json"))
-    assert code == 1
-    assert "no routing key is configured for alias 'web'" in err
+    run = cli("replay", "--send", "--events-url", fake_pd.url, str(EVENTS / "05-ec2-cpu-alarm.json"))
+    assert run.code == 1
+    assert "no routing key is configured for alias 'web'" in run.err
     assert fake_pd.requests == []

@@ -13,6 +13,7 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
 from pagerduty_bridge.errors import IncidentNotFoundError, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.models import IncidentStatus
 from pagerduty_bridge.settings import Settings
+from tests.builders import assert_no_secret
 from tests.conftest import ROUTING_KEY, assert_valid_event
 
 SEED_KEY = "production-hybrid-routing-high-failure-rate-SupportModeSuccessRate"
@@ -105,7 +106,7 @@ def test_401_is_reported_as_the_seed_does_not_retried_at_once_but_kept(fake_pd: 
         bridge.trigger_high_failure_rate_incident(85, 95)
     assert caught.value.retryable is True
     assert len(fake_pd.requests) == 1
-    assert ROUTING_KEY not in str(caught.value)
+    assert_no_secret(ROUTING_KEY, caught.value)
     incident = bridge.get_incident(SEED_KEY)
     assert incident is not None and incident.pending_action is not None
 
@@ -126,7 +127,7 @@ def test_service_config_get_returns_a_copy_and_update_changes_it(fake_pd: FakePa
     bridge = integration(fake_pd.url)
     config = bridge.get_service_config()
     assert config.service_name == "checkout"
-    assert ROUTING_KEY not in repr(config) + repr(bridge) + str(config)
+    assert_no_secret(ROUTING_KEY, config, bridge)
     updated = bridge.update_service_config(service_name="payments", escalation_policy_id="P123")
     assert (updated.service_name, updated.escalation_policy_id) == ("payments", "P123")
     assert config.service_name == "checkout"
@@ -136,8 +137,12 @@ def test_service_config_get_returns_a_copy_and_update_changes_it(fake_pd: FakePa
 def test_clear_active_incidents(fake_pd: FakePagerDuty) -> None:
     bridge = integration(fake_pd.url)
     bridge.trigger_high_latency_incident(7450, 5000)
+    (key,) = bridge.get_active_incidents()
+    assert key.startswith("production-hybrid-routing-high-latency-"), "an incident existed before clearing"
     bridge.clear_active_incidents()
     assert bridge.get_active_incidents() == {}
+    assert bridge.get_incident(key) is None
+    assert set(fake_pd.open_alerts(ROUTING_KEY)) == {key}, "clearing the table tells PagerDuty nothing"
 
 
 def test_a_repeated_trigger_keeps_an_acknowledged_incident_acknowledged(fake_pd: FakePagerDuty) -> None:

@@ -8,9 +8,7 @@ SNS notifications as SNS writes them into a queue (``SigningCertURL``, not the L
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import boto3
 import pytest
@@ -21,7 +19,8 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
 from pagerduty_bridge.models import EventAction, IncidentStatus
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, assert_valid_event, load_json
+from tests.builders import dedup_key, sqs_alarm, sqs_event, sqs_record
+from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 TABLE = "incidents"
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:pagerduty-bridge-buffer"
@@ -29,54 +28,6 @@ CPU_ALARM = "web-prod-cpu-high"
 OTHER_ALARM = "api-prod-cpu-high"
 OUTAGE_ANSWERS = 20
 """More 503s than any retry budget of one second can use up: the delivery must fail."""
-
-
-def sns_notification(alarm_name: str) -> dict[str, Any]:
-    """events/05's SNS notification for ``alarm_name``, as SNS writes it into an SQS queue."""
-    sns = load_json(EVENTS / "05-ec2-cpu-alarm.json")["Records"][0]["Sns"]
-    message = json.loads(sns["Message"])
-    message["AlarmName"] = alarm_name
-    message["AlarmArn"] = message["AlarmArn"].replace(CPU_ALARM, alarm_name)
-    return {
-        "Type": "Notification",
-        "MessageId": str(uuid.uuid4()),
-        "TopicArn": sns["TopicArn"],
-        "Subject": sns["Subject"].replace(CPU_ALARM, alarm_name),
-        "Message": json.dumps(message),
-        "Timestamp": sns["Timestamp"],
-        "SignatureVersion": sns["SignatureVersion"],
-        "Signature": sns["Signature"],
-        "SigningCertURL": sns["SigningCertUrl"],
-        "UnsubscribeURL": sns["UnsubscribeUrl"],
-    }
-
-
-def sqs_record(body: str) -> dict[str, Any]:
-    message_id = str(uuid.uuid4())
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"AQEB{message_id.replace('-', '')}",
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1736867400100",
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": "1736867400110",
-        },
-        "messageAttributes": {},
-        "md5OfBody": "0" * 32,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": "eu-west-1",
-    }
-
-
-def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}
-
-
-def dedup_key(alarm_name: str) -> str:
-    return f"{alarm_name}-CPUUtilization"
 
 
 @pytest.fixture
@@ -97,8 +48,8 @@ def store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[D
 def test_a_transient_failure_is_reported_as_that_record_only(
     store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
 ) -> None:
-    delivered = sqs_record(json.dumps(sns_notification(CPU_ALARM)))
-    failing = sqs_record(json.dumps(sns_notification(OTHER_ALARM)))
+    delivered = sqs_alarm(CPU_ALARM)
+    failing = sqs_alarm(OTHER_ALARM)
     # The first event goes through untouched; every attempt at the second meets an outage.
     fake_pd.script(Delay(0), *[Respond(503)] * OUTAGE_ANSWERS)
 
@@ -120,8 +71,8 @@ def test_a_transient_failure_is_reported_as_that_record_only(
 def test_the_record_received_again_is_delivered_and_the_other_is_not_resent(
     store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
 ) -> None:
-    delivered = sqs_record(json.dumps(sns_notification(CPU_ALARM)))
-    failing = sqs_record(json.dumps(sns_notification(OTHER_ALARM)))
+    delivered = sqs_alarm(CPU_ALARM)
+    failing = sqs_alarm(OTHER_ALARM)
     fake_pd.script(Delay(0), *[Respond(503)] * OUTAGE_ANSWERS)
     first = handler.lambda_handler(sqs_event(delivered, failing), FakeLambdaContext())
     assert first["batchItemFailures"] == [{"itemIdentifier": failing["messageId"]}]
@@ -147,7 +98,7 @@ def test_an_unreadable_body_goes_to_the_dead_letter_queue_alone(
 ) -> None:
     """A body that cannot be read is reported on its own, so after its receives it lands in the
     dead-letter queue for a person to read; its neighbour is delivered on the first receive."""
-    good = sqs_record(json.dumps(sns_notification(CPU_ALARM)))
+    good = sqs_alarm(CPU_ALARM)
     unreadable = sqs_record(json.dumps([1, 2, 3]))  # JSON, but no envelope
 
     response = handler.lambda_handler(sqs_event(unreadable, good), FakeLambdaContext())

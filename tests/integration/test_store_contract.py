@@ -19,7 +19,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import StoreError, VersionConflictError
@@ -35,6 +34,7 @@ from pagerduty_bridge.models import (
 from pagerduty_bridge.store import IncidentStore
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+from tests.builders import moto_server
 
 REGION = "eu-west-1"
 TABLE = "incidents"
@@ -348,11 +348,7 @@ RACES = 3
 
 @pytest.fixture(scope="module")
 def moto_server_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    yield from moto_server()
 
 
 @pytest.fixture(params=["sqlite-file", "moto-in-process", "moto-server"])

@@ -20,6 +20,7 @@ from pagerduty_bridge.events_api import (
     masked,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction
+from tests.builders import assert_no_secret
 from tests.conftest import ROUTING_KEY, assert_valid_event
 
 
@@ -76,7 +77,7 @@ def test_acknowledge_and_resolve_carry_no_payload() -> None:
 
 def test_masked_body_shows_only_the_last_four_characters() -> None:
     body = masked(trigger().to_wire(ROUTING_KEY))
-    assert ROUTING_KEY not in json.dumps(body)
+    assert_no_secret(ROUTING_KEY, body)
     assert body["routing_key"].endswith(ROUTING_KEY[-4:])
     assert len(body["routing_key"]) == len(ROUTING_KEY)
 

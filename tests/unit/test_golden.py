@@ -78,11 +78,39 @@ def test_the_seed_alarm_yields_the_seed_payload(replayed: dict[str, list[dict[st
     assert (details["threshold"], details["currentValue"]) == (95, 85)
     assert details["description"] == "Success rate has fallen below 95%"
     assert len(details["recommendations"]) == 5
-    assert [link["text"] for link in event["links"]] == ["CloudWatch Dashboard", "Hybrid Routing Dashboard"]
-    assert event["client"] == "matbakh-bedrock-support-manager"
-    assert event["client_url"] == "https://app.matbakh.app/admin/bedrock-activation"
+    assert [link["text"] for link in event["links"]] == ["CloudWatch Dashboard"], "neutral links by default"
+    assert event["client"] == "pagerduty-bridge" and "client_url" not in event
     (ok,) = replayed["02-seed-high-failure-rate-ok.json"]
     assert (ok["action"], ok["dedup_key"]) == ("resolve", alarm["dedup_key"])
+
+
+SEED_SETTINGS = {
+    "PAGERDUTY_CLIENT": "matbakh-bedrock-support-manager",
+    "PAGERDUTY_CLIENT_URL": "https://app.matbakh.app/admin/bedrock-activation",
+    "TEMPLATE_DASHBOARD_URL": "https://app.matbakh.app/admin/bedrock-activation",
+    "TEMPLATE_DASHBOARD_TEXT": "Hybrid Routing Dashboard",
+}
+"""The seed's own application, configured: its example payload comes out field for field."""
+
+
+def test_configured_template_links_reproduce_the_seeds_example_payload(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in SEED_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    out, err = io.StringIO(), io.StringIO()
+    sample = str(EVENTS / "01-seed-high-failure-rate-alarm.json")
+    assert main(["replay", "--json", "--state", str(tmp_path / "s.db"), sample], out=out, err=err) == 0
+    event = json.loads(out.getvalue())["event"]
+    assert event["links"] == [
+        {
+            "href": "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards:name=production-hybrid-routing",
+            "text": "CloudWatch Dashboard",
+        },
+        {"href": "https://app.matbakh.app/admin/bedrock-activation", "text": "Hybrid Routing Dashboard"},
+    ]
+    assert event["client"] == "matbakh-bedrock-support-manager"
+    assert event["client_url"] == "https://app.matbakh.app/admin/bedrock-activation"
 
 
 @pytest.mark.parametrize("sample", [p.name for p in event_files()])

@@ -20,7 +20,9 @@ from tests.conftest import EVENTS, load_json
 T0 = datetime(2025, 1, 14, 14, 0, tzinfo=UTC)
 
 
-def incident(key: str, minutes: int, *, resolved_after: int | None, ack: bool, how: Resolution | None) -> Incident:
+def incident(
+    key: str, minutes: int, *, resolved_after: int | None, ack: bool, how: Resolution | None, ack_after: int = 0
+) -> Incident:
     start = T0 + timedelta(minutes=minutes)
     return Incident(
         dedup_key=key,
@@ -28,7 +30,7 @@ def incident(key: str, minutes: int, *, resolved_after: int | None, ack: bool, h
         status=IncidentStatus.RESOLVED if resolved_after is not None else IncidentStatus.TRIGGERED,
         triggered_at=start,
         resolved_at=start + timedelta(minutes=resolved_after) if resolved_after is not None else None,
-        acknowledged_at=start if ack else None,
+        acknowledged_at=start + timedelta(minutes=ack_after) if ack else None,
         resolution=how,
         updated_at=start,
     )
@@ -36,9 +38,9 @@ def incident(key: str, minutes: int, *, resolved_after: int | None, ack: bool, h
 
 def test_stats_over_a_mixed_history() -> None:
     history = [
-        incident("a", 0, resolved_after=5, ack=True, how=Resolution.AUTO),
+        incident("a", 0, resolved_after=5, ack=True, how=Resolution.AUTO, ack_after=2),
         incident("b", 30, resolved_after=15, ack=False, how=Resolution.MANUAL),
-        incident("c", 90, resolved_after=None, ack=True, how=None),
+        incident("c", 90, resolved_after=None, ack=True, how=None, ack_after=4),
         Incident(dedup_key="d", alarm_name="d", status=IncidentStatus.RESOLVED, updated_at=T0),  # never triggered
     ]
     stats = compute_stats(history, now=T0 + timedelta(hours=5))
@@ -48,6 +50,8 @@ def test_stats_over_a_mixed_history() -> None:
     assert stats.auto_resolution_rate == 0.5
     assert stats.window_hours == 1.5
     assert stats.incidents_per_hour == 2.0
+    assert stats.mean_acknowledgement_seconds == 180
+    assert stats.resolved_by == {"auto": 1, "manual": 1, "reconciled": 0, "pagerduty": 0}
     recent = compute_stats(history, since=timedelta(hours=1), now=T0 + timedelta(minutes=80))
     assert recent.incidents == 2
 

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from typing import Final, TextIO
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.cli import aws, devtools, incidents, replay, rules, silence, status, table
+from pagerduty_bridge.cli import audit, aws, devtools, incidents, replay, rules, silence, status, table
 from pagerduty_bridge.cli.common import EXIT_ERROR, CliError, Streams, warn
 from pagerduty_bridge.cli.failures import describe
 from pagerduty_bridge.redaction import RedactingFilter
 
-GROUPS: Final = (replay, incidents, status, rules, silence, aws, table, devtools)
+GROUPS: Final = (replay, incidents, status, rules, silence, aws, audit, table, devtools)
 
 
 def version() -> str:

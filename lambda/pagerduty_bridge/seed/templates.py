@@ -118,10 +118,6 @@ def seed_event(
     """The seed's templated trigger, field for field."""
     alarm_name = template.alarm_name(environment, defaults)
     source = f"{environment}-{defaults.component}"
-    dashboard = (
-        f"https://console.aws.amazon.com/cloudwatch/home?region={region or 'eu-central-1'}"
-        f"#dashboards:name={quote(source, safe='')}"
-    )
     return PagerDutyEvent(
         event_action=EventAction.TRIGGER,
         dedup_key=bounded_dedup_key(f"{alarm_name}-{template.metric_name}"),
@@ -143,13 +139,26 @@ def seed_event(
                 "recommendations": list(template.recommendations),
             },
         ),
-        links=(
-            Link(href=dashboard, text="CloudWatch Dashboard"),
-            Link(href=defaults.dashboard_url, text=defaults.dashboard_text),
-        ),
+        links=_links(source, region or defaults.region, defaults),
         client=defaults.client,
         client_url=defaults.client_url,
     )
+
+
+def _links(source: str, region: str | None, defaults: EventDefaults) -> tuple[Link, ...]:
+    """The CloudWatch dashboard named after the source, in the alarm's region, and the configured one."""
+    links = []
+    if region:
+        links.append(
+            Link(
+                href=f"https://console.aws.amazon.com/cloudwatch/home?region={quote(region, safe='')}"
+                f"#dashboards:name={quote(source, safe='')}",
+                text="CloudWatch Dashboard",
+            )
+        )
+    if defaults.dashboard_url:
+        links.append(Link(href=defaults.dashboard_url, text=defaults.dashboard_text))
+    return tuple(links)
 
 
 def alert_event(alert: AlertMessage, settings: Settings) -> PagerDutyEvent:

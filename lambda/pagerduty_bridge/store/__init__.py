@@ -120,22 +120,42 @@ def bounded(incident: Incident) -> Incident:
     return dataclasses.replace(incident, **changes) if changes else incident
 
 
-def to_record(incident: Incident) -> dict[str, Any]:
-    """The incident as flat JSON-compatible values (times as sortable strings, enums as values)."""
+def to_record(incident: Incident, *, compact: bool = False) -> dict[str, Any]:
+    """The incident as flat JSON-compatible values (times as sortable strings, enums as values).
+
+    ``compact`` leaves out every field at its default (``from_record`` restores it): what the stores
+    keep, so an item carries only what it says — fewer attributes to send, validate and store.
+    """
     record: dict[str, Any] = {}
-    for spec in dataclasses.fields(Incident):
-        value = getattr(incident, spec.name)
-        if value is None or (spec.name in ("pd_details", "webhook_event_ids") and not value):
+    for name, default in _DEFAULTS:
+        value = getattr(incident, name)
+        if value is None or (compact and value == default and name not in _ALWAYS_KEPT):
             continue
         if isinstance(value, datetime):
-            record[spec.name] = format_time(value)
+            record[name] = format_time(value)
         elif isinstance(value, Enum):
-            record[spec.name] = value.value
+            record[name] = value.value
         elif isinstance(value, tuple):
-            record[spec.name] = list(value)
+            if value:
+                record[name] = list(value)
+        elif isinstance(value, dict):
+            if value:
+                record[name] = value
         else:
-            record[spec.name] = value
+            record[name] = value
     return record
+
+
+def _default_of(spec: dataclasses.Field[Any]) -> Any:
+    if spec.default is not dataclasses.MISSING:
+        return spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return dataclasses.MISSING
+
+
+_DEFAULTS: Final = tuple((spec.name, _default_of(spec)) for spec in dataclasses.fields(Incident))
+_ALWAYS_KEPT: Final = frozenset({"dedup_key", "alarm_name", "status", "updated_at", "version"})
 
 
 def from_record(record: dict[str, Any]) -> Incident:

@@ -133,7 +133,7 @@ class DynamoDBIncidentStore:
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
         incident = bounded(incident)
-        record = to_record(incident)
+        record = to_record(incident, compact=True)
         marker = c.ACTIVE_MARKER if incident.is_open else WATCH_MARKER if needs_watch(incident) else None
         if marker is not None:
             record[c.ACTIVE_INDEX_PARTITION_KEY] = marker

@@ -66,7 +66,7 @@ class SQLiteIncidentStore:
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
         incident = bounded(incident)
-        data = json.dumps(to_record(incident), ensure_ascii=False)
+        data = json.dumps(to_record(incident, compact=True), ensure_ascii=False)
         values = (
             int(incident.version),
             int(incident.is_open),

@@ -13,7 +13,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import nag
+from pagerduty_bridge_cdk.nag import acknowledge
 
 DEAD_LETTER_RETENTION: Final = Duration.days(14)
 """SQS's maximum: a failed page stays inspectable and replayable for two weeks. Longer than any
@@ -43,7 +43,7 @@ def secure_queue(
 def dead_letter_queue(scope: Construct, construct_id: str, *, holds: str) -> sqs.Queue:
     """A queue that is itself the last stop for failed deliveries (``holds`` says which)."""
     queue = secure_queue(scope, construct_id, retention=DEAD_LETTER_RETENTION)
-    nag.acknowledge(
+    acknowledge(
         queue,
         "SQS3",
         f"This queue is the dead-letter destination for {holds}; the rule only recognises queues named "

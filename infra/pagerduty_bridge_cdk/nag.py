@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from aws_cdk import Acknowledgment, App, Validations
-from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 RULE_PACK: Final = "AwsSolutions"
@@ -21,7 +20,12 @@ VALIDATION_REPORT: Final = "validation-report.json"
 
 
 def add_checks(app: App) -> None:
-    """Run the AWS Solutions rule pack over every stack of ``app`` at synth time."""
+    """Run the AWS Solutions rule pack over every stack of ``app`` at synth time.
+
+    Only the standalone app (and tests) run the rule pack, so cdk-nag is imported here, not at import.
+    """
+    from cdk_nag import AwsSolutionsChecks
+
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 
@@ -32,6 +36,11 @@ def acknowledge(scope: IConstruct, rule: str, reason: str, *, finding: str | Non
     each wildcard resource separately), so a new wildcard elsewhere still fails the synth.
     """
     rule_id = f"{RULE_PACK}::{RULE_PACK}-{rule}" + (f"[{finding}]" if finding else "")
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def acknowledge_validation(scope: IConstruct, rule_id: str, reason: str) -> None:
+    """Accept a finding of another validation (``CloudFormation-Validate::W3694`` …) on ``scope``."""
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 

@@ -25,14 +25,21 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.config import BridgeConfig
-from infra.queues import DEAD_LETTER_RETENTION, dead_letter_queue, secure_queue
+from pagerduty_bridge_cdk.config import BridgeConfig
+from pagerduty_bridge_cdk.nag import acknowledge_validation
+from pagerduty_bridge_cdk.queues import DEAD_LETTER_RETENTION, dead_letter_queue, secure_queue
 
 ASYNC_RETRY_ATTEMPTS: Final = 2
 """Lambda's own retries of a failed asynchronous invocation (its maximum, and its default)."""
 MAX_EVENT_AGE: Final = Duration.hours(1)
 """An event Lambda could not run within an hour (throttled behind a burst, or failing) goes to the
 on-failure queue, whose depth alarm reaches a person, rather than paging someone an hour late."""
+ALIAS_ENDPOINT_RULE: Final = "CloudFormation-Validate::W3694"
+ALIAS_ENDPOINT_REASON: Final = (
+    "With SnapStart the subscription's endpoint is the function's live alias (a qualified function ARN), "
+    "which SNS invokes like the function itself; invoking the unqualified function would run $LATEST, "
+    "which has no snapshot."
+)
 VISIBILITY_TIMEOUT_FACTOR: Final = 6
 """AWS's guidance for an SQS event source: visibility timeout at least six times the function
 timeout, so a message is not handed out again while a throttled or retried batch still holds it."""
@@ -66,7 +73,8 @@ class QueueDestination:
 class DirectDelivery(Construct):
     """SNS → Lambda, with a subscription dead-letter queue and an on-failure destination."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, topic: sns.ITopic, function: lambda_.Function) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, topic: sns.ITopic, function: lambda_.IFunction) -> None:
+        """``function`` is what SNS invokes: the function, or its ``live`` alias."""
         super().__init__(scope, construct_id)
         self._topic = topic
         self._function = function
@@ -88,9 +96,11 @@ class DirectDelivery(Construct):
         }
 
     def _build_subscription(self) -> None:
-        self._topic.add_subscription(
+        subscription = self._topic.add_subscription(
             subscriptions.LambdaSubscription(self._function, dead_letter_queue=self.subscription_dead_letters)
         )
+        if isinstance(self._function, lambda_.Alias):
+            acknowledge_validation(subscription, ALIAS_ENDPOINT_RULE, ALIAS_ENDPOINT_REASON)
 
     def _build_async_invoke_config(self) -> None:
         self._function.configure_async_invoke(
@@ -109,10 +119,11 @@ class BufferedDelivery(Construct):
         construct_id: str,
         *,
         topic: sns.ITopic,
-        function: lambda_.Function,
+        function: lambda_.IFunction,
         function_timeout: Duration,
         config: BridgeConfig,
     ) -> None:
+        """``function`` is what the queue drives: the function, or its ``live`` alias."""
         super().__init__(scope, construct_id)
         self._topic = topic
         self._function = function

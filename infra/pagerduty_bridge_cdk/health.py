@@ -19,8 +19,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.encrypted_topic import CloudWatchTopic
 from pagerduty_bridge import constants
+from pagerduty_bridge_cdk.encrypted_topic import CloudWatchTopic
 
 PERIOD: Final = Duration.minutes(1)
 """One-minute periods: a paging path that fails should be known within minutes, not a quarter hour."""
@@ -61,6 +61,7 @@ class HealthAlarms(Construct):
         dead_letter_queues: Mapping[str, sqs.IQueue],
         email: str | None,
         queue_descriptions: Mapping[str, str] | None = None,
+        webhook_function: lambda_.IFunction | None = None,
     ) -> None:
         """``queue_descriptions`` overrides, by queue name, the alarm text for queues of notifications."""
         super().__init__(scope, construct_id)
@@ -69,7 +70,9 @@ class HealthAlarms(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self._build_function_alarms(function)
         self._build_queue_alarms(dead_letter_queues, queue_descriptions or {})
-        self._build_delivery_alarm()
+        self._build_handler_alarms()
+        if webhook_function is not None:
+            self._build_webhook_alarms(webhook_function)
 
     def _build_topic(self, email: str | None) -> sns.ITopic:
         topic = CloudWatchTopic(self, "Topic", description="pagerduty-bridge health").topic
@@ -104,11 +107,25 @@ class HealthAlarms(Construct):
                 ),
             )
 
-    def _build_delivery_alarm(self) -> None:
+    def _build_handler_alarms(self) -> None:
         self._alarm(
             "DeliveryFailed",
             delivery_failed_metric(),
             "The bridge could not deliver an event to PagerDuty (it retries; see its logs).",
+        )
+        self._alarm(
+            "InvalidMessage",
+            bridge_metric(constants.METRIC_INVALID_MESSAGE),
+            "The bridge received input it cannot read (a malformed event or alarm message): it was not paged, "
+            "and no retry will change that. Read the logged message and fix its sender.",
+        )
+
+    def _build_webhook_alarms(self, function: lambda_.IFunction) -> None:
+        self._alarm(
+            "WebhookErrors",
+            function.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            "The webhook receiver failed a request: PagerDuty retries it, but acknowledgements and resolutions "
+            "made in PagerDuty may be missing from the incident table (see its logs).",
         )
 
     def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> None:

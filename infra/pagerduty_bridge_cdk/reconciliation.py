@@ -12,23 +12,18 @@ from typing import Final
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra import nag
-from infra.incident_table import IncidentTable
-from infra.queues import dead_letter_queue
+from pagerduty_bridge_cdk.event_targets import function_target
+from pagerduty_bridge_cdk.nag import acknowledge
+from pagerduty_bridge_cdk.queues import dead_letter_queue
 
-INDEX_ACTIONS: Final = ("dynamodb:Query",)
-"""Listing the open incidents: one Query on the sparse index, never a Scan of the table."""
 ALARM_ACTIONS: Final = ("cloudwatch:DescribeAlarms",)
-"""Reading the current state of the incidents' alarms, metric and composite alike."""
-
-TARGET_RETRY_ATTEMPTS: Final = 2
-"""EventBridge's retries when it cannot hand the event to Lambda (the asynchronous Invoke call itself
-failing or being throttled); what the function does with the event is Lambda's own retry policy."""
+"""Reading the current state of the incidents' alarms, metric and composite alike. (Listing the open
+incidents is a Query on the table's sparse index, which the function may always do: see
+``bridge_function.INDEX_ACTIONS``.)"""
 
 DEAD_LETTERS_ALARM_DESCRIPTION: Final = (
     "Scheduled reconciliation events are waiting in their dead-letter queue: EventBridge could not invoke "
@@ -55,10 +50,10 @@ class Reconciliation(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        function: lambda_.Function,
-        table: IncidentTable,
+        function: lambda_.IFunction,
         minutes: int,
     ) -> None:
+        """``function`` is what the schedule invokes: the function, or its ``live`` alias."""
         super().__init__(scope, construct_id)
         self._function = function
         self.period = Duration.minutes(minutes)
@@ -66,7 +61,7 @@ class Reconciliation(Construct):
             self, "DeadLetters", holds="scheduled reconciliation events EventBridge could not hand to the function"
         )
         self.rule = self._build_schedule()
-        self._grant(table)
+        self._grant()
 
     def _build_schedule(self) -> events.Rule:
         rule = events.Rule(
@@ -75,27 +70,15 @@ class Reconciliation(Construct):
             description="pagerduty-bridge: resolve open incidents whose alarm is OK or gone",
             schedule=events.Schedule.rate(self.period),
         )
-        rule.add_target(
-            targets.LambdaFunction(
-                self._function,
-                dead_letter_queue=self.dead_letters,
-                retry_attempts=TARGET_RETRY_ATTEMPTS,
-                # A reconciliation that could not start before the next one is due is superseded by it.
-                max_event_age=self.period,
-            )
-        )
+        # A reconciliation that could not start before the next one is due is superseded by it.
+        rule.add_target(function_target(self._function, dead_letters=self.dead_letters, max_event_age=self.period))
         return rule
 
-    def _grant(self, table: IncidentTable) -> None:
-        self._function.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="ListActiveIncidents", actions=list(INDEX_ACTIONS), resources=[table.active_index_arn]
-            )
-        )
+    def _grant(self) -> None:
         self._function.add_to_role_policy(
             iam.PolicyStatement(sid="ReadAlarmStates", actions=list(ALARM_ACTIONS), resources=["*"])
         )
         role = self._function.role
         policy = role.node.try_find_child("DefaultPolicy") if role is not None else None
         if policy is not None:
-            nag.acknowledge(policy, "IAM5", DESCRIBE_ALARMS_REASON, finding="Resource::*")
+            acknowledge(policy, "IAM5", DESCRIBE_ALARMS_REASON, finding="Resource::*")

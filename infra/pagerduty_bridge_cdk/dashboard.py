@@ -17,9 +17,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.health import bridge_metric
 from pagerduty_bridge import constants
-from pagerduty_bridge.models import Resolution
+from pagerduty_bridge_cdk.health import bridge_metric
 
 PERIOD: Final = Duration.minutes(5)
 KEY_FIGURE_PERIOD: Final = Duration.hours(1)
@@ -36,11 +35,11 @@ INCIDENT_METRICS: Final = (
     constants.METRIC_INCIDENT_ACKNOWLEDGED,
     constants.METRIC_INCIDENT_RESOLVED,
     constants.METRIC_DELIVERY_FAILED,
+    constants.METRIC_INVALID_MESSAGE,
 )
-METRIC_INCIDENT_RESOLVED_AUTO: Final = constants.METRIC_INCIDENT_RESOLVED_BY.format(
-    how=Resolution.AUTO.value.capitalize()
-)
-"""Incidents resolved because their alarm went back to OK, named as the handler names it."""
+METRIC_INCIDENT_RESOLVED_AUTO: Final = constants.METRIC_INCIDENT_RESOLVED_BY.format(how="Auto")
+"""Incidents resolved because their alarm went back to OK, named as the handler names it (the constant's
+documentation lists the names: IncidentResolvedAuto, IncidentResolvedManual, IncidentResolvedReconciled)."""
 
 ACKNOWLEDGEMENT_RATE: Final = "100 * FILL(acknowledged, 0) / triggered"
 """Acknowledgements per triggered incident, in percent; a period without acknowledgements is 0 %, one

@@ -6,7 +6,7 @@ from aws_cdk import CfnOutput
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.encrypted_topic import CloudWatchTopic
+from pagerduty_bridge_cdk.encrypted_topic import CloudWatchTopic
 
 
 class AlarmTopic(Construct):

@@ -1,13 +1,17 @@
 """The Lambda asset, bundled on this machine with pip instead of in a Docker container.
 
 pip downloads manylinux wheels for the function's platform and Python version, whatever machine runs
-the synth, so an x86_64 laptop or CI runner builds a correct arm64 asset. The package is copied
-without the code only tests and the CLI use, and the asset is hashed by its output because the source
-hash would not change when ``requirements/lambda.txt`` does.
+the synth, so an x86_64 laptop or CI runner builds a correct arm64 asset. The package is copied from
+wherever it is installed (this repository's ``lambda/`` in development, ``site-packages`` from a
+wheel), without the code only tests and the command line use; the pins come with this library as
+package data. The asset is hashed by its output, because the source hash would not change when the
+pinned requirements do.
 """
 
 from __future__ import annotations
 
+import importlib.resources
+import importlib.util
 import os
 import re
 import shutil
@@ -20,15 +24,16 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-from infra.config import Architecture
 from pagerduty_bridge import constants
+from pagerduty_bridge_cdk.readers import Architecture
 
-REPO_ROOT: Final = Path(__file__).resolve().parent.parent
-LAMBDA_SOURCE_DIR: Final = REPO_ROOT / "lambda"
-LAMBDA_REQUIREMENTS: Final = REPO_ROOT / "requirements" / "lambda.txt"
+LAMBDA_REQUIREMENTS: Final = "lambda-requirements.txt"
+"""The function's pinned runtime dependencies, package data of this library (``requirements/lambda.txt``
+in the repository)."""
 
-EXCLUDED_FROM_ASSET: Final = ("devtools", "cli.py", "__main__.py", "__pycache__", "*.pyc")
-"""Test fixtures and the command-line front end: never imported by the handler, so never shipped."""
+EXCLUDED_FROM_ASSET: Final = ("devtools", "cli.py", "cli", "__main__.py", "samples", "__pycache__", "*.pyc")
+"""Test fixtures, sample events and the command-line front end: never imported by a handler, so never
+shipped."""
 
 UNUSED_DEPENDENCY_PARTS: Final = (
     "aws_lambda_powertools/event_handler",
@@ -57,6 +62,22 @@ _PIP_PLATFORMS: Final[dict[Architecture, tuple[str, ...]]] = {
 2023 (glibc 2.34), so manylinux_2_28 wheels (google-re2 ships only those for new Pythons) work too."""
 _UNUSED_IMAGE: Final = "public.ecr.aws/sam/build-python3.14"
 """BundlingOptions requires an image; the local bundler always succeeds, so Docker never runs it."""
+
+
+class PackageNotFoundError(RuntimeError):
+    """The Lambda package is not installed where a local bundler can copy it from."""
+
+
+def lambda_package_dir() -> Path:
+    """The directory of the installed ``pagerduty_bridge`` package (found without importing it)."""
+    spec = importlib.util.find_spec(constants.PACKAGE_NAME)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations or not Path(locations[0]).is_dir():
+        raise PackageNotFoundError(
+            f"{constants.PACKAGE_NAME} is not installed as a directory (found {locations or 'nothing'}); "
+            "install pagerduty-bridge[cdk] with pip so the function's asset can be built from it"
+        )
+    return Path(locations[0])
 
 
 def python_version_of(runtime: lambda_.Runtime) -> str:
@@ -116,6 +137,16 @@ class LocalPipBundler:
         return True
 
     def _install_dependencies(self, out: Path) -> None:
+        with importlib.resources.as_file(
+            importlib.resources.files(__package__ or "pagerduty_bridge_cdk") / LAMBDA_REQUIREMENTS
+        ) as requirements:
+            self._pip_install(out, requirements)
+        # Console scripts carry this machine's interpreter path in their shebang and are never run.
+        shutil.rmtree(out / "bin", ignore_errors=True)
+        for part in UNUSED_DEPENDENCY_PARTS:
+            shutil.rmtree(out / part, ignore_errors=True)
+
+    def _pip_install(self, out: Path, requirements: Path) -> None:
         subprocess.run(  # noqa: S603 - a fixed argv, no shell
             [
                 sys.executable,
@@ -136,18 +167,14 @@ class LocalPipBundler:
                 "--target",
                 str(out),
                 "-r",
-                str(LAMBDA_REQUIREMENTS),
+                str(requirements),
             ],
             check=True,
         )
-        # Console scripts carry this machine's interpreter path in their shebang and are never run.
-        shutil.rmtree(out / "bin", ignore_errors=True)
-        for part in UNUSED_DEPENDENCY_PARTS:
-            shutil.rmtree(out / part, ignore_errors=True)
 
     def _copy_package(self, out: Path) -> None:
         shutil.copytree(
-            LAMBDA_SOURCE_DIR / constants.PACKAGE_NAME,
+            lambda_package_dir(),
             out / constants.PACKAGE_NAME,
             ignore=shutil.ignore_patterns(*EXCLUDED_FROM_ASSET),
         )
@@ -172,7 +199,7 @@ def function_code(*, architecture: Architecture, runtime: lambda_.Runtime) -> la
     """The function's code asset, bundled locally for ``architecture`` and ``runtime``."""
     bundler = LocalPipBundler(architecture=architecture, python_version=python_version_of(runtime))
     return lambda_.Code.from_asset(
-        str(LAMBDA_SOURCE_DIR),
+        str(lambda_package_dir()),
         asset_hash_type=AssetHashType.OUTPUT,
         bundling=BundlingOptions(image=DockerImage.from_registry(_UNUSED_IMAGE), local=bundler),
     )

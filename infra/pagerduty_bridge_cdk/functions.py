@@ -1,0 +1,134 @@
+"""What the bridge's functions share: runtime, memory, log groups, roles and the environment limit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Final
+
+from aws_cdk import Annotations, Token
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from pagerduty_bridge_cdk.readers import Architecture, ConfigError
+
+RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
+"""The newest Python runtime aws-cdk-lib 2.275 offers; pydantic-core ships cp314 manylinux wheels
+for both architectures."""
+
+ARCHITECTURES: Final[dict[Architecture, lambda_.Architecture]] = {
+    "arm64": lambda_.Architecture.ARM_64,
+    "x86_64": lambda_.Architecture.X86_64,
+}
+
+MEMORY_MB: Final = 256
+"""Lambda allots CPU in proportion to memory. The work is I/O-bound (a DynamoDB read and writes and
+one HTTPS call per alarm, a Secrets Manager read every five minutes), but the cold import of pydantic
+and Powertools is CPU-bound and sits on the paging path: 256 MB gives it twice the CPU of 128 MB for a
+fraction of a cent per thousand alarms, and leaves room for a batch of SQS records. (A benchmark of
+128 against 256 MB decides this number; it is used for every function of the bridge.)"""
+
+LOG_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
+"""Each log group is created by the construct, so no function ever needs logs:CreateLogGroup."""
+
+TABLE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:PutItem")
+"""What a handler's store does with an incident: read it (GetItem) and write it back conditionally
+(PutItem). Scan and deleting are the CLI's, run with an operator's own credentials, and no function is
+ever granted them."""
+
+LIVE_ALIAS: Final = "live"
+"""With SnapStart, the alias every trigger invokes: it points at the version published from the
+current code and configuration, whose snapshot Lambda has taken."""
+
+SNAP_START_WARNING: Final = "@aws-cdk/aws-lambda:snapStartRequirePublish"
+
+ENVIRONMENT_LIMIT_BYTES: Final = 4096
+"""Lambda's limit on a function's environment variables together (4 KB, not adjustable). Lambda
+measures the variables serialized as one JSON object, so names, quotes and escapes count too."""
+UNRESOLVED_VALUE_BYTES: Final = 256
+"""What a value CloudFormation fills in at deploy time counts for: more than the table's generated name
+(DynamoDB allows 255 characters) or the created secret's ARN can take."""
+
+_RETENTION: Final[dict[int, logs.RetentionDays]] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """CloudWatch Logs' enum member for ``days`` (the settings have already checked it is one)."""
+    return _RETENTION[days]
+
+
+def retention_days() -> frozenset[int]:
+    return frozenset(_RETENTION)
+
+
+def own_log_group(scope: Construct, construct_id: str, *, days: int) -> logs.LogGroup:
+    return logs.LogGroup(scope, construct_id, retention=retention(days))
+
+
+def function_role(scope: Construct, construct_id: str, *, description: str, log_group: logs.ILogGroup) -> iam.Role:
+    """A role with no managed policy: logging is granted on the function's own log group alone."""
+    role = iam.Role(
+        scope, construct_id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(sid="WriteOwnLogs", actions=list(LOG_ACTIONS), resources=[log_group.log_group_arn])
+    )
+    return role
+
+
+def live_alias(function: lambda_.Function, *, snap_start: bool) -> lambda_.IFunction:
+    """What triggers invoke: with SnapStart, the ``live`` alias of the current version; else the function."""
+    if not snap_start:
+        return function
+    # CDK warns that SnapStart applies to published versions only; the alias publishes one.
+    Annotations.of(function).acknowledge_warning(SNAP_START_WARNING, "the live alias invokes a published version")
+    return lambda_.Alias(function, "Live", alias_name=LIVE_ALIAS, version=function.current_version)
+
+
+def snap_start_conf(snap_start: bool) -> lambda_.SnapStartConf | None:
+    return lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None
+
+
+def environment_size(variables: Mapping[str, str]) -> int:
+    """The bytes Lambda counts ``variables`` as, with deploy-time values at their upper bound."""
+    measured = {
+        name: "x" * UNRESOLVED_VALUE_BYTES if Token.is_unresolved(value) else value for name, value in variables.items()
+    }
+    return len(json.dumps(measured, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+def check_environment_size(variables: Mapping[str, str], *, hint_for: Mapping[str, str] | None = None) -> None:
+    """Fail the synth, naming the largest variables, when Lambda would refuse the environment at deploy.
+
+    ``hint_for`` maps a variable to advice shown when it is among the largest.
+    """
+    size = environment_size(variables)
+    if size <= ENVIRONMENT_LIMIT_BYTES:
+        return
+    largest = sorted(variables, key=lambda name: environment_size({name: variables[name]}), reverse=True)[:2]
+    shares = ", ".join(f"{name} {environment_size({name: variables[name]})}" for name in largest)
+    hints = "".join(f" {advice}" for name, advice in (hint_for or {}).items() if name in largest)
+    raise ConfigError(
+        f"the function's environment variables would take {size} bytes, over Lambda's limit of "
+        f"{ENVIRONMENT_LIMIT_BYTES} (largest: {shares}).{hints}"
+    )

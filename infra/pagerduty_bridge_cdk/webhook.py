@@ -1,0 +1,123 @@
+"""The webhook receiver: a second, least-privilege function that records what people do in PagerDuty.
+
+PagerDuty webhooks v3 (incident acknowledged, resolved, reassigned …) arrive at a Lambda function URL.
+The URL takes no AWS authentication (``AuthType: NONE``): PagerDuty cannot sign requests with SigV4.
+What authenticates a delivery is its ``X-PagerDuty-Signature``, an HMAC-SHA256 of the raw body with the
+subscription's signing secret, which the handler checks in constant time before it reads anything.
+The function may read and write incidents (GetItem, PutItem) and read its signing secret: nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import CfnOutput, Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from pagerduty_bridge import constants
+from pagerduty_bridge_cdk.config import BridgeConfig
+from pagerduty_bridge_cdk.functions import (
+    ARCHITECTURES,
+    MEMORY_MB,
+    RUNTIME,
+    TABLE_ACTIONS,
+    check_environment_size,
+    function_role,
+    live_alias,
+    own_log_group,
+    snap_start_conf,
+)
+from pagerduty_bridge_cdk.incident_table import IncidentTable
+from pagerduty_bridge_cdk.secrets import WEBHOOK_SIGNING_SECRET, BridgeSecret
+
+TIMEOUT: Final = Duration.seconds(10)
+"""A webhook is one signature check and at most a read and a conditional write; PagerDuty gives a
+delivery a few seconds before it counts it as failed and retries it, so a slow answer helps nobody."""
+
+RESERVED_CONCURRENCY: Final = 2
+"""Caps what a flood of unsigned requests to the public URL can cost, and keeps it from taking the
+account's concurrency from the paging function. PagerDuty delivers a subscription's webhooks one at a
+time; a throttled delivery is answered 429 and retried by PagerDuty. Only set where the paging function
+reserves concurrency too (accounts at the default quota cannot reserve any)."""
+
+
+class WebhookReceiver(Construct):
+    """The signing secret, the function, its function URL, and the URL as an output."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: BridgeConfig,
+        code: lambda_.Code,
+        table: IncidentTable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._table = table
+        self.signing_secret = BridgeSecret(
+            self, "SigningSecret", purpose=WEBHOOK_SIGNING_SECRET, existing_secret_arn=config.webhook_secret_arn
+        )
+        self.log_group = own_log_group(self, "Logs", days=config.log_retention_days)
+        self.role = function_role(
+            self,
+            "Role",
+            description="pagerduty-bridge webhook receiver: its table items, its signing secret, its log group",
+            log_group=self.log_group,
+        )
+        self.function = self._build_function(code)
+        self.target = live_alias(self.function, snap_start=config.snap_start)
+        self._build_grants()
+        self.url = self._build_url()
+
+    def _build_function(self, code: lambda_.Code) -> lambda_.Function:
+        return lambda_.Function(
+            self,
+            "Function",
+            description="PagerDuty webhooks v3 to the incident table",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURES[self._config.architecture],
+            handler=constants.WEBHOOK_HANDLER,
+            code=code,
+            memory_size=MEMORY_MB,
+            timeout=TIMEOUT,
+            role=self.role,
+            log_group=self.log_group,
+            reserved_concurrent_executions=(
+                None if self._config.reserved_concurrency is None else RESERVED_CONCURRENCY
+            ),
+            environment=self._environment(),
+            snap_start=snap_start_conf(self._config.snap_start),
+        )
+
+    def _environment(self) -> dict[str, str]:
+        variables = {
+            constants.ENV_TABLE_NAME: self._table.table.table_name,
+            constants.ENV_WEBHOOK_SECRET_ARN: self.signing_secret.secret_arn,
+            constants.ENV_ENVIRONMENT: self._config.environment,
+            constants.ENV_POWERTOOLS_SERVICE_NAME: constants.SERVICE_NAME,
+            constants.ENV_POWERTOOLS_METRICS_NAMESPACE: constants.METRICS_NAMESPACE,
+        }
+        check_environment_size(variables)
+        return variables
+
+    def _build_grants(self) -> None:
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadWriteIncidents", actions=list(TABLE_ACTIONS), resources=[self._table.table.table_arn]
+            )
+        )
+        self.signing_secret.grant_read(self.role)
+
+    def _build_url(self) -> lambda_.FunctionUrl:
+        url = lambda_.FunctionUrl(self, "Url", function=self.target, auth_type=lambda_.FunctionUrlAuthType.NONE)
+        CfnOutput(
+            self,
+            "WebhookUrl",
+            value=url.url,
+            description="The PagerDuty webhook v3 subscription's URL (requests are authenticated by signature)",
+        )
+        return url

@@ -1,0 +1,103 @@
+"""``audit``: which alarms reach the bridge's topic but are wired wrong — read-only, with each fix.
+
+Exit 0 when nothing is wrong, 1 when something is (a finding), 2 on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pagerduty_bridge.audit import InsufficientDataOk, audit
+from pagerduty_bridge.cli.common import (
+    EXIT_FINDING,
+    EXIT_OK,
+    CliError,
+    Streams,
+    add_aws_options,
+    add_json,
+    aws_client,
+    json_line,
+    load_settings,
+    print_table,
+    say,
+)
+from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, InsufficientDataAction
+from pagerduty_bridge.rules import AlertRules, load_rules
+from pagerduty_bridge.settings import Settings
+
+TOPIC_OUTPUT_PREFIX: Final = "AlarmTopicArn"
+"""The stack output holding the alarm topic's ARN (CDK appends a hash to the logical id)."""
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "audit",
+        help="list alarms wired wrong to the bridge's topic (read-only; exit 1 when any)",
+        description="Lists the alarms whose actions reach the bridge's topic but are wired wrong: no OK "
+        "action, actions disabled, INSUFFICIENT_DATA paging without a rule for it, a composite and its "
+        "children both paging, another region than the topic. Each finding comes with the AWS CLI command "
+        "that fixes it. Exit 0 clean, 1 findings, 2 error.",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--topic-arn", metavar="ARN", help="the bridge's alarm topic")
+    where.add_argument("--stack", metavar="NAME", help="a deployed bridge stack: its topic output is used")
+    parser.add_argument("--region", default=None, help="the alarms' region (default: the topic's)")
+    add_json(parser, "an array of findings (alarm_name, problem, fix)")
+    add_aws_options(parser)
+    parser.set_defaults(func=audit_command)
+
+
+def topic_of_stack(args: argparse.Namespace, name: str) -> str:
+    stacks = aws_client(args, "cloudformation", region=args.region).describe_stacks(StackName=name)["Stacks"]
+    for output in stacks[0].get("Outputs", []) if stacks else []:
+        if str(output.get("OutputKey", "")).startswith(TOPIC_OUTPUT_PREFIX):
+            return str(output["OutputValue"])
+    raise CliError(f"stack {name} has no {TOPIC_OUTPUT_PREFIX} output: is it a pagerduty-bridge stack?")
+
+
+def insufficient_data_handled(rules: AlertRules, settings: Settings) -> InsufficientDataOk:
+    """Whether an alert rule (or the default) does something with an alarm's INSUFFICIENT_DATA."""
+
+    def handled(alarm: Mapping[str, Any]) -> bool:
+        if settings.insufficient_data_action is not InsufficientDataAction.IGNORE:
+            return True
+        dimensions = {str(d.get("Name")): str(d.get("Value")) for d in alarm.get("Dimensions", []) or []}
+        notification = AlarmNotification(
+            kind=AlarmKind.COMPOSITE if "AlarmRule" in alarm else AlarmKind.METRIC,
+            alarm_name=str(alarm.get("AlarmName", "")),
+            new_state=AlarmState.INSUFFICIENT_DATA,
+            state_change_time=datetime.now(UTC),
+            namespace=alarm.get("Namespace"),
+            metric_name=alarm.get("MetricName"),
+            dimensions=dimensions,
+            description=alarm.get("AlarmDescription"),
+        )
+        action = rules.resolve(notification, default_severity=settings.default_severity).insufficient_data
+        return action not in (None, InsufficientDataAction.IGNORE)
+
+    return handled
+
+
+def audit_command(args: argparse.Namespace, streams: Streams) -> int:
+    settings = load_settings(args)
+    topic = args.topic_arn or topic_of_stack(args, args.stack)
+    parts = topic.split(":")
+    region = args.region or (parts[3] if len(parts) > 3 else None)
+    findings = audit(
+        aws_client(args, "cloudwatch", region=region),
+        topic,
+        region=region,
+        insufficient_data_ok=insufficient_data_handled(load_rules(settings), settings),
+        sns=aws_client(args, "sns", region=region),
+    )
+    rows = [finding.as_dict() for finding in findings]
+    if args.json:
+        print(json_line(rows), file=streams.out)
+    else:
+        print_table([{**row, "problem": row["problem"]["code"]} for row in rows], ("alarm_name", "problem"), streams)
+        for finding in findings:
+            say(streams, f"\n{finding.alarm_name}: {finding.problem.message}\n  fix: {finding.fix}")
+    return EXIT_FINDING if findings else EXIT_OK

@@ -1,0 +1,299 @@
+"""The construct in someone else's app: props, properties, page(), PageOnAlarms and the half-wired check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Aspects, Environment, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk.cx_api import CloudAssembly
+from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
+from constructs import Construct
+
+from pagerduty_bridge import constants
+from pagerduty_bridge_cdk import HALF_WIRED_WARNING_ID, ConfigError, PageOnAlarms, PagerDutyBridge, nag
+from tests.infra.conftest import ACCOUNT, REGION
+
+IMPORTED_ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:legacy-database-cpu"
+
+
+def _metric(name: str) -> cloudwatch.Metric:
+    return cloudwatch.Metric(namespace="Shop", metric_name=name)
+
+
+def _alarm(scope: Construct, construct_id: str) -> cloudwatch.Alarm:
+    return _metric(construct_id).create_alarm(scope, construct_id, threshold=1, evaluation_periods=1)
+
+
+@dataclass
+class UserApp:
+    """A synthesized app of a team that embeds the bridge, and the constructs the tests look at."""
+
+    app: App
+    stack: Stack
+    bridge: PagerDutyBridge
+    alarms: dict[str, cloudwatch.AlarmBase]
+    assembly: CloudAssembly
+
+    @property
+    def template(self) -> dict[str, Any]:
+        template: dict[str, Any] = self.assembly.get_stack_by_name(self.stack.stack_name).template
+        return template
+
+    def actions(self, name: str) -> dict[str, list[Any]]:
+        """The alarm's actions by state, as the template has them."""
+        logical_id = self.stack.get_logical_id(self.alarms[name].node.default_child)  # type: ignore[arg-type]
+        properties = self.template["Resources"][logical_id]["Properties"]
+        return {
+            state: properties.get(key, [])
+            for state, key in (
+                ("alarm", "AlarmActions"),
+                ("ok", "OKActions"),
+                ("insufficient", "InsufficientDataActions"),
+            )
+        }
+
+    @property
+    def topic(self) -> dict[str, str]:
+        return {"Ref": self.stack.get_logical_id(self.bridge.topic.node.default_child)}  # type: ignore[arg-type]
+
+    def messages(self, level: str) -> list[tuple[str, str]]:
+        artifact = self.assembly.get_stack_by_name(self.stack.stack_name)
+        return [(m.id, str(m.entry.data)) for m in artifact.messages if m.level.name == level]
+
+
+def _user_app(outdir: Path, build: Any, **props: Any) -> UserApp:
+    app = App(outdir=str(outdir))
+    stack = Stack(app, "User", env=Environment(account=ACCOUNT, region=REGION))
+    bridge = PagerDutyBridge(stack, "Pager", environment="prod", **props)
+    alarms: dict[str, cloudwatch.AlarmBase] = build(stack, bridge)
+    nag.add_checks(app)
+    return UserApp(app, stack, bridge, alarms, app.synth())
+
+
+def _wired_everywhere(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudwatch.AlarmBase]:
+    """Alarms of every kind, wired every way, with a few left out on purpose."""
+    wired = _alarm(stack, "Checkout")
+    assert bridge.page(wired) is wired
+    bridge.page(wired)
+    insufficient = bridge.page(_alarm(stack, "Heartbeat"), insufficient_data=True)
+    bridge.page(insufficient, insufficient_data=True)
+    manual = _alarm(stack, "Manual")
+    manual.add_alarm_action(cloudwatch_actions.SnsAction(bridge.topic))
+    manual.add_ok_action(cloudwatch_actions.SnsAction(bridge.topic))
+    half_then_aspect = _alarm(stack, "HalfThenAspect")
+    half_then_aspect.add_alarm_action(cloudwatch_actions.SnsAction(bridge.topic))
+    api = Construct(Construct(stack, "Service"), "Api")
+    nested = _alarm(api, "Latency")
+    composite = cloudwatch.CompositeAlarm(
+        stack,
+        "ShopDown",
+        alarm_rule=cloudwatch.AlarmRule.any_of(
+            cloudwatch.Alarm.from_alarm_arn(stack, "LegacyDatabaseCpu", IMPORTED_ALARM_ARN), nested
+        ),
+    )
+    sandbox = _alarm(Construct(stack, "Sandbox"), "Experiment")
+    canary = _alarm(stack, "CanaryErrors")
+    Aspects.of(stack).add(
+        PageOnAlarms(
+            bridge, exclude=lambda alarm: alarm.node.path.startswith("User/Sandbox/") or "Canary" in alarm.node.path
+        )
+    )
+    names = ("Checkout", "Heartbeat", "Manual", "HalfThenAspect", "Latency", "ShopDown", "Experiment", "CanaryErrors")
+    return dict(
+        zip(names, (wired, insufficient, manual, half_then_aspect, nested, composite, sandbox, canary), strict=True)
+    )
+
+
+def _half_wired(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudwatch.AlarmBase]:
+    half = _alarm(stack, "Half")
+    half.add_alarm_action(cloudwatch_actions.SnsAction(bridge.topic))
+    return {"Half": half, "Whole": bridge.page(_alarm(stack, "Whole"))}
+
+
+@pytest.fixture(scope="module")
+def user_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserApp]:
+    yield _user_app(tmp_path_factory.mktemp("user-app"), _wired_everywhere)
+
+
+@pytest.fixture(scope="module")
+def half_wired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserApp]:
+    yield _user_app(tmp_path_factory.mktemp("half-wired"), _half_wired)
+
+
+@pytest.fixture(scope="module")
+def half_wired_warn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserApp]:
+    yield _user_app(tmp_path_factory.mktemp("half-wired-warn"), _half_wired, half_wired_alarms="warn")
+
+
+# Every test here synthesizes in this module's fixtures: one xdist worker builds them all.
+pytestmark = pytest.mark.xdist_group("cdk-user")
+
+
+# --- Props and properties ---------------------------------------------------------------------------
+
+
+def _bare_stack() -> Stack:
+    return Stack(App(), "User", env=Environment(account=ACCOUNT, region=REGION))
+
+
+def test_a_bad_severity_in_alert_rules_fails_naming_the_prop_before_anything_is_built() -> None:
+    stack = _bare_stack()
+    rules = {"rules": [{"name": "payments", "match": {"alarm_name": "payments-*"}, "severity": "deafening"}]}
+    with pytest.raises(ConfigError, match=r"^prop alert_rules: rule 'payments' \(#1\) field severity"):
+        PagerDutyBridge(stack, "Pager", environment="prod", alert_rules=rules)
+    assert stack.node.try_find_child("Pager") is None
+
+
+@pytest.mark.parametrize(
+    ("props", "complaint"),
+    [
+        ({"alarm_topic_arn": "arn:aws:sns:eu-west-1:123456789012"}, "prop alarm_topic_arn='arn:aws:sns:eu-west-1:"),
+        ({"integration_key_secret_arn": "pagerduty/key"}, "prop integration_key_secret_arn="),
+        ({"environment": "Production"}, "prop environment='Production'"),
+        ({"buffered": True, "batch_size": 1000}, "prop batch_size=1000"),
+        ({"change_events": "shop_*"}, "prop change_events='shop_\\*'"),
+        (
+            {"webhook_secret_arn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:w"},
+            "webhook_secret_arn is only",
+        ),
+    ],
+)
+def test_malformed_props_fail_naming_the_prop(props: dict[str, Any], complaint: str) -> None:
+    arguments = {"environment": "prod", **props}
+    with pytest.raises(ConfigError, match=complaint):
+        PagerDutyBridge(_bare_stack(), "Pager", **arguments)
+
+
+def test_an_unknown_prop_or_a_missing_environment_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="alarm_topic"):
+        PagerDutyBridge(_bare_stack(), "Pager", environment="prod", alarm_topic="x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="environment"):
+        PagerDutyBridge(_bare_stack(), "Pager")  # type: ignore[call-arg]
+
+
+def test_the_construct_exposes_its_topic_function_and_table(user_app: UserApp) -> None:
+    bridge = user_app.bridge
+    assert isinstance(bridge, Construct)
+    assert not isinstance(bridge, Stack)
+    assert isinstance(bridge.topic, sns.Topic)  # typed ITopic: an existing topic is imported by ARN
+    assert isinstance(bridge.function, lambda_.Function)
+    assert isinstance(bridge.table, dynamodb.Table)
+    resources = user_app.template["Resources"]
+    assert resources[user_app.topic["Ref"]]["Type"] == "AWS::SNS::Topic"
+    function = resources[user_app.stack.get_logical_id(bridge.function.node.default_child)]  # type: ignore[arg-type]
+    assert function["Properties"]["Handler"] == constants.HANDLER
+    table = resources[user_app.stack.get_logical_id(bridge.table.node.default_child)]  # type: ignore[arg-type]
+    assert table["Properties"]["KeySchema"] == [{"AttributeName": constants.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
+
+
+def test_the_embedded_bridge_is_cdk_nag_clean(user_app: UserApp) -> None:
+    assert nag.unacknowledged_findings(user_app.assembly.directory) == []
+
+
+def test_the_team_stack_has_no_cfn_lint_error(user_app: UserApp) -> None:
+    template = Path(user_app.assembly.directory) / f"{user_app.stack.artifact_id}.template.json"
+    matches = lint_file(template, config=ManualArgs(regions=[REGION]))
+    assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []
+
+
+# --- page() ------------------------------------------------------------------------------------------
+
+
+def test_page_adds_alarm_and_ok_actions_once_however_often_it_is_called(user_app: UserApp) -> None:
+    topic = user_app.topic
+    assert user_app.actions("Checkout") == {"alarm": [topic], "ok": [topic], "insufficient": []}
+
+
+def test_page_adds_insufficient_data_only_when_asked_and_once(user_app: UserApp) -> None:
+    topic = user_app.topic
+    assert user_app.actions("Heartbeat") == {"alarm": [topic], "ok": [topic], "insufficient": [topic]}
+
+
+def test_page_refuses_an_alarm_imported_by_arn() -> None:
+    stack = _bare_stack()
+    imported = cloudwatch.Alarm.from_alarm_arn(stack, "Imported", IMPORTED_ALARM_ARN)
+    with pytest.raises(TypeError, match="imported by ARN"):
+        PagerDutyBridge(stack, "Pager", environment="prod").page(imported)  # type: ignore[type-var]
+
+
+# --- PageOnAlarms -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Latency", "ShopDown", "HalfThenAspect", "Manual"])
+def test_the_aspect_wires_nested_and_composite_alarms_and_never_twice(user_app: UserApp, name: str) -> None:
+    topic = user_app.topic
+    assert user_app.actions(name) == {"alarm": [topic], "ok": [topic], "insufficient": []}
+
+
+def test_the_composite_is_a_composite_over_an_imported_alarm(user_app: UserApp) -> None:
+    composite = user_app.alarms["ShopDown"]
+    logical_id = user_app.stack.get_logical_id(composite.node.default_child)  # type: ignore[arg-type]
+    resource = user_app.template["Resources"][logical_id]
+    assert resource["Type"] == "AWS::CloudWatch::CompositeAlarm"
+    assert "legacy-database-cpu" in str(resource["Properties"]["AlarmRule"])
+
+
+@pytest.mark.parametrize("name", ["Experiment", "CanaryErrors"])
+def test_the_aspect_leaves_excluded_alarms_alone(user_app: UserApp, name: str) -> None:
+    assert user_app.actions(name) == {"alarm": [], "ok": [], "insufficient": []}
+
+
+def test_the_aspect_never_wires_the_bridges_own_health_alarms(user_app: UserApp) -> None:
+    health_topic = {"Ref": user_app.stack.get_logical_id(user_app.bridge.health.topic.node.default_child)}  # type: ignore[arg-type]
+    health_alarms = user_app.bridge.health.alarms
+    assert health_alarms
+    for alarm in health_alarms.values():
+        logical_id = user_app.stack.get_logical_id(alarm.node.default_child)  # type: ignore[arg-type]
+        properties = user_app.template["Resources"][logical_id]["Properties"]
+        assert properties["AlarmActions"] == [health_topic]
+        assert properties["OKActions"] == [health_topic]
+
+
+def test_include_keeps_only_the_alarms_it_matches(tmp_path: Path) -> None:
+    """Globs on the construct path; no synth needed: the aspect acts when CDK invokes it."""
+    stack = _bare_stack()
+    bridge = PagerDutyBridge(stack, "Pager", environment="prod")
+    critical, minor = _alarm(Construct(stack, "Critical"), "Errors"), _alarm(stack, "Minor")
+    aspect = PageOnAlarms(bridge, include=["User/Critical/*"])
+    for construct in stack.node.find_all():
+        aspect.visit(construct)
+    topic_arn = bridge.topic.topic_arn
+    assert critical._alarm_action_arns == [topic_arn] and critical._ok_action_arns == [topic_arn]
+    assert not minor._alarm_action_arns and not minor._ok_action_arns
+
+
+# --- The half-wired check ---------------------------------------------------------------------------
+
+
+def test_a_fully_wired_app_gets_no_error_and_no_warning(user_app: UserApp) -> None:
+    """HalfThenAspect told the bridge ALARM only until the aspect ran: the check runs after aspects."""
+    assert user_app.messages("ERROR") == []
+    assert user_app.messages("WARNING") == []
+
+
+def test_an_alarm_wired_for_alarm_only_is_an_error_naming_it(half_wired: UserApp) -> None:
+    (error,) = half_wired.messages("ERROR")
+    path, text = error
+    assert path == "/User/Half"
+    assert "alarm User/Half pages PagerDuty through User/Pager on ALARM but never tells it OK" in text
+    assert "bridge.page(alarm)" in text
+    assert half_wired.messages("WARNING") == []
+    assert half_wired.actions("Whole")["ok"] == [half_wired.topic]
+
+
+def test_the_opt_out_makes_it_a_warning(half_wired_warn: UserApp) -> None:
+    assert half_wired_warn.messages("ERROR") == []
+    (warning,) = half_wired_warn.messages("WARNING")
+    path, text = warning
+    assert path == "/User/Half"
+    assert "User/Half" in text
+    assert HALF_WIRED_WARNING_ID in text

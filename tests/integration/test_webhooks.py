@@ -1,0 +1,269 @@
+"""PagerDuty's truth flows back: the webhook receiver under moto, fed by the stand-in's signed webhooks
+(through a local function URL) and by hand-made deliveries."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge import handler, webhook
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.devtools.function_url import FunctionUrlServer
+from pagerduty_bridge.models import Incident, IncidentStatus, Resolution
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.builders import T0, assert_no_secret, cli, cli_json, dedup_key, sns_event
+from tests.conftest import ROUTING_KEY, FakeLambdaContext
+
+SECRET = "whsec-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+TABLE = "incidents"
+NAME = "checkout-api-5xx"
+KEY = dedup_key(NAME)
+
+
+@dataclass
+class World:
+    fake: FakePagerDuty
+    store: DynamoDBIncidentStore
+
+    def alarm(self, state: str = "ALARM", old: str = "OK", minutes: int = 0) -> dict[str, Any]:
+        event = sns_event(NAME, state, old, T0 + timedelta(minutes=minutes))
+        return handler.lambda_handler(event, FakeLambdaContext())
+
+    def incident(self) -> Incident:
+        found = self.store.get(KEY)
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+def world(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_table(client, TABLE)
+        for name, value in (
+            (c.ENV_TABLE_NAME, TABLE),
+            (c.ENV_INTEGRATION_KEY, ROUTING_KEY),
+            (c.ENV_EVENTS_URL, fake_pd.url),
+            (c.ENV_WEBHOOK_SECRET, SECRET),
+            (c.ENV_RETRY_BUDGET_SECONDS, "2"),
+        ):
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(handler, "_runtime", None)
+        monkeypatch.setattr(webhook, "_receiver", None)
+        yield World(fake_pd, DynamoDBIncidentStore(client, TABLE))
+
+
+def delivery(
+    event_type: str,
+    *,
+    minutes: float,
+    key: str = KEY,
+    event_id: str | None = None,
+    signature: str | None = "good",
+    base64_body: bool = False,
+    agent: str = "On-call Engineer",
+) -> dict[str, Any]:
+    """A function URL event as Lambda delivers PagerDuty's POST (signed with ``SECRET`` unless told)."""
+    status = {"acknowledged": "acknowledged", "resolved": "resolved"}.get(event_type.split(".")[1], "triggered")
+    body = json.dumps(
+        {
+            "event": {
+                "id": event_id or uuid.uuid4().hex,
+                "event_type": event_type,
+                "resource_type": "incident",
+                "occurred_at": (T0 + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "agent": {"id": "PLH1HKV", "type": "user_reference", "summary": agent},
+                "client": None,
+                "data": {
+                    "id": "PGR0VU2",
+                    "type": "incident",
+                    "number": 2,
+                    "status": status,
+                    "incident_key": key,
+                    "title": "checkout 5xx",
+                    "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2",
+                    "urgency": "high",
+                    "priority": {"id": "P1ID", "summary": "P1"} if event_type.endswith("priority_updated") else None,
+                },
+            }
+        }
+    ).encode()
+    good = "v1=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"content-type": "application/json", "user-agent": "PagerDuty-Webhook/V3.0"}
+    if signature == "good":
+        headers["x-pagerduty-signature"] = good
+    elif signature == "rotation":
+        headers["x-pagerduty-signature"] = "v1=" + "0" * 64 + "," + good
+    elif signature is not None:
+        headers["x-pagerduty-signature"] = signature
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": headers,
+        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "body": base64.b64encode(body).decode() if base64_body else body.decode(),
+        "isBase64Encoded": base64_body,
+    }
+
+
+def post(event: dict[str, Any]) -> int:
+    answer = webhook.lambda_handler(event, FakeLambdaContext())
+    return int(answer["statusCode"])
+
+
+def test_the_loop_through_pagerduty_acknowledge_then_resolve(world: World) -> None:
+    """Signed webhooks from PagerDuty (the stand-in, through a function URL) record who acknowledged
+    and resolved, and when; the alarm's OK then sends nothing more."""
+    with FunctionUrlServer(webhook.lambda_handler) as receiver:
+        world.fake.subscribe_webhooks(receiver.url, SECRET)
+        assert world.alarm() == {"processed": 1, "failed": 0}
+        triggered = world.incident()
+        assert triggered.pd_incident_id and triggered.pd_html_url, "incident.triggered carried PagerDuty's incident"
+        assert triggered.pending_action is None, "the webhook beside the delivery did not strand its claim"
+
+        world.fake.acknowledge_alert(KEY, agent="On-call Engineer")
+        acked = world.incident()
+        assert acked.status is IncidentStatus.ACKNOWLEDGED
+        assert acked.acknowledged_by is not None and "On-call Engineer" in acked.acknowledged_by
+        assert acked.acknowledged_at is not None
+
+        world.fake.resolve_alert(KEY, agent="Jane Responder")
+        resolved = world.incident()
+        assert (resolved.status, resolved.resolution) == (IncidentStatus.RESOLVED, Resolution.PAGERDUTY)
+        assert resolved.resolved_by is not None and "Jane Responder" in resolved.resolved_by
+        assert all(d.status == 200 for d in world.fake.webhook_deliveries)
+
+    requests = len(world.fake.requests)
+    world.alarm("OK", "ALARM", minutes=5)
+    assert len(world.fake.requests) == requests, "an OK after a resolution in PagerDuty sends nothing more"
+
+
+def test_bad_or_missing_signatures_are_refused_and_change_nothing(world: World) -> None:
+    world.alarm()
+    before = world.incident()
+    assert post(delivery("incident.acknowledged", minutes=1, signature=None)) == 400
+    assert post(delivery("incident.acknowledged", minutes=1, signature="sha256=abc")) == 400
+    assert post(delivery("incident.acknowledged", minutes=1, signature="v1=" + "f" * 64)) == 401
+    assert world.incident() == before
+
+
+def test_a_rotation_header_with_one_good_signature_is_accepted(world: World) -> None:
+    world.alarm()
+    assert post(delivery("incident.acknowledged", minutes=1, signature="rotation")) == 200
+    assert world.incident().status is IncidentStatus.ACKNOWLEDGED
+
+
+def test_a_base64_body_is_verified_on_its_bytes(world: World) -> None:
+    world.alarm()
+    assert post(delivery("incident.acknowledged", minutes=1, base64_body=True)) == 200
+    assert world.incident().status is IncidentStatus.ACKNOWLEDGED
+
+
+def test_an_oversized_body_is_refused_before_anything_is_read(world: World) -> None:
+    world.alarm()
+    huge = delivery("incident.acknowledged", minutes=1)
+    huge["body"] = "x" * (webhook.MAX_BODY_BYTES + 1)
+    assert post(huge) == 413
+    assert world.incident().status is IncidentStatus.TRIGGERED
+
+
+def test_redelivered_and_out_of_order_events_never_move_an_incident_backwards(world: World) -> None:
+    world.alarm()
+    ack = delivery("incident.acknowledged", minutes=1, event_id="ev-ack")
+    resolve = delivery("incident.resolved", minutes=3, event_id="ev-resolve")
+    assert post(ack) == 200
+    assert post(resolve) == 200
+    resolved = world.incident()
+    assert post(ack) == 200, "a redelivery is answered"
+    assert post(delivery("incident.unacknowledged", minutes=2)) == 200, "an older event is answered"
+    after = world.incident()
+    assert (after.status, after.resolved_at, after.pd_updated_at) == (
+        resolved.status,
+        resolved.resolved_at,
+        resolved.pd_updated_at,
+    )
+
+
+def test_a_webhook_never_reopens_an_incident_whose_alarm_is_ok_unless_pagerduty_says_reopened(world: World) -> None:
+    world.alarm()
+    world.alarm("OK", "ALARM", minutes=5)
+    assert post(delivery("incident.triggered", minutes=6)) == 200
+    assert world.incident().status is IncidentStatus.RESOLVED
+    assert post(delivery("incident.reopened", minutes=7)) == 200
+    assert world.incident().status is IncidentStatus.TRIGGERED
+
+
+def test_an_alarm_after_a_resolution_in_pagerduty_opens_a_new_alert(world: World) -> None:
+    world.alarm()
+    assert post(delivery("incident.resolved", minutes=1)) == 200
+    world.fake.resolve_alert(KEY)
+    world.alarm("OK", "ALARM", minutes=5)
+    world.alarm("ALARM", "OK", minutes=10)
+    assert world.incident().status is IncidentStatus.TRIGGERED
+    assert KEY in world.fake.open_alerts(ROUTING_KEY)
+
+
+def test_reassignment_escalation_and_priority_are_recorded_as_details(world: World) -> None:
+    world.alarm()
+    assert post(delivery("incident.priority_updated", minutes=1)) == 200
+    assert world.incident().pd_details["priority"].startswith("P1")
+
+
+def test_webhooks_for_incidents_the_bridge_did_not_open_are_answered_and_ignored(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert post(delivery("incident.acknowledged", minutes=1, key="someone-elses-incident")) == 200
+    assert world.store.get("someone-elses-incident") is None
+    assert f'"{c.METRIC_WEBHOOK_IGNORED}"' in capsys.readouterr().out
+
+
+def test_stats_count_acknowledgements_made_in_pagerduty(world: World) -> None:
+    world.alarm()
+    assert post(delivery("incident.acknowledged", minutes=4)) == 200
+    assert post(delivery("incident.resolved", minutes=10)) == 200
+    stats = cli_json("stats", "--json", "--table", TABLE)
+    assert stats["acknowledgement_rate"] == 1.0
+    assert stats["mean_acknowledgement_seconds"] == 240
+    assert stats["mean_resolution_seconds"] == 600
+    assert stats["resolved_by"]["pagerduty"] == 1
+    shown = cli("incidents", "show", KEY, "--table", TABLE)
+    assert shown.code == 0 and "acknowledged_by" in shown.out and "PGR0VU2" in shown.out
+
+
+def test_webhook_verify_checks_a_captured_delivery_offline(tmp_path: Path) -> None:
+    captured = tmp_path / "delivery.json"
+    captured.write_text(json.dumps(delivery("incident.acknowledged", minutes=1)))
+    good = cli("webhook", "verify", "--secret", SECRET, str(captured), "--json")
+    assert good.code == 0 and good.json()["verdict"] == "valid" and good.json()["incident_key"] == KEY
+    wrong = cli("webhook", "verify", "--secret", "not-the-secret", str(captured))
+    assert wrong.code == 1 and "mismatch" in wrong.out
+    assert SECRET not in good.out + wrong.out
+
+
+def test_the_webhook_answers_refer_to_no_secret(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.alarm()
+    post(delivery("incident.acknowledged", minutes=1, signature="v1=" + "a" * 64))
+    post(delivery("incident.acknowledged", minutes=1))
+    output = capsys.readouterr()
+    assert_no_secret([SECRET, ROUTING_KEY], output.out, output.err)
+
+
+def test_the_time_an_incident_was_acknowledged_is_the_first_acknowledgement(world: World) -> None:
+    world.alarm()
+    post(delivery("incident.acknowledged", minutes=2))
+    post(delivery("incident.unacknowledged", minutes=3))
+    post(delivery("incident.acknowledged", minutes=4))
+    assert world.incident().acknowledged_at == datetime(2025, 1, 14, 14, 32, tzinfo=UTC)

@@ -1,0 +1,176 @@
+"""The delivery protocol on its own: an in-memory store that counts its calls, a sender that records,
+keys and a clock — no network. What a notification costs in store calls, and that a wrong guess never
+leads to a wrong action."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pagerduty_bridge.delivery import Delivery, DryRunSender
+from pagerduty_bridge.errors import ConcurrentUpdateError, PagerDutyApiError
+from pagerduty_bridge.events_api import PagerDutyEvent
+from pagerduty_bridge.keys import StaticKeys
+from pagerduty_bridge.lifecycle import Plan, Policy, Reason, plan
+from pagerduty_bridge.models import (
+    AlarmKind,
+    AlarmNotification,
+    AlarmState,
+    EventAction,
+    EventResponse,
+    Incident,
+    IncidentStatus,
+)
+from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+
+T0 = datetime(2025, 1, 14, 14, 30, tzinfo=UTC)
+KEY = "checkout-5xx-HTTPCode_Target_5XX_Count"
+ROUTING_KEY = "R0ut1ngKey0000000000000000000042"
+
+
+@dataclass
+class CountingStore:
+    """The SQLite store, counting reads and writes (and able to be changed behind the bridge's back)."""
+
+    inner: SQLiteIncidentStore = field(default_factory=SQLiteIncidentStore)
+    reads: int = 0
+    writes: int = 0
+
+    def get(self, dedup_key: str) -> Incident | None:
+        self.reads += 1
+        return self.inner.get(dedup_key)
+
+    def put(self, incident: Incident, *, expected_version: int | None) -> None:
+        self.writes += 1
+        self.inner.put(incident, expected_version=expected_version)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class FailingSender(DryRunSender):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def send_body(
+        self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
+    ) -> EventResponse:
+        self.sent.append(body)
+        raise self.error
+
+
+def alarm(state: AlarmState, minutes: int) -> AlarmNotification:
+    return AlarmNotification(
+        kind=AlarmKind.METRIC,
+        alarm_name="checkout-5xx",
+        new_state=state,
+        old_state=AlarmState.OK if state is AlarmState.ALARM else AlarmState.ALARM,
+        state_change_time=T0 + timedelta(minutes=minutes),
+        metric_name="HTTPCode_Target_5XX_Count",
+    )
+
+
+def deliver(delivery: Delivery, notification: AlarmNotification) -> Any:
+    policy = Policy(dedup_key=KEY, summary="5xx")
+    return delivery.run(
+        KEY,
+        lambda stored: plan(notification, stored, policy, T0 + timedelta(hours=1)),
+        lambda p: PagerDutyEvent(event_action=p.action or EventAction.RESOLVE, dedup_key=KEY),
+    )
+
+
+def delivery_with(store: CountingStore, sender: DryRunSender | None = None) -> Delivery:
+    return Delivery(
+        store, sender or DryRunSender(), StaticKeys({"default": ROUTING_KEY}), lambda: T0 + timedelta(hours=1)
+    )  # type: ignore[arg-type]
+
+
+def test_a_new_alarms_page_takes_two_writes_and_no_read() -> None:
+    store = CountingStore()
+    outcome = deliver(delivery_with(store), alarm(AlarmState.ALARM, 0))
+    assert outcome.action is EventAction.TRIGGER and outcome.error is None
+    assert (store.reads, store.writes) == (0, 2), "claim and commit, nothing more"
+
+
+def test_the_next_notification_of_an_alarm_this_process_wrote_needs_no_read() -> None:
+    store = CountingStore()
+    bridge = delivery_with(store)
+    deliver(bridge, alarm(AlarmState.ALARM, 0))
+    store.reads = store.writes = 0
+    outcome = deliver(bridge, alarm(AlarmState.OK, 5))
+    assert outcome.action is EventAction.RESOLVE
+    assert (store.reads, store.writes) == (0, 2)
+
+
+def test_a_wrong_guess_costs_one_failed_write_never_a_wrong_action() -> None:
+    store = CountingStore()
+    first = delivery_with(store)
+    deliver(first, alarm(AlarmState.ALARM, 10))  # another container: the alarm is at minute 10 already
+    second = delivery_with(store)
+    sender = second.sender
+    assert isinstance(sender, DryRunSender)
+    store.reads = store.writes = 0
+    outcome = deliver(second, alarm(AlarmState.OK, 5))  # older than what is stored: stale
+    assert (outcome.action, outcome.reason) == (None, "stale")
+    assert sender.sent == [], "the stale OK was never sent"
+    assert store.writes == 1, "one failed conditional write told the truth"
+
+
+def test_a_plan_that_writes_nothing_is_checked_against_the_store() -> None:
+    store = CountingStore()
+    deliver(delivery_with(store), alarm(AlarmState.ALARM, 0))
+    fresh = delivery_with(store)  # a new container knows nothing
+    store.reads = store.writes = 0
+    outcome = deliver(fresh, alarm(AlarmState.ALARM, 0))  # a duplicate: nothing to write
+    assert outcome.reason == "duplicate"
+    assert (store.reads, store.writes) == (0, 1), "the guess's failed claim returned the stored incident"
+
+
+def test_a_guessed_claim_is_read_before_its_lease_decides() -> None:
+    store = CountingStore()
+    bridge = delivery_with(store, FailingSender(PagerDutyApiError(503, "Service Unavailable")))
+    outcome = deliver(bridge, alarm(AlarmState.ALARM, 0))
+    assert outcome.error is not None and outcome.error.retryable
+    stored = store.inner.get(KEY)
+    assert stored is not None and stored.pending_action is EventAction.TRIGGER and stored.lease_until is None
+    # Someone else finished it meanwhile; this process still remembers the pending claim.
+    store.inner.put(
+        replace(stored, pending_action=None, claim_token=None, version=stored.version + 1),
+        expected_version=stored.version,
+    )
+    bridge.sender = DryRunSender()
+    retried = deliver(bridge, alarm(AlarmState.ALARM, 0))
+    assert retried.reason == "duplicate", "the remembered claim was not trusted"
+
+
+def test_a_live_lease_makes_a_concurrent_delivery_back_off() -> None:
+    store = CountingStore()
+    stored = Incident(
+        dedup_key=KEY,
+        alarm_name="checkout-5xx",
+        status=IncidentStatus.TRIGGERED,
+        updated_at=T0,
+        state_changed_at=T0,
+        pending_action=EventAction.TRIGGER,
+        claim_token="someone",
+        lease_until=T0 + timedelta(days=1),
+    )
+    store.inner.put(stored, expected_version=None)
+    with pytest.raises(ConcurrentUpdateError):
+        deliver(delivery_with(store), alarm(AlarmState.ALARM, 5))
+
+
+def test_a_plan_without_an_action_writes_its_target_conditionally() -> None:
+    store = CountingStore()
+    bridge = delivery_with(store)
+    outcome = bridge.run(
+        KEY,
+        lambda stored: Plan(Reason.SUPPRESSED),
+        lambda p: PagerDutyEvent(event_action=EventAction.TRIGGER, dedup_key=KEY),
+    )
+    assert (outcome.action, outcome.reason) == (None, "suppressed")
+    assert (store.reads, store.writes) == (1, 0), "a plan writing nothing is made on the stored incident"

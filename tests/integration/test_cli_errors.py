@@ -38,6 +38,8 @@ AWS_COMMANDS: dict[str, tuple[str, ...]] = {
     "redrive": ("redrive", "--queue-url", f"{DEAD}/123456789012/dead-letters", *TABLE),
     "publish-test-alarm": ("publish-test-alarm", "--topic-arn", TOPIC_ARN),
     "table create": ("table", "create", *TABLE),
+    "audit": ("audit", "--topic-arn", TOPIC_ARN),
+    "audit --stack": ("audit", "--stack", "pagerduty-bridge"),
 }
 """Every command that calls AWS, by what it is called in the test ids."""
 
@@ -88,7 +90,8 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_2(
 
 
 @pytest.mark.parametrize(
-    "command", ["incidents list", "silence list", "reconcile", "reconcile --state", "redrive", "table create"]
+    "command",
+    ["incidents list", "silence list", "reconcile", "reconcile --state", "redrive", "table create", "audit --stack"],
 )
 def test_a_missing_region_is_one_line_and_exit_2(
     command: str, state_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -31,7 +31,7 @@ def stack_table() -> dict[str, Any]:
     from aws_cdk import App, Stack
     from aws_cdk.assertions import Template
 
-    from infra.incident_table import IncidentTable
+    from pagerduty_bridge_cdk.incident_table import IncidentTable
 
     stack = Stack(App(), "IncidentTableOnly")
     IncidentTable(stack, "Incidents")

@@ -42,8 +42,10 @@ def register(commands: Any) -> None:
         "that fixes it. Exit 0 clean, 1 findings, 2 error.",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--topic-arn", metavar="ARN", help="the bridge's alarm topic")
-    where.add_argument("--stack", metavar="NAME", help="a deployed bridge stack: its topic output is used")
+    where.add_argument("--topic-arn", metavar="ARN", help="the bridge's alarm topic (this or --stack)")
+    where.add_argument(
+        "--stack", metavar="NAME", help="a deployed bridge stack whose topic output is used (this or --topic-arn)"
+    )
     parser.add_argument("--region", default=None, help="the alarms' region (default: the topic's)")
     add_json(parser, "an array of findings (alarm_name, problem, fix)")
     add_aws_options(parser)

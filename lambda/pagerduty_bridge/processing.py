@@ -42,6 +42,8 @@ STORE_ALLOWANCE_SECONDS: Final = 1.0
 """What one record's table work (a read, a claim and a commit) may take beside its PagerDuty call."""
 MIN_SEND_BUDGET_SECONDS: Final = 0.5
 """No send is started with less than this to spend."""
+BUDGET_SEARCH_STEPS: Final = 40
+"""Halvings when searching the largest budget that fits: far below a microsecond for any budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +63,35 @@ class Deadline:
     def record_budget(self, configured: float) -> float | None:
         """The retry budget one more record may spend, or ``None`` when it cannot be finished in time.
 
-        A record needs one whole attempt (connect and read timeouts for its budget) and its table work;
-        what is left beyond that, up to ``configured``, may go to retries.
+        A record is started when one whole attempt (connect and read timeouts for its budget) and its
+        table work fit. Its budget is then the largest, up to ``configured``, whose longest send (see
+        ``send_seconds``) and the table work still fit: retries never run past the deadline.
         """
         remaining = self.remaining()
         if remaining is None:
             return configured
-        attempt = attempt_seconds(min(configured, remaining))
-        spare = remaining - attempt - STORE_ALLOWANCE_SECONDS
-        if spare < 0:
+        available = remaining - STORE_ALLOWANCE_SECONDS
+        if available < attempt_seconds(min(configured, remaining)) or available < send_seconds(MIN_SEND_BUDGET_SECONDS):
             return None
-        return max(MIN_SEND_BUDGET_SECONDS, min(configured, spare + attempt))
+        low, high = MIN_SEND_BUDGET_SECONDS, max(MIN_SEND_BUDGET_SECONDS, configured)
+        if send_seconds(high) <= available:
+            return high
+        for _ in range(BUDGET_SEARCH_STEPS):  # send_seconds only grows with the budget
+            middle = (low + high) / 2
+            low, high = (middle, high) if send_seconds(middle) <= available else (low, middle)
+        return low
 
 
 def attempt_seconds(budget: float) -> float:
     """The longest one request can take with ``budget``: its connect and read timeouts."""
     read = max(MIN_SEND_BUDGET_SECONDS, min(READ_TIMEOUT_SECONDS, budget))
     return min(CONNECT_TIMEOUT_SECONDS, read) + read
+
+
+def send_seconds(budget: float) -> float:
+    """The longest a send with ``budget`` can take: a retry may start just before the budget is spent,
+    and that last attempt may take its whole connect and read timeouts."""
+    return budget + attempt_seconds(budget)
 
 
 UNBOUNDED: Final = Deadline()

@@ -368,8 +368,14 @@ REOPENED_IN_PAGERDUTY: Final = "reopened_in_pagerduty"
 
 def plan_confirm(stored: Incident | None, now: datetime) -> Plan:
     """Assert an incident's state again once every request whose outcome was unknown must have ended:
-    a late-landing trigger cannot keep a resolved alert open, nor a late resolve close an open one."""
-    if stored is None or stored.unconfirmed_until is None or stored.pending_action is not None:
+    a late-landing trigger cannot keep a resolved alert open, nor a late resolve close an open one.
+
+    An unfinished delivery is sent again first (the delivery protocol waits out a running lease): the
+    scheduled run's own resolve that PagerDuty refused has no notification to finish it.
+    """
+    if stored is not None and stored.pending_action is not None:
+        return Plan(Reason.REDELIVERY, stored.pending_action, stored)
+    if stored is None or stored.unconfirmed_until is None:
         return Plan(Reason.CONFIRMED)
     action = EventAction.TRIGGER if stored.is_open else EventAction.RESOLVE
     settled = stored.unconfirmed_until <= now

@@ -9,7 +9,9 @@ A scheduled run (and ``pagerduty-bridge reconcile``) does three things:
    called "gone". The resolve is conditional on the incident being unchanged since the run read it:
    a newer notification always wins (the run counts a lost race, it is no error).
 2. **Confirm** incidents whose delivery had an unknown outcome: once every such request must have
-   ended, their state is asserted again (``lifecycle.plan_confirm``).
+   ended, their state is asserted again (``lifecycle.plan_confirm``). A closed incident whose delivery
+   never finished (the run's own resolve that PagerDuty refused: no notification will finish it) is
+   sent again once its lease is over, unless its alarm is in ALARM again.
 3. **Page** an alarm whose silence is over while it is still in ALARM.
 
 Incidents that did not come from an alarm (forwarded messages, triggers made by hand) are told apart
@@ -159,8 +161,12 @@ class Reconciliation:
         for incident in active:
             self._resolve_if_done(incident, state(incident))
         for incident in [*active, *watched]:
+            if _in_flight(incident, self.clock()):
+                continue  # its invocation may still be sending: it finishes (or fails) on its own
             if incident.unconfirmed_until is not None:
                 self._confirm(incident)
+            elif not incident.is_open and incident.pending_action is not None:
+                self._finish(incident, state(incident))
         for incident in watched:
             if incident.last_reason == Reason.SILENCED.value and incident.origin is Origin.ALARM:
                 self._page_after_silence(incident, state(incident))
@@ -193,6 +199,15 @@ class Reconciliation:
     def _confirm(self, incident: Incident) -> None:
         outcome = self._run(incident, lambda stored: lifecycle.plan_confirm(stored, self.clock()), _asserting_event)
         self._report(incident, incident.alarm_state.value if incident.alarm_state else None, outcome, done="confirmed")
+
+    def _finish(self, incident: Incident, state: str) -> None:
+        """A closed incident whose delivery never finished: send it again. A pending resolve waits while
+        its alarm is in ALARM (the page stays; the newer notification decides)."""
+        if incident.origin is Origin.ALARM and incident.pending_action is EventAction.RESOLVE and state == "ALARM":
+            self._keep(incident, state, "alarm_not_ok")
+            return
+        outcome = self._run(incident, lambda stored: lifecycle.plan_confirm(stored, self.clock()), _asserting_event)
+        self._report(incident, state if state not in (GONE, INVISIBLE) else None, outcome, done="confirmed")
 
     def _page_after_silence(self, incident: Incident, state: str) -> None:
         silence = incident.silence_id
@@ -247,6 +262,11 @@ class Reconciliation:
         self.results.append(
             Reconciled(incident.dedup_key, incident.alarm_name, state, done, reason or outcome.reason, seconds)
         )
+
+
+def _in_flight(incident: Incident, now: datetime) -> bool:
+    """A delivery holds the incident's claim and its lease is running."""
+    return incident.pending_action is not None and incident.lease_until is not None and incident.lease_until > now
 
 
 def _resolve_event(plan: Plan) -> PagerDutyEvent:

@@ -32,9 +32,9 @@ from moto import mock_aws
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
-from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty
+from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
 from pagerduty_bridge.errors import DeadlineError, RoutingKeyError
-from pagerduty_bridge.models import IncidentStatus, Origin
+from pagerduty_bridge.models import EventAction, IncidentStatus, Origin
 from pagerduty_bridge.processing import process_event
 from pagerduty_bridge.runtime import lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
@@ -256,6 +256,34 @@ def test_reconciliation_racing_a_newer_alarm_does_not_resolve_it(
     summary = bridge.schedule()
     assert (summary["resolved"], summary["kept"]) == (0, 1)
     assert bridge.reconciled()[key] == ("kept", "alarm_not_ok")
+
+
+@pytest.mark.parametrize("state_at_the_next_run", ["OK", "ALARM"])
+def test_a_reconciliation_resolve_pagerduty_refused_is_finished_by_the_next_run(
+    bridge: Bridge, state_at_the_next_run: str
+) -> None:
+    """No notification will finish the run's own resolve (its OK never came): the next run must."""
+    name, key = "web-prod-unfinished", dedup_key("web-prod-unfinished")
+    bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+    put_alarm(name, "OK")
+    bridge.fake.script(Respond(503, retry_after=60))  # no retry fits in the budget: the resolve fails
+
+    assert bridge.schedule()["failed"] == 1
+    assert set(bridge.fake.open_alerts()) == {key}
+    unfinished = bridge.store.get(key)
+    assert unfinished is not None and unfinished.pending_action is EventAction.RESOLVE
+
+    set_state(name, state_at_the_next_run)
+    bridge.schedule()
+
+    incident = bridge.store.get(key)
+    assert incident is not None
+    if state_at_the_next_run == "OK":
+        assert bridge.fake.open_alerts() == {}, "the alarm is OK and its page is still open"
+        assert incident.pending_action is None and incident.status is IncidentStatus.RESOLVED
+    else:  # it fired again: the page stays; the newer notification decides
+        assert set(bridge.fake.open_alerts()) == {key}
+        assert bridge.reconciled()[key] == ("kept", "alarm_not_ok")
 
 
 # --- 2. alarms identified by ARN ------------------------------------------------------------------------

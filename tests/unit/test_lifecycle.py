@@ -300,3 +300,12 @@ def test_confirming_asserts_the_state_again_until_the_window_is_over() -> None:
     reopened = plan_confirm(replace(OPEN, unconfirmed_until=NOW), NOW)
     assert reopened.action is EventAction.TRIGGER
     assert plan_confirm(OPEN, NOW) == Plan(Reason.CONFIRMED)
+
+
+def test_confirming_sends_an_unfinished_delivery_again() -> None:
+    refused = replace(RESOLVED, pending_action=EventAction.RESOLVE)
+    again = plan_confirm(refused, NOW)
+    assert again.reason is Reason.REDELIVERY and again.action is EventAction.RESOLVE and again.target == refused
+    unsure_and_unfinished = replace(refused, unconfirmed_until=NOW + timedelta(minutes=1))
+    assert plan_confirm(unsure_and_unfinished, NOW).reason is Reason.REDELIVERY, "finish first, confirm later"
+    assert plan_confirm(replace(RESOLVED, pending_action=None), NOW) == Plan(Reason.CONFIRMED)

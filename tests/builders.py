@@ -30,6 +30,22 @@ T0 = datetime(2025, 1, 14, 14, 30, tzinfo=UTC)
 _TEMPLATE: dict[str, Any] = load_json(EVENTS / "05-ec2-cpu-alarm.json")
 
 
+def put_cpu_alarm(cloudwatch: Any, name: str, state: str | None = None) -> None:
+    """The EC2 CPU alarm events/05 notifies about, in moto's CloudWatch (``state``, when given, set)."""
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName=METRIC,
+        Namespace="AWS/EC2",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=80,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    if state is not None:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"set to {state} by the test")
+
+
 def cloudwatch_time(at: datetime) -> str:
     """CloudWatch's own format: ``2025-01-14T14:30:00.000+0000``."""
     return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"

@@ -21,7 +21,17 @@ import boto3
 import pytest
 
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-from tests.builders import T0, alarm_message, cli, cli_json, dedup_key, moto_server, sns_event, sns_notification
+from tests.builders import (
+    T0,
+    alarm_message,
+    cli,
+    cli_json,
+    dedup_key,
+    moto_server,
+    put_cpu_alarm,
+    sns_event,
+    sns_notification,
+)
 from tests.conftest import ROUTING_KEY
 
 
@@ -126,28 +136,14 @@ def test_dry_acknowledge_and_resolve_change_nothing_and_the_real_ones_still_act(
     assert sent(fake_pd)[-2:] == [("acknowledge", key), ("resolve", key)]
 
 
-def put_alarm(cloudwatch: Any, name: str, state: str) -> None:
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        MetricName="CPUUtilization",
-        Namespace="AWS/EC2",
-        Statistic="Average",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=80,
-        ComparisonOperator="GreaterThanThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="set by the test")
-
-
 def test_a_dry_reconcile_changes_nothing_and_the_real_one_resolves_the_same_incidents(
     store: Store, fake_pd: FakePagerDuty, tmp_path: Path, moto_url: str
 ) -> None:
     send = ("--send", "--events-url", fake_pd.url)
     recovered, gone, firing = store.name("rc-ok"), store.name("rc-gone"), store.name("rc-firing")
     cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_url)
-    put_alarm(cloudwatch, recovered, "OK")
-    put_alarm(cloudwatch, firing, "ALARM")
+    put_cpu_alarm(cloudwatch, recovered, "OK")
+    put_cpu_alarm(cloudwatch, firing, "ALARM")
     for name in (recovered, gone, firing):
         assert cli("replay", *send, *store.args, str(event_file(tmp_path, name))).code == 0
     before, requests = store.snapshot(), len(fake_pd.requests)

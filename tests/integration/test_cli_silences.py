@@ -25,7 +25,7 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.silences import CACHE_SECONDS, SilenceCache
 from pagerduty_bridge.timeutil import parse_time
-from tests.builders import T0, cli, cli_json, dedup_key, moto_server, schedule_event, sns_event
+from tests.builders import T0, cli, cli_json, dedup_key, moto_server, put_cpu_alarm, schedule_event, sns_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
 
 
@@ -227,27 +227,13 @@ def test_a_silence_ends_on_time(store: Store, fake_pd: FakePagerDuty, how: str) 
     assert sent(fake_pd, key) == ["trigger"]
 
 
-def put_alarm(cloudwatch: Any, name: str, state: str) -> None:
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        MetricName="CPUUtilization",
-        Namespace="AWS/EC2",
-        Statistic="Average",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=80,
-        ComparisonOperator="GreaterThanThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="set by the test")
-
-
 def test_an_alarm_still_in_alarm_when_its_silence_ends_pages_at_the_next_reconcile(
     store: Store, fake_pd: FakePagerDuty, moto_url: str
 ) -> None:
     firing, recovered = store.name("still-firing"), store.name("recovered")
     cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_url)
-    put_alarm(cloudwatch, firing, "ALARM")
-    put_alarm(cloudwatch, recovered, "ALARM")
+    put_cpu_alarm(cloudwatch, firing, "ALARM")
+    put_cpu_alarm(cloudwatch, recovered, "ALARM")
     silence = add_silence(store, f"alarm_name=*-{store.kind}", "--for", "2s")
     for name in (firing, recovered):
         assert replay(store, fake_pd, store.event(name))["reason"] == "silenced"
@@ -351,7 +337,7 @@ def test_a_silence_ending_in_the_lambda_pages_at_the_next_scheduled_run(
 ) -> None:
     key = dedup_key("orders-db-cpu")
     cloudwatch = boto3.client("cloudwatch")
-    put_alarm(cloudwatch, "orders-db-cpu", "ALARM")
+    put_cpu_alarm(cloudwatch, "orders-db-cpu", "ALARM")
     until = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
     cli_json(
         "silence", "add", "--match", "alarm_name=orders-*", "--until", until, "--comment", "c", "--json", *lambda_table

@@ -53,6 +53,7 @@ from pagerduty_bridge.runtime import Runtime
 from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.builders import put_cpu_alarm
 from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY, assert_valid_event, load_json
 
 MAX_EXAMPLES = 30
@@ -716,16 +717,7 @@ class ReconcilingRun(Run):
         for where, value in ((place, state), (DECOYS[place], opposite(state))):
             client = self.cloudwatch(where)
             if create:
-                client.put_metric_alarm(
-                    AlarmName=self.names[alarm],
-                    MetricName=METRIC,
-                    Namespace="AWS/EC2",
-                    Statistic="Average",
-                    Period=60,
-                    EvaluationPeriods=1,
-                    Threshold=80,
-                    ComparisonOperator="GreaterThanThreshold",
-                )
+                put_cpu_alarm(client, self.names[alarm])
             client.set_alarm_state(AlarmName=self.names[alarm], StateValue=value, StateReason="as the history says")
         self.states[alarm] = state
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -16,7 +15,7 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.models import AlarmNotification, AlarmState
 from tests import builders
-from tests.builders import cli_json
+from tests.builders import cli_json, put_cpu_alarm
 from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, load_json
 
 SEED_KEY = "production-hybrid-routing-high-failure-rate-SupportModeSuccessRate"
@@ -149,20 +148,6 @@ def test_health_ping_reaches_pagerduty_without_an_alert(
     report = json.loads(cli("health", "--json", "--ping", "--events-url", fake_pd.url)[1])
     assert {c["name"]: c["ok"] for c in report["checks"]}["pagerduty"] is True
     assert fake_pd.alerts == {}
-
-
-def put_cpu_alarm(cloudwatch: Any, name: str) -> None:
-    """A metric alarm in moto's CloudWatch, as the samples' EC2 CPU alarm is defined."""
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        MetricName="CPUUtilization",
-        Namespace="AWS/EC2",
-        Statistic="Average",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=80,
-        ComparisonOperator="GreaterThanThreshold",
-    )
 
 
 @pytest.fixture

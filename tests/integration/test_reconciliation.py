@@ -40,7 +40,6 @@ from pagerduty_bridge.runtime import lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import (
     ACCOUNT,
-    METRIC,
     REGION,
     T0,
     assert_no_secret,
@@ -49,6 +48,7 @@ from tests.builders import (
     dedup_key,
     eventbridge_event,
     moto_server,
+    put_cpu_alarm,
     schedule_event,
     sns_event,
     sns_event_of,
@@ -163,17 +163,7 @@ def cloudwatch(region: str = REGION, credentials: dict[str, str] | None = None) 
 
 def put_alarm(name: str, state: str, *, region: str = REGION, credentials: dict[str, str] | None = None) -> None:
     """A CPU alarm (as events/05 defines it) in moto's CloudWatch, in ``state``."""
-    client = cloudwatch(region, credentials)
-    client.put_metric_alarm(
-        AlarmName=name,
-        MetricName=METRIC,
-        Namespace="AWS/EC2",
-        Statistic="Average",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=80,
-        ComparisonOperator="GreaterThanThreshold",
-    )
+    put_cpu_alarm(cloudwatch(region, credentials), name)
     set_state(name, state, region=region, credentials=credentials)
 
 
@@ -535,18 +525,7 @@ class Operator:
         assert run.code == 0, run.err
 
     def put_alarm(self, name: str, state: str) -> None:
-        client = self.client("cloudwatch")
-        client.put_metric_alarm(
-            AlarmName=name,
-            MetricName=METRIC,
-            Namespace="AWS/EC2",
-            Statistic="Average",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=80,
-            ComparisonOperator="GreaterThanThreshold",
-        )
-        client.set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"now {state}")
+        put_cpu_alarm(self.client("cloudwatch"), name, state)
 
     def enqueue(self, body: str) -> str:
         message_id: str = self.client("sqs").send_message(QueueUrl=self.queue, MessageBody=body)["MessageId"]

@@ -32,7 +32,7 @@ from pagerduty_bridge.cli.common import (
 from pagerduty_bridge.errors import BridgeError
 from pagerduty_bridge.reconcile import AlarmReader, Reconciled, Reconciliation
 from pagerduty_bridge.redrive import RedriveReport, redrive
-from pagerduty_bridge.samples import TEST_ALARM_NAME, test_alarm_message
+from pagerduty_bridge.sample_alarms import TEST_ALARM_NAME, test_alarm_message
 
 _TOPIC_ARN: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 PROGRESS_EVERY: Final = 50

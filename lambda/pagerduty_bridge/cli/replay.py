@@ -94,9 +94,9 @@ def read_event(path: Path) -> Any:
 
 def sample_paths() -> list[Path]:
     """The samples that ship with the package (the repository's ``events/`` when run from it)."""
-    from pagerduty_bridge import samples
+    from pagerduty_bridge import sample_alarms
 
-    return samples.sample_files()
+    return sample_alarms.sample_files()
 
 
 def replay(args: argparse.Namespace, streams: Streams) -> int:

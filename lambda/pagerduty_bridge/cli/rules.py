@@ -37,7 +37,7 @@ from pagerduty_bridge.keys import StaticKeys
 from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState
 from pagerduty_bridge.notifications import Notifications, Route
 from pagerduty_bridge.rules import AlertRules, load_rules, parse_rules
-from pagerduty_bridge.samples import sample_files
+from pagerduty_bridge.sample_alarms import sample_files
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.silences import SilenceCache
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore

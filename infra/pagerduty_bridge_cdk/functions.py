@@ -12,11 +12,44 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pagerduty_bridge_cdk.nag import acknowledge
 from pagerduty_bridge_cdk.readers import Architecture, ConfigError
 
-RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
-"""The newest Python runtime aws-cdk-lib 2.275 offers; pydantic-core ships cp314 manylinux wheels
-for both architectures."""
+PYTHON_RUNTIMES: Final[dict[str, lambda_.Runtime]] = {
+    "3.12": lambda_.Runtime.PYTHON_3_12,
+    "3.13": lambda_.Runtime.PYTHON_3_13,
+    "3.14": lambda_.Runtime.PYTHON_3_14,
+}
+"""The Python runtimes the function can run on (``pythonVersion``): Lambda's current ones on Amazon
+Linux 2023, for which every pinned dependency ships manylinux wheels on both architectures."""
+DEFAULT_PYTHON_VERSION: Final = "3.13"
+"""Python 3.13, not the newest runtime (3.14): the asset should carry bytecode for the runtime's exact
+version (without it each cold start compiles every module it imports, about doubling import time),
+and the machines that synthesize it (developers' and CI's, with pyenv or a distribution's Python)
+have 3.13 today far more often than 3.14, or a Docker engine. 3.13 is supported by Lambda until
+2029. ``pythonVersion=3.14`` selects the newest runtime where a python3.14 or Docker is at hand."""
+RUNTIME: Final = PYTHON_RUNTIMES[DEFAULT_PYTHON_VERSION]
+"""The default runtime."""
+
+
+NEWEST_PYTHON_VERSION: Final = max(PYTHON_RUNTIMES, key=lambda version: tuple(map(int, version.split("."))))
+
+
+def runtime_for(python_version: str) -> lambda_.Runtime:
+    """The Lambda runtime of ``python_version`` (one of ``PYTHON_RUNTIMES``)."""
+    return PYTHON_RUNTIMES[python_version]
+
+
+def acknowledge_runtime(function: lambda_.Function, python_version: str) -> None:
+    """cdk-nag (AwsSolutions-L1) asks for the newest runtime: a supported older one is a choice, said so."""
+    if python_version != NEWEST_PYTHON_VERSION:
+        acknowledge(
+            function,
+            "L1",
+            f"Python {python_version} is a current Lambda runtime, chosen (pythonVersion) so that the machine "
+            "synthesizing the asset can compile its bytecode for it: cold starts import compiled modules",
+        )
+
 
 ARCHITECTURES: Final[dict[Architecture, lambda_.Architecture]] = {
     "arm64": lambda_.Architecture.ARM_64,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -35,6 +36,9 @@ def get_runtime() -> Runtime:
     if _runtime is None:
         _runtime = lambda_runtime()
         _runtime.on_attempt = lambda seconds: _metric(c.METRIC_PAGERDUTY_LATENCY, seconds * 1000, "Milliseconds")
+        # boto3 and its client, like the modules below, live as long as the container: keep them out of
+        # every later garbage collection (each would scan them all, in vain).
+        gc.freeze()
     return _runtime
 
 
@@ -106,3 +110,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error("unreadable event", extra={"problem": str(exc)})
         return {"batchItemFailures": []} if is_sqs_event(event) else {"processed": 0, "failed": 1}
     return answer(event, result)
+
+
+# Everything made while importing lives as long as the container: the collector need not scan it again.
+gc.freeze()

@@ -4,8 +4,8 @@ PagerDuty accepts about 120 events a minute per routing key, counted over a slid
 answers ``429`` beyond (https://developer.pagerduty.com/docs/events-api-v2/rate-limits/). Several
 containers share that budget without knowing of each other, so each one learns its share:
 
-- a token bucket per routing key: at most ``limit`` events per ``window`` from this container, with a
-  small burst, so a quiet container pages at once;
+- a token bucket per routing key: ``limit`` events per ``window`` from this container, after a burst
+  of as many, so a quiet container pages at once;
 - a ``429`` *holds* this container's sends for that key: for ``Retry-After`` when PagerDuty gives
   one; else (its usual answer) for ``HOLD_SECONDS``, and this container's rate for the key is halved:
   every container that hears the 429 stands back instead of each retrying into a full window;
@@ -31,9 +31,11 @@ LIMIT_PER_WINDOW: Final = 120
 """Events PagerDuty accepts per routing key per window ("about 120 events per minute")."""
 WINDOW_SECONDS: Final = 60.0
 """PagerDuty's rate-limit window: 60 s looking back from the current time."""
-BURST: Final = 10
-"""Events a quiet container may send for one key at once: an SQS batch (10 records by default) goes
-out without waiting, while a storm's containers start at most this many ahead of the limit."""
+BURST: Final = LIMIT_PER_WINDOW
+"""Events a quiet container may send for one key at once: as many as PagerDuty's window takes, so a
+burst of alarms (a region's outage) pages at once; the rate paces what follows. In a storm the
+burst is spent by the first 429 (a simulation of five containers: the same 1.07 requests per
+accepted event with a burst of 10 or of 120)."""
 HOLD_SECONDS: Final = 10.0
 """How long a 429 without ``Retry-After`` holds sends for its key: a sixth of PagerDuty's window,
 long enough for the containers hearing 429s to thin out together, short enough not to idle while the

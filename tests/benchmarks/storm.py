@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
+import json
 import logging
 import random
 import sys
@@ -403,6 +404,19 @@ def report(
         else f"drain time: {wall:.1f} s"
     )
     print(f"events per minute achieved: {accepted / scaled_minutes:.1f} (limit {PAGERDUTY_LIMIT_PER_MINUTE})")
+    summary = {
+        "requests": len(requests),
+        "delivered": accepted,
+        "throttled": statuses.get(429, 0),
+        "requests_per_event": len(requests) / accepted if accepted else None,
+        "lost": lost,
+        "duplicated": duplicated,
+        "pending": pending,
+        "unfinished": len(unfinished),
+        "drain_minutes": scaled_minutes,
+        "bound_minutes": bound,
+    }
+    print("STORM-SUMMARY " + json.dumps(summary))
     problems = []
     if lost:
         problems.append(f"LOST {lost}: " + ", ".join((lost_alarm + lost_ok)[:5]))

@@ -57,11 +57,12 @@ ARCHITECTURES: Final[dict[Architecture, lambda_.Architecture]] = {
 }
 
 MEMORY_MB: Final = 256
-"""Lambda allots CPU in proportion to memory. The work is I/O-bound (a DynamoDB read and writes and
-one HTTPS call per alarm, a Secrets Manager read every five minutes), but the cold import of pydantic
-and Powertools is CPU-bound and sits on the paging path: 256 MB gives it twice the CPU of 128 MB for a
-fraction of a cent per thousand alarms, and leaves room for a batch of SQS records. (A benchmark of
-128 against 256 MB decides this number; it is used for every function of the bridge.)"""
+"""Lambda allots CPU in proportion to memory (1,769 MB is one vCPU). The bridge would fit 128 MB (peak
+RSS about 50 MiB after 41 invocations), but a page mostly lands on a cold container, and the cold page
+is CPU-bound: about 240 ms of CPU for 20 ms of waiting (``make bench``). Modelled as CPU × 1769 /
+memory + waiting, it takes about 1.7 s at 256 MB and 3.3 s at 128 MB (+99 %), far past the +10 % a
+smaller default may cost, while the bill barely moves (CPU-bound work costs the same GB-seconds at any
+size: $14.50 against $14.47 per million lone alarms). Every function of the bridge uses it."""
 
 LOG_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
 """Each log group is created by the construct, so no function ever needs logs:CreateLogGroup."""

@@ -15,9 +15,10 @@ figures, ratios first (absolute times are context: this machine is shared and no
    of interleaved pairs (project, reference), so load moves both sides of a pair alike;
 2. warm CPU per notification: 40 ALARMs of distinct alarms in one process after a first one
    (``time.process_time``), median of interleaved pairs' ratios;
-3. our own CPU per warm notification: the process's CPU outside botocore's API calls and urllib3's
-   requests (timed around ``BaseClient._make_api_call`` and urllib3's ``urlopen``; urllib's for the
-   reference);
+3. our own CPU per warm notification: the process's CPU outside boto3 and the network — botocore's
+   API calls, boto3's DynamoDB type (de)serializer and the HTTP client's requests (timed around
+   ``BaseClient._make_api_call``, ``TypeSerializer.serialize`` …, urllib3's ``urlopen``; urllib's
+   for the reference), each shown apart;
 4. peak RSS (``ru_maxrss``) after the 41 invocations;
 5. the storm (``storm.py``): PagerDuty requests per delivered event, lost, duplicated, drain time.
 

@@ -68,7 +68,7 @@ with open(out, "w") as f:
 """One cold page: process start → handler imported → PagerDuty's 202 for one ALARM → exit."""
 
 _SPLIT = r"""
-spent = {"api": 0.0, "http": 0.0}
+spent = {"api": 0.0, "http": 0.0, "boto3": 0.0}
 calls = []
 
 inside = []
@@ -103,6 +103,9 @@ def instrument():
     urllib3.poolmanager.PoolManager.urlopen = _timed("http", urllib3.poolmanager.PoolManager.urlopen)
     urllib3.connectionpool.HTTPConnectionPool.urlopen = _timed("http", urllib3.connectionpool.HTTPConnectionPool.urlopen)
     urllib.request.urlopen = _timed("http", urllib.request.urlopen)
+    import boto3.dynamodb.types as types
+    types.TypeSerializer.serialize = _timed("boto3", types.TypeSerializer.serialize)
+    types.TypeDeserializer.deserialize = _timed("boto3", types.TypeDeserializer.deserialize)
 """
 
 WARM = (
@@ -121,12 +124,13 @@ if mode == "split":
 handler = handler_of(side, bench_dir)
 rows = []
 for index, ev in enumerate(events):
-    spent.update(api=0.0, http=0.0)
+    spent.update(api=0.0, http=0.0, boto3=0.0)
     before = len(calls)
     wall, cpu = time.perf_counter(), time.process_time()
     handler(ev, Ctx())
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    rows.append({"cpu": cpu, "wall": wall, "api": spent["api"], "http": spent["http"], "calls": calls[before:]})
+    rows.append({"cpu": cpu, "wall": wall, "api": spent["api"], "http": spent["http"], "boto3": spent["boto3"],
+                 "calls": calls[before:]})
 warm = rows[1:] or rows
 usage = resource.getrusage(resource.RUSAGE_SELF)
 with open(out, "w") as f:
@@ -135,8 +139,8 @@ with open(out, "w") as f:
                "maxrss_kb": usage.ru_maxrss}, f)
 """
 )
-"""``count`` invocations of distinct ALARMs in one process; ``split`` also times what botocore's API calls
-and the HTTP client take, and notes each DynamoDB call."""
+"""``count`` invocations of distinct ALARMs in one process; ``split`` also times what botocore's API calls,
+boto3's DynamoDB type (de)serializer and the HTTP client take, and notes each DynamoDB call."""
 
 PROFILE = (
     r"""

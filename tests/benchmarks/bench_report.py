@@ -143,8 +143,8 @@ def figures_of(measured: Any) -> Figures:
 
 
 def own_cpu_ms(run: dict[str, Any]) -> float:
-    """The median warm invocation's CPU outside botocore's API calls and the HTTP client."""
-    return med([ms(r["cpu"] - r["api"] - r["http"]) for r in run["warm"]])
+    """The median warm invocation's CPU outside boto3 (API calls, DynamoDB types) and the HTTP client."""
+    return med([ms(r["cpu"] - r["api"] - r["boto3"] - r["http"]) for r in run["warm"]])
 
 
 def split_ms(run: dict[str, Any], key: str) -> float:
@@ -314,9 +314,13 @@ def print_warm(f: Figures, measured: Any) -> None:
         section(f"   where the CPU goes (instrumented runs, n={len(measured.own)} each; ms per warm notification)")
         for side, runs in (("project", measured.own), ("reference", measured.own_reference)):
             api = med([split_ms(run, "api") for run in runs])
+            types = med([split_ms(run, "boto3") for run in runs])
             http = med([split_ms(run, "http") for run in runs])
             own = med([own_cpu_ms(run) for run in runs])
-            row(f"{side}: in botocore API calls / in the HTTP client / own", f"{api:.2f} / {http:.2f} / {own:.2f}")
+            row(
+                f"{side}: botocore API calls / boto3 DynamoDB types / HTTP / own",
+                f"{api:.2f} / {types:.2f} / {http:.2f} / {own:.2f}",
+            )
     row("peak RSS after the invocations: project / reference", f"{f.rss_mib:.1f} / {f.rss_reference_mib:.1f} MiB")
 
 
@@ -573,7 +577,11 @@ def print_shortfalls(unmet: list[str], f: Figures, measured: Any, totals: Counte
     if any(name.startswith("cold") for name in unmet) and measured.cold:
         print_cold_shortfall(measured)
     if any(name.startswith(("warm", "our own")) for name in unmet) and measured.own:
-        for key, label in (("api", "in botocore API calls"), ("http", "in the HTTP client")):
+        for key, label in (
+            ("api", "in botocore API calls"),
+            ("boto3", "in boto3's DynamoDB types"),
+            ("http", "in the HTTP client"),
+        ):
             diff = med([split_ms(r, key) for r in measured.own]) - med(
                 [split_ms(r, key) for r in measured.own_reference]
             )

@@ -6,6 +6,14 @@ wherever it is installed (this repository's ``lambda/`` in development, ``site-p
 wheel), without the code only tests and the command line use; the pins come with this library as
 package data. The asset is hashed by its output, because the source hash would not change when the
 pinned requirements do.
+
+Bytecode: a Lambda imports from a read-only ``/var/task``, so without ``.pyc`` files in the asset
+every cold start compiles every module it imports (the page waits for it: it about doubles import
+time). Only the runtime's exact Python version writes bytecode the runtime accepts (``.pyc`` files of
+any other version are ignored). So the bundler looks for that interpreter (``PATH``, then pyenv); if
+there is none and a Docker engine answers (``docker info``), it compiles in the runtime's build image;
+otherwise the asset ships without bytecode. Which of the three happened is said at synth: an info
+annotation on the construct and one line on standard error.
 """
 
 from __future__ import annotations
@@ -17,12 +25,14 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import Annotations, AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.readers import Architecture
@@ -60,8 +70,14 @@ _PIP_PLATFORMS: Final[dict[Architecture, tuple[str, ...]]] = {
 }
 """The wheel tags the function's runtime accepts: Lambda's Python 3.12+ runtimes run on Amazon Linux
 2023 (glibc 2.34), so manylinux_2_28 wheels (google-re2 ships only those for new Pythons) work too."""
-_UNUSED_IMAGE: Final = "public.ecr.aws/sam/build-python3.14"
-"""BundlingOptions requires an image; the local bundler always succeeds, so Docker never runs it."""
+BUILD_IMAGE: Final = "public.ecr.aws/sam/build-python{version}"
+"""AWS SAM's build image of a Python runtime: the runtime's own interpreter, to compile bytecode in."""
+_UNUSED_IMAGE: Final = BUILD_IMAGE.format(version="3.13")
+"""BundlingOptions requires an image; the local bundler always succeeds, so CDK never runs it."""
+DOCKER_INFO_TIMEOUT_SECONDS: Final = 20
+"""``docker info`` answers in well under a second when an engine runs; a hung socket must not hang the synth."""
+DOCKER_COMPILE_TIMEOUT_SECONDS: Final = 900
+"""Pulling the build image (about 500 MB) and compiling: generous, but a hang still ends the synth."""
 
 
 class PackageNotFoundError(RuntimeError):
@@ -103,6 +119,88 @@ def find_python(version: str) -> str | None:
     return None
 
 
+def docker_answers() -> bool:
+    """Whether a Docker engine answers here (``docker info`` succeeds), not merely a ``docker`` command."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed argv, no shell
+            [docker, "info"], capture_output=True, timeout=DOCKER_INFO_TIMEOUT_SECONDS, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+BytecodeMethod = Literal["interpreter", "docker", "none"]
+
+
+@dataclass(frozen=True)
+class BytecodePlan:
+    """How the asset gets its ``.pyc`` files: a matching interpreter, Docker, or not at all."""
+
+    python_version: str
+    method: BytecodeMethod
+    interpreter: str | None = None
+    """The interpreter's path, or the Docker image."""
+
+    @classmethod
+    def find(cls, python_version: str) -> BytecodePlan:
+        """The best way to write bytecode for ``python_version`` on this machine."""
+        interpreter = find_python(python_version)
+        if interpreter is not None:
+            return cls(python_version, "interpreter", interpreter)
+        if docker_answers():
+            return cls(python_version, "docker", BUILD_IMAGE.format(version=python_version))
+        return cls(python_version, "none")
+
+    def describe(self) -> str:
+        """One line for the synth's output: which way, and what it means for cold starts."""
+        if self.method == "interpreter":
+            return f"asset bytecode: compiled with {self.interpreter} (Python {self.python_version})"
+        if self.method == "docker":
+            return f"asset bytecode: compiled in Docker ({self.interpreter}): no python{self.python_version} here"
+        return (
+            f"asset bytecode: none: neither python{self.python_version} (PATH, pyenv) nor a Docker engine is "
+            "here, so each cold start compiles the imported modules instead (install that Python, start "
+            "Docker, or choose the pythonVersion of an interpreter you have)"
+        )
+
+    def compile(self, out: Path) -> None:
+        """Write unchecked-hash bytecode for every module under ``out``.
+
+        Unchecked-hash ``.pyc`` files embed no timestamps, so the output (and the asset hash) is
+        reproducible, and the read-only ``/var/task`` never needs a staleness check. A Docker
+        compile that fails (no image, no network) leaves the asset without bytecode, and says so.
+        """
+        command = ["-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+        if self.method == "interpreter" and self.interpreter is not None:
+            # -I: no PYTHONPYCACHEPREFIX or PYTHONDONTWRITEBYTECODE of this shell redirects the files.
+            subprocess.run([self.interpreter, "-I", *command, str(out)], check=True)  # noqa: S603
+        elif self.method == "docker" and self.interpreter is not None:
+            self._compile_in_docker(out, command)
+
+    def _compile_in_docker(self, out: Path, command: list[str]) -> None:
+        user = f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else None
+        docker = [shutil.which("docker") or "docker", "run", "--rm", "--network", "none"]
+        docker += ["--user", user] if user else []
+        docker += ["--volume", f"{out}:/asset-output", "--entrypoint", f"python{self.python_version}"]
+        try:
+            subprocess.run(  # noqa: S603 - a fixed argv, no shell
+                [*docker, self.interpreter or "", "-I", *command, "/asset-output"],
+                check=True,
+                capture_output=True,
+                timeout=DOCKER_COMPILE_TIMEOUT_SECONDS,
+            )
+        except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            detail = getattr(exc, "stderr", b"") or b""
+            sys.stderr.write(
+                f"pagerduty-bridge: compiling in Docker failed ({type(exc).__name__}: "
+                f"{detail.decode(errors='replace').strip()[-200:]}); the asset ships without .pyc\n"
+            )
+
+
 def _reports_version(interpreter: str, version: str) -> bool:
     try:
         result = subprocess.run(  # noqa: S603 - a fixed argv, no shell
@@ -121,9 +219,19 @@ def _reports_version(interpreter: str, version: str) -> bool:
 class LocalPipBundler:
     """Builds the asset directory: dependencies from pip, then the package, then optional bytecode."""
 
-    def __init__(self, *, architecture: Architecture, python_version: str) -> None:
+    def __init__(
+        self, *, architecture: Architecture, python_version: str, bytecode: BytecodePlan | None = None
+    ) -> None:
         self.architecture = architecture
         self.python_version = python_version
+        self._bytecode = bytecode
+
+    @property
+    def bytecode(self) -> BytecodePlan:
+        """How the asset gets its bytecode (looked for on first use)."""
+        if self._bytecode is None:
+            self._bytecode = BytecodePlan.find(self.python_version)
+        return self._bytecode
 
     def try_bundle(self, output_dir: str, *_options: Any, **_keywords: Any) -> bool:
         """Called by CDK before any Docker bundling; returning True means Docker is never used.
@@ -180,24 +288,19 @@ class LocalPipBundler:
         )
 
     def _precompile(self, out: Path) -> None:
-        interpreter = find_python(self.python_version)
-        if interpreter is None:
-            sys.stderr.write(
-                f"pagerduty-bridge: python{self.python_version} not found; the asset ships without .pyc "
-                "(imports compile on each cold start instead)\n"
-            )
-            return
-        # Unchecked-hash bytecode does not embed timestamps, so the output (and the asset hash) is
-        # reproducible, and the read-only /var/task never needs a staleness check.
-        subprocess.run(  # noqa: S603 - a fixed argv, no shell
-            [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(out)],
-            check=True,
-        )
+        plan = self.bytecode
+        sys.stderr.write(f"pagerduty-bridge: {plan.describe()}\n")
+        plan.compile(out)
 
 
-def function_code(*, architecture: Architecture, runtime: lambda_.Runtime) -> lambda_.Code:
-    """The function's code asset, bundled locally for ``architecture`` and ``runtime``."""
+def function_code(
+    scope: Construct | None = None, *, architecture: Architecture, runtime: lambda_.Runtime
+) -> lambda_.Code:
+    """The function's code asset, bundled locally for ``architecture`` and ``runtime``; how it gets
+    its bytecode is an info annotation on ``scope``."""
     bundler = LocalPipBundler(architecture=architecture, python_version=python_version_of(runtime))
+    if scope is not None:
+        Annotations.of(scope).add_info(bundler.bytecode.describe())
     return lambda_.Code.from_asset(
         str(lambda_package_dir()),
         asset_hash_type=AssetHashType.OUTPUT,

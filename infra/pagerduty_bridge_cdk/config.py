@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, TypedDict
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.alert_rules import RulesDocumentError, read_rules_file, rules_document
+from pagerduty_bridge_cdk.functions import DEFAULT_PYTHON_VERSION, PYTHON_RUNTIMES
 from pagerduty_bridge_cdk.readers import (
     ACCOUNT_ID,
     CONTEXT,
@@ -63,6 +64,9 @@ PARAMETERS: Final[dict[str, str]] = {
     "health_alarm_email": "E-mail address subscribed to the bridge's own health topic (the address "
     "must confirm the subscription). Default: none.",
     "architecture": "Lambda architecture, arm64 or x86_64; the asset is bundled for it. Default: arm64.",
+    "python_version": "Python version of the functions' Lambda runtime, 3.12, 3.13 or 3.14; the asset's "
+    "bytecode is compiled for it where that Python (PATH, pyenv) or a Docker engine is at hand. "
+    f"Default: {DEFAULT_PYTHON_VERSION}.",
     "retry_budget_seconds": "Seconds one invocation may spend retrying PagerDuty; sizes the function "
     "timeout. Default: 30.",
     "buffered": "true puts an encrypted SQS queue between the topic and the function (batches, "
@@ -145,6 +149,7 @@ class BridgeProps(TypedDict, total=False):
     log_retention_days: int
     health_alarm_email: str | None
     architecture: Architecture
+    python_version: str
     retry_budget_seconds: int
     buffered: bool
     max_receive_count: int
@@ -176,6 +181,7 @@ class BridgeConfig:
     log_retention_days: int = 30
     health_alarm_email: str | None = None
     architecture: Architecture = "arm64"
+    python_version: str = DEFAULT_PYTHON_VERSION
     retry_budget_seconds: int = 30
     buffered: bool = False
     max_receive_count: int = 5
@@ -280,6 +286,7 @@ def _read_deployment(r: Reader, d: dict[str, Any]) -> dict[str, Any]:
         "log_retention_days": r.one_of("log_retention_days", LOG_RETENTION_DAYS, d["log_retention_days"]),
         "health_alarm_email": r.optional_matching("health_alarm_email", EMAIL),
         "architecture": r.architecture("architecture", d["architecture"]),
+        "python_version": _python_version(r, d["python_version"]),
         "retry_budget_seconds": r.integer(
             "retry_budget_seconds", d["retry_budget_seconds"], minimum=1, maximum=_MAX_RETRY_BUDGET_SECONDS
         ),
@@ -315,6 +322,17 @@ def _read_features(r: Reader, d: dict[str, Any]) -> dict[str, Any]:
         "reconcile_role_arns": _reconcile_role_arns(r),
         "half_wired_alarms": r.choice("half_wired_alarms", ("error", "warn"), d["half_wired_alarms"]),
     }
+
+
+def _python_version(r: Reader, default: str) -> str:
+    """``3.13`` (text, or a number in ``cdk.json``; ``python3.13`` too): one of the runtimes offered."""
+    value = r.raw("python_version")
+    if value is None:
+        return default
+    text = str(value).strip().removeprefix("python")
+    if text not in PYTHON_RUNTIMES:
+        raise r.fail("python_version", value, f"must be one of {', '.join(PYTHON_RUNTIMES)}")
+    return text
 
 
 def _alert_rules(r: Reader) -> str | None:

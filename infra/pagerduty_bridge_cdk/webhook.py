@@ -21,12 +21,13 @@ from pagerduty_bridge_cdk.config import BridgeConfig
 from pagerduty_bridge_cdk.functions import (
     ARCHITECTURES,
     MEMORY_MB,
-    RUNTIME,
     TABLE_ACTIONS,
+    acknowledge_runtime,
     check_environment_size,
     function_role,
     live_alias,
     own_log_group,
+    runtime_for,
     snap_start_conf,
 )
 from pagerduty_bridge_cdk.incident_table import IncidentTable
@@ -74,11 +75,11 @@ class WebhookReceiver(Construct):
         self.url = self._build_url()
 
     def _build_function(self, code: lambda_.Code) -> lambda_.Function:
-        return lambda_.Function(
+        function = lambda_.Function(
             self,
             "Function",
             description="PagerDuty webhooks v3 to the incident table",
-            runtime=RUNTIME,
+            runtime=runtime_for(self._config.python_version),
             architecture=ARCHITECTURES[self._config.architecture],
             handler=constants.WEBHOOK_HANDLER,
             code=code,
@@ -92,6 +93,8 @@ class WebhookReceiver(Construct):
             environment=self._environment(),
             snap_start=snap_start_conf(self._config.snap_start),
         )
+        acknowledge_runtime(function, self._config.python_version)
+        return function
 
     def _environment(self) -> dict[str, str]:
         variables = {

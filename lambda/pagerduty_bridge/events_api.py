@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import RETRIED_STATUSES, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
+from pagerduty_bridge.pacing import Pacer, key_digest
 from pagerduty_bridge.redaction import masked_body, scrub
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
@@ -53,6 +54,8 @@ MAX_ERROR_DETAIL_LENGTH: Final = 1024
 """How much of PagerDuty's (or a proxy's) answer an error message carries."""
 ACCEPTED_STATUS: Final = 202
 """PagerDuty's only answer of acceptance: the event is queued."""
+THROTTLED_STATUS: Final = 429
+"""PagerDuty's answer beyond its rate limit for a routing key (``pacing``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,23 +234,40 @@ _AMBIGUOUS_ERRORS: Final = (ReadTimeoutError, ProtocolError)
 never left)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """The pacer and the (digested) routing key one send is paced under."""
+
+    pacer: Pacer
+    key: str
+
+
 class BudgetedRetry(Retry):
-    """urllib3 ``Retry`` that stops when the next wait would overrun the caller's time budget, and
-    notes attempts whose outcome is unknown.
+    """urllib3 ``Retry`` that stops when the next wait would overrun the caller's time budget, notes
+    attempts whose outcome is unknown, and tells the pacer about 429s (each retry waits for it too).
 
     A fresh instance with its own ``deadline`` goes with every send (urllib3 takes the retry policy per
     request), so one connection pool serves every call, in any thread.
     """
 
-    def __init__(self, *args: Any, deadline: float | None = None, log: AttemptLog | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        deadline: float | None = None,
+        log: AttemptLog | None = None,
+        pacing: Pacing | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.deadline = deadline
         self.log = log if log is not None else AttemptLog()
+        self.pacing = pacing
 
     def new(self, **kw: Any) -> Self:
         retry = super().new(**kw)
         retry.deadline = self.deadline
         retry.log = self.log
+        retry.pacing = self.pacing
         return retry
 
     def increment(
@@ -261,18 +281,30 @@ class BudgetedRetry(Retry):
     ) -> Self:
         if isinstance(error, _AMBIGUOUS_ERRORS):
             self.log.ambiguous = True
+        if self.pacing is not None and response is not None and response.status == THROTTLED_STATUS:
+            self.pacing.pacer.throttled(self.pacing.key, self.get_retry_after(response))
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         if self.deadline is None:
             return new
         wait = new.get_backoff_time()
         if response is not None:
             wait = max(wait, new.get_retry_after(response) or 0.0)
+        if self.pacing is not None:
+            wait = max(wait, self.pacing.pacer.delay(self.pacing.key))
         if time.monotonic() + wait > self.deadline:
             raise MaxRetryError(_pool, url or "", error or ResponseError("retry budget exhausted"))  # type: ignore[arg-type]
         return new
 
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """urllib3's wait (backoff or ``Retry-After``), then the pacer's, within the budget."""
+        super().sleep(response)
+        if self.pacing is not None and not self.pacing.pacer.acquire(self.pacing.key, self.deadline):
+            raise MaxRetryError(None, "", ResponseError("retry budget exhausted waiting for the rate limit"))  # type: ignore[arg-type]
 
-def default_retry(deadline: float | None = None, log: AttemptLog | None = None) -> BudgetedRetry:
+
+def default_retry(
+    deadline: float | None = None, log: AttemptLog | None = None, pacing: Pacing | None = None
+) -> BudgetedRetry:
     return BudgetedRetry(
         total=12,
         connect=6,
@@ -288,6 +320,7 @@ def default_retry(deadline: float | None = None, log: AttemptLog | None = None) 
         raise_on_status=False,
         deadline=deadline,
         log=log,
+        pacing=pacing,
     )
 
 
@@ -314,7 +347,7 @@ def build_pool() -> urllib3.PoolManager:
 
 class EventsClient:
     """Sends events to one Events API URL (and Change Events to ``change_url``). Build once per
-    process; it reuses its connections."""
+    process; it reuses its connections and paces its sends per routing key (``pacing.Pacer``)."""
 
     def __init__(
         self,
@@ -324,10 +357,12 @@ class EventsClient:
         pool: urllib3.PoolManager | None = None,
         retry_budget_seconds: float = 30.0,
         on_attempt: Callable[[float], None] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.url = url
         self.change_url = change_url
         self.retry_budget_seconds = retry_budget_seconds
+        self.pacer = pacer if pacer is not None else Pacer()
         self._pool = pool
         self._on_attempt = on_attempt
 
@@ -352,17 +387,25 @@ class EventsClient:
     ) -> EventResponse:
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
         read_timeout = max(0.5, min(READ_TIMEOUT_SECONDS, budget))
-        started = time.monotonic()
+        deadline = time.monotonic() + budget
         log = AttemptLog()
         key = str(body.get("routing_key") or "")
+        target = url or self.url
+        pacing = Pacing(self.pacer, key_digest(key, target))
+        if not self.pacer.acquire(pacing.key, deadline):
+            raise PagerDutyDeliveryError(
+                "held back: PagerDuty's rate limit for this routing key leaves no room within the retry budget "
+                "(it answered 429 lately); nothing was sent"
+            )
+        started = time.monotonic()
         try:
             response = self.pool.request(
                 "POST",
-                url or self.url,
+                target,
                 body=json.dumps(body, ensure_ascii=False).encode(),
                 headers={"Content-Type": "application/json"},
                 timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, read_timeout), read=read_timeout),
-                retries=default_retry(deadline=started + budget, log=log),
+                retries=default_retry(deadline=deadline, log=log, pacing=pacing),
             )
         except urllib3.exceptions.HTTPError as exc:
             if isinstance(exc, _AMBIGUOUS_ERRORS) or isinstance(getattr(exc, "reason", None), _AMBIGUOUS_ERRORS):
@@ -372,6 +415,8 @@ class EventsClient:
         finally:
             if self._on_attempt is not None:
                 self._on_attempt(time.monotonic() - started)
+        if response.status == ACCEPTED_STATUS:
+            self.pacer.accepted(pacing.key)
         return classify_response(
             response.status,
             response.reason or "",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import logging
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,8 +22,25 @@ from pagerduty_bridge.runtime import Runtime, lambda_runtime
 SAFETY_MARGIN_SECONDS: Final = 5.0
 """Time kept back from the invocation's remaining time to write the outcome and return cleanly."""
 
+_JSON_WORDS: Final = frozenset({"true", "false", "null", "NaN", "Infinity", "-Infinity"})
+
+
+def log_message_json(message: object) -> Any:
+    """Powertools prints a log message that is JSON as JSON, by trying ``json.loads`` on every message.
+    For a message that cannot be JSON (every one of ours: words) the attempt is only a raised and
+    caught error: it is skipped, with the same result (the text as it is)."""
+    if not isinstance(message, str):
+        return message
+    start = message.strip()[:1]
+    if start in ("{", "[", '"', "-") or start.isdigit() or message.strip() in _JSON_WORDS:
+        return json.loads(message)
+    return message
+
+
+# No log line prints the thread or process: their names need not be looked up for every record.
+logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 install_log_redaction()
-logger = Logger(service=c.SERVICE_NAME)
+logger = Logger(service=c.SERVICE_NAME, json_deserializer=log_message_json)
 # The package's own module loggers write through the same (JSON, redacting) handler.
 copy_config_to_registered_loggers(source_logger=logger, include={c.PACKAGE_NAME})
 for _handler in logger.handlers:
@@ -35,6 +55,9 @@ def get_runtime() -> Runtime:
     if _runtime is None:
         _runtime = lambda_runtime()
         _runtime.on_attempt = lambda seconds: _metric(c.METRIC_PAGERDUTY_LATENCY, seconds * 1000, "Milliseconds")
+        # boto3 and its client, like the modules below, live as long as the container: keep them out of
+        # every later garbage collection (each would scan them all, in vain).
+        gc.freeze()
     return _runtime
 
 
@@ -106,3 +129,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error("unreadable event", extra={"problem": str(exc)})
         return {"batchItemFailures": []} if is_sqs_event(event) else {"processed": 0, "failed": 1}
     return answer(event, result)
+
+
+# Everything made while importing lives as long as the container: the collector need not scan it again.
+gc.freeze()

@@ -8,17 +8,22 @@ Usage::
 What runs: 1,000 CloudWatch alarm notifications (SNS events) across 200 alarms, each alarm flapping
 ALARM → OK → ALARM … (2 to 9 state changes, its latest state decides what PagerDuty must show), arriving
 in time order as one burst. Five workers stand for five concurrent Lambda containers (the stack's
-reserved concurrency): each has its own runtime as the Lambda builds it (``Runtime.integration()``: a
-real ``EventsClient`` with its retry policy and time budget), its own connection to one shared SQLite
-incident store, and calls ``process_event`` — the handler's path — with the handler's budget. The
-PagerDuty stand-in (``FakePagerDuty``, in its own process on loopback) accepts 120 events per minute per
-routing key (one key, as the Lambda has) and answers 429 beyond.
+reserved concurrency): each has its own runtime as the Lambda builds it (``Runtime.notifications()``:
+a real ``EventsClient`` with its retry policy, time budget and pacer), its own connection to one
+shared SQLite incident store, and calls ``process_event`` — the handler's path — with the handler's
+budget. The PagerDuty stand-in (``FakePagerDuty``, in its own process on loopback) accepts 120 events
+per minute per routing key (one key, as the Lambda has) over a sliding window and answers 429 beyond.
 
 Time is scaled (``--time-scale``, default 20: a PagerDuty minute lasts 3 s) so the storm takes well under
-a minute; the retry budget (30 s) and Lambda's retry delays (about 1 and 2 minutes, then the on-failure
-destination, re-driven here every 2 minutes) are scaled alike. The client's own backoff steps (0.5 s,
-1 s …) are not scaled: against the shrunk window they are relatively longer, so the client retries less
-often than it would at full scale and "requests per delivered event" is on the low side.
+a minute; the retry budget (30 s), the pacer's window and hold, and Lambda's retry delays (about 1 and
+2 minutes, then the on-failure destination, re-driven here every 2 minutes) are scaled alike. The
+client's own backoff steps (0.5 s, 1 s …) are not scaled: against the shrunk window they are relatively
+longer, so without pacing the client retries less often than it would at full scale and "requests per
+delivered event" is on the low side. ``--no-pacing`` runs the same storm with the pacer out of the way
+(an unlimited one), for comparison.
+
+The bound: PagerDuty accepts at most 120 events a minute per key, so N delivered events need at least
+N / 120 minutes; the drain time is reported against it.
 
 A notification whose invocation fails with a retryable error (429 beyond the budget, a concurrent
 delivery in flight) is invoked again as Lambda would; at most ``--max-attempts`` times.
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
+import json
 import logging
 import random
 import sys
@@ -50,11 +56,29 @@ from typing import Any
 
 from bench import ROUTING_KEY, alarm_event, load_average, machine_line, stand_in, stand_in_control
 
+from pagerduty_bridge.pacing import WINDOW_SECONDS, Pacer
+
 PAGERDUTY_LIMIT_PER_MINUTE = 120
 LAMBDA_RETRY_DELAYS_SECONDS = (60.0, 120.0)
 """Lambda's asynchronous retries: about a minute, then two; afterwards the on-failure destination."""
 REDRIVE_DELAY_SECONDS = 120.0
 RETRY_BUDGET_SECONDS = 30.0
+
+
+class NoPacing(Pacer):
+    """The client as it was before pacing: every send goes at once; 429s are only retried into."""
+
+    def acquire(self, key: str, deadline: float | None = None) -> bool:
+        return True
+
+    def delay(self, key: str) -> float:
+        return 0.0
+
+    def throttled(self, key: str, retry_after: float | None = None) -> None:
+        return None
+
+    def accepted(self, key: str) -> None:
+        return None
 
 
 @dataclass
@@ -174,22 +198,22 @@ class ObservedSender:
 
 def run_worker(
     dispatcher: Dispatcher,
-    make_integration: Callable[[], Any],
-    budget: float,
+    make_notifications: Callable[[], Any],
     current: threading.local,
     lock: threading.Lock,
     invocations: Counter[str],
 ) -> None:
     from pagerduty_bridge.processing import process_event
 
-    integration = make_integration()
-    integration.sender = ObservedSender(integration.sender, current, lock)
+    notifications = make_notifications()
+    delivery = notifications.delivery
+    delivery.sender = ObservedSender(delivery.sender, current, lock)
     while (job := dispatcher.next()) is not None:
         current.job = job
         job.attempts += 1
         retry = False
         try:
-            result = process_event(job.event, integration, budget_seconds=lambda: budget)
+            result = process_event(job.event, notifications)
             record = result.results[0]
             if record.outcome is not None and record.outcome.dedup_key:
                 job.dedup_key = record.outcome.dedup_key
@@ -219,11 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-attempts", type=int, default=12, help="invocations per notification at most")
     parser.add_argument("--deadline", type=float, default=300.0, help="stop after this many seconds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-pacing", action="store_true", help="send without pacing, for comparison")
     args = parser.parse_args(argv)
     logging.getLogger().addHandler(logging.NullHandler())  # failed deliveries are counted, not printed
+    logging.getLogger("pagerduty_bridge").setLevel(logging.CRITICAL)
 
-    from pydantic import SecretStr
-
+    from pagerduty_bridge.events_api import EventsClient
     from pagerduty_bridge.runtime import Runtime
     from pagerduty_bridge.settings import Settings
     from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
@@ -241,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         f"key; time scaled {args.time_scale:g}×: a minute lasts {minute:.1f} s, retry budget {budget:.1f} s, "
         f"Lambda's retries after {LAMBDA_RETRY_DELAYS_SECONDS[0] / args.time_scale:.1f} s and "
         f"{LAMBDA_RETRY_DELAYS_SECONDS[1] / args.time_scale:.1f} s, then re-driven every "
-        f"{REDRIVE_DELAY_SECONDS / args.time_scale:.1f} s"
+        f"{REDRIVE_DELAY_SECONDS / args.time_scale:.1f} s; "
+        + ("no pacing" if args.no_pacing else f"paced per container (the pacer's window {minute:.1f} s)")
     )
     with (
         tempfile.TemporaryDirectory(prefix="pagerduty-bridge-storm-") as tmp,
@@ -249,24 +275,27 @@ def main(argv: list[str] | None = None) -> int:
     ):
         state = Path(tmp) / "incidents.db"
         settings = Settings.from_env(
-            {},
-            integration_key=SecretStr(ROUTING_KEY),
+            {"PAGERDUTY_INTEGRATION_KEY": ROUTING_KEY},
             events_url=url,
             retry_budget_seconds=budget,
             environment="production",
         )
 
-        def make_integration() -> Any:
-            return Runtime(settings=settings, store=SQLiteIncidentStore(state)).integration()
+        def make_notifications() -> Any:
+            notifications = Runtime(settings=settings, store=SQLiteIncidentStore(state)).notifications()
+            # Each container's client as the runtime builds it, with the pacer on the storm's clock.
+            pacer = NoPacing() if args.no_pacing else Pacer(window_seconds=WINDOW_SECONDS / args.time_scale)
+            notifications.delivery.sender = EventsClient(url, retry_budget_seconds=budget, pacer=pacer)
+            return notifications
 
-        make_integration()  # creates the schema before the workers race for it
+        make_notifications()  # creates the schema before the workers race for it
         started = time.monotonic()
         dispatcher = Dispatcher(jobs, args.time_scale, args.max_attempts, started + args.deadline)
         current, lock, invocations = threading.local(), threading.Lock(), Counter[str]()
         threads = [
             threading.Thread(
                 target=run_worker,
-                args=(dispatcher, make_integration, budget, current, lock, invocations),
+                args=(dispatcher, make_notifications, current, lock, invocations),
                 name=f"container-{n}",
                 daemon=True,
             )
@@ -366,10 +395,28 @@ def report(
         f"triggers accepted twice for one state change: {twice}; accepted events the bridge did not see: {unseen})"
     )
     print(f"left pending in the table: {pending}")
+    bound = accepted / PAGERDUTY_LIMIT_PER_MINUTE
     print(
-        f"wall time:                {wall:.1f} s ({scaled_minutes:.1f} PagerDuty minutes at {time_scale:g}×); "
-        f"events per minute achieved: {accepted / scaled_minutes:.1f} (limit {PAGERDUTY_LIMIT_PER_MINUTE})"
+        f"drain time:               {wall:.1f} s = {scaled_minutes:.1f} PagerDuty minutes at {time_scale:g}×, "
+        f"against the bound of {bound:.1f} minutes ({accepted} events at {PAGERDUTY_LIMIT_PER_MINUTE} a minute): "
+        f"{scaled_minutes / bound:.2f} × the bound"
+        if bound
+        else f"drain time: {wall:.1f} s"
     )
+    print(f"events per minute achieved: {accepted / scaled_minutes:.1f} (limit {PAGERDUTY_LIMIT_PER_MINUTE})")
+    summary = {
+        "requests": len(requests),
+        "delivered": accepted,
+        "throttled": statuses.get(429, 0),
+        "requests_per_event": len(requests) / accepted if accepted else None,
+        "lost": lost,
+        "duplicated": duplicated,
+        "pending": pending,
+        "unfinished": len(unfinished),
+        "drain_minutes": scaled_minutes,
+        "bound_minutes": bound,
+    }
+    print("STORM-SUMMARY " + json.dumps(summary))
     problems = []
     if lost:
         problems.append(f"LOST {lost}: " + ", ".join((lost_alarm + lost_ok)[:5]))

@@ -4,8 +4,8 @@ Four variants of the standalone app cover every option between them: ``direct`` 
 deployment (created topic and secret, SNS → Lambda, arm64, reconciliation every 15 minutes, no alert
 rules, no webhooks, no change events, no SnapStart); ``buffered`` flips the deployment options (SQS
 buffer with batches of 50, existing topic and secret given by partial ARN with its own KMS key, e-mail
-subscription, x86_64, no reserved concurrency, reconciliation off, alert rules from a YAML file,
-SnapStart, webhooks with an existing signing secret); ``routed`` is the default deployment with inline
+subscription, x86_64, Python 3.14, no reserved concurrency, reconciliation off, alert rules from a YAML
+file, SnapStart, webhooks with an existing signing secret); ``routed`` is the default deployment with inline
 alert rules, routing-key secrets, reconciliation every 5 minutes and change events for every stack;
 ``featured`` is the default deployment with SnapStart, webhooks (created signing secret), change events
 for two stack-name globs and cross-account reconciliation roles.
@@ -60,6 +60,7 @@ BUFFERED_CONTEXT: dict[str, str] = {
     "environment": "staging",
     "buffered": "true",
     "architecture": "x86_64",
+    "pythonVersion": "3.14",
     "alarmTopicArn": EXISTING_TOPIC_ARN,
     "integrationKeySecretArn": EXISTING_SECRET_PARTIAL_ARN,
     "integrationKeySecretKmsKeyArn": EXISTING_SECRET_KEY_ARN,

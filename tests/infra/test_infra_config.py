@@ -342,6 +342,7 @@ def test_every_parameter_is_documented_once() -> None:
         ("reservedConcurrency", "reserved_concurrency"),
         ("logRetentionDays", "log_retention_days"),
         ("architecture", "architecture"),
+        ("pythonVersion", "python_version"),
         ("retryBudgetSeconds", "retry_budget_seconds"),
         ("maxReceiveCount", "max_receive_count"),
         ("batchSize", "batch_size"),

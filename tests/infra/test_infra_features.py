@@ -11,7 +11,7 @@ import pytest
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.change_events import DEAD_LETTERS_ALARM_DESCRIPTION, FINAL_STATUSES, MAX_EVENT_AGE
 from pagerduty_bridge_cdk.event_targets import TARGET_RETRY_ATTEMPTS
-from pagerduty_bridge_cdk.functions import LIVE_ALIAS, MEMORY_MB, RUNTIME
+from pagerduty_bridge_cdk.functions import LIVE_ALIAS, MEMORY_MB, runtime_for
 from pagerduty_bridge_cdk.secrets import WEBHOOK_PLACEHOLDER
 from pagerduty_bridge_cdk.webhook import RESERVED_CONCURRENCY, TIMEOUT
 from tests.infra.conftest import (
@@ -101,7 +101,8 @@ def test_the_webhook_function_runs_the_webhook_handler_from_the_same_asset(varia
     properties = variant.resources[variant.logical_id(webhooks.function)]["Properties"]
     assert properties["Handler"] == constants.WEBHOOK_HANDLER
     assert properties["Code"] == variant.function["Properties"]["Code"]
-    assert properties["Runtime"] == RUNTIME.name
+    assert properties["Runtime"] == variant.function["Properties"]["Runtime"]
+    assert properties["Runtime"] == runtime_for(variant.bridge.config.python_version).name
     assert properties["MemorySize"] == MEMORY_MB
     assert properties["Timeout"] == TIMEOUT.to_seconds()
     assert properties["LoggingConfig"]["LogGroup"] == {"Ref": variant.logical_id(webhooks.log_group)}

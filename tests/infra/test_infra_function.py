@@ -15,9 +15,14 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from pagerduty_bridge import constants
-from pagerduty_bridge_cdk.bundling import UNUSED_DEPENDENCY_PARTS, LocalPipBundler, find_python, python_version_of
-from pagerduty_bridge_cdk.config import BridgeConfig
-from pagerduty_bridge_cdk.functions import MEMORY_MB, RUNTIME
+from pagerduty_bridge_cdk.bundling import (
+    UNUSED_DEPENDENCY_PARTS,
+    BytecodePlan,
+    LocalPipBundler,
+    find_python,
+)
+from pagerduty_bridge_cdk.config import BridgeConfig, ConfigError
+from pagerduty_bridge_cdk.functions import DEFAULT_PYTHON_VERSION, MEMORY_MB, PYTHON_RUNTIMES, RUNTIME, runtime_for
 from pagerduty_bridge_cdk.secrets import PLACEHOLDER, WEBHOOK_PLACEHOLDER
 from pagerduty_bridge_cdk.timing import PER_RECORD_SECONDS, TIMEOUT_HEADROOM_SECONDS
 from tests.infra.conftest import BUFFERED_BATCH_SIZE, Synthesized
@@ -39,10 +44,29 @@ def test_handler_string_names_a_function_in_the_package(direct: Synthesized) -> 
     assert callable(getattr(module, attribute))
 
 
-def test_runtime_is_the_newest_python_the_cdk_offers(variant: Synthesized) -> None:
+def test_the_runtime_is_python_3_13_unless_another_is_chosen(variant: Synthesized) -> None:
+    expected = "python3.14" if variant.name == "buffered" else "python3.13"
+    assert RUNTIME.name == f"python{DEFAULT_PYTHON_VERSION}" == "python3.13"
+    for function in _functions(variant):
+        assert function["Properties"]["Runtime"] == expected
+
+
+def test_the_runtimes_offered_are_the_cdks_newest_three() -> None:
     offered = [getattr(lambda_.Runtime, name).name for name in dir(lambda_.Runtime) if name.startswith("PYTHON_3")]
-    newest = max(offered, key=_runtime_version)
-    assert variant.function["Properties"]["Runtime"] == RUNTIME.name == newest
+    newest = sorted(offered, key=_runtime_version)[-3:]
+    assert [runtime_for(version).name for version in PYTHON_RUNTIMES] == newest
+
+
+@pytest.mark.parametrize(("given", "chosen"), [("3.14", "3.14"), (3.12, "3.12"), ("python3.13", "3.13")])
+def test_the_python_version_can_be_chosen_by_context_or_prop(given: object, chosen: str) -> None:
+    assert BridgeConfig.from_context({"pythonVersion": given}.get).python_version == chosen
+    assert BridgeConfig.from_props(environment="prod", python_version=str(given)).python_version == chosen
+
+
+@pytest.mark.parametrize("given", ["3.11", "3", "latest", 3.1])
+def test_a_python_version_lambda_does_not_offer_is_refused_by_name(given: object) -> None:
+    with pytest.raises(ConfigError, match=r"context parameter pythonVersion.*3\.12, 3\.13, 3\.14"):
+        BridgeConfig.from_context({"pythonVersion": given}.get)
 
 
 def test_architecture_follows_context(variant: Synthesized) -> None:
@@ -170,7 +194,7 @@ def _elf_machine(path: Path) -> int:
 
 def test_asset_bundles_pydantic_core_for_the_function_architecture(variant: Synthesized) -> None:
     architecture = variant.bridge.config.architecture
-    version = python_version_of(RUNTIME).replace(".", "")
+    version = variant.bridge.config.python_version.replace(".", "")
     extensions = list((variant.asset_dir / "pydantic_core").glob("_pydantic_core.*.so"))
     assert extensions, f"no pydantic_core extension in {variant.asset_dir}"
     for extension in extensions:
@@ -191,10 +215,12 @@ def test_asset_holds_the_handler_and_not_the_tools(direct: Synthesized) -> None:
     assert not list(direct.asset_dir.rglob("*.json.golden")) and not list(package.rglob("*.json"))
     assert not (direct.asset_dir / "bin").exists()
     compiled = list(direct.asset_dir.rglob("*.pyc"))
-    if find_python(python_version_of(RUNTIME)) is None:
+    if BytecodePlan.find(direct.bridge.config.python_version).method == "none":
         assert not compiled, "bytecode of another Python version would only be ignored"
     else:
-        assert compiled
+        tag = f"cpython-{direct.bridge.config.python_version.replace('.', '')}"
+        assert compiled and all(tag in path.name for path in compiled)
+        assert (direct.asset_dir / "pagerduty_bridge" / "__pycache__" / f"handler.{tag}.pyc").is_file()
     # boto3 comes with the Lambda runtime; bundling it would only pin an older copy.
     assert not (direct.asset_dir / "boto3").exists()
     # Powertools: what the function uses is shipped, the utilities it never imports are not.
@@ -232,11 +258,11 @@ def test_handler_imports_from_the_asset_alone(direct: Synthesized, tmp_path: Pat
     """The asset must carry every import the handler needs (boto3 aside, which the runtime provides).
 
     Importing the real asset takes this machine's architecture and the runtime's Python version. Where
-    either is missing (an x86_64 runner, no python3.14), the same bundler builds the same asset for
+    either is missing (an x86_64 runner, no python3.13), the same bundler builds the same asset for
     this machine's platform and interpreter, and that one is imported: the bundler's choice of files
     is what is under test, and it does not depend on the platform.
     """
-    runtime_version = python_version_of(RUNTIME)
+    runtime_version = direct.bridge.config.python_version
     interpreter = find_python(runtime_version)
     if interpreter is not None and _host_architecture() == direct.bridge.config.architecture:
         asset_dir = direct.asset_dir

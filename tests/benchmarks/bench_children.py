@@ -2,7 +2,7 @@
 preloaded in them. Each gets ``argv = [result file, benchmarks folder, …]`` and writes its result as
 JSON to the file; standard output is left to the bridge's own log lines, which are counted.
 
-The alarm event and the Lambda context are the same for both sides (the acceptance check's: an EC2
+The alarm event and the Lambda context are the same for both sides (an EC2
 CPU alarm by SNS, ASCII JSON); the reference is ``reference_bridge.py``.
 """
 

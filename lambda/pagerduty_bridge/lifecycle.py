@@ -272,7 +272,7 @@ def resolved(stored: Incident | None, key: str, alarm_name: str, *, at: datetime
     if stored is not None and not stored.is_open:
         return stored
     if stored is not None:
-        return replace(stored, status=IncidentStatus.RESOLVED, resolved_at=at, resolution=Resolution.AUTO)
+        return _closed(stored, Resolution.AUTO, at=at)
     return Incident(
         dedup_key=key,
         alarm_name=alarm_name,
@@ -280,6 +280,28 @@ def resolved(stored: Incident | None, key: str, alarm_name: str, *, at: datetime
         resolved_at=at,
         resolution=Resolution.AUTO,
         updated_at=now,
+    )
+
+
+def _closed(
+    incident: Incident,
+    resolution: Resolution,
+    *,
+    at: datetime,
+    note: str | None = None,
+    by: str | None = None,
+    updated_at: datetime | None = None,
+) -> Incident:
+    """``incident`` resolved: when, how, why and by whom. Every path that resolves sets all four, so
+    nothing of an earlier resolution (a note, a responder) survives a reopening into the next one."""
+    return replace(
+        incident,
+        status=IncidentStatus.RESOLVED,
+        resolved_at=at,
+        resolution=resolution,
+        resolution_note=note,
+        resolved_by=by,
+        updated_at=incident.updated_at if updated_at is None else updated_at,
     )
 
 
@@ -294,19 +316,15 @@ def plan_manual_trigger(
     return Plan(Reason.MANUAL_TRIGGER, EventAction.TRIGGER, target)
 
 
-def _require_open(stored: Incident | None, key: str) -> Plan | None:
-    if stored is None:
-        return Plan(Reason.NOT_FOUND)
-    if not stored.is_open:
-        return Plan(Reason.ALREADY_RESOLVED)
-    return None
+def _refused(stored: Incident | None) -> Plan:
+    """Why acknowledging or resolving ``stored`` sends nothing (it is not open)."""
+    return Plan(Reason.NOT_FOUND if stored is None else Reason.ALREADY_RESOLVED)
 
 
 def plan_acknowledge(stored: Incident | None, key: str, now: datetime) -> Plan:
     """Acknowledge an open incident; an unknown or resolved one is not found (nothing sent)."""
-    refused = _require_open(stored, key)
-    if refused is not None or stored is None:
-        return refused or Plan(Reason.NOT_FOUND)
+    if stored is None or not stored.is_open:
+        return _refused(stored)
     target = replace(stored, status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
     return Plan(Reason.MANUAL_ACKNOWLEDGE, EventAction.ACKNOWLEDGE, target)
 
@@ -334,17 +352,9 @@ def plan_close(
     """
     if observed is not None and (stored is None or stored.version != observed.version):
         return Plan(Reason.RECONCILE_RACE_LOST)
-    refused = _require_open(stored, key)
-    if refused is not None or stored is None:
-        return refused or Plan(Reason.NOT_FOUND)
-    target = replace(
-        stored,
-        status=IncidentStatus.RESOLVED,
-        resolved_at=now,
-        resolution=resolution,
-        resolution_note=note,
-        updated_at=now,
-    )
+    if stored is None or not stored.is_open:
+        return _refused(stored)
+    target = _closed(stored, resolution, at=now, note=note, updated_at=now)
     return Plan(_CLOSING_REASONS.get(resolution, Reason.MANUAL_RESOLVE), EventAction.RESOLVE, target)
 
 
@@ -361,9 +371,9 @@ def plan_forward(stored: Incident | None, key: str, severity: AlertSeverity, sum
 
 
 UNRECOGNIZED_ALARM_NAME: Final = "(message on the alarm topic)"
+"""The alarm name a forwarded message's incident is recorded under."""
 REOPENED_IN_PAGERDUTY: Final = "reopened_in_pagerduty"
 """A responder reopened the incident: reconciliation leaves it open until its alarm says otherwise."""
-"""The alarm name a forwarded message's incident is recorded under."""
 
 
 def plan_confirm(stored: Incident | None, now: datetime) -> Plan:
@@ -431,19 +441,14 @@ def _apply_webhook(incident: Incident, event: IncidentWebhook) -> Incident:
     if kind == "unacknowledged" and incident.status is IncidentStatus.ACKNOWLEDGED:
         return replace(incident, status=IncidentStatus.TRIGGERED)
     if kind == "resolved" and incident.is_open:
-        return replace(
-            incident,
-            status=IncidentStatus.RESOLVED,
-            resolved_at=event.occurred_at,
-            resolution=Resolution.PAGERDUTY,
-            resolved_by=event.agent,
-        )
+        return _closed(incident, Resolution.PAGERDUTY, at=event.occurred_at, by=event.agent)
     if kind == "reopened" and not incident.is_open:
         return replace(
             incident,
             status=IncidentStatus.TRIGGERED,
             resolved_at=None,
             resolution=None,
+            resolution_note=None,
             resolved_by=None,
             last_reason=REOPENED_IN_PAGERDUTY,
         )

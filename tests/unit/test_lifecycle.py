@@ -23,6 +23,7 @@ from pagerduty_bridge.lifecycle import (
     plan_confirm,
     plan_forward,
     plan_manual_trigger,
+    plan_webhook,
     records_state,
 )
 from pagerduty_bridge.models import (
@@ -37,6 +38,7 @@ from pagerduty_bridge.models import (
     Origin,
     Resolution,
 )
+from pagerduty_bridge.webhook_sync import IncidentWebhook
 
 T0 = datetime(2025, 1, 14, 14, 30, tzinfo=UTC)
 NOW = T0 + timedelta(seconds=5)
@@ -234,6 +236,32 @@ def test_an_ok_after_a_resolution_in_pagerduty_sends_nothing_more() -> None:
 def test_an_alarm_after_a_resolution_in_pagerduty_opens_a_new_incident() -> None:
     target = plan(ALARM, replace(RESOLVED, resolution=Resolution.PAGERDUTY), POLICY, NOW).target
     assert target is not None and target.status is IncidentStatus.TRIGGERED and target.triggered_at == T0
+
+
+def webhook(event_type: str, at: datetime, agent: str | None = None) -> IncidentWebhook:
+    return IncidentWebhook(
+        event_id=f"{event_type}-{at.isoformat()}", event_type=event_type, occurred_at=at, agent=agent
+    )
+
+
+def test_nothing_of_an_earlier_resolution_outlives_a_reopening() -> None:
+    by_hand = plan_close(OPEN, KEY, Resolution.MANUAL, NOW, note="by hand").target
+    assert by_hand is not None and by_hand.resolution_note == "by hand"
+    reopened = plan_webhook(by_hand, webhook("incident.reopened", NOW), NOW).target
+    assert reopened is not None and reopened.is_open
+    assert (reopened.resolution, reopened.resolution_note, reopened.resolved_by) == (None, None, None)
+
+    by_alarm = plan(alarm(AlarmState.OK, AlarmState.ALARM, NOW), reopened, POLICY, NOW).target
+    assert by_alarm is not None
+    assert (by_alarm.resolution, by_alarm.resolution_note, by_alarm.resolved_by) == (Resolution.AUTO, None, None)
+
+    in_pagerduty = plan_webhook(reopened, webhook("incident.resolved", NOW, agent="Ada (P1)"), NOW).target
+    assert in_pagerduty is not None
+    assert (in_pagerduty.resolution, in_pagerduty.resolution_note, in_pagerduty.resolved_by) == (
+        Resolution.PAGERDUTY,
+        None,
+        "Ada (P1)",
+    )
 
 
 # --- recovery of an unfinished delivery -------------------------------------------------------------------

@@ -110,8 +110,6 @@ def parse_alarm_data(
         "tags": _tags(data.get("tags") or data.get("alarmTags")),
         **_arn_parts(arn),
     }
-    if _text(region_code) and not fields.get("region_code"):
-        fields["region_code"] = _text(region_code)
     children = reason_data.get("triggeringAlarms")
     if isinstance(children, list):
         fields["triggering_children"] = tuple(
@@ -120,8 +118,9 @@ def parse_alarm_data(
     metrics = configuration.get("metrics")
     if isinstance(metrics, list) and metrics:
         fields.update(_camel_metrics_fields(metrics, reason_data))
-    if isinstance(reason_data.get("threshold"), int | float):
-        fields["threshold"] = float(reason_data["threshold"])
+    threshold = _number(reason_data.get("threshold"))
+    if threshold is not None:
+        fields["threshold"] = threshold
     has_metrics = bool(metrics)
     fields["kind"] = _kind(fields, has_trigger=has_metrics)
     # The reason text is the same string SNS carries: read it first, so every envelope agrees.
@@ -381,6 +380,7 @@ def _first_evaluated(reason_data: Mapping[str, Any]) -> float | None:
     points = reason_data.get("evaluatedDatapoints")
     if isinstance(points, list):
         for point in points:
-            if isinstance(point, Mapping) and _number(point.get("value")) is not None:
-                return _number(point.get("value"))
+            value = _number(point.get("value")) if isinstance(point, Mapping) else None
+            if value is not None:
+                return value
     return None

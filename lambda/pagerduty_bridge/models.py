@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.timeutil import utc
@@ -233,9 +233,6 @@ class StackStatusChange:
     partition: str = "aws"
     time: datetime
     event_id: str | None = None
-
-
-PAGERDUTY_STATUSES: Final = frozenset({"triggered", "acknowledged", "resolved"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

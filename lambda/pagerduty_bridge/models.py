@@ -40,12 +40,20 @@ __all__ = [
 
 
 class AlertSeverity(StrEnum):
-    """PagerDuty's ``payload.severity`` values; the seed's CRITICAL/WARNING/INFO map onto them."""
+    """PagerDuty's ``payload.severity`` values; the seed's CRITICAL/WARNING/INFO map onto them.
+
+    Read in any case (``AlertSeverity("WARNING")``), wherever one is read: a rule, the seed API, a tag.
+    """
 
     CRITICAL = "critical"
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
+
+    @classmethod
+    def _missing_(cls, value: object) -> AlertSeverity | None:
+        lowered = value.lower() if isinstance(value, str) else None
+        return next((member for member in cls if member.value == lowered), None)
 
 
 class AlarmState(StrEnum):

@@ -1,5 +1,5 @@
 """What tests build again and again, built once: alarm events in every envelope, a moto server, the CLI,
-and the one assertion that a secret appears nowhere.
+what the handler writes through Powertools, and the one assertion that a secret appears nowhere.
 
 Every alarm event is events/05 (an EC2 CPU alarm) for the alarm, state and time asked for, with its
 envelope's own time a moment after the state change (as SNS, SQS and EventBridge stamp them).
@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -254,6 +255,38 @@ def moto_server() -> Iterator[str]:
     finally:
         server.stop()
         werkzeug.setLevel(level)
+
+
+# --- what the handler writes through Powertools -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def powertools_log_stream() -> Iterator[io.StringIO]:
+    """The handler's Powertools JSON log lines, written into the yielded buffer while the block runs."""
+    from pagerduty_bridge import handler
+
+    stream = io.StringIO()
+    powertools_handler = handler.logger.registered_handler
+    assert isinstance(powertools_handler, logging.StreamHandler)
+    previous = powertools_handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        powertools_handler.setStream(previous)
+
+
+def emf_metrics(printed: str) -> Counter[str]:
+    """Sums of the EMF metrics Powertools printed (its JSON lines on stdout), by name."""
+    sums: Counter[str] = Counter()
+    for line in printed.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                sums[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    return sums
 
 
 # --- secrets ------------------------------------------------------------------------------------------

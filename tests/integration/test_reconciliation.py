@@ -46,8 +46,10 @@ from tests.builders import (
     cli,
     cli_json,
     dedup_key,
+    emf_metrics,
     eventbridge_event,
     moto_server,
+    powertools_log_stream,
     put_cpu_alarm,
     schedule_event,
     sns_event,
@@ -101,15 +103,7 @@ class Bridge:
     def metrics(self) -> Counter[str]:
         """Sums of the EMF metrics Powertools printed so far, by name."""
         self.stdout.append(self.capsys.readouterr().out)
-        sums: Counter[str] = Counter()
-        for line in "".join(self.stdout).splitlines():
-            if line.startswith("{") and '"_aws"' in line:
-                blob = json.loads(line)
-                for directive in blob["_aws"]["CloudWatchMetrics"]:
-                    for metric in directive["Metrics"]:
-                        value = blob[metric["Name"]]
-                        sums[metric["Name"]] += sum(value) if isinstance(value, list) else value
-        return sums
+        return emf_metrics("".join(self.stdout))
 
     def logs(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_stream.getvalue().splitlines() if line.startswith("{")]
@@ -145,16 +139,9 @@ def bridge(
     # Each new runtime adds its redaction filter to the service's logger: drop them after the test.
     powertools_logger = logging.getLogger(c.SERVICE_NAME)
     monkeypatch.setattr(powertools_logger, "filters", list(powertools_logger.filters))
-    stream = io.StringIO()
-    powertools_handler = handler.logger.registered_handler
-    assert isinstance(powertools_handler, logging.StreamHandler)
-    previous = powertools_handler.setStream(stream)
-    try:
-        with mock_aws():
-            create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
-            yield Bridge(fake_pd, monkeypatch, capsys, stream)
-    finally:
-        powertools_handler.setStream(previous)
+    with powertools_log_stream() as stream, mock_aws():
+        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
+        yield Bridge(fake_pd, monkeypatch, capsys, stream)
 
 
 def cloudwatch(region: str = REGION, credentials: dict[str, str] | None = None) -> Any:

@@ -25,13 +25,8 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.silences import CACHE_SECONDS, SilenceCache
 from pagerduty_bridge.timeutil import parse_time
-from tests.builders import T0, cli, cli_json, dedup_key, moto_server, put_cpu_alarm, schedule_event, sns_event
+from tests.builders import T0, cli, cli_json, dedup_key, put_cpu_alarm, schedule_event, sns_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pagerduty_bridge.models import EventAction, Incident, IncidentStatus, Resol
 from pagerduty_bridge.processing import EventResult, process_event
 from pagerduty_bridge.runtime import lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import assert_no_secret, emf_metrics, moto_server, powertools_log_stream
+from tests.builders import assert_no_secret, emf_metrics, powertools_log_stream
 from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, assert_valid_event, event_files, load_json
 
 REGION = "eu-west-1"
@@ -42,12 +42,6 @@ OUTAGE_ANSWERS = 20
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """moto's HTTP server, shared by the module; each test gets tables of its own."""
-    yield from moto_server()
 
 
 @pytest.fixture(scope="module")

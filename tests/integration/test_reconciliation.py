@@ -48,7 +48,6 @@ from tests.builders import (
     dedup_key,
     emf_metrics,
     eventbridge_event,
-    moto_server,
     powertools_log_stream,
     put_cpu_alarm,
     schedule_event,
@@ -478,11 +477,6 @@ def test_in_sns_mode_a_record_that_cannot_start_fails_the_invocation_before_its_
 
 
 # --- 6. redrive -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 @dataclass

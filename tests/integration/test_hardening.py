@@ -41,6 +41,7 @@ from tests.builders import (
     dedup_key,
     emf_metrics,
     eventbridge_event,
+    lambda_environment,
     powertools_log_stream,
     schedule_event,
     sns_event,
@@ -146,12 +147,7 @@ def bridge(
 ) -> Iterator[Bridge]:
     """The Lambda's environment on moto (DynamoDB, Secrets Manager, CloudWatch) and the stand-in."""
     key = fresh_key()
-    monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
-    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, key)
-    monkeypatch.setenv(c.ENV_EVENTS_URL, fake_pd.url)
-    monkeypatch.setenv(c.ENV_ENVIRONMENT, "production")
-    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
-    monkeypatch.setattr(handler, "_runtime", None)  # a new container
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, key=key, retry_budget_seconds=1)
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger=c.PACKAGE_NAME)
     with powertools_log_stream() as stream, mock_aws():

@@ -30,7 +30,7 @@ from pagerduty_bridge.models import EventAction, Incident, IncidentStatus, Resol
 from pagerduty_bridge.processing import EventResult, process_event
 from pagerduty_bridge.runtime import lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import assert_no_secret, emf_metrics, powertools_log_stream
+from tests.builders import assert_no_secret, emf_metrics, lambda_environment, powertools_log_stream
 from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, assert_valid_event, event_files, load_json
 
 REGION = "eu-west-1"
@@ -126,15 +126,7 @@ def bridge(
     client = boto_session.client("dynamodb", endpoint_url=moto_url)
     create_table(client, table)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
-    monkeypatch.setenv(c.ENV_TABLE_NAME, table)
-    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
-    monkeypatch.setenv(c.ENV_EVENTS_URL, fake_pd.url)
-    monkeypatch.setenv(c.ENV_ENVIRONMENT, "production")
-    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
-    monkeypatch.setattr(handler, "_runtime", None)  # a new container
-    # Each new runtime adds its redaction filter to the module's logger: drop them after the test.
-    powertools_logger = logging.getLogger(c.SERVICE_NAME)
-    monkeypatch.setattr(powertools_logger, "filters", list(powertools_logger.filters))
+    lambda_environment(monkeypatch, table=table, events_url=fake_pd.url, retry_budget_seconds=1)
     return Bridge(fake_pd, client, table, captured)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
 import uuid
 from collections import Counter
@@ -48,6 +47,7 @@ from tests.builders import (
     dedup_key,
     emf_metrics,
     eventbridge_event,
+    lambda_environment,
     powertools_log_stream,
     put_cpu_alarm,
     schedule_event,
@@ -126,18 +126,7 @@ def bridge(
     monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Bridge]:
     """The Lambda's environment on moto (in-process) and the stand-in; a fresh container."""
-    for name, value in (
-        (c.ENV_TABLE_NAME, TABLE),
-        (c.ENV_INTEGRATION_KEY, ROUTING_KEY),
-        (c.ENV_EVENTS_URL, fake_pd.url),
-        (c.ENV_ENVIRONMENT, "production"),
-        (c.ENV_RETRY_BUDGET_SECONDS, "2"),
-    ):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "_runtime", None)
-    # Each new runtime adds its redaction filter to the service's logger: drop them after the test.
-    powertools_logger = logging.getLogger(c.SERVICE_NAME)
-    monkeypatch.setattr(powertools_logger, "filters", list(powertools_logger.filters))
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url)
     with powertools_log_stream() as stream, mock_aws():
         create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
         yield Bridge(fake_pd, monkeypatch, capsys, stream)

@@ -1,5 +1,6 @@
 """What tests build again and again, built once: alarm events in every envelope, a moto server, the CLI,
-and the one assertion that a secret appears nowhere.
+the Lambda's environment and what the handler writes through Powertools, and the one assertion that a
+secret appears nowhere.
 
 Every alarm event is events/05 (an EC2 CPU alarm) for the alarm, state and time asked for, with its
 envelope's own time a moment after the state change (as SNS, SQS and EventBridge stamp them).
@@ -12,13 +13,17 @@ import io
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from pagerduty_bridge import constants as c
 from pagerduty_bridge.cli import main
-from tests.conftest import EVENTS, load_json
+from tests.conftest import EVENTS, ROUTING_KEY, load_json
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:production-alarms"
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:pagerduty-bridge-buffer"
@@ -254,6 +259,57 @@ def moto_server() -> Iterator[str]:
     finally:
         server.stop()
         werkzeug.setLevel(level)
+
+
+# --- the Lambda -----------------------------------------------------------------------------------------
+
+
+def lambda_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    table: str,
+    events_url: str,
+    key: str = ROUTING_KEY,
+    retry_budget_seconds: int = 2,
+) -> None:
+    """The function's environment (its table, its routing key, PagerDuty at ``events_url``) in a new
+    container: the handler builds its runtime on the next invocation."""
+    from pagerduty_bridge import handler
+
+    monkeypatch.setenv(c.ENV_TABLE_NAME, table)
+    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, key)
+    monkeypatch.setenv(c.ENV_EVENTS_URL, events_url)
+    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, str(retry_budget_seconds))
+    monkeypatch.setattr(handler, "_runtime", None)
+
+
+@contextlib.contextmanager
+def powertools_log_stream() -> Iterator[io.StringIO]:
+    """The handler's Powertools JSON log lines, written into the yielded buffer while the block runs."""
+    from pagerduty_bridge import handler
+
+    stream = io.StringIO()
+    powertools_handler = handler.logger.registered_handler
+    assert isinstance(powertools_handler, logging.StreamHandler)
+    previous = powertools_handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        powertools_handler.setStream(previous)
+
+
+def emf_metrics(printed: str) -> Counter[str]:
+    """Sums of the EMF metrics Powertools printed (its JSON lines on stdout), by name."""
+    sums: Counter[str] = Counter()
+    for line in printed.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                sums[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    return sums
 
 
 # --- secrets ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.timeutil import utc
@@ -40,12 +40,20 @@ __all__ = [
 
 
 class AlertSeverity(StrEnum):
-    """PagerDuty's ``payload.severity`` values; the seed's CRITICAL/WARNING/INFO map onto them."""
+    """PagerDuty's ``payload.severity`` values; the seed's CRITICAL/WARNING/INFO map onto them.
+
+    Read in any case (``AlertSeverity("WARNING")``), wherever one is read: a rule, the seed API, a tag.
+    """
 
     CRITICAL = "critical"
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
+
+    @classmethod
+    def _missing_(cls, value: object) -> AlertSeverity | None:
+        lowered = value.lower() if isinstance(value, str) else None
+        return next((member for member in cls if member.value == lowered), None)
 
 
 class AlarmState(StrEnum):
@@ -233,9 +241,6 @@ class StackStatusChange:
     partition: str = "aws"
     time: datetime
     event_id: str | None = None
-
-
-PAGERDUTY_STATUSES: Final = frozenset({"triggered", "acknowledged", "resolved"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

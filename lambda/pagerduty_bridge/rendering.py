@@ -7,7 +7,6 @@ templated payloads are in ``seed.templates``; a rule that names one of them uses
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -227,7 +226,7 @@ def alarm_event(
     template = SEED_TEMPLATES_BY_NAME.get(resolved.template or "")
     if template is not None and alarm.new_state is AlarmState.ALARM:
         environment = template.match(alarm.alarm_name, settings.event_defaults) or settings.environment
-        event = seed_event(
+        return seed_event(
             template,
             environment=environment,
             current=alarm.current_value,
@@ -235,8 +234,8 @@ def alarm_event(
             timestamp=alarm.state_change_time,
             defaults=settings.event_defaults,
             region=alarm.region_code,
+            dedup_key=dedup_key,
         )
-        return replace(event, dedup_key=dedup_key)
     url = console_url(alarm)
     summary = alarm_summary(alarm, settings.environment)
     if resolved.summary:

@@ -89,11 +89,6 @@ class RuleSpec(_Strict):
     dedup_key: str | None = None
     template: str | None = None
 
-    @field_validator("severity", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
-
     @field_validator("template")
     @classmethod
     def _known_template(cls, value: str | None) -> str | None:

@@ -11,7 +11,6 @@ still in ALARM, the next notification â€” or the next scheduled reconciliation â
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import time
 import uuid
@@ -22,7 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pagerduty_bridge.models import AlarmNotification
-from pagerduty_bridge.rule_model import all_dimensions
+from pagerduty_bridge.rule_model import all_dimensions, glob_matcher
 from pagerduty_bridge.timeutil import parse_time
 
 if TYPE_CHECKING:
@@ -48,6 +47,8 @@ FIELDS: Final = (
 _PREFIXED: Final = re.compile(r"^(dimension|tag)\.[^=\s]{1,255}$")
 MAX_MATCHERS: Final = 16
 MAX_COMMENT_LENGTH: Final = 1024
+_glob: Final = lru_cache(maxsize=256)(glob_matcher)
+"""Each matcher's glob compiled once, as an alert rule's (the Lambda asks on every alarm)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,12 +99,6 @@ class Silence:
             created_at=time_of("created_at"),
             expired_at=parse_time(record.get("expired_at")),
         )
-
-
-@lru_cache(maxsize=256)
-def _glob(pattern: str) -> Callable[[str], bool]:
-    compiled = re.compile(fnmatch.translate(pattern))
-    return lambda value: compiled.match(value) is not None
 
 
 def check_matchers(matchers: Mapping[str, str]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Final
 
@@ -28,12 +29,15 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
 
 
 def number(value: float | None) -> float | int | None:
-    """Whole numbers as ``int`` (the seed shows ``"threshold": 95``), others unchanged."""
-    if value is None:
+    """Whole numbers as ``int`` (the seed shows ``"threshold": 95``), others unchanged; ``None`` when
+    unknown or not finite: ``NaN`` and ``Infinity`` are not JSON, and PagerDuty refuses an event holding
+    them (a ``--current nan`` given by hand, say)."""
+    if value is None or not math.isfinite(value):
         return None
     return int(value) if float(value).is_integer() else value
 
 
 def fmt_number(value: float | None) -> str:
-    """A number as people write it (``95``, ``0.5``, ``2.84e+09``); ``?`` when unknown."""
-    return "?" if value is None else f"{value:g}"
+    """A number as people write it (``95``, ``0.5``, ``2.84e+09``); ``?`` when unknown or not finite."""
+    shown = number(value)
+    return "?" if shown is None else f"{shown:g}"

@@ -10,14 +10,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import PagerDutyDeliveryError
 from pagerduty_bridge.models import StackStatusChange
 from pagerduty_bridge.store.dynamodb import create_table
-from tests.builders import T0
+from tests.builders import T0, lambda_environment
 from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_change_event
 
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/checkout-service/5b5b6c80-d2c9-11ef-9f25-0a1b2c3d4e5f"
@@ -45,14 +44,7 @@ def stack_event(status: str, reason: str = "") -> dict[str, Any]:
 def lambda_env(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePagerDuty]:
     with mock_aws():
         create_table(boto3.client("dynamodb"), "incidents")
-        for name, value in (
-            (c.ENV_TABLE_NAME, "incidents"),
-            (c.ENV_INTEGRATION_KEY, ROUTING_KEY),
-            (c.ENV_EVENTS_URL, fake_pd.url),
-            (c.ENV_RETRY_BUDGET_SECONDS, "2"),
-        ):
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(handler, "_runtime", None)
+        lambda_environment(monkeypatch, table="incidents", events_url=fake_pd.url)
         yield fake_pd
 
 

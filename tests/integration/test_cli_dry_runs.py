@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,17 +27,11 @@ from tests.builders import (
     cli,
     cli_json,
     dedup_key,
-    moto_server,
     put_cpu_alarm,
     sns_event,
     sns_notification,
 )
 from tests.conftest import ROUTING_KEY
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 @dataclass

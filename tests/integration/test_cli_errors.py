@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.builders import TOPIC_ARN, cli, moto_server
+from tests.builders import TOPIC_ARN, cli
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
 DEAD = "http://127.0.0.1:9"
@@ -42,11 +41,6 @@ AWS_COMMANDS: dict[str, tuple[str, ...]] = {
     "audit --stack": ("audit", "--stack", "pagerduty-bridge"),
 }
 """Every command that calls AWS, by what it is called in the test ids."""
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,11 @@ import pytest
 
 from pagerduty_bridge.cli.app import build_parser
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-from tests.builders import T0, alarm_message, cli, cli_json, moto_server, sns_event, sns_notification
+from tests.builders import T0, alarm_message, cli, cli_json, sns_event, sns_notification
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
 SAMPLE = str(EVENTS / "05-ec2-cpu-alarm.json")
 SAMPLE_KEY = "web-prod-cpu-high-CPUUtilization"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 def leaf_commands() -> dict[str, argparse.ArgumentParser]:

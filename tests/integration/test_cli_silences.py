@@ -25,13 +25,8 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.silences import CACHE_SECONDS, SilenceCache
 from pagerduty_bridge.timeutil import parse_time
-from tests.builders import T0, cli, cli_json, dedup_key, moto_server, put_cpu_alarm, schedule_event, sns_event
+from tests.builders import T0, cli, cli_json, dedup_key, lambda_environment, put_cpu_alarm, schedule_event, sns_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 @dataclass
@@ -263,14 +258,7 @@ def lambda_table(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> Ite
     """moto in-process, the handler's table made by ``table create``, and the handler's environment."""
     with mock_aws():
         assert cli("table", "create", "--table", "incidents").code == 0
-        for name, value in (
-            ("INCIDENT_TABLE_NAME", "incidents"),
-            ("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY),
-            ("PAGERDUTY_EVENTS_URL", fake_pd.url),
-            ("PAGERDUTY_RETRY_BUDGET_SECONDS", "2"),
-        ):
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(handler, "_runtime", None)
+        lambda_environment(monkeypatch, table="incidents", events_url=fake_pd.url)
         yield ("--table", "incidents")
 
 

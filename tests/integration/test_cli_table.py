@@ -4,20 +4,14 @@ mistaking another table for one."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-from tests.builders import cli, cli_json, moto_server
+from tests.builders import cli, cli_json
 from tests.conftest import EVENTS, ROUTING_KEY
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 @pytest.fixture

@@ -44,7 +44,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from moto.dynamodb.models.table import Table
-from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
@@ -55,7 +54,7 @@ from pagerduty_bridge.processing import RecordResult, process_event
 from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import sns_event
+from tests.builders import moto_server, sns_event
 from tests.conftest import ROOT, ROUTING_KEY
 
 SERVERS = ("dynalite", "moto-locked")
@@ -130,13 +129,7 @@ def start_locked_moto() -> Iterator[str]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Table, "put_item", locked_put_item)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+        yield from moto_server()
 
 
 @pytest.fixture(scope="module", params=SERVERS)
@@ -238,7 +231,7 @@ def test_the_server_applies_racing_conditional_writes_atomically(containers: lis
         )
 
         def write(container: Container, index: int, incident: Incident = incident) -> int:
-            container.store.put(replace(incident, **{"summary": f"writer {index}"}), expected_version=None)
+            container.store.put(replace(incident, summary=f"writer {index}"), expected_version=None)
             return index
 
         results = race([partial(write, c, i) for i, c in enumerate(containers)])

@@ -53,7 +53,15 @@ from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import alarm_message, eventbridge_event, sns_event_of, sns_notification, sqs_event, sqs_record
+from tests.builders import (
+    alarm_message,
+    eventbridge_event,
+    lambda_environment,
+    sns_event_of,
+    sns_notification,
+    sqs_event,
+    sqs_record,
+)
 from tests.conftest import EVENTS, FIXTURES, ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 SEED_DIRECTORIES = (EVENTS, FIXTURES / "alarm_variants")
@@ -489,11 +497,7 @@ def lambda_env(
     monkeypatch: pytest.MonkeyPatch, aws: DynamoDBIncidentStore, stand_in: FakePagerDuty, log_output: io.StringIO
 ) -> Lambda:
     """The Lambda's environment and a cold container: the runtime is built on the first invocation."""
-    monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
-    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
-    monkeypatch.setenv(c.ENV_EVENTS_URL, stand_in.url)
-    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
-    monkeypatch.setattr(handler, "_runtime", None)
+    lambda_environment(monkeypatch, table=TABLE, events_url=stand_in.url, retry_budget_seconds=1)
     return Lambda(aws, stand_in, log_output)
 
 

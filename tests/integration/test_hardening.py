@@ -39,7 +39,10 @@ from tests.builders import (
     assert_no_secret,
     cli,
     dedup_key,
+    emf_metrics,
     eventbridge_event,
+    lambda_environment,
+    powertools_log_stream,
     schedule_event,
     sns_event,
     sns_notification,
@@ -132,15 +135,7 @@ class Bridge:
 
     def metrics(self) -> Counter[str]:
         """Sums of the EMF metrics Powertools printed, by name."""
-        sums: Counter[str] = Counter()
-        for line in self.stdout().splitlines():
-            if line.startswith("{") and '"_aws"' in line:
-                blob = json.loads(line)
-                for directive in blob["_aws"]["CloudWatchMetrics"]:
-                    for metric in directive["Metrics"]:
-                        value = blob[metric["Name"]]
-                        sums[metric["Name"]] += sum(value) if isinstance(value, list) else value
-        return sums
+        return emf_metrics(self.stdout())
 
 
 @pytest.fixture
@@ -152,25 +147,13 @@ def bridge(
 ) -> Iterator[Bridge]:
     """The Lambda's environment on moto (DynamoDB, Secrets Manager, CloudWatch) and the stand-in."""
     key = fresh_key()
-    monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
-    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, key)
-    monkeypatch.setenv(c.ENV_EVENTS_URL, fake_pd.url)
-    monkeypatch.setenv(c.ENV_ENVIRONMENT, "production")
-    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
-    monkeypatch.setattr(handler, "_runtime", None)  # a new container
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, key=key, retry_budget_seconds=1)
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger=c.PACKAGE_NAME)
-    stream = io.StringIO()
-    powertools_handler = handler.logger.registered_handler
-    assert isinstance(powertools_handler, logging.StreamHandler)
-    previous = powertools_handler.setStream(stream)
-    try:
-        with mock_aws():
-            client = boto3.client("dynamodb", region_name=REGION)
-            create_table(client, TABLE)
-            yield Bridge(fake_pd, client, key, capsys, caplog, stream)
-    finally:
-        powertools_handler.setStream(previous)
+    with powertools_log_stream() as stream, mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client, TABLE)
+        yield Bridge(fake_pd, client, key, capsys, caplog, stream)
 
 
 def failures(response: dict[str, Any]) -> set[str]:

@@ -30,7 +30,7 @@ from pagerduty_bridge.models import EventAction, Incident, IncidentStatus, Resol
 from pagerduty_bridge.processing import EventResult, process_event
 from pagerduty_bridge.runtime import lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import assert_no_secret, moto_server
+from tests.builders import assert_no_secret, emf_metrics, lambda_environment, powertools_log_stream
 from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, assert_valid_event, event_files, load_json
 
 REGION = "eu-west-1"
@@ -42,12 +42,6 @@ OUTAGE_ANSWERS = 20
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """moto's HTTP server, shared by the module; each test gets tables of its own."""
-    yield from moto_server()
 
 
 @pytest.fixture(scope="module")
@@ -78,30 +72,15 @@ class Captured:
     def metrics(self) -> Counter[str]:
         """Sums of the EMF metrics Powertools printed, by name."""
         self._drain()
-        sums: Counter[str] = Counter()
-        for line in "".join(self.out).splitlines():
-            if not line.startswith("{") or '"_aws"' not in line:
-                continue
-            blob = json.loads(line)
-            for directive in blob["_aws"]["CloudWatchMetrics"]:
-                for metric in directive["Metrics"]:
-                    value = blob[metric["Name"]]
-                    sums[metric["Name"]] += sum(value) if isinstance(value, list) else value
-        return sums
+        return emf_metrics("".join(self.out))
 
 
 @pytest.fixture
 def captured(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[Captured]:
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="pagerduty_bridge")
-    stream = io.StringIO()
-    powertools_handler = handler.logger.registered_handler
-    assert isinstance(powertools_handler, logging.StreamHandler)
-    previous = powertools_handler.setStream(stream)
-    try:
+    with powertools_log_stream() as stream:
         yield Captured(capsys, caplog, stream)
-    finally:
-        powertools_handler.setStream(previous)
 
 
 @dataclass
@@ -147,15 +126,7 @@ def bridge(
     client = boto_session.client("dynamodb", endpoint_url=moto_url)
     create_table(client, table)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
-    monkeypatch.setenv(c.ENV_TABLE_NAME, table)
-    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
-    monkeypatch.setenv(c.ENV_EVENTS_URL, fake_pd.url)
-    monkeypatch.setenv(c.ENV_ENVIRONMENT, "production")
-    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
-    monkeypatch.setattr(handler, "_runtime", None)  # a new container
-    # Each new runtime adds its redaction filter to the module's logger: drop them after the test.
-    powertools_logger = logging.getLogger(c.SERVICE_NAME)
-    monkeypatch.setattr(powertools_logger, "filters", list(powertools_logger.filters))
+    lambda_environment(monkeypatch, table=table, events_url=fake_pd.url, retry_budget_seconds=1)
     return Bridge(fake_pd, client, table, captured)
 
 

@@ -15,7 +15,7 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.models import AlarmNotification, AlarmState
 from tests import builders
-from tests.builders import cli_json, put_cpu_alarm
+from tests.builders import cli_json, lambda_environment, put_cpu_alarm
 from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, load_json
 
 SEED_KEY = "production-hybrid-routing-high-failure-rate-SupportModeSuccessRate"
@@ -261,14 +261,7 @@ def test_the_scheduled_run_reconciles_within_the_invocations_time(
     from pagerduty_bridge.store.dynamodb import create_table
 
     create_table(boto3.client("dynamodb"), "incidents")
-    for name, value in (
-        ("INCIDENT_TABLE_NAME", "incidents"),
-        ("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY),
-        ("PAGERDUTY_EVENTS_URL", fake_pd.url),
-        ("PAGERDUTY_RETRY_BUDGET_SECONDS", "2"),
-    ):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "_runtime", None)
+    lambda_environment(monkeypatch, table="incidents", events_url=fake_pd.url)
     handler.lambda_handler(load_json(EVENTS / "05-ec2-cpu-alarm.json"), FakeLambdaContext(remaining_millis=60_000))
     assert set(fake_pd.open_alerts()) == {"web-prod-cpu-high-CPUUtilization"}
     # The OK notification never came (no OKActions); CloudWatch says OK now.

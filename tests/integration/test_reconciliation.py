@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
 import uuid
 from collections import Counter
@@ -46,8 +45,10 @@ from tests.builders import (
     cli,
     cli_json,
     dedup_key,
+    emf_metrics,
     eventbridge_event,
-    moto_server,
+    lambda_environment,
+    powertools_log_stream,
     put_cpu_alarm,
     schedule_event,
     sns_event,
@@ -101,15 +102,7 @@ class Bridge:
     def metrics(self) -> Counter[str]:
         """Sums of the EMF metrics Powertools printed so far, by name."""
         self.stdout.append(self.capsys.readouterr().out)
-        sums: Counter[str] = Counter()
-        for line in "".join(self.stdout).splitlines():
-            if line.startswith("{") and '"_aws"' in line:
-                blob = json.loads(line)
-                for directive in blob["_aws"]["CloudWatchMetrics"]:
-                    for metric in directive["Metrics"]:
-                        value = blob[metric["Name"]]
-                        sums[metric["Name"]] += sum(value) if isinstance(value, list) else value
-        return sums
+        return emf_metrics("".join(self.stdout))
 
     def logs(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_stream.getvalue().splitlines() if line.startswith("{")]
@@ -133,28 +126,10 @@ def bridge(
     monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Bridge]:
     """The Lambda's environment on moto (in-process) and the stand-in; a fresh container."""
-    for name, value in (
-        (c.ENV_TABLE_NAME, TABLE),
-        (c.ENV_INTEGRATION_KEY, ROUTING_KEY),
-        (c.ENV_EVENTS_URL, fake_pd.url),
-        (c.ENV_ENVIRONMENT, "production"),
-        (c.ENV_RETRY_BUDGET_SECONDS, "2"),
-    ):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(handler, "_runtime", None)
-    # Each new runtime adds its redaction filter to the service's logger: drop them after the test.
-    powertools_logger = logging.getLogger(c.SERVICE_NAME)
-    monkeypatch.setattr(powertools_logger, "filters", list(powertools_logger.filters))
-    stream = io.StringIO()
-    powertools_handler = handler.logger.registered_handler
-    assert isinstance(powertools_handler, logging.StreamHandler)
-    previous = powertools_handler.setStream(stream)
-    try:
-        with mock_aws():
-            create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
-            yield Bridge(fake_pd, monkeypatch, capsys, stream)
-    finally:
-        powertools_handler.setStream(previous)
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url)
+    with powertools_log_stream() as stream, mock_aws():
+        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
+        yield Bridge(fake_pd, monkeypatch, capsys, stream)
 
 
 def cloudwatch(region: str = REGION, credentials: dict[str, str] | None = None) -> Any:
@@ -491,11 +466,6 @@ def test_in_sns_mode_a_record_that_cannot_start_fails_the_invocation_before_its_
 
 
 # --- 6. redrive -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    yield from moto_server()
 
 
 @dataclass

@@ -14,12 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
 from pagerduty_bridge.models import EventAction, IncidentStatus
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import dedup_key, sqs_alarm, sqs_event, sqs_record
+from tests.builders import dedup_key, lambda_environment, sqs_alarm, sqs_event, sqs_record
 from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 TABLE = "incidents"
@@ -33,12 +32,7 @@ OUTAGE_ANSWERS = 20
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[DynamoDBIncidentStore]:
     """The Lambda's environment on moto's DynamoDB and the stand-in; a fresh runtime per test."""
-    monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
-    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
-    monkeypatch.setenv(c.ENV_EVENTS_URL, fake_pd.url)
-    monkeypatch.setenv(c.ENV_ENVIRONMENT, "production")
-    monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
-    monkeypatch.setattr(handler, "_runtime", None)
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, retry_budget_seconds=1)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="eu-west-1")
         create_table(client, TABLE)

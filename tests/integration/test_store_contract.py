@@ -34,7 +34,6 @@ from pagerduty_bridge.models import (
 from pagerduty_bridge.store import IncidentStore
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import moto_server
 
 REGION = "eu-west-1"
 TABLE = "incidents"
@@ -346,11 +345,6 @@ WRITERS = 8
 RACES = 3
 
 
-@pytest.fixture(scope="module")
-def moto_server_url() -> Iterator[str]:
-    yield from moto_server()
-
-
 @pytest.fixture(params=["sqlite-file", "moto-in-process", "moto-server"])
 def writer_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[IncidentStore]]:
     """One store per writer, each with its own connection or client: like separate Lambda containers."""
@@ -364,7 +358,7 @@ def writer_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[li
             sqlite.close()
         return
     if kind == "moto-server":
-        url = request.getfixturevalue("moto_server_url")
+        url = request.getfixturevalue("moto_url")
         table = f"race-{request.node.name.replace('[', '-').replace(']', '')}"[:200]
         clients = [session.client("dynamodb", endpoint_url=url) for _ in range(WRITERS)]
         create_table(clients[0], table)

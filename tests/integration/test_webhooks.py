@@ -24,7 +24,7 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.devtools.function_url import FunctionUrlServer
 from pagerduty_bridge.models import Incident, IncidentStatus, Resolution
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import T0, assert_no_secret, cli, cli_json, dedup_key, sns_event
+from tests.builders import T0, assert_no_secret, cli, cli_json, dedup_key, lambda_environment, sns_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
 
 SECRET = "whsec-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -53,15 +53,8 @@ def world(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> Iterator[W
     with mock_aws():
         client = boto3.client("dynamodb")
         create_table(client, TABLE)
-        for name, value in (
-            (c.ENV_TABLE_NAME, TABLE),
-            (c.ENV_INTEGRATION_KEY, ROUTING_KEY),
-            (c.ENV_EVENTS_URL, fake_pd.url),
-            (c.ENV_WEBHOOK_SECRET, SECRET),
-            (c.ENV_RETRY_BUDGET_SECONDS, "2"),
-        ):
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(handler, "_runtime", None)
+        lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url)
+        monkeypatch.setenv(c.ENV_WEBHOOK_SECRET, SECRET)
         monkeypatch.setattr(webhook, "_receiver", None)
         yield World(fake_pd, DynamoDBIncidentStore(client, TABLE))
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pagerduty_bridge.cli import main
 from tests.builders import assert_no_secret
-from tests.conftest import EVENTS, ROUTING_KEY
+from tests.conftest import EVENTS, ROUTING_KEY, assert_valid_event
 
 REPLAY_KEYS = {"input", "record", "alarm_name", "state", "action", "reason", "dedup_key", "event", "delivered"}
 
@@ -157,3 +157,18 @@ def test_json_output_is_one_line_per_notification_whatever_the_alarm_is_called(t
     assert code == 0
     (line,) = out.splitlines()
     assert json.loads(line)["alarm_name"] == "cpu\x85high\u2028now"
+
+
+def _not_json(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON: PagerDuty refuses the event holding it")
+
+
+def test_a_number_that_is_not_finite_never_reaches_the_wire() -> None:
+    """Every number in an event goes through ``text.number``: NaN and Infinity become unknown."""
+    code, out, err = run("trigger", "high-latency", "--current", "nan", "--threshold", "inf", "--json")
+    assert code == 0, err
+    event = json.loads(out, parse_constant=_not_json)["event"]
+    details = event["payload"]["custom_details"]
+    assert (details["currentValue"], details["threshold"]) == (None, None)
+    assert details["description"] == "Latency has risen above ?ms"
+    assert_valid_event({**event, "routing_key": "k" * 32})

@@ -113,6 +113,14 @@ def test_the_alarms_own_tags_win_over_rules() -> None:
     assert (resolved.rule, resolved.severity, resolved.routing_key) == ("web-cpu", AlertSeverity.INFO, "payments")
 
 
+def test_a_rules_severity_is_read_in_any_case_as_the_seed_wrote_it() -> None:
+    document = json.dumps({"rules": [{"name": "web", "match": {"alarm_name": "web-*"}, "severity": "WARNING"}]})
+    resolved = parse_rules(document, where="inline").resolve(
+        alarm_from("05-ec2-cpu-alarm.json"), default_severity=AlertSeverity.CRITICAL
+    )
+    assert (resolved.rule, resolved.severity) == ("web", AlertSeverity.WARNING)
+
+
 def test_the_seed_templates_still_reproduce_the_seed_payload_under_user_rules() -> None:
     outcome = bridge().handle_alarm(alarm_from("01-seed-high-failure-rate-alarm.json"))
     assert outcome.body is not None

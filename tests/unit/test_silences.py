@@ -3,6 +3,8 @@ it refuses), when it holds (start, end, expired early), and how often the Lambda
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pagerduty_bridge.cli import main
 from pagerduty_bridge.delivery import Delivery, DryRunSender
 from pagerduty_bridge.keys import StaticKeys
 from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, MetricQuery
@@ -29,6 +32,7 @@ from pagerduty_bridge.silences import (
     new_silence,
 )
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+from pagerduty_bridge.timeutil import LATEST
 
 NOW = datetime(2025, 1, 14, 14, 30, tzinfo=UTC)
 RULES = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "example.yaml"
@@ -193,6 +197,19 @@ def test_expiring_early_ends_it_at_once_and_keeps_it_readable() -> None:
 def test_expiring_after_its_end_keeps_the_end() -> None:
     held = silence({"alarm_name": "x"}, ends=NOW + timedelta(hours=1))
     assert expired(held, NOW + timedelta(hours=3)).ends_at == NOW + timedelta(hours=1)
+
+
+def test_a_silence_running_past_the_end_of_time_ends_there(tmp_path: Path) -> None:
+    """``--starts`` late in year 9999 with ``--for``: the end saturates as every computed time does."""
+    state = ("--state", str(tmp_path / "s.db"), "--json")
+    out, err = io.StringIO(), io.StringIO()
+    added = ["silence", "add", "--match", "alarm_name=x", "--starts", "9999-12-31T23:00:00Z", "--for", "2h"]
+    assert main([*added, "--comment", "far away", *state], out=out, err=err) == 0, err.getvalue()
+    listed = io.StringIO()
+    assert main(["silence", "list", *state], out=listed, err=err) == 0, err.getvalue()
+    (kept,) = json.loads(listed.getvalue())
+    assert kept["id"] == json.loads(out.getvalue())["id"]
+    assert Silence.from_dict(kept).ends_at == LATEST
 
 
 @pytest.mark.parametrize(

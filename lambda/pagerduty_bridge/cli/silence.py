@@ -27,7 +27,7 @@ from pagerduty_bridge.cli.common import (
 )
 from pagerduty_bridge.operations import parse_duration
 from pagerduty_bridge.silences import FIELDS, expired, new_silence
-from pagerduty_bridge.timeutil import parse_time
+from pagerduty_bridge.timeutil import parse_time, shifted
 
 
 def register(commands: Any) -> None:
@@ -83,7 +83,7 @@ def add_silence(args: argparse.Namespace, streams: Streams) -> int:
     now = datetime.now(UTC)
     starts = _time(args.starts, "--starts") if args.starts else now
     try:
-        ends = starts + parse_duration(args.duration) if args.duration else _time(args.until, "--until")
+        ends = shifted(starts, parse_duration(args.duration)) if args.duration else _time(args.until, "--until")
         silence = new_silence(
             parse_pairs(args.match, "--match"),
             starts_at=starts,

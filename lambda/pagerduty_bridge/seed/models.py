@@ -8,7 +8,6 @@ this module.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.alias_generators import to_camel
@@ -46,11 +45,6 @@ class AlertMessage(BaseModel):
     environment: str
     description: str = ""
     recommendations: tuple[str, ...] = ()
-
-    @field_validator("severity", mode="before")
-    @classmethod
-    def _lower_severity(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
 
     @field_validator("timestamp")
     @classmethod

@@ -8,7 +8,7 @@ the CLI's ``trigger`` command. Pure: data in, a ``PagerDutyEvent`` out.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
@@ -114,13 +114,15 @@ def seed_event(
     timestamp: datetime,
     defaults: EventDefaults,
     region: str | None = None,
+    dedup_key: str | None = None,
 ) -> PagerDutyEvent:
-    """The seed's templated trigger, field for field."""
+    """The seed's templated trigger, field for field; under ``dedup_key`` when the alarm (or alert) it
+    answers has a key of its own, else the seed's ``{alarm name}-{metric name}``."""
     alarm_name = template.alarm_name(environment, defaults)
     source = f"{environment}-{defaults.component}"
     return PagerDutyEvent(
         event_action=EventAction.TRIGGER,
-        dedup_key=bounded_dedup_key(f"{alarm_name}-{template.metric_name}"),
+        dedup_key=dedup_key or bounded_dedup_key(f"{alarm_name}-{template.metric_name}"),
         payload=EventPayload(
             summary=f"{template.icon} [{environment.upper()}] {template.title}",
             source=source,
@@ -167,15 +169,15 @@ def alert_event(alert: AlertMessage, settings: Settings) -> PagerDutyEvent:
     dedup_key = bounded_dedup_key(f"{alert.alarm_name}-{alert.metric_name}" if alert.metric_name else alert.alarm_name)
     if seed is not None:
         template, environment = seed
-        event = seed_event(
+        return seed_event(
             template,
             environment=environment,
             current=alert.current_value,
             threshold=alert.threshold,
             timestamp=alert.timestamp,
             defaults=settings.event_defaults,
+            dedup_key=dedup_key,
         )
-        return replace(event, dedup_key=dedup_key)
     summary = f"[{alert.environment.upper()}] {alert.alarm_name}"
     if alert.metric_name:
         summary += f": {alert.metric_name} {fmt_number(alert.current_value)} vs {fmt_number(alert.threshold)}"

@@ -1,0 +1,15 @@
+"""Fixtures the integration tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.builders import moto_server
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto's HTTP server, one per test module: each test names tables, queues and alarms of its own."""
+    yield from moto_server()

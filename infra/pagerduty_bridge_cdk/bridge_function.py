@@ -6,23 +6,19 @@ import json
 from typing import Final
 
 from aws_cdk import Annotations, CfnOutput, Duration
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.config import BridgeConfig
 from pagerduty_bridge_cdk.functions import (
-    ARCHITECTURES,
-    MEMORY_MB,
     TABLE_ACTIONS,
-    acknowledge_runtime,
+    allow,
     check_environment_size,
     function_role,
     live_alias,
+    new_function,
     own_log_group,
-    runtime_for,
-    snap_start_conf,
 )
 from pagerduty_bridge_cdk.incident_table import IncidentTable
 from pagerduty_bridge_cdk.secrets import BridgeSecret, readable_secret_arn
@@ -68,31 +64,22 @@ class BridgeFunction(Construct):
             description="pagerduty-bridge function: its table, its secrets, its log group, its queues",
             log_group=self.log_group,
         )
-        self.function = self._build_function(code)
+        self.function = new_function(
+            self,
+            config=config,
+            code=code,
+            handler=constants.HANDLER,
+            description="CloudWatch alarm notifications to PagerDuty Events API v2",
+            timeout=self.timeout,
+            role=self.role,
+            log_group=self.log_group,
+            reserved_concurrency=config.reserved_concurrency,
+            environment=self._environment(),
+        )
         self.target = live_alias(self.function, snap_start=config.snap_start)
         self._build_grants()
         self._build_outputs()
         self._explain_timeout()
-
-    def _build_function(self, code: lambda_.Code) -> lambda_.Function:
-        function = lambda_.Function(
-            self,
-            "Function",
-            description="CloudWatch alarm notifications to PagerDuty Events API v2",
-            runtime=runtime_for(self._config.python_version),
-            architecture=ARCHITECTURES[self._config.architecture],
-            handler=constants.HANDLER,
-            code=code,
-            memory_size=MEMORY_MB,
-            timeout=self.timeout,
-            role=self.role,
-            log_group=self.log_group,
-            reserved_concurrent_executions=self._config.reserved_concurrency,
-            environment=self._environment(),
-            snap_start=snap_start_conf(self._config.snap_start),
-        )
-        acknowledge_runtime(function, self._config.python_version)
-        return function
 
     def _environment(self) -> dict[str, str]:
         config = self._config
@@ -115,20 +102,17 @@ class BridgeFunction(Construct):
 
     def _build_grants(self) -> None:
         table = self._table
-        self._allow("ReadWriteIncidents", TABLE_ACTIONS, [table.table.table_arn])
-        self._allow("QueryActiveIndex", INDEX_ACTIONS, [table.active_index_arn])
+        allow(self.role, "ReadWriteIncidents", TABLE_ACTIONS, [table.table.table_arn])
+        allow(self.role, "QueryActiveIndex", INDEX_ACTIONS, [table.active_index_arn])
         self._integration_key.grant_read(self.role)
         # Each alias's secret, readable by ARN; decrypted with aws/secretsmanager or the integration
         # key's KMS key (which the integration-key grant already covers).
         routing = sorted({readable_secret_arn(arn) for _, arn in self._config.routing_key_secrets})
         if routing:
-            self._allow("ReadRoutingKeySecrets", ("secretsmanager:GetSecretValue",), routing)
+            allow(self.role, "ReadRoutingKeySecrets", ("secretsmanager:GetSecretValue",), routing)
         roles = sorted(arn for _, arn in self._config.reconcile_role_arns)
         if roles:
-            self._allow("AssumeReconcileRoles", ASSUME_ROLE_ACTIONS, roles)
-
-    def _allow(self, sid: str, actions: tuple[str, ...], resources: list[str]) -> None:
-        self.role.add_to_policy(iam.PolicyStatement(sid=sid, actions=list(actions), resources=resources))
+            allow(self.role, "AssumeReconcileRoles", ASSUME_ROLE_ACTIONS, roles)
 
     def _build_outputs(self) -> None:
         CfnOutput(self, "FunctionName", value=self.function.function_name, description="The bridge function")

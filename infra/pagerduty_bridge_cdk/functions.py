@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Final
 
-from aws_cdk import Annotations, Token
+from aws_cdk import Annotations, Duration, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -14,6 +14,9 @@ from constructs import Construct
 
 from pagerduty_bridge_cdk.nag import acknowledge
 from pagerduty_bridge_cdk.readers import Architecture, ConfigError
+
+if TYPE_CHECKING:
+    from pagerduty_bridge_cdk.config import BridgeConfig
 
 PYTHON_RUNTIMES: Final[dict[str, lambda_.Runtime]] = {
     "3.12": lambda_.Runtime.PYTHON_3_12,
@@ -124,10 +127,49 @@ def function_role(scope: Construct, construct_id: str, *, description: str, log_
     role = iam.Role(
         scope, construct_id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description
     )
-    role.add_to_policy(
-        iam.PolicyStatement(sid="WriteOwnLogs", actions=list(LOG_ACTIONS), resources=[log_group.log_group_arn])
-    )
+    allow(role, "WriteOwnLogs", LOG_ACTIONS, [log_group.log_group_arn])
     return role
+
+
+def allow(role: iam.IRole, sid: str, actions: Sequence[str], resources: Sequence[str]) -> None:
+    """Add one named statement to ``role``'s policy: ``actions`` on ``resources``, nothing else."""
+    role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=list(actions), resources=list(resources)))
+
+
+def new_function(
+    scope: Construct,
+    *,
+    config: BridgeConfig,
+    code: lambda_.Code,
+    handler: str,
+    description: str,
+    timeout: Duration,
+    role: iam.IRole,
+    log_group: logs.ILogGroup,
+    reserved_concurrency: int | None,
+    environment: dict[str, str],
+) -> lambda_.Function:
+    """One of the bridge's functions (construct id ``Function`` under ``scope``), made as every one is:
+    the configured runtime and architecture, ``MEMORY_MB``, its own role and log group, SnapStart when
+    configured."""
+    function = lambda_.Function(
+        scope,
+        "Function",
+        description=description,
+        runtime=runtime_for(config.python_version),
+        architecture=ARCHITECTURES[config.architecture],
+        handler=handler,
+        code=code,
+        memory_size=MEMORY_MB,
+        timeout=timeout,
+        role=role,
+        log_group=log_group,
+        reserved_concurrent_executions=reserved_concurrency,
+        environment=environment,
+        snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if config.snap_start else None,
+    )
+    acknowledge_runtime(function, config.python_version)
+    return function
 
 
 def live_alias(function: lambda_.Function, *, snap_start: bool) -> lambda_.IFunction:
@@ -137,10 +179,6 @@ def live_alias(function: lambda_.Function, *, snap_start: bool) -> lambda_.IFunc
     # CDK warns that SnapStart applies to published versions only; the alias publishes one.
     Annotations.of(function).acknowledge_warning(SNAP_START_WARNING, "the live alias invokes a published version")
     return lambda_.Alias(function, "Live", alias_name=LIVE_ALIAS, version=function.current_version)
-
-
-def snap_start_conf(snap_start: bool) -> lambda_.SnapStartConf | None:
-    return lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None
 
 
 def environment_size(variables: Mapping[str, str]) -> int:

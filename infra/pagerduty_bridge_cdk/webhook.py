@@ -12,23 +12,19 @@ from __future__ import annotations
 from typing import Final
 
 from aws_cdk import CfnOutput, Duration
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.config import BridgeConfig
 from pagerduty_bridge_cdk.functions import (
-    ARCHITECTURES,
-    MEMORY_MB,
     TABLE_ACTIONS,
-    acknowledge_runtime,
+    allow,
     check_environment_size,
     function_role,
     live_alias,
+    new_function,
     own_log_group,
-    runtime_for,
-    snap_start_conf,
 )
 from pagerduty_bridge_cdk.incident_table import IncidentTable
 from pagerduty_bridge_cdk.secrets import WEBHOOK_SIGNING_SECRET, BridgeSecret
@@ -69,32 +65,21 @@ class WebhookReceiver(Construct):
             description="pagerduty-bridge webhook receiver: its table items, its signing secret, its log group",
             log_group=self.log_group,
         )
-        self.function = self._build_function(code)
-        self.target = live_alias(self.function, snap_start=config.snap_start)
-        self._build_grants()
-        self.url = self._build_url()
-
-    def _build_function(self, code: lambda_.Code) -> lambda_.Function:
-        function = lambda_.Function(
+        self.function = new_function(
             self,
-            "Function",
-            description="PagerDuty webhooks v3 to the incident table",
-            runtime=runtime_for(self._config.python_version),
-            architecture=ARCHITECTURES[self._config.architecture],
-            handler=constants.WEBHOOK_HANDLER,
+            config=config,
             code=code,
-            memory_size=MEMORY_MB,
+            handler=constants.WEBHOOK_HANDLER,
+            description="PagerDuty webhooks v3 to the incident table",
             timeout=TIMEOUT,
             role=self.role,
             log_group=self.log_group,
-            reserved_concurrent_executions=(
-                None if self._config.reserved_concurrency is None else RESERVED_CONCURRENCY
-            ),
+            reserved_concurrency=None if config.reserved_concurrency is None else RESERVED_CONCURRENCY,
             environment=self._environment(),
-            snap_start=snap_start_conf(self._config.snap_start),
         )
-        acknowledge_runtime(function, self._config.python_version)
-        return function
+        self.target = live_alias(self.function, snap_start=config.snap_start)
+        self._build_grants()
+        self.url = self._build_url()
 
     def _environment(self) -> dict[str, str]:
         variables = {
@@ -108,11 +93,7 @@ class WebhookReceiver(Construct):
         return variables
 
     def _build_grants(self) -> None:
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="ReadWriteIncidents", actions=list(TABLE_ACTIONS), resources=[self._table.table.table_arn]
-            )
-        )
+        allow(self.role, "ReadWriteIncidents", TABLE_ACTIONS, [self._table.table.table_arn])
         self.signing_secret.grant_read(self.role)
 
     def _build_url(self) -> lambda_.FunctionUrl:

@@ -238,3 +238,19 @@ def test_no_console_link_without_a_region() -> None:
     alarm = parse_alarm_message(load_json(VARIANTS / "no-alarm-arn-older-message.json"))
     assert alarm.region_code is None
     assert console_url(alarm) is None
+
+
+@pytest.mark.parametrize(
+    ("threshold", "read"),
+    [(10**400, None), (True, None), ("80.5", 80.5), ("NaN", None), (80, 80.0)],
+)
+def test_an_eventbridge_threshold_is_read_as_every_other_number(threshold: object, read: float | None) -> None:
+    event = load_json(sample("eventbridge-state-change.json"))
+    reason_data = json.loads(event["detail"]["state"]["reasonData"])
+    reason_data["threshold"] = threshold
+    event["detail"]["state"]["reasonData"] = json.dumps(reason_data)
+    parsed = parse_event(event)
+    assert len(parsed) == 1 and isinstance(parsed[0], Notification)
+    alarm = parsed[0].content
+    assert isinstance(alarm, AlarmNotification)
+    assert alarm.threshold == read

@@ -32,7 +32,11 @@ def number(value: float | None) -> float | int | None:
     """Whole numbers as ``int`` (the seed shows ``"threshold": 95``), others unchanged; ``None`` when
     unknown or not finite: ``NaN`` and ``Infinity`` are not JSON, and PagerDuty refuses an event holding
     them (a ``--current nan`` given by hand, say)."""
-    if value is None or not math.isfinite(value):
+    try:
+        finite = value is not None and math.isfinite(value)
+    except OverflowError:  # an integer beyond any float: no number PagerDuty would show either
+        return None
+    if not finite or value is None:
         return None
     return int(value) if float(value).is_integer() else value
 

@@ -61,12 +61,6 @@ def fake() -> Iterator[FakePagerDuty]:
         yield server
 
 
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def event(
     action: str = "trigger",
     *,

@@ -115,12 +115,6 @@ def fake(subscriber: FunctionUrlServer) -> Iterator[FakePagerDuty]:
         yield server
 
 
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def event(
     action: str = "trigger", dedup_key: str = "disk-full", routing_key: str = KEY_A, **payload: Any
 ) -> dict[str, Any]:

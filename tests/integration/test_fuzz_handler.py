@@ -62,7 +62,7 @@ from tests.builders import (
     sqs_event,
     sqs_record,
 )
-from tests.conftest import EVENTS, FIXTURES, ROUTING_KEY, FakeLambdaContext, assert_valid_event
+from tests.conftest import EVENTS, FIXTURES, ROOT, ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 SEED_DIRECTORIES = (EVENTS, FIXTURES / "alarm_variants")
 SEED_FILES = tuple(sorted(path for directory in SEED_DIRECTORIES for path in directory.glob("*.json")))
@@ -540,3 +540,8 @@ def test_mutated_events_never_escape_the_handler(
     event: tuple[str, Any], lambda_env: Lambda, capsys: pytest.CaptureFixture[str]
 ) -> None:
     check_handler(event[1], lambda_env, capsys)
+
+
+def test_the_readme_states_how_many_cases_the_fuzz_test_runs() -> None:
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"a fuzz test sends {TOTAL_CASES:,} generated, mutated and hostile events" in readme

@@ -54,7 +54,7 @@ from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import put_cpu_alarm
-from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY, assert_valid_event, load_json
+from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROOT, ROUTING_KEY, assert_valid_event, load_json
 
 MAX_EXAMPLES = 30
 """Examples per property test: about 25 s each on two cores, mostly moto calls, HTTP and slow answers."""
@@ -882,3 +882,8 @@ def test_a_reconciled_resolve_that_pagerduty_refused_is_finished_by_the_next_run
     run = play_interleaved(world, RECONCILED_RESOLVE_REFUSED_AFTER_ITS_OK_WAS_LOST)
     assert "reconciled: failed (PagerDuty API error)" in run.seen
     assert "reconciled: confirmed (redelivery)" in run.seen
+
+
+def test_the_readme_states_how_many_examples_each_property_plays() -> None:
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"({MAX_EXAMPLES} examples per property per run)" in readme

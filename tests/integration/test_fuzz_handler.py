@@ -230,16 +230,6 @@ HOSTILE: dict[str, Hostile] = {
 TOTAL_CASES = TARGETS * (len(SEED_FILES) + len(HOSTILE) + FUZZ_EXAMPLES)
 
 
-def hostile_cases(target: str) -> list[Any]:
-    return [
-        pytest.param(
-            name,
-            id=name,
-        )
-        for name in HOSTILE
-    ]
-
-
 # --- mutations ---------------------------------------------------------------------------------------
 
 Path_ = tuple[Any, ...]
@@ -415,7 +405,7 @@ def test_every_seed_goes_through_process_event(name: str, log_output: io.StringI
     check_process_event(document, log_output)
 
 
-@pytest.mark.parametrize("name", hostile_cases("process_event"))
+@pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_events_go_through_process_event(name: str, log_output: io.StringIO) -> None:
     check_process_event(HOSTILE[name].event, log_output)
 
@@ -454,7 +444,7 @@ def test_every_seed_replays(name: str, replay_env: Path) -> None:
     check_replay(json.dumps(dict(SEEDS)[name]).encode(), replay_env)
 
 
-@pytest.mark.parametrize("name", hostile_cases("replay"))
+@pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_events_replay(name: str, replay_env: Path) -> None:
     check_replay(json.dumps(HOSTILE[name].event).encode(), replay_env)
 
@@ -526,7 +516,7 @@ def test_every_seed_goes_through_the_handler(name: str, lambda_env: Lambda, caps
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
-@pytest.mark.parametrize("name", hostile_cases("handler"))
+@pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_events_go_through_the_handler(
     name: str, lambda_env: Lambda, capsys: pytest.CaptureFixture[str]
 ) -> None:

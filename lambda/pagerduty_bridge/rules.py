@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -28,7 +29,6 @@ from pagerduty_bridge.seed.templates import SEED_TEMPLATE_NAMES
 from pagerduty_bridge.settings import Settings
 
 TAG_PREFIX: Final = "pagerduty:"
-_SEVERITY_VALUES: Final = frozenset(s.value for s in AlertSeverity)
 _TRUE_WORDS: Final = ("true", "yes", "1")
 
 
@@ -116,9 +116,9 @@ def _alarm_overrides(alarm: AlarmNotification) -> dict[str, Any]:
         return {}
     tags = {k[len(TAG_PREFIX) :]: v for k, v in alarm.tags.items() if k.startswith(TAG_PREFIX)}
     overrides: dict[str, Any] = {}
-    severity = tags.get("severity", "").strip().lower()
-    if severity in _SEVERITY_VALUES:
-        overrides["severity"] = AlertSeverity(severity)
+    if "severity" in tags:
+        with suppress(ValueError):  # AlertSeverity reads any case itself
+            overrides["severity"] = AlertSeverity(tags["severity"].strip())
     if tags.get("routing", "").strip():
         overrides["routing_key"] = tags["routing"].strip()
     if tags.get("suppress", "").strip().lower() in _TRUE_WORDS:

@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any, Final
 
 from pagerduty_bridge import constants as c
@@ -141,16 +142,19 @@ def load_rules(settings: Settings) -> AlertRules:
     if settings.alert_rules:
         return parse_rules(settings.alert_rules, where=c.ENV_ALERT_RULES, component=component)
     if settings.alert_rules_file:
-        from pathlib import Path
-
-        try:
-            text = Path(settings.alert_rules_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(
-                f"{c.ENV_ALERT_RULES_FILE}: cannot read {settings.alert_rules_file} ({exc})"
-            ) from None
-        return parse_rules(text, where=settings.alert_rules_file, component=component)
+        return read_rules_file(settings.alert_rules_file, component=component, setting=c.ENV_ALERT_RULES_FILE)
     return AlertRules(component=component)
+
+
+def read_rules_file(path: str | PathLike[str], *, component: str, setting: str | None = None) -> AlertRules:
+    """A rules file's rules, validated; errors name the file (and the ``setting`` that gave it)."""
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{setting + ': ' if setting else ''}cannot read {path} ({exc})") from None
+    return parse_rules(text, where=str(path), component=component)
 
 
 def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:

@@ -195,3 +195,15 @@ def test_an_unreadable_rules_file_is_named_by_the_command_and_by_the_setting(tmp
         assert f"cannot read {missing}" in line and "Traceback" not in line
     with pytest.raises(ConfigurationError, match=f"ALERT_RULES_FILE: cannot read {missing}"):
         load_rules(Settings(alert_rules_file=str(missing)))
+
+
+def test_template_component_says_which_alarm_names_use_the_seed_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEMPLATE_COMPONENT", "checkout")
+    settings = Settings.from_env()
+    loaded = load_rules(settings)
+    ours = alarm_from("03-high-latency-alarm.json", alarm_name="production-checkout-high-latency")
+    seeds = alarm_from("03-high-latency-alarm.json")
+    assert seeds.alarm_name == "production-hybrid-routing-high-latency"
+    resolved = loaded.resolve(ours, default_severity=AlertSeverity.CRITICAL)
+    assert (resolved.rule, resolved.template) == ("seed-high-latency", "high-latency")
+    assert loaded.resolve(seeds, default_severity=AlertSeverity.CRITICAL).template is None

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any, Final
 
 from pagerduty_bridge import constants as c
@@ -28,7 +30,6 @@ from pagerduty_bridge.seed.templates import SEED_TEMPLATE_NAMES
 from pagerduty_bridge.settings import Settings
 
 TAG_PREFIX: Final = "pagerduty:"
-_SEVERITY_VALUES: Final = frozenset(s.value for s in AlertSeverity)
 _TRUE_WORDS: Final = ("true", "yes", "1")
 
 
@@ -116,9 +117,9 @@ def _alarm_overrides(alarm: AlarmNotification) -> dict[str, Any]:
         return {}
     tags = {k[len(TAG_PREFIX) :]: v for k, v in alarm.tags.items() if k.startswith(TAG_PREFIX)}
     overrides: dict[str, Any] = {}
-    severity = tags.get("severity", "").strip().lower()
-    if severity in _SEVERITY_VALUES:
-        overrides["severity"] = AlertSeverity(severity)
+    if "severity" in tags:
+        with suppress(ValueError):  # AlertSeverity reads any case itself
+            overrides["severity"] = AlertSeverity(tags["severity"].strip())
     if tags.get("routing", "").strip():
         overrides["routing_key"] = tags["routing"].strip()
     if tags.get("suppress", "").strip().lower() in _TRUE_WORDS:
@@ -141,16 +142,19 @@ def load_rules(settings: Settings) -> AlertRules:
     if settings.alert_rules:
         return parse_rules(settings.alert_rules, where=c.ENV_ALERT_RULES, component=component)
     if settings.alert_rules_file:
-        from pathlib import Path
-
-        try:
-            text = Path(settings.alert_rules_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(
-                f"{c.ENV_ALERT_RULES_FILE}: cannot read {settings.alert_rules_file} ({exc})"
-            ) from None
-        return parse_rules(text, where=settings.alert_rules_file, component=component)
+        return read_rules_file(settings.alert_rules_file, component=component, setting=c.ENV_ALERT_RULES_FILE)
     return AlertRules(component=component)
+
+
+def read_rules_file(path: str | PathLike[str], *, component: str, setting: str | None = None) -> AlertRules:
+    """A rules file's rules, validated; errors name the file (and the ``setting`` that gave it)."""
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{setting + ': ' if setting else ''}cannot read {path} ({exc})") from None
+    return parse_rules(text, where=str(path), component=component)
 
 
 def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:

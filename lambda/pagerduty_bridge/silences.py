@@ -66,6 +66,12 @@ class Silence:
     def active(self, now: datetime) -> bool:
         return self.expired_at is None and self.starts_at <= now < self.ends_at
 
+    def state(self, now: datetime) -> str:
+        """``active``, ``coming`` (it starts later) or ``ended`` (over, or expired early)."""
+        if self.expired_at is not None or now >= self.ends_at:
+            return "ended"
+        return "active" if self.starts_at <= now else "coming"
+
     def matches(self, values: Mapping[str, str]) -> bool:
         return all(_glob(pattern)(values.get(name) or "") for name, pattern in self.matchers.items())
 

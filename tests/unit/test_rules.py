@@ -184,3 +184,26 @@ def test_rules_check_shows_what_each_sample_matches(tmp_path: Path) -> None:
     broken.write_text('{"rules": [{"name": "x", "severity": "loud"}]}')
     code = main(["rules", "check", str(broken)], out=io.StringIO(), err=(err := io.StringIO()))
     assert code == 2 and "rule 'x' (#1) field severity" in err.getvalue()
+
+
+def test_an_unreadable_rules_file_is_named_by_the_command_and_by_the_setting(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    for argv in (["rules", "check", str(missing)], ["rules", "test", "--rules", str(missing)]):
+        err = io.StringIO()
+        assert main(argv, out=io.StringIO(), err=err) == 2
+        (line,) = err.getvalue().splitlines()
+        assert f"cannot read {missing}" in line and "Traceback" not in line
+    with pytest.raises(ConfigurationError, match=f"ALERT_RULES_FILE: cannot read {missing}"):
+        load_rules(Settings(alert_rules_file=str(missing)))
+
+
+def test_template_component_says_which_alarm_names_use_the_seed_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEMPLATE_COMPONENT", "checkout")
+    settings = Settings.from_env()
+    loaded = load_rules(settings)
+    ours = alarm_from("03-high-latency-alarm.json", alarm_name="production-checkout-high-latency")
+    seeds = alarm_from("03-high-latency-alarm.json")
+    assert seeds.alarm_name == "production-hybrid-routing-high-latency"
+    resolved = loaded.resolve(ours, default_severity=AlertSeverity.CRITICAL)
+    assert (resolved.rule, resolved.template) == ("seed-high-latency", "high-latency")
+    assert loaded.resolve(seeds, default_severity=AlertSeverity.CRITICAL).template is None

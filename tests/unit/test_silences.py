@@ -194,6 +194,16 @@ def test_expiring_early_ends_it_at_once_and_keeps_it_readable() -> None:
     assert (ended.id, ended.matchers, ended.comment) == (held.id, held.matchers, held.comment)
 
 
+def test_its_state_is_coming_then_active_then_ended() -> None:
+    held = silence({"alarm_name": "x"}, starts=NOW, ends=NOW + timedelta(hours=1))
+    assert held.state(NOW - timedelta(microseconds=1)) == "coming"
+    assert held.state(NOW) == "active"
+    assert held.state(NOW + timedelta(hours=1)) == "ended"
+    assert expired(held, NOW - timedelta(minutes=1)).state(NOW - timedelta(minutes=2)) == "ended", "expired early"
+    for moment in (NOW - timedelta(minutes=1), NOW, NOW + timedelta(minutes=30), NOW + timedelta(hours=2)):
+        assert (held.state(moment) == "active") == held.active(moment)
+
+
 def test_expiring_after_its_end_keeps_the_end() -> None:
     held = silence({"alarm_name": "x"}, ends=NOW + timedelta(hours=1))
     assert expired(held, NOW + timedelta(hours=3)).ends_at == NOW + timedelta(hours=1)

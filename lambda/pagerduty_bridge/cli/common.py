@@ -156,10 +156,15 @@ def working_store(args: argparse.Namespace, store: IncidentStore) -> IncidentSto
     return store if getattr(args, "send", False) else OverlayStore(store)
 
 
+def configured_keys(args: argparse.Namespace, settings: Settings) -> RoutingKeys:
+    """The configured routing keys, secrets read through ``--endpoint-url``."""
+    return RoutingKeys(settings, fetch=ParameterFetcher(client=lambda service: aws_client(args, service)))
+
+
 def routing_keys(args: argparse.Namespace, settings: Settings) -> KeySource:
     """Real keys with ``--send`` (from the environment or AWS); otherwise placeholders (nothing is sent)."""
     if getattr(args, "send", False):
-        keys = RoutingKeys(settings, fetch=ParameterFetcher(client=lambda service: aws_client(args, service)))
+        keys = configured_keys(args, settings)
         if not keys.configured:
             raise ConfigurationError(
                 f"--send needs a routing key: set {c.ENV_INTEGRATION_KEY} (or {c.ENV_INTEGRATION_KEY_SECRET_ARN})"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pagerduty_bridge.cli.common import EXIT_FINDING, EXIT_OK, CliError, Streams, add_json, json_line, say
 from pagerduty_bridge.redaction import mask_key
+
+if TYPE_CHECKING:
+    from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+    from pagerduty_bridge.devtools.fake_pagerduty.command import Lines
+    from pagerduty_bridge.devtools.fake_pagerduty.records import RecordedRequest
+    from pagerduty_bridge.devtools.fake_pagerduty.webhooks import WebhookDelivery
 
 
 def register(commands: Any) -> None:
@@ -49,20 +53,19 @@ def register(commands: Any) -> None:
 
 
 def run_fake(args: argparse.Namespace, streams: Streams) -> int:
-    from pagerduty_bridge.devtools.fake_pagerduty import serve_forever
+    from pagerduty_bridge.devtools.fake_pagerduty.command import TEXT_LINES, serve_forever
 
     if bool(args.webhook_url) != bool(args.webhook_secret):
         raise CliError("--webhook-url and --webhook-secret go together")
-    if args.json:
-        return run_fake_json(args, streams)
     try:
         return serve_forever(
             args.host,
             args.port,
             rate_limit=args.rate_limit,
-            webhook_url=args.webhook_url,
-            webhook_secret=args.webhook_secret,
+            webhook_url=args.webhook_url or None,
+            webhook_secret=args.webhook_secret or None,
             out=streams.out,
+            lines=json_lines() if args.json else TEXT_LINES,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -70,56 +73,34 @@ def run_fake(args: argparse.Namespace, streams: Streams) -> int:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
 
 
-def run_fake_json(args: argparse.Namespace, streams: Streams) -> int:
+def json_lines() -> Lines:
     """The stand-in with JSON lines: ``{"listening"…}`` first, then one object per request and webhook,
     routing keys masked (last four characters), until Ctrl-C."""
-    from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-    from pagerduty_bridge.devtools.fake_pagerduty.records import RecordedRequest
-    from pagerduty_bridge.devtools.fake_pagerduty.webhooks import WebhookDelivery
+    from pagerduty_bridge.devtools.fake_pagerduty.command import Lines
+    from pagerduty_bridge.devtools.fake_pagerduty.records import scrub_key
 
-    lock = threading.Lock()
-
-    def emit(value: dict[str, Any]) -> None:
-        with lock:
-            print(json_line(value), file=streams.out, flush=True)
-
-    def on_request(record: RecordedRequest) -> None:
+    def request(record: RecordedRequest) -> str:
         body = record.body if isinstance(record.body, dict) else {}
         key = body.get("routing_key")
-        emit(
-            {
-                "request": f"{record.method} {record.path}",
-                "event_action": body.get("event_action"),
-                "dedup_key": body.get("dedup_key"),
-                "routing_key": mask_key(key) or None,
-                "status": record.status,
-            }
-        )
+        shown = {
+            "request": f"{record.method} {record.path}",
+            "event_action": body.get("event_action"),
+            "dedup_key": body.get("dedup_key"),
+            "routing_key": mask_key(key) or None,
+            "status": record.status,
+        }
+        return scrub_key(json_line(shown), key)
 
-    def on_webhook(delivery: WebhookDelivery) -> None:
+    def webhook(delivery: WebhookDelivery) -> str:
         data = delivery.payload["event"]["data"]
-        emit({"webhook": delivery.event_type, "incident_key": data.get("incident_key"), "status": delivery.status})
-
-    try:
-        fake = FakePagerDuty(
-            args.host, args.port, rate_limit=args.rate_limit, on_request=on_request, on_webhook=on_webhook
+        return json_line(
+            {"webhook": delivery.event_type, "incident_key": data.get("incident_key"), "status": delivery.status}
         )
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    if args.webhook_url and args.webhook_secret:
-        fake.subscribe_webhooks(args.webhook_url, args.webhook_secret)
-    try:
-        fake.start()
-    except OSError as exc:
-        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    try:
-        emit({"listening": fake.base_url, "events_url": fake.url})
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return EXIT_OK
-    finally:
-        fake.stop()
+
+    def started(fake: FakePagerDuty, webhook_url: str | None) -> list[str]:
+        return [json_line({"listening": fake.base_url, "events_url": fake.url})]
+
+    return Lines(request=request, webhook=webhook, started=started, stopped=None)
 
 
 def _delivery(args: argparse.Namespace) -> tuple[bytes, str | None]:

@@ -36,7 +36,7 @@ from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.keys import StaticKeys
 from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState
 from pagerduty_bridge.notifications import Notifications, Route
-from pagerduty_bridge.rules import AlertRules, load_rules, parse_rules
+from pagerduty_bridge.rules import AlertRules, load_rules, read_rules_file
 from pagerduty_bridge.sample_alarms import sample_files
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.silences import SilenceCache
@@ -126,13 +126,11 @@ def _register_test(actions: Any) -> None:
     test.set_defaults(func=test_route)
 
 
-def _rules_from(path: Path, settings: Settings) -> AlertRules:
-    """A rules file's rules (errors name the file and the problem)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
-    return parse_rules(text, where=str(path), component=settings.event_defaults.component)
+def _rules(path: Path | None, settings: Settings) -> AlertRules:
+    """The rules of the file given, else the configured rules."""
+    if path is None:
+        return load_rules(settings)
+    return read_rules_file(path, component=settings.event_defaults.component)
 
 
 def _notifications(settings: Settings, rules: AlertRules, silences: SilenceCache | None = None) -> Notifications:
@@ -166,7 +164,7 @@ def unknown_aliases(rules: AlertRules, settings: Settings) -> list[str]:
 
 def check_rules(args: argparse.Namespace, streams: Streams) -> int:
     settings = load_settings(args)
-    rules = _rules_from(args.file, settings) if args.file else load_rules(settings)
+    rules = _rules(args.file, settings)
     where = str(args.file) if args.file else "the configured rules"
     notifications = _notifications(settings, rules)
     warnings = [
@@ -210,7 +208,7 @@ def _alarms_in(path: Path) -> list[AlarmNotification]:
 
 def test_route(args: argparse.Namespace, streams: Streams) -> int:
     settings = load_settings(args)
-    rules = _rules_from(args.rules, settings) if args.rules else load_rules(settings)
+    rules = _rules(args.rules, settings)
     alarm = _alarm_from(args)
     silences = _silences(args, settings)
     route = _notifications(settings, rules, silences).route(alarm)

@@ -116,14 +116,14 @@ def _describe(matchers: dict[str, str]) -> str:
 def list_silences(args: argparse.Namespace, streams: Streams) -> int:
     store = open_store(args, load_settings(args))
     now = datetime.now(UTC)
-    silences = [s for s in store.list_silences() if args.all or (s.expired_at is None and s.ends_at > now)]
+    silences = [s for s in store.list_silences() if args.all or s.state(now) != "ended"]
     if args.json:
         print(json_line([s.as_dict() for s in silences]), file=streams.out)
         return EXIT_OK
     rows = [
         {
             "id": s.id,
-            "state": "active" if s.active(now) else ("coming" if s.starts_at > now and not s.expired_at else "ended"),
+            "state": s.state(now),
             "matchers": _describe(s.matchers),
             "ends_at": s.ends_at.isoformat(timespec="seconds"),
             "created_by": s.created_by,

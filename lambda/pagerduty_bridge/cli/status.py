@@ -14,7 +14,7 @@ from pagerduty_bridge.cli.common import (
     Streams,
     add_json,
     add_store_options,
-    aws_client,
+    configured_keys,
     json_line,
     load_settings,
     open_store,
@@ -22,7 +22,6 @@ from pagerduty_bridge.cli.common import (
 )
 from pagerduty_bridge.cli.failures import describe
 from pagerduty_bridge.errors import BridgeError, ConfigurationError, PagerDutyApiError
-from pagerduty_bridge.keys import ParameterFetcher, RoutingKeys
 from pagerduty_bridge.operations import (
     DEFAULT_MAX_ACTIVE_INCIDENTS,
     Check,
@@ -30,6 +29,7 @@ from pagerduty_bridge.operations import (
     compute_stats,
     parse_duration,
 )
+from pagerduty_bridge.settings import Settings
 
 
 def register(commands: Any) -> None:
@@ -108,9 +108,9 @@ def run_health_checks(args: argparse.Namespace) -> list[Check]:
     return [*checks, Check("store", True, f"{store!r} reachable"), active_incident_check(active, args.max_active)]
 
 
-def key_checks(args: argparse.Namespace, settings: Any) -> list[Check]:
+def key_checks(args: argparse.Namespace, settings: Settings) -> list[Check]:
     """One check per routing-key alias: each loads on its own, so one broken alias is named alone."""
-    keys = RoutingKeys(settings, fetch=ParameterFetcher(client=lambda service: aws_client(args, service)))
+    keys = configured_keys(args, settings)
     if not keys.configured:
         return [
             Check(

@@ -12,7 +12,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from types import FrameType
 from typing import Final, TextIO
@@ -76,6 +77,29 @@ def format_webhook_line(delivery: WebhookDelivery) -> str:
     return _shorten(f"webhook     {delivery.event_type} incident_key={data['incident_key']} -> {answer}{fault}")
 
 
+def _started(fake: FakePagerDuty, webhook_url: str | None) -> list[str]:
+    lines = [
+        f"fake PagerDuty listening: --events-url {fake.url}  "
+        f"(inspect: {fake.base_url}{CONTROL_PREFIX}alerts; Ctrl-C stops)"
+    ]
+    if webhook_url is not None:
+        lines.append(f"webhooks v3 go to {webhook_url} (signed with the given secret)")
+    return lines
+
+
+@dataclass(frozen=True)
+class Lines:
+    """What the running stand-in prints: a line per request and per webhook, when it starts and stops."""
+
+    request: Callable[[RecordedRequest], str] = format_request_line
+    webhook: Callable[[WebhookDelivery], str] = format_webhook_line
+    started: Callable[[FakePagerDuty, str | None], list[str]] = _started
+    stopped: str | None = "fake PagerDuty stopped"
+
+
+TEXT_LINES: Final = Lines()
+
+
 def serve_forever(
     host: str = DEFAULT_HOST,
     port: int = 0,
@@ -84,11 +108,13 @@ def serve_forever(
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
     out: TextIO | None = None,
+    lines: Lines = TEXT_LINES,
 ) -> int:
     """Run the fake until Ctrl-C, printing the events URL, then one masked line per request; returns 0.
 
     With ``webhook_url`` (and its ``webhook_secret``) every incident change is POSTed there, signed.
-    ``out`` defaults to the current ``sys.stdout`` (looked up at call time, so captured output works).
+    ``out`` defaults to the current ``sys.stdout`` (looked up at call time, so captured output works);
+    ``lines`` says what is printed (``pagerduty-bridge fake-pagerduty --json`` prints JSON lines).
     """
     if (webhook_url is None) != (webhook_secret is None):
         raise ValueError("--webhook-url and --webhook-secret go together")
@@ -104,23 +130,20 @@ def serve_forever(
         host,
         port,
         rate_limit=rate_limit,
-        on_request=lambda record: write(format_request_line(record)),
-        on_webhook=lambda delivery: write(format_webhook_line(delivery)),
+        on_request=lambda record: write(lines.request(record)),
+        on_webhook=lambda delivery: write(lines.webhook(delivery)),
     )
     if webhook_url is not None and webhook_secret is not None:
         fake.subscribe_webhooks(webhook_url, webhook_secret)
     fake.start()
     try:
-        write(
-            f"fake PagerDuty listening: --events-url {fake.url}  "
-            f"(inspect: {fake.base_url}{CONTROL_PREFIX}alerts; Ctrl-C stops)"
-        )
-        if webhook_url is not None:
-            write(f"webhooks v3 go to {webhook_url} (signed with the given secret)")
+        for line in lines.started(fake, webhook_url):
+            write(line)
         while True:
             time.sleep(IDLE_SLEEP_SECONDS)
     except KeyboardInterrupt:
-        write("fake PagerDuty stopped")
+        if lines.stopped is not None:
+            write(lines.stopped)
     finally:
         fake.stop()
     return 0

@@ -3,6 +3,7 @@ not at all — and the synth says which (an info annotation and one line on stan
 
 from __future__ import annotations
 
+import marshal
 import stat
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
 
-from pagerduty_bridge_cdk.bundling import BUILD_IMAGE, BytecodePlan, LocalPipBundler, function_code
+from pagerduty_bridge_cdk.bundling import BUILD_IMAGE, TASK_ROOT, BytecodePlan, LocalPipBundler, function_code
 from tests.infra.conftest import Synthesized
 
 HOST_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -84,6 +85,19 @@ def test_a_matching_interpreter_compiles_unchecked_hash_bytecode(
     assert pyc.parent.name == "__pycache__" and f"cpython-{HOST_VERSION.replace('.', '')}" in pyc.name
     assert int.from_bytes(pyc.read_bytes()[4:8], "little") == UNCHECKED_HASH_FLAGS
     assert f"asset bytecode: compiled with {bare_machine / f'python{HOST_VERSION}'}" in capsys.readouterr().err
+
+
+def test_the_bytecode_is_the_same_wherever_the_asset_is_bundled(bare_machine: Path, tmp_path: Path) -> None:
+    """Each synth bundles into a new temporary folder; the bytecode (so the asset hash) must not name it."""
+    (bare_machine / f"python{HOST_VERSION}").symlink_to(sys.executable)
+    plan = BytecodePlan.find(HOST_VERSION)
+    first, second = an_asset(tmp_path / "first"), an_asset(tmp_path / "second")
+    plan.compile(first)
+    plan.compile(second)
+    (pyc,) = compiled(first)
+    assert pyc.read_bytes() == (second / pyc.relative_to(first)).read_bytes()
+    code = marshal.loads(pyc.read_bytes()[16:])
+    assert code.co_filename == f"{TASK_ROOT}/pkg/__init__.py"
 
 
 def test_the_shells_bytecode_settings_do_not_send_the_files_elsewhere(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -96,14 +95,6 @@ def lambda_package_dir() -> Path:
             "install pagerduty-bridge[cdk] with pip so the function's asset can be built from it"
         )
     return Path(locations[0])
-
-
-def python_version_of(runtime: lambda_.Runtime) -> str:
-    """``python3.14`` → ``3.14``: the version pip resolves wheels for."""
-    match = re.fullmatch(r"python(\d+\.\d+)", runtime.name)
-    if match is None:
-        raise ValueError(f"{runtime.name} is not a Python runtime")
-    return match.group(1)
 
 
 def find_python(version: str) -> str | None:
@@ -297,12 +288,10 @@ class LocalPipBundler:
         plan.compile(out)
 
 
-def function_code(
-    scope: Construct | None = None, *, architecture: Architecture, runtime: lambda_.Runtime
-) -> lambda_.Code:
-    """The function's code asset, bundled locally for ``architecture`` and ``runtime``; how it gets
-    its bytecode is an info annotation on ``scope``."""
-    bundler = LocalPipBundler(architecture=architecture, python_version=python_version_of(runtime))
+def function_code(scope: Construct | None = None, *, architecture: Architecture, python_version: str) -> lambda_.Code:
+    """The function's code asset, bundled locally for ``architecture`` and the runtime of
+    ``python_version`` (``3.13``); how it gets its bytecode is an info annotation on ``scope``."""
+    bundler = LocalPipBundler(architecture=architecture, python_version=python_version)
     if scope is not None:
         Annotations.of(scope).add_info(bundler.bytecode.describe())
     return lambda_.Code.from_asset(

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
-from aws_cdk import aws_lambda as lambda_
 
 from pagerduty_bridge_cdk.bundling import BUILD_IMAGE, TASK_ROOT, BytecodePlan, LocalPipBundler, function_code
 from tests.infra.conftest import Synthesized
@@ -169,7 +168,7 @@ def test_a_failed_docker_compile_leaves_the_asset_without_bytecode_and_says_so(
 
 def test_the_construct_says_how_its_asset_gets_bytecode(bare_machine: Path) -> None:
     stack = Stack(App(), "Probe")
-    function_code(stack, architecture="arm64", runtime=lambda_.Runtime.PYTHON_3_13)
+    function_code(stack, architecture="arm64", python_version="3.13")
     infos = [str(entry.data) for entry in stack.node.metadata if entry.type == "aws:cdk:info"]
     assert infos == [BytecodePlan("3.13", "none").describe()]
 

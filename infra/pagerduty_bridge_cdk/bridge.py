@@ -21,7 +21,6 @@ from pagerduty_bridge_cdk.change_events import ChangeEvents
 from pagerduty_bridge_cdk.config import BridgeConfig, BridgeProps
 from pagerduty_bridge_cdk.dashboard import BridgeDashboard
 from pagerduty_bridge_cdk.delivery import BufferedDelivery, DirectDelivery
-from pagerduty_bridge_cdk.functions import runtime_for
 from pagerduty_bridge_cdk.health import HealthAlarms
 from pagerduty_bridge_cdk.incident_table import IncidentTable
 from pagerduty_bridge_cdk.reconciliation import DEAD_LETTERS_ALARM_DESCRIPTION, Reconciliation
@@ -67,7 +66,7 @@ class PagerDutyBridge(Construct):
             existing_secret_kms_key_arn=config.integration_key_secret_kms_key_arn,
         )
         # One asset for both functions: bundled once, uploaded once.
-        code = function_code(self, architecture=config.architecture, runtime=runtime_for(config.python_version))
+        code = function_code(self, architecture=config.architecture, python_version=config.python_version)
         self.bridge = BridgeFunction(
             self, "Bridge", config=config, code=code, table=self.incidents, integration_key=self.integration_key
         )

@@ -11,15 +11,7 @@ from constructs import Construct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.config import BridgeConfig
-from pagerduty_bridge_cdk.functions import (
-    TABLE_ACTIONS,
-    allow,
-    check_environment_size,
-    function_role,
-    live_alias,
-    new_function,
-    own_log_group,
-)
+from pagerduty_bridge_cdk.functions import BridgeLambda, allow
 from pagerduty_bridge_cdk.incident_table import IncidentTable
 from pagerduty_bridge_cdk.secrets import BridgeSecret, readable_secret_arn
 
@@ -33,12 +25,8 @@ ALERT_RULES_HINT: Final = (
 )
 
 
-class BridgeFunction(Construct):
-    """The function that turns alarm notifications into PagerDuty events.
-
-    ``function`` is the function itself; ``target`` is what triggers invoke: the function, or with
-    SnapStart its ``live`` alias.
-    """
+class BridgeFunction(BridgeLambda):
+    """The function that turns alarm notifications into PagerDuty events."""
 
     def __init__(
         self,
@@ -57,26 +45,18 @@ class BridgeFunction(Construct):
         # The budget is what one invocation may spend retrying PagerDuty (or working through a batch);
         # Lambda must not stop the handler before that and the work around it are spent.
         self.timeout = Duration.seconds(config.function_timeout.seconds)
-        self.log_group = own_log_group(self, "Logs", days=config.log_retention_days)
-        self.role = function_role(
-            self,
-            "Role",
-            description="pagerduty-bridge function: its table, its secrets, its log group, its queues",
-            log_group=self.log_group,
-        )
-        self.function = new_function(
-            self,
+        self._build_function(
             config=config,
             code=code,
+            table=table,
             handler=constants.HANDLER,
             description="CloudWatch alarm notifications to PagerDuty Events API v2",
+            role_description="pagerduty-bridge function: its table, its secrets, its log group, its queues",
             timeout=self.timeout,
-            role=self.role,
-            log_group=self.log_group,
             reserved_concurrency=config.reserved_concurrency,
             environment=self._environment(),
+            environment_hints={constants.ENV_ALERT_RULES: ALERT_RULES_HINT},
         )
-        self.target = live_alias(self.function, snap_start=config.snap_start)
         self._build_grants()
         self._build_outputs()
         self._explain_timeout()
@@ -84,12 +64,8 @@ class BridgeFunction(Construct):
     def _environment(self) -> dict[str, str]:
         config = self._config
         variables = {
-            constants.ENV_TABLE_NAME: self._table.table.table_name,
             constants.ENV_INTEGRATION_KEY_SECRET_ARN: self._integration_key.secret_arn,
-            constants.ENV_ENVIRONMENT: config.environment,
             constants.ENV_RETRY_BUDGET_SECONDS: str(config.retry_budget_seconds),
-            constants.ENV_POWERTOOLS_SERVICE_NAME: constants.SERVICE_NAME,
-            constants.ENV_POWERTOOLS_METRICS_NAMESPACE: constants.METRICS_NAMESPACE,
         }
         if config.alert_rules is not None:
             variables[constants.ENV_ALERT_RULES] = config.alert_rules
@@ -97,13 +73,10 @@ class BridgeFunction(Construct):
             variables[constants.ENV_ROUTING_KEY_SECRETS] = _compact(dict(config.routing_key_secrets))
         if config.reconcile_role_arns:
             variables[constants.ENV_RECONCILE_ROLE_ARNS] = _compact(dict(config.reconcile_role_arns))
-        check_environment_size(variables, hint_for={constants.ENV_ALERT_RULES: ALERT_RULES_HINT})
         return variables
 
     def _build_grants(self) -> None:
-        table = self._table
-        allow(self.role, "ReadWriteIncidents", TABLE_ACTIONS, [table.table.table_arn])
-        allow(self.role, "QueryActiveIndex", INDEX_ACTIONS, [table.active_index_arn])
+        allow(self.role, "QueryActiveIndex", INDEX_ACTIONS, [self._table.active_index_arn])
         self._integration_key.grant_read(self.role)
         # Each alias's secret, readable by ARN; decrypted with aws/secretsmanager or the integration
         # key's KMS key (which the integration-key grant already covers).

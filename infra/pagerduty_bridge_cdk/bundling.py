@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -74,6 +73,8 @@ BUILD_IMAGE: Final = "public.ecr.aws/sam/build-python{version}"
 """AWS SAM's build image of a Python runtime: the runtime's own interpreter, to compile bytecode in."""
 _UNUSED_IMAGE: Final = BUILD_IMAGE.format(version="3.13")
 """BundlingOptions requires an image; the local bundler always succeeds, so CDK never runs it."""
+TASK_ROOT: Final = "/var/task"
+"""Where Lambda unpacks the asset (``LAMBDA_TASK_ROOT``): the path the bytecode names its sources by."""
 DOCKER_INFO_TIMEOUT_SECONDS: Final = 20
 """``docker info`` answers in well under a second when an engine runs; a hung socket must not hang the synth."""
 DOCKER_COMPILE_TIMEOUT_SECONDS: Final = 900
@@ -94,14 +95,6 @@ def lambda_package_dir() -> Path:
             "install pagerduty-bridge[cdk] with pip so the function's asset can be built from it"
         )
     return Path(locations[0])
-
-
-def python_version_of(runtime: lambda_.Runtime) -> str:
-    """``python3.14`` → ``3.14``: the version pip resolves wheels for."""
-    match = re.fullmatch(r"python(\d+\.\d+)", runtime.name)
-    if match is None:
-        raise ValueError(f"{runtime.name} is not a Python runtime")
-    return match.group(1)
 
 
 def find_python(version: str) -> str | None:
@@ -170,11 +163,13 @@ class BytecodePlan:
     def compile(self, out: Path) -> None:
         """Write unchecked-hash bytecode for every module under ``out``.
 
-        Unchecked-hash ``.pyc`` files embed no timestamps, so the output (and the asset hash) is
-        reproducible, and the read-only ``/var/task`` never needs a staleness check. A Docker
-        compile that fails (no image, no network) leaves the asset without bytecode, and says so.
+        Unchecked-hash ``.pyc`` files embed no timestamps, and each names its source under
+        ``TASK_ROOT`` rather than under this synth's temporary output folder, so the output (and the
+        asset hash) is reproducible: an unchanged function is not updated, nor a new SnapStart version
+        published, by every deploy. The read-only ``/var/task`` never needs a staleness check. A
+        Docker compile that fails (no image, no network) leaves the asset without bytecode, and says so.
         """
-        command = ["-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
+        command = ["-m", "compileall", "-q", "-j", "0", "-d", TASK_ROOT, "--invalidation-mode", "unchecked-hash"]
         if self.method == "interpreter" and self.interpreter is not None:
             # -I: no PYTHONPYCACHEPREFIX or PYTHONDONTWRITEBYTECODE of this shell redirects the files.
             subprocess.run([self.interpreter, "-I", *command, str(out)], check=True)  # noqa: S603
@@ -293,12 +288,10 @@ class LocalPipBundler:
         plan.compile(out)
 
 
-def function_code(
-    scope: Construct | None = None, *, architecture: Architecture, runtime: lambda_.Runtime
-) -> lambda_.Code:
-    """The function's code asset, bundled locally for ``architecture`` and ``runtime``; how it gets
-    its bytecode is an info annotation on ``scope``."""
-    bundler = LocalPipBundler(architecture=architecture, python_version=python_version_of(runtime))
+def function_code(scope: Construct | None = None, *, architecture: Architecture, python_version: str) -> lambda_.Code:
+    """The function's code asset, bundled locally for ``architecture`` and the runtime of
+    ``python_version`` (``3.13``); how it gets its bytecode is an info annotation on ``scope``."""
+    bundler = LocalPipBundler(architecture=architecture, python_version=python_version)
     if scope is not None:
         Annotations.of(scope).add_info(bundler.bytecode.describe())
     return lambda_.Code.from_asset(

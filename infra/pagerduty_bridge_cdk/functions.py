@@ -12,11 +12,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.nag import acknowledge
 from pagerduty_bridge_cdk.readers import Architecture, ConfigError
 
 if TYPE_CHECKING:
     from pagerduty_bridge_cdk.config import BridgeConfig
+    from pagerduty_bridge_cdk.incident_table import IncidentTable
 
 PYTHON_RUNTIMES: Final[dict[str, lambda_.Runtime]] = {
     "3.12": lambda_.Runtime.PYTHON_3_12,
@@ -136,40 +138,66 @@ def allow(role: iam.IRole, sid: str, actions: Sequence[str], resources: Sequence
     role.add_to_principal_policy(iam.PolicyStatement(sid=sid, actions=list(actions), resources=list(resources)))
 
 
-def new_function(
-    scope: Construct,
-    *,
-    config: BridgeConfig,
-    code: lambda_.Code,
-    handler: str,
-    description: str,
-    timeout: Duration,
-    role: iam.IRole,
-    log_group: logs.ILogGroup,
-    reserved_concurrency: int | None,
-    environment: dict[str, str],
-) -> lambda_.Function:
-    """One of the bridge's functions (construct id ``Function`` under ``scope``), made as every one is:
-    the configured runtime and architecture, ``MEMORY_MB``, its own role and log group, SnapStart when
-    configured."""
-    function = lambda_.Function(
-        scope,
-        "Function",
-        description=description,
-        runtime=runtime_for(config.python_version),
-        architecture=ARCHITECTURES[config.architecture],
-        handler=handler,
-        code=code,
-        memory_size=MEMORY_MB,
-        timeout=timeout,
-        role=role,
-        log_group=log_group,
-        reserved_concurrent_executions=reserved_concurrency,
-        environment=environment,
-        snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if config.snap_start else None,
-    )
-    acknowledge_runtime(function, config.python_version)
-    return function
+class BridgeLambda(Construct):
+    """A construct holding one of the bridge's functions (construct id ``Function``), made as every one
+    is: the configured runtime and architecture, ``MEMORY_MB``, SnapStart when configured, its own log
+    group (``Logs``) and role (``Role``) that may write to that log group and read and write incidents,
+    and the environment every handler reads (the table, the deployment, Powertools' names) checked
+    against Lambda's limit.
+
+    ``function`` is the function itself; ``target`` is what triggers invoke: the function, or with
+    SnapStart its ``live`` alias.
+    """
+
+    log_group: logs.LogGroup
+    role: iam.Role
+    function: lambda_.Function
+    target: lambda_.IFunction
+
+    def _build_function(
+        self,
+        *,
+        config: BridgeConfig,
+        code: lambda_.Code,
+        table: IncidentTable,
+        handler: str,
+        description: str,
+        role_description: str,
+        timeout: Duration,
+        reserved_concurrency: int | None,
+        environment: Mapping[str, str],
+        environment_hints: Mapping[str, str] | None = None,
+    ) -> None:
+        """Build the log group, role, function and target; ``environment`` is the handler's own variables."""
+        variables = {
+            constants.ENV_TABLE_NAME: table.table.table_name,
+            constants.ENV_ENVIRONMENT: config.environment,
+            constants.ENV_POWERTOOLS_SERVICE_NAME: constants.SERVICE_NAME,
+            constants.ENV_POWERTOOLS_METRICS_NAMESPACE: constants.METRICS_NAMESPACE,
+            **environment,
+        }
+        check_environment_size(variables, hint_for=environment_hints)
+        self.log_group = own_log_group(self, "Logs", days=config.log_retention_days)
+        self.role = function_role(self, "Role", description=role_description, log_group=self.log_group)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=runtime_for(config.python_version),
+            architecture=ARCHITECTURES[config.architecture],
+            handler=handler,
+            code=code,
+            memory_size=MEMORY_MB,
+            timeout=timeout,
+            role=self.role,
+            log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            environment=variables,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if config.snap_start else None,
+        )
+        acknowledge_runtime(self.function, config.python_version)
+        self.target = live_alias(self.function, snap_start=config.snap_start)
+        allow(self.role, "ReadWriteIncidents", TABLE_ACTIONS, [table.table.table_arn])
 
 
 def live_alias(function: lambda_.Function, *, snap_start: bool) -> lambda_.IFunction:

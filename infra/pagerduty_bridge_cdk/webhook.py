@@ -17,15 +17,7 @@ from constructs import Construct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.config import BridgeConfig
-from pagerduty_bridge_cdk.functions import (
-    TABLE_ACTIONS,
-    allow,
-    check_environment_size,
-    function_role,
-    live_alias,
-    new_function,
-    own_log_group,
-)
+from pagerduty_bridge_cdk.functions import BridgeLambda
 from pagerduty_bridge_cdk.incident_table import IncidentTable
 from pagerduty_bridge_cdk.secrets import WEBHOOK_SIGNING_SECRET, BridgeSecret
 
@@ -40,7 +32,7 @@ time; a throttled delivery is answered 429 and retried by PagerDuty. Only set wh
 reserves concurrency too (accounts at the default quota cannot reserve any)."""
 
 
-class WebhookReceiver(Construct):
+class WebhookReceiver(BridgeLambda):
     """The signing secret, the function, its function URL, and the URL as an output."""
 
     def __init__(
@@ -53,48 +45,22 @@ class WebhookReceiver(Construct):
         table: IncidentTable,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._config = config
-        self._table = table
         self.signing_secret = BridgeSecret(
             self, "SigningSecret", purpose=WEBHOOK_SIGNING_SECRET, existing_secret_arn=config.webhook_secret_arn
         )
-        self.log_group = own_log_group(self, "Logs", days=config.log_retention_days)
-        self.role = function_role(
-            self,
-            "Role",
-            description="pagerduty-bridge webhook receiver: its table items, its signing secret, its log group",
-            log_group=self.log_group,
-        )
-        self.function = new_function(
-            self,
+        self._build_function(
             config=config,
             code=code,
+            table=table,
             handler=constants.WEBHOOK_HANDLER,
             description="PagerDuty webhooks v3 to the incident table",
+            role_description="pagerduty-bridge webhook receiver: its table items, its signing secret, its log group",
             timeout=TIMEOUT,
-            role=self.role,
-            log_group=self.log_group,
             reserved_concurrency=None if config.reserved_concurrency is None else RESERVED_CONCURRENCY,
-            environment=self._environment(),
+            environment={constants.ENV_WEBHOOK_SECRET_ARN: self.signing_secret.secret_arn},
         )
-        self.target = live_alias(self.function, snap_start=config.snap_start)
-        self._build_grants()
-        self.url = self._build_url()
-
-    def _environment(self) -> dict[str, str]:
-        variables = {
-            constants.ENV_TABLE_NAME: self._table.table.table_name,
-            constants.ENV_WEBHOOK_SECRET_ARN: self.signing_secret.secret_arn,
-            constants.ENV_ENVIRONMENT: self._config.environment,
-            constants.ENV_POWERTOOLS_SERVICE_NAME: constants.SERVICE_NAME,
-            constants.ENV_POWERTOOLS_METRICS_NAMESPACE: constants.METRICS_NAMESPACE,
-        }
-        check_environment_size(variables)
-        return variables
-
-    def _build_grants(self) -> None:
-        allow(self.role, "ReadWriteIncidents", TABLE_ACTIONS, [self._table.table.table_arn])
         self.signing_secret.grant_read(self.role)
+        self.url = self._build_url()
 
     def _build_url(self) -> lambda_.FunctionUrl:
         url = lambda_.FunctionUrl(self, "Url", function=self.target, auth_type=lambda_.FunctionUrlAuthType.NONE)

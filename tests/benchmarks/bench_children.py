@@ -195,13 +195,12 @@ import json, sys, zipfile
 from pathlib import Path
 out = Path(sys.argv[1])
 import shutil
-from pagerduty_bridge_cdk.bundling import LocalPipBundler, python_version_of
+from pagerduty_bridge_cdk.bundling import LocalPipBundler
 from pagerduty_bridge_cdk.config import BridgeConfig
-from pagerduty_bridge_cdk.functions import runtime_for
 config = BridgeConfig()
 shutil.rmtree(out, ignore_errors=True)
 out.mkdir(parents=True)
-bundler = LocalPipBundler(architecture=config.architecture, python_version=python_version_of(runtime_for(config.python_version)))
+bundler = LocalPipBundler(architecture=config.architecture, python_version=config.python_version)
 bundler.try_bundle(str(out))
 
 def zipped(keep_pyc):

@@ -3,6 +3,7 @@ not at all — and the synth says which (an info annotation and one line on stan
 
 from __future__ import annotations
 
+import marshal
 import stat
 import sys
 import textwrap
@@ -10,9 +11,8 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App, Stack
-from aws_cdk import aws_lambda as lambda_
 
-from pagerduty_bridge_cdk.bundling import BUILD_IMAGE, BytecodePlan, LocalPipBundler, function_code
+from pagerduty_bridge_cdk.bundling import BUILD_IMAGE, TASK_ROOT, BytecodePlan, LocalPipBundler, function_code
 from tests.infra.conftest import Synthesized
 
 HOST_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -86,6 +86,19 @@ def test_a_matching_interpreter_compiles_unchecked_hash_bytecode(
     assert f"asset bytecode: compiled with {bare_machine / f'python{HOST_VERSION}'}" in capsys.readouterr().err
 
 
+def test_the_bytecode_is_the_same_wherever_the_asset_is_bundled(bare_machine: Path, tmp_path: Path) -> None:
+    """Each synth bundles into a new temporary folder; the bytecode (so the asset hash) must not name it."""
+    (bare_machine / f"python{HOST_VERSION}").symlink_to(sys.executable)
+    plan = BytecodePlan.find(HOST_VERSION)
+    first, second = an_asset(tmp_path / "first"), an_asset(tmp_path / "second")
+    plan.compile(first)
+    plan.compile(second)
+    (pyc,) = compiled(first)
+    assert pyc.read_bytes() == (second / pyc.relative_to(first)).read_bytes()
+    code = marshal.loads(pyc.read_bytes()[16:])
+    assert code.co_filename == f"{TASK_ROOT}/pkg/__init__.py"
+
+
 def test_the_shells_bytecode_settings_do_not_send_the_files_elsewhere(
     bare_machine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,7 +168,7 @@ def test_a_failed_docker_compile_leaves_the_asset_without_bytecode_and_says_so(
 
 def test_the_construct_says_how_its_asset_gets_bytecode(bare_machine: Path) -> None:
     stack = Stack(App(), "Probe")
-    function_code(stack, architecture="arm64", runtime=lambda_.Runtime.PYTHON_3_13)
+    function_code(stack, architecture="arm64", python_version="3.13")
     infos = [str(entry.data) for entry in stack.node.metadata if entry.type == "aws:cdk:info"]
     assert infos == [BytecodePlan("3.13", "none").describe()]
 

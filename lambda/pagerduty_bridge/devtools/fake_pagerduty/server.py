@@ -72,9 +72,11 @@ class EventsRequestHandler(QuietHandler):
             self.send(status, body)
             return
         reply = server.service.handle(ApiRequest(method, path, dict(self.headers.items()), raw))
+        # Told before the answer goes out: a client that waits for each answer sees its requests
+        # listed in the order it made them (each request runs on a thread of its own).
+        if server.on_request is not None:
+            server.on_request(reply.record)
         if reply.status is None:
             self.drop()
         else:
             self.send(reply.status, reply.body, reply.headers)
-        if server.on_request is not None:
-            server.on_request(reply.record)

@@ -30,15 +30,13 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import RETRIED_STATUSES, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
 from pagerduty_bridge.pacing import Pacer, key_digest
-from pagerduty_bridge.redaction import masked_body, scrub
+from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
 
 if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
-
-__all__ = ["masked_body"]
 
 CONNECT_TIMEOUT_SECONDS: Final = 3.05
 """Slightly above a multiple of 3 s, TCP's retransmission window (requests' documentation advice)."""
@@ -165,11 +163,6 @@ class ChangeEvent:
         if links:
             body["links"] = links
         return fit_event_size(body)
-
-
-def masked(body: dict[str, Any]) -> dict[str, Any]:
-    """A wire body safe to print: the routing key shown by its last four characters only."""
-    return masked_body(body)
 
 
 def format_timestamp(value: datetime) -> str:

@@ -20,10 +20,10 @@ from pagerduty_bridge.events_api import (
     bounded_dedup_key,
     classify_response,
     format_timestamp,
-    masked,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.processing import attempt_seconds
+from pagerduty_bridge.redaction import masked_body
 from tests.builders import assert_no_secret
 from tests.conftest import ROUTING_KEY, assert_valid_event
 
@@ -101,7 +101,7 @@ def test_a_request_waits_no_longer_than_the_deadline_counts_on(budget: float) ->
 
 
 def test_masked_body_shows_only_the_last_four_characters() -> None:
-    body = masked(trigger().to_wire(ROUTING_KEY))
+    body = masked_body(trigger().to_wire(ROUTING_KEY))
     assert_no_secret(ROUTING_KEY, body)
     assert body["routing_key"].endswith(ROUTING_KEY[-4:])
     assert len(body["routing_key"]) == len(ROUTING_KEY)

@@ -52,7 +52,11 @@ class Verdict(StrEnum):
 
 def sign(body: bytes, secret: str) -> str:
     """The ``v1=`` signature of ``body`` with ``secret``."""
-    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "v1=" + _digest(body, secret)
+
+
+def _digest(body: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> Verdict:
@@ -64,7 +68,7 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> Verdict:
         return Verdict.MALFORMED
     valid = False
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        expected = _digest(body, secret)
         for match in signatures:
             assert match is not None
             valid |= hmac.compare_digest(expected, match.group(1))

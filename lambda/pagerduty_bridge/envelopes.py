@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 EVENTBRIDGE_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
 EVENTBRIDGE_CONFIG_CHANGE: Final = "CloudWatch Alarm Configuration Change"
 SNS_CONTROL_TYPES: Final = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 Content = AlarmNotification | UnrecognizedMessage | ControlMessage | StackStatusChange
 
@@ -221,8 +220,9 @@ def _body(body: Any, where: str, origin: _Origin) -> Notification:
     if isinstance(body.get("alarmData"), Mapping):
         return _alarm_action(body, where, origin)
     if is_cloudwatch_alarm(body):
-        alarm = parse_alarm_message(body, fallback_time=origin.received)
-        return Notification(where, _believed(alarm, origin), source=origin.source, batch_item_id=origin.batch_item_id)
+        received = origin.received
+        alarm = parse_alarm_message(body, fallback_time=received)
+        return Notification(where, _believed(alarm, received), source=origin.source, batch_item_id=origin.batch_item_id)
     raise _NotAnEnvelope(
         f"{where} is no known envelope: expected a Lambda SNS or SQS event, an SNS notification, an EventBridge "
         "alarm event, an alarm action or a CloudWatch alarm message"
@@ -230,17 +230,17 @@ def _body(body: Any, where: str, origin: _Origin) -> Notification:
 
 
 def _alarm_action(body: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
-    inner = origin.within(parse_time(body.get("time")))
+    received = origin.within(parse_time(body.get("time"))).received
     alarm = parse_alarm_data(
         body["alarmData"],
         alarm_arn=body.get("alarmArn"),
         account_id=body.get("accountId"),
         region_code=body.get("region"),
-        fallback_time=inner.received,
+        fallback_time=received,
     )
     return Notification(
         f"{where}.alarmData",
-        _believed(alarm, inner),
+        _believed(alarm, received),
         source=str(body.get("source") or "aws.cloudwatch"),
         batch_item_id=origin.batch_item_id,
     )
@@ -252,6 +252,7 @@ def _sns(sns: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
     topic = str(sns.get("TopicArn")) if sns.get("TopicArn") else None
     subject = sns.get("Subject") if isinstance(sns.get("Subject"), str) else None
     inner = origin.within(parse_time(sns.get("Timestamp")))
+    received = inner.received
     message = sns.get("Message")
     if not isinstance(message, str):
         raise InvalidMessageError(f"{where}.Message is missing or not a string")
@@ -259,20 +260,20 @@ def _sns(sns: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
     try:
         decoded = loads(message)
     except ValueError:
-        return Notification(f"{where}.Message", _unrecognized(subject, message, inner.received), **context)
+        return Notification(f"{where}.Message", _unrecognized(subject, message, received), **context)
     if isinstance(decoded, Mapping) and is_cloudwatch_alarm(decoded):
         try:
-            alarm = parse_alarm_message(decoded, fallback_time=inner.received)
+            alarm = parse_alarm_message(decoded, fallback_time=received)
         except InvalidMessageError as exc:
             # Looks like an alarm but is not a valid one: forward its text rather than lose it.
             return Notification(
-                f"{where}.Message", _unrecognized(subject, message, inner.received, problem=str(exc)), **context
+                f"{where}.Message", _unrecognized(subject, message, received, problem=str(exc)), **context
             )
-        return Notification(f"{where}.Message", _believed(alarm, inner), **context)
+        return Notification(f"{where}.Message", _believed(alarm, received), **context)
     if isinstance(decoded, Mapping) and "detail-type" in decoded and isinstance(decoded.get("detail"), Mapping):
         wrapped = _eventbridge(decoded, f"{where}.Message", inner)
         return Notification(wrapped.record, wrapped.content, **context)
-    return Notification(f"{where}.Message", _unrecognized(subject, message, inner.received), **context)
+    return Notification(f"{where}.Message", _unrecognized(subject, message, received), **context)
 
 
 def _eventbridge(event: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
@@ -288,14 +289,15 @@ def _eventbridge(event: Mapping[str, Any], where: str, origin: _Origin) -> Notif
         raise _NotAnEnvelope(f"{where} is an EventBridge {detail_type!r} event, not a CloudWatch alarm event")
     resources = event.get("resources")
     arn = resources[0] if isinstance(resources, list) and resources and isinstance(resources[0], str) else None
+    received = inner.received
     alarm = parse_alarm_data(
         event["detail"],
         alarm_arn=arn,
         account_id=event.get("account"),
         region_code=event.get("region"),
-        fallback_time=inner.received,
+        fallback_time=received,
     )
-    return Notification(f"{where}.detail", _believed(alarm, inner), **context)
+    return Notification(f"{where}.detail", _believed(alarm, received), **context)
 
 
 def _stack_status(event: Mapping[str, Any], origin: _Origin) -> StackStatusChange:
@@ -321,9 +323,8 @@ def _stack_status(event: Mapping[str, Any], origin: _Origin) -> StackStatusChang
     )
 
 
-def _believed(alarm: AlarmNotification, origin: _Origin) -> AlarmNotification:
+def _believed(alarm: AlarmNotification, received: datetime) -> AlarmNotification:
     """The alarm with a state-change time no later than its receipt allows (see module docs)."""
-    received = origin.received
     believed = believable(alarm.state_change_time, received)
     if believed == alarm.state_change_time:
         return alarm
@@ -335,6 +336,6 @@ def _believed(alarm: AlarmNotification, origin: _Origin) -> AlarmNotification:
 
 
 def _unrecognized(
-    subject: str | None, text: str, received: datetime | None, problem: str | None = None
+    subject: str | None, text: str, received: datetime, problem: str | None = None
 ) -> UnrecognizedMessage:
-    return UnrecognizedMessage(subject=subject or None, text=text, received_at=received or _EPOCH, problem=problem)
+    return UnrecognizedMessage(subject=subject or None, text=text, received_at=received, problem=problem)

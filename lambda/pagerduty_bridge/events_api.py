@@ -30,7 +30,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import RETRIED_STATUSES, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
 from pagerduty_bridge.pacing import Pacer, key_digest
-from pagerduty_bridge.redaction import masked_body, scrub
+from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
 
@@ -38,12 +38,12 @@ if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
-__all__ = ["masked_body"]
-
 CONNECT_TIMEOUT_SECONDS: Final = 3.05
 """Slightly above a multiple of 3 s, TCP's retransmission window (requests' documentation advice)."""
 READ_TIMEOUT_SECONDS: Final = 10.0
 """PagerDuty answers in well under a second; 10 s separates slow from dead."""
+MIN_READ_TIMEOUT_SECONDS: Final = 0.5
+"""No request waits less than this for its answer, however little of the budget is left."""
 BACKOFF_FACTOR: Final = 0.5
 BACKOFF_MAX_SECONDS: Final = 8.0
 BACKOFF_JITTER_SECONDS: Final = 0.25
@@ -163,11 +163,6 @@ class ChangeEvent:
         if links:
             body["links"] = links
         return fit_event_size(body)
-
-
-def masked(body: dict[str, Any]) -> dict[str, Any]:
-    """A wire body safe to print: the routing key shown by its last four characters only."""
-    return masked_body(body)
 
 
 def format_timestamp(value: datetime) -> str:
@@ -324,6 +319,13 @@ def default_retry(
     )
 
 
+def request_timeouts(budget: float) -> tuple[float, float]:
+    """One request's connect and read timeouts with ``budget`` seconds to spend: what ``send_body`` uses
+    and what the invocation's deadline (``processing.attempt_seconds``) counts on."""
+    read = max(MIN_READ_TIMEOUT_SECONDS, min(READ_TIMEOUT_SECONDS, budget))
+    return min(CONNECT_TIMEOUT_SECONDS, read), read
+
+
 def _ca_bundle() -> str | None:
     """certifi's bundle where installed, else botocore's (always there in Lambda), else the system's."""
     try:
@@ -386,7 +388,7 @@ class EventsClient:
         self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
     ) -> EventResponse:
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
-        read_timeout = max(0.5, min(READ_TIMEOUT_SECONDS, budget))
+        connect_timeout, read_timeout = request_timeouts(budget)
         deadline = time.monotonic() + budget
         log = AttemptLog()
         key = str(body.get("routing_key") or "")
@@ -404,7 +406,7 @@ class EventsClient:
                 target,
                 body=json.dumps(body, ensure_ascii=False).encode(),
                 headers={"Content-Type": "application/json"},
-                timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, read_timeout), read=read_timeout),
+                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
                 retries=default_retry(deadline=deadline, log=log, pacing=pacing),
             )
         except urllib3.exceptions.HTTPError as exc:

@@ -31,8 +31,9 @@ def log_message_json(message: object) -> Any:
     caught error: it is skipped, with the same result (the text as it is)."""
     if not isinstance(message, str):
         return message
-    start = message.strip()[:1]
-    if start in ("{", "[", '"', "-") or start.isdigit() or message.strip() in _JSON_WORDS:
+    text = message.strip()
+    start = text[:1]
+    if start in ("{", "[", '"', "-") or start.isdigit() or text in _JSON_WORDS:
         return json.loads(message)
     return message
 

@@ -152,11 +152,8 @@ class PagerDutyIntegration:
 
     def auto_resolve_incident(self, alert: AlertMessage) -> EventResponse | None:
         """Resolve the alert's incident when one is open (the alarm cleared); ``None`` when none is."""
-        key = templates.alert_event(alert, self.settings).dedup_key
-        incident = self.store.get(key)
-        if incident is None or not incident.is_open:
-            return None
-        return self._response(self.close(key, Resolution.AUTO))
+        outcome = self.close(templates.alert_event(alert, self.settings).dedup_key, Resolution.AUTO)
+        return None if not_found(outcome) else self._response(outcome)
 
     def acknowledge_incident(self, dedup_key: str) -> EventResponse:
         outcome = self.delivery.run(
@@ -221,7 +218,7 @@ class PagerDutyIntegration:
         if outcome.error is not None:
             raise outcome.error
         if not_found(outcome):
-            stored = self.store.get(outcome.dedup_key or "")
+            stored = outcome.incident  # what the plan found: no second read
             detail = None
             if outcome.reason == Reason.ALREADY_RESOLVED.value and stored is not None:
                 when = stored.resolved_at.isoformat() if stored.resolved_at else "earlier"

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.models import (
@@ -336,6 +336,13 @@ _CLOSING_REASONS: Final = {
 }
 
 
+def unchanged(stored: Incident | None, observed: Incident) -> TypeGuard[Incident]:
+    """Whether the incident is still as a reconciliation run read it (``observed``): when it is not (a
+    newer notification, another run wrote since), the run's view is out of date and the newer state wins
+    (``Reason.RECONCILE_RACE_LOST``)."""
+    return stored is not None and stored.version == observed.version
+
+
 def plan_close(
     stored: Incident | None,
     key: str,
@@ -350,7 +357,7 @@ def plan_close(
     ``observed`` is the incident as a reconciliation run read it: when it has changed since (a newer
     notification, another run), the run's view is out of date and the newer state wins.
     """
-    if observed is not None and (stored is None or stored.version != observed.version):
+    if observed is not None and not unchanged(stored, observed):
         return Plan(Reason.RECONCILE_RACE_LOST)
     if stored is None or not stored.is_open:
         return _refused(stored)

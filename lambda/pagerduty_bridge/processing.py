@@ -21,7 +21,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge.delivery import Outcome
 from pagerduty_bridge.envelopes import BadRecord, Notification, is_sqs_event, parse_event
 from pagerduty_bridge.errors import BridgeError, DeadlineError, InvalidMessageError, UnexpectedError
-from pagerduty_bridge.events_api import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS
+from pagerduty_bridge.events_api import request_timeouts
 from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import (
     AlarmNotification,
@@ -83,9 +83,8 @@ class Deadline:
 
 
 def attempt_seconds(budget: float) -> float:
-    """The longest one request can take with ``budget``: its connect and read timeouts."""
-    read = max(MIN_SEND_BUDGET_SECONDS, min(READ_TIMEOUT_SECONDS, budget))
-    return min(CONNECT_TIMEOUT_SECONDS, read) + read
+    """The longest one request can take with ``budget``: the client's own connect and read timeouts."""
+    return sum(request_timeouts(budget))
 
 
 def send_seconds(budget: float) -> float:

@@ -295,7 +295,7 @@ def _asserting_event(plan: Plan) -> PagerDutyEvent:
 
 def _plan_after_silence(stored: Incident | None, observed: Incident, now: datetime) -> Plan:
     """The silence is over and the alarm is still in ALARM: open the incident it would have opened."""
-    if stored is None or stored.version != observed.version:
+    if not lifecycle.unchanged(stored, observed):
         return Plan(Reason.RECONCILE_RACE_LOST)
     target = lifecycle.triggered(stored, stored.dedup_key, stored.alarm_name, stored.severity, stored.summary, at=now)
     target = replace(
@@ -311,7 +311,7 @@ def _plan_after_silence(stored: Incident | None, observed: Incident, now: dateti
 
 
 def _plan_unwatch(stored: Incident | None, observed: Incident, now: datetime) -> Plan:
-    if stored is None or stored.version != observed.version:
+    if not lifecycle.unchanged(stored, observed):
         return Plan(Reason.RECONCILE_RACE_LOST)
     return Plan(Reason.SILENCED, None, replace(stored, last_reason=None, silence_id=None, updated_at=now))
 

@@ -72,9 +72,10 @@ def shifted(value: datetime, delta: timedelta) -> datetime:
 
 
 def epoch_seconds(value: datetime) -> int:
-    """Whole seconds since the epoch (a DynamoDB TTL value), saturating at the representable range."""
+    """Whole seconds since the epoch (a DynamoDB TTL value), saturating at the representable range; a
+    naive ``value`` is UTC, as everywhere here (``datetime.timestamp`` would take it as local time)."""
     try:
-        return int(value.timestamp())
+        return int(utc(value).timestamp())
     except (OverflowError, ValueError, OSError):
         return int(LATEST.timestamp()) if value.year > 1970 else 0
 

@@ -24,6 +24,8 @@ from pagerduty_bridge.timeutil import parse_time
 SIGNATURE_HEADER: Final = "x-pagerduty-signature"
 MAX_BODY_BYTES: Final = 256 * 1024
 """The largest delivery accepted (413 beyond). PagerDuty's incident events are a few kilobytes."""
+MAX_INCIDENT_NUMBER: Final = 2**63 - 1
+"""The largest incident number kept: a signed 64-bit integer, far beyond any account's incidents."""
 _SIGNATURE: Final = re.compile(r"^v1=([0-9a-f]{64})$")
 HANDLED_EVENTS: Final = frozenset(
     {
@@ -52,7 +54,11 @@ class Verdict(StrEnum):
 
 def sign(body: bytes, secret: str) -> str:
     """The ``v1=`` signature of ``body`` with ``secret``."""
-    return "v1=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "v1=" + _digest(body, secret)
+
+
+def _digest(body: bytes, secret: str) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> Verdict:
@@ -64,7 +70,7 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> Verdict:
         return Verdict.MALFORMED
     valid = False
     for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        expected = _digest(body, secret)
         for match in signatures:
             assert match is not None
             valid |= hmac.compare_digest(expected, match.group(1))
@@ -116,7 +122,7 @@ def parse_webhook(body: bytes) -> IncidentWebhook | None:
         agent=_reference(event.get("agent")),
         incident_key=_text(data.get("incident_key")),
         incident_id=_text(data.get("id")),
-        incident_number=data.get("number") if isinstance(data.get("number"), int) else None,
+        incident_number=_incident_number(data.get("number")),
         html_url=_text(data.get("html_url")),
         status=_text(data.get("status")),
         details=_details(event_type, data),
@@ -125,6 +131,14 @@ def parse_webhook(body: bytes) -> IncidentWebhook | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _incident_number(value: Any) -> int | None:
+    """PagerDuty's incident number: a positive integer; not a boolean, nor one beyond what the stores
+    hold (SQLite's 64 bits, DynamoDB's 38 digits), which would fail the webhook's write."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_INCIDENT_NUMBER:
+        return value
+    return None
 
 
 def _reference(value: Any) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,13 +15,15 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import PagerDutyApiError
 from pagerduty_bridge.events_api import (
     EventPayload,
+    EventsClient,
     PagerDutyEvent,
     bounded_dedup_key,
     classify_response,
     format_timestamp,
-    masked,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction
+from pagerduty_bridge.processing import attempt_seconds
+from pagerduty_bridge.redaction import masked_body
 from tests.builders import assert_no_secret
 from tests.conftest import ROUTING_KEY, assert_valid_event
 
@@ -75,8 +79,29 @@ def test_acknowledge_and_resolve_carry_no_payload() -> None:
         assert_valid_event(body)
 
 
+class RecordingPool:
+    """Answers every request with PagerDuty's acceptance and keeps what each request was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> SimpleNamespace:
+        self.calls.append(kwargs)
+        data = json.dumps({"status": "success", "message": "Event processed", "dedup_key": "k"}).encode()
+        return SimpleNamespace(status=202, reason="Accepted", data=data, headers={"Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize("budget", [0.1, 0.5, 2.0, 3.05, 9.0, 30.0])
+def test_a_request_waits_no_longer_than_the_deadline_counts_on(budget: float) -> None:
+    pool = RecordingPool()
+    client = EventsClient("https://events.example.com/v2/enqueue", pool=pool)  # type: ignore[arg-type]
+    client.send(trigger(), ROUTING_KEY, budget_seconds=budget)
+    timeout = pool.calls[0]["timeout"]
+    assert timeout.connect_timeout + timeout.read_timeout == attempt_seconds(budget)
+
+
 def test_masked_body_shows_only_the_last_four_characters() -> None:
-    body = masked(trigger().to_wire(ROUTING_KEY))
+    body = masked_body(trigger().to_wire(ROUTING_KEY))
     assert_no_secret(ROUTING_KEY, body)
     assert body["routing_key"].endswith(ROUTING_KEY[-4:])
     assert len(body["routing_key"]) == len(ROUTING_KEY)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -67,3 +70,42 @@ def _lenient(message: str) -> Any:
 )
 def test_our_messages_stay_text_and_json_messages_stay_json(message: str, printed: Any) -> None:
     assert _lenient(message) == printed
+
+
+NEVER_ON_THE_PAGING_PATH = (
+    "pydantic",
+    "aws_xray_sdk",
+    "requests",
+    "pagerduty_bridge.reconcile",
+    "pagerduty_bridge.webhook",
+    "pagerduty_bridge.webhook_sync",
+    "pagerduty_bridge.cli",
+    "pagerduty_bridge.rules_schema",
+)
+"""What the README's "What made the cold page fast" keeps off the paging path (pydantic: without rules)."""
+
+_LOADED = "import sys, pagerduty_bridge.handler as h; h.get_runtime().notifications(); print(*sys.modules)"
+
+
+def loaded_for_the_first_page(**settings: str) -> list[str]:
+    """What of ``NEVER_ON_THE_PAGING_PATH`` a fresh process holds once the handler is imported and its
+    notification path built (the Lambda's first page, up to its send)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALERT_RULES", "PAGERDUTY_"))}
+    env.update(INCIDENT_TABLE_NAME="incidents", AWS_DEFAULT_REGION="eu-west-1", **settings)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADED], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return sorted(
+        name
+        for name in done.stdout.split()
+        if any(name == off or name.startswith(off + ".") for off in NEVER_ON_THE_PAGING_PATH)
+    )
+
+
+def test_nothing_off_the_paging_path_is_imported_for_the_first_page() -> None:
+    assert loaded_for_the_first_page(PAGERDUTY_INTEGRATION_KEY="abcdefghijklmnopqrstuvwxyz012345") == []
+
+
+def test_pydantic_is_imported_only_when_alert_rules_are_configured() -> None:
+    rules = {"rules": [{"name": "web", "match": {"alarm_name": "web-*"}, "severity": "warning"}]}
+    assert "pydantic" in loaded_for_the_first_page(ALERT_RULES=json.dumps(rules))

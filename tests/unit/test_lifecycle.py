@@ -8,6 +8,7 @@ and what the table holds afterwards.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +39,7 @@ from pagerduty_bridge.models import (
     Origin,
     Resolution,
 )
-from pagerduty_bridge.webhook_sync import IncidentWebhook
+from pagerduty_bridge.webhook_sync import IncidentWebhook, parse_webhook
 
 T0 = datetime(2025, 1, 14, 14, 30, tzinfo=UTC)
 NOW = T0 + timedelta(seconds=5)
@@ -262,6 +263,24 @@ def test_nothing_of_an_earlier_resolution_outlives_a_reopening() -> None:
         None,
         "Ada (P1)",
     )
+
+
+@pytest.mark.parametrize(
+    ("number", "kept"),
+    [(7, 7), (True, None), (0, None), (-3, None), (2**63, None), (10**40 + 1, None), ("7", None), (7.0, None)],
+)
+def test_only_a_positive_integer_is_taken_as_pagerdutys_incident_number(number: object, kept: int | None) -> None:
+    event = {
+        "id": "E1",
+        "event_type": "incident.acknowledged",
+        "resource_type": "incident",
+        "occurred_at": NOW.isoformat(),
+        "data": {"id": "P1", "number": number},
+    }
+    parsed = parse_webhook(json.dumps({"event": event}).encode())
+    assert parsed is not None and parsed.incident_number == kept
+    target = plan_webhook(OPEN, parsed, NOW).target
+    assert target is not None and target.pd_incident_number == kept
 
 
 # --- recovery of an unfinished delivery -------------------------------------------------------------------

@@ -7,12 +7,15 @@ and ``int()`` or ``fromisoformat`` treat their own way, text that is no time at 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pagerduty_bridge.store import format_time
 from pagerduty_bridge.timeutil import (
     EARLIEST,
     LATEST,
@@ -180,6 +183,23 @@ def test_epoch_seconds_never_raises(value: datetime) -> None:
 def test_epoch_seconds_at_the_ends_of_time() -> None:
     assert epoch_seconds(LATEST) == int(LATEST.timestamp())
     assert epoch_seconds(EARLIEST) < 0 or epoch_seconds(EARLIEST) == 0
+
+
+@pytest.fixture
+def local_time_not_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone set far from UTC (Lambda's is UTC; a laptop's seldom is)."""
+    monkeypatch.setenv("TZ", "Asia/Kathmandu")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("local_time_not_utc")
+def test_a_naive_time_is_written_as_utc_whatever_the_local_time_zone() -> None:
+    naive = NOW.replace(tzinfo=None)
+    assert format_time(naive) == format_time(NOW) == "2025-01-14T14:30:00.000000Z"
+    assert epoch_seconds(naive) == epoch_seconds(NOW) == int((NOW - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
 
 
 # --- believing a state-change time ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from pagerduty_bridge.models import (
 )
 from pagerduty_bridge.silences import Silence
 from pagerduty_bridge.text import truncate
-from pagerduty_bridge.timeutil import epoch_seconds, shifted
+from pagerduty_bridge.timeutil import epoch_seconds, shifted, utc
 
 TEXT_LIMITS: Final[dict[str, int]] = {
     "alarm_name": 1024,
@@ -98,7 +98,7 @@ class IncidentStore(Protocol):
 
 def format_time(value: datetime) -> str:
     """Fixed-width UTC ISO 8601 (microseconds, ``Z``): string order is time order, in SQL and DynamoDB."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_stored_time(value: str) -> datetime:

@@ -13,19 +13,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pagerduty_bridge.models import Incident, Resolution
+from pagerduty_bridge.timeutil import EARLIEST
 
 DEFAULT_MAX_ACTIVE_INCIDENTS = 10
 """The seed's health check warns above ten active incidents."""
-_DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])\s*$")
+_DURATION = re.compile(r"^\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[smhdw])\s*$", re.ASCII)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``2w`` → a timedelta; anything else is a ``ValueError``."""
+    """``90s``, ``15m``, ``24h``, ``7d``, ``2w`` (ASCII digits) → a timedelta; anything else, or a span
+    beyond ``timedelta``'s range, is a ``ValueError``."""
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration like 30m, 24h or 7d")
-    return timedelta(seconds=float(match.group("amount")) * _UNIT_SECONDS[match.group("unit")])
+    try:
+        return timedelta(seconds=float(match.group("amount")) * _UNIT_SECONDS[match.group("unit")])
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any time a clock can hold ({timedelta.max.days} days)") from None
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,8 @@ def compute_stats(incidents: Iterable[Incident], *, since: timedelta | None = No
     """
     counted = [i for i in incidents if i.triggered_at is not None]
     if since is not None:
-        counted = [i for i in counted if i.triggered_at is not None and i.triggered_at >= now - since]
+        start = now - since if since < now - EARLIEST else EARLIEST  # a window longer than time: all of it
+        counted = [i for i in counted if i.triggered_at is not None and i.triggered_at >= start]
         window = since
     elif counted:
         start = min(i.triggered_at for i in counted if i.triggered_at is not None)

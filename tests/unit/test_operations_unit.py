@@ -74,6 +74,24 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["99999999999999d", "1" + "0" * 400 + "s", "9" * 400 + "w"])
+def test_a_duration_beyond_any_clock_is_a_clear_error(text: str) -> None:
+    with pytest.raises(ValueError, match="longer than any time a clock can hold"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["\u0663d", "\uff15m", "1\u0660h"])
+def test_a_duration_is_written_in_ascii_digits(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_stats_over_the_longest_window_count_everything() -> None:
+    old = incident("old", 0, resolved_after=5, ack=False, how=Resolution.AUTO)
+    stats = compute_stats([old], since=timedelta.max, now=T0 + timedelta(hours=1))
+    assert stats.incidents == 1
+
+
 def test_active_incident_check_names_the_count() -> None:
     assert active_incident_check(10).ok
     check = active_incident_check(11)

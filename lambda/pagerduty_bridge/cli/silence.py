@@ -83,7 +83,11 @@ def add_silence(args: argparse.Namespace, streams: Streams) -> int:
     now = datetime.now(UTC)
     starts = _time(args.starts, "--starts") if args.starts else now
     try:
-        ends = shifted(starts, parse_duration(args.duration)) if args.duration else _time(args.until, "--until")
+        duration = parse_duration(args.duration) if args.duration else None
+    except ValueError as exc:
+        raise CliError(f"--for: {exc}") from None
+    try:
+        ends = shifted(starts, duration) if duration is not None else _time(args.until, "--until")
         silence = new_silence(
             parse_pairs(args.match, "--match"),
             starts_at=starts,

@@ -348,21 +348,19 @@ def build_pool() -> urllib3.PoolManager:
 
 
 class EventsClient:
-    """Sends events to one Events API URL (and Change Events to ``change_url``). Build once per
-    process; it reuses its connections and paces its sends per routing key (``pacing.Pacer``)."""
+    """Sends events to one Events API URL (or, per call, another: ``send_body(url=…)`` for Change
+    Events). Build once per process; it reuses its connections and paces its sends per routing key (``pacing.Pacer``)."""
 
     def __init__(
         self,
         url: str = c.DEFAULT_EVENTS_URL,
         *,
-        change_url: str | None = None,
         pool: urllib3.PoolManager | None = None,
         retry_budget_seconds: float = 30.0,
         on_attempt: Callable[[float], None] | None = None,
         pacer: Pacer | None = None,
     ) -> None:
         self.url = url
-        self.change_url = change_url
         self.retry_budget_seconds = retry_budget_seconds
         self.pacer = pacer if pacer is not None else Pacer()
         self._pool = pool
@@ -427,21 +425,6 @@ class EventsClient:
             ambiguous=log.ambiguous,
             routing_key=key,
         )
-
-    def send_change(
-        self, event: ChangeEvent, routing_key: str, *, budget_seconds: float | None = None
-    ) -> EventResponse:
-        """Send one Change Event, under the same retry and acceptance rules as alerts."""
-        url = self.change_url or change_url_for(self.url)
-        return self.send_body(event.to_wire(routing_key), budget_seconds=budget_seconds, url=url)
-
-
-def change_url_for(events_url: str) -> str:
-    """``/v2/change/enqueue`` on the Events URL's origin."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(events_url)
-    return f"{parsed.scheme}://{parsed.netloc}/v2/change/enqueue"
 
 
 def classify_response(

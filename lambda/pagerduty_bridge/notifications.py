@@ -16,7 +16,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle, rendering
 from pagerduty_bridge.delivery import DRY_RUN_STATUS, Delivery, Outcome
 from pagerduty_bridge.errors import BridgeError
-from pagerduty_bridge.events_api import PagerDutyEvent, change_url_for
+from pagerduty_bridge.events_api import PagerDutyEvent
 from pagerduty_bridge.lifecycle import Plan, Policy
 from pagerduty_bridge.models import (
     AlarmNotification,
@@ -163,9 +163,8 @@ class Notifications:
             self.delivery.keys.get(c.DEFAULT_ROUTING_KEY_ALIAS)
         )
         outcome = Outcome(None, CHANGE_EVENT, None, body=masked_body(wire)).about(change.stack_name, change.status)
-        url = self.settings.change_events_url or change_url_for(self.settings.events_url)
         try:
-            response = self.delivery.sender.send_body(wire, budget_seconds=budget_seconds, url=url)
+            response = self.delivery.sender.send_body(wire, budget_seconds=budget_seconds, url=self.settings.change_url)
         except BridgeError as exc:
             outcome.error = exc
             return outcome

@@ -16,7 +16,7 @@ from typing import Any
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.delivery import Delivery
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.events_api import EventsClient, change_url_for
+from pagerduty_bridge.events_api import EventsClient
 from pagerduty_bridge.keys import RoutingKeys
 from pagerduty_bridge.notifications import Notifications
 from pagerduty_bridge.rules import load_rules
@@ -51,7 +51,6 @@ class Runtime:
             settings = self.settings
             sender = EventsClient(
                 settings.events_url,
-                change_url=settings.change_events_url or change_url_for(settings.events_url),
                 retry_budget_seconds=settings.retry_budget_seconds,
                 on_attempt=self.on_attempt,
             )

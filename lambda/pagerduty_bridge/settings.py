@@ -264,6 +264,15 @@ class Settings:
     webhook_secret_arn: str | None = None
     reconcile_role_arns: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def change_url(self) -> str:
+        """Where Change Events go: ``change_events_url``, else ``/v2/change/enqueue`` on the Events URL's
+        origin (PagerDuty's own layout)."""
+        if self.change_events_url:
+            return self.change_events_url
+        parsed = urlparse(self.events_url)
+        return f"{parsed.scheme}://{parsed.netloc}/v2/change/enqueue"
+
     def __post_init__(self) -> None:
         problems = []
         for spec in fields(self):

@@ -108,3 +108,18 @@ def test_the_key_may_live_in_an_ssm_securestring(by_arn: bool) -> None:
         missing = RoutingKeys(Settings(integration_key_secret_arn="/pagerduty/nope"))
         with pytest.raises(ConfigurationError, match="PAGERDUTY_INTEGRATION_KEY_SECRET_ARN: cannot read the secret"):
             missing.get("default")
+
+
+@pytest.mark.parametrize(
+    ("settings", "url"),
+    [
+        (Settings(), "https://events.pagerduty.com/v2/change/enqueue"),
+        (Settings(events_url="http://127.0.0.1:8080/v2/enqueue"), "http://127.0.0.1:8080/v2/change/enqueue"),
+        (
+            Settings(events_url="http://127.0.0.1:8080/v2/enqueue", change_events_url="https://proxy.example/c"),
+            "https://proxy.example/c",
+        ),
+    ],
+)
+def test_change_events_go_to_their_own_url_or_the_events_urls_origin(settings: Settings, url: str) -> None:
+    assert settings.change_url == url

@@ -18,7 +18,7 @@ from typing import Any, Final, TextIO
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.delivery import Delivery, DryRunSender, EventSender
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.events_api import EventsClient, change_url_for
+from pagerduty_bridge.events_api import EventsClient
 from pagerduty_bridge.keys import KeySource, ParameterFetcher, RoutingKeys, StaticKeys
 from pagerduty_bridge.notifications import Notifications
 from pagerduty_bridge.redaction import REDACTOR
@@ -181,7 +181,6 @@ def sender(args: argparse.Namespace, settings: Settings) -> EventSender:
         return DryRunSender()
     return EventsClient(
         settings.events_url,
-        change_url=settings.change_events_url or change_url_for(settings.events_url),
         retry_budget_seconds=settings.retry_budget_seconds,
     )
 

@@ -2,8 +2,9 @@
 
 The routing key stays out of ``PagerDutyEvent``: the client adds it when sending, so an event can be
 logged, printed or stored without leaking it. Answers are classified once, here (the README's answer
-table): only ``202`` with ``status: success`` is acceptance; any other 2xx came from something in
-between (a proxy's login page) and is a retryable failure; 429, 5xx, network errors and timeouts are
+table): only ``202`` with ``status: success`` is acceptance; any other 2xx or 3xx came from something
+in between (a proxy's login page, a portal's redirect, which is never followed: it would hand another
+host the routing key) and is a retryable failure; 429, 5xx, network errors and timeouts are
 retried with exponential backoff and jitter (urllib3's ``Retry``, honouring ``Retry-After``) within a
 time budget; 401, 403 and 404 are kept for redrive; 400 is the event's own fault. A request whose
 answer never came (read timeout, a connection dropped after sending) may still be processed later:
@@ -35,7 +36,7 @@ from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
 
 if TYPE_CHECKING:
-    from urllib3.connectionpool import ConnectionPool
+    from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool
     from urllib3.response import BaseHTTPResponse
 
 CONNECT_TIMEOUT_SECONDS: Final = 3.05
@@ -365,6 +366,7 @@ class EventsClient:
         self.pacer = pacer if pacer is not None else Pacer()
         self._pool = pool
         self._on_attempt = on_attempt
+        self._targets: dict[str, tuple[HTTPConnectionPool, str]] = {}
 
     @property
     def pool(self) -> urllib3.PoolManager:
@@ -372,11 +374,21 @@ class EventsClient:
             self._pool = build_pool()
         return self._pool
 
+    def connection(self, url: str) -> tuple[HTTPConnectionPool, str]:
+        """The connection pool for ``url``'s host and the path to request there, worked out once per URL
+        (the pool manager would parse the URL and look its pool up again for every page)."""
+        target = self._targets.get(url)
+        if target is None or target[0].pool is None:  # None: the manager closed that pool (cleared)
+            target = (self.pool.connection_from_url(url), urllib3.util.parse_url(url).request_uri)
+            self._targets[url] = target
+        return target
+
     def reset(self) -> None:
         """Drop every pooled connection (a new pool is built on the next send)."""
         if self._pool is not None:
             self._pool.clear()
         self._pool = None
+        self._targets.clear()
 
     def send(self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None) -> EventResponse:
         """Send one event; return PagerDuty's acceptance or raise a classified ``BridgeError``."""
@@ -397,15 +409,17 @@ class EventsClient:
                 "held back: PagerDuty's rate limit for this routing key leaves no room within the retry budget "
                 "(it answered 429 lately); nothing was sent"
             )
+        pool, path = self.connection(target)
         started = time.monotonic()
         try:
-            response = self.pool.request(
+            response = pool.urlopen(
                 "POST",
-                target,
+                path,
                 body=json.dumps(body, ensure_ascii=False).encode(),
                 headers={"Content-Type": "application/json"},
                 timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
                 retries=default_retry(deadline=deadline, log=log, pacing=pacing),
+                redirect=False,  # PagerDuty never redirects: a redirect is someone else's, and gets no key
             )
         except urllib3.exceptions.HTTPError as exc:
             if isinstance(exc, _AMBIGUOUS_ERRORS) or isinstance(getattr(exc, "reason", None), _AMBIGUOUS_ERRORS):
@@ -436,8 +450,8 @@ def classify_response(
     ambiguous: bool = False,
     routing_key: str = "",
 ) -> EventResponse:
-    """``202`` with ``status: success`` → ``EventResponse``; anything else raises: another 2xx is an
-    answer PagerDuty did not give (``PagerDutyDeliveryError``, retryable), an error status a
+    """``202`` with ``status: success`` → ``EventResponse``; anything else raises: another 2xx or a
+    redirect is an answer PagerDuty did not give (``PagerDutyDeliveryError``, retryable), an error status a
     ``PagerDutyApiError`` (retried for 429 and 5xx, kept for 401/403/404, dropped for 400). Every
     routing key is scrubbed from what the answer said before it goes anywhere."""
     try:
@@ -453,10 +467,11 @@ def classify_response(
             dedup_key=dedup_key if isinstance(dedup_key, str) else None,
             ambiguous=ambiguous,
         )
-    if 200 <= status < 300:
+    if 200 <= status < 400:
         kind = (content_type or "no content type").split(";")[0].strip()
+        redirect = ", a redirect (not followed)" if status >= 300 else ""
         raise PagerDutyDeliveryError(
-            f"answer {status} ({kind}) is not PagerDuty's acceptance (202 with status success): "
+            f"answer {status} ({kind}{redirect}) is not PagerDuty's acceptance (202 with status success): "
             "something between the bridge and PagerDuty answered; kept for retry",
             ambiguous=ambiguous,
         )

@@ -372,6 +372,28 @@ def test_attack_a_2xx_that_is_not_pagerdutys_acceptance_is_not_counted_as_delive
     assert delivered is not None and delivered.pending_action is None
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_attack_a_redirect_takes_neither_the_page_nor_the_key_anywhere(bridge: Bridge, status: int) -> None:
+    """A proxy or captive portal answers with a redirect to another host: following it would hand that
+    host the routing key (and a 303 would turn the POST into a GET that delivers nothing). PagerDuty's
+    Events API never redirects, so the answer is not its acceptance: nothing follows it, the page stays
+    pending, and the retry delivers it."""
+    with FakePagerDuty() as elsewhere:
+        bridge.fake.script(Respond(status, "<html>moved</html>", location=elsewhere.url))
+        event = sns_event("redirected")
+
+        error = bridge.invoke_raising(event)
+
+        assert str(status) in str(error)
+        assert elsewhere.requests == [], "the body (and its routing key) went to the redirect's host"
+    assert bridge.alert("redirected") is None
+    pending = bridge.incident("redirected")
+    assert pending is not None and pending.pending_action is EventAction.TRIGGER, "the page must stay pending"
+    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # the retry
+    assert bridge.alert("redirected") == "triggered"
+    assert len(bridge.triggers("redirected")) == 1
+
+
 # --- 5. 401/403/404 lose the notification ----------------------------------------------------------------------
 
 

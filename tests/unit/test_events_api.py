@@ -84,8 +84,12 @@ class RecordingPool:
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
+        self.pool: list[object] = []  # an open pool (a closed one's is None)
 
-    def request(self, method: str, url: str, **kwargs: Any) -> SimpleNamespace:
+    def connection_from_url(self, url: str) -> RecordingPool:
+        return self
+
+    def urlopen(self, method: str, path: str, **kwargs: Any) -> SimpleNamespace:
         self.calls.append(kwargs)
         data = json.dumps({"status": "success", "message": "Event processed", "dedup_key": "k"}).encode()
         return SimpleNamespace(status=202, reason="Accepted", data=data, headers={"Content-Type": "application/json"})

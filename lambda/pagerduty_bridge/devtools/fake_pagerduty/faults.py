@@ -25,13 +25,15 @@ class Respond:
 
     ``body`` None means a PagerDuty-like body for the status; a ``str`` is sent as text (a load
     balancer's HTML page, say). ``retry_after`` sets a ``Retry-After`` header: numbers are whole seconds
-    as HTTP requires (fractions round up; 0 keeps tests fast), strings are sent verbatim.
+    as HTTP requires (fractions round up; 0 keeps tests fast), strings are sent verbatim. ``location``
+    sets a ``Location`` header: a proxy or portal redirecting the request elsewhere.
     """
 
     status: int
     body: ResponseBody = None
     retry_after: float | str | None = None
     delay: float = 0.0
+    location: str | None = None
 
 
 @dataclass

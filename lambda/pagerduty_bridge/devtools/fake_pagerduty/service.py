@@ -134,6 +134,8 @@ class EventsService:
                 else default_response_body(fault.status, record.body, change=change)
             )
             headers = {} if fault.retry_after is None else {"Retry-After": retry_after_header(fault.retry_after)}
+            if fault.location is not None:
+                headers["Location"] = fault.location
             return self._complete(record, fault.status, body, headers)
         if isinstance(fault, Delay) and not self._wait(fault.seconds):
             return self._dropped(record)

@@ -87,6 +87,30 @@ def test_the_redacting_filter_scrubs_message_arguments_and_extras() -> None:
     assert "****" in record.error
 
 
+@pytest.mark.parametrize("where", ["first", "last", "alone", "twice", "nowhere"])
+def test_the_redacting_filter_finds_a_secret_in_any_extra_and_leaves_clean_records_alone(where: str) -> None:
+    REDACTOR.add([ROUTING_KEY])
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "handled", None, None)
+    extras = {"a_first": "", "middle": "plain words", "z_last": ""}
+    if where in ("first", "twice"):
+        extras["a_first"] = ROUTING_KEY  # the whole value: nothing before it in its own text
+    if where in ("last", "twice"):
+        extras["z_last"] = f"ends with {ROUTING_KEY}"
+    if where == "alone":
+        extras = {"only": ROUTING_KEY}
+    for name, value in extras.items():
+        setattr(record, name, value)
+    before = dict(vars(record))
+
+    assert RedactingFilter().filter(record)
+
+    assert not any(isinstance(v, str) and ROUTING_KEY in v for v in vars(record).values())
+    if where == "nowhere":
+        assert vars(record) == before, "a record without a secret is left as it was"
+    else:
+        assert any(isinstance(v, str) and "****" in v for v in vars(record).values())
+
+
 def test_aws_answers_lose_their_secret_values_before_the_bridge_knows_them() -> None:
     body = 'Response body:\nb\'{"ARN":"arn:x","Name":"pd","SecretString":"unknown-yet-0123456789abcdef"}\''
     cleaned = scrub_aws_secret_fields(body)

@@ -253,3 +253,17 @@ def test_an_envelope_time_ahead_of_the_clock_is_not_the_receipt_time(
     envelope: datetime | None, received: datetime
 ) -> None:
     assert receipt_time(envelope, NOW) == received
+
+
+FAR_ZONES = [None, UTC, timezone(timedelta(hours=5, minutes=45)), timezone(timedelta(hours=-8))]
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.sampled_from(FAR_ZONES))
+)
+def test_a_stored_time_is_fixed_width_utc_and_sorts_as_the_instants_do(value: datetime) -> None:
+    text = format_time(value)
+    instant = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    assert len(text) == 27 and text.endswith("Z")
+    assert datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC) == instant
+    assert (text < format_time(NOW)) == (instant < NOW)

@@ -14,6 +14,7 @@ item fits DynamoDB's 400 KB and the page still goes out.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Final, Protocol
@@ -98,7 +99,9 @@ class IncidentStore(Protocol):
 
 def format_time(value: datetime) -> str:
     """Fixed-width UTC ISO 8601 (microseconds, ``Z``): string order is time order, in SQL and DynamoDB."""
-    return utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is not UTC:  # every time the bridge makes is in UTC already
+        value = utc(value)
+    return value.isoformat(timespec="microseconds")[:26] + "Z"  # without the "+00:00"
 
 
 def parse_stored_time(value: str) -> datetime:
@@ -127,22 +130,15 @@ def to_record(incident: Incident, *, compact: bool = False) -> dict[str, Any]:
     keep, so an item carries only what it says — fewer attributes to send, validate and store.
     """
     record: dict[str, Any] = {}
-    for name, default in _DEFAULTS:
+    for name, default, droppable, convert in _SHAPE:
         value = getattr(incident, name)
-        if value is None or (compact and value == default and name not in _ALWAYS_KEPT):
+        if value is None or (compact and droppable and value == default):
             continue
-        if isinstance(value, datetime):
-            record[name] = format_time(value)
-        elif isinstance(value, Enum):
-            record[name] = value.value
-        elif isinstance(value, tuple):
-            if value:
-                record[name] = list(value)
-        elif isinstance(value, dict):
-            if value:
-                record[name] = value
-        else:
-            record[name] = value
+        if convert is not None:
+            value = convert(value)
+            if value is _EMPTY:
+                continue
+        record[name] = value
     return record
 
 
@@ -154,8 +150,42 @@ def _default_of(spec: dataclasses.Field[Any]) -> Any:
     return dataclasses.MISSING
 
 
-_DEFAULTS: Final = tuple((spec.name, _default_of(spec)) for spec in dataclasses.fields(Incident))
+_EMPTY: Final = object()
+"""What an empty collection converts to: it is left out of a record (``from_record`` restores it)."""
+
+
+def _enum_value(value: Enum) -> Any:
+    return value.value
+
+
+def _list_or_empty(value: tuple[str, ...]) -> Any:
+    return list(value) if value else _EMPTY
+
+
+def _dict_or_empty(value: dict[str, str]) -> Any:
+    return value or _EMPTY
+
+
+def _converter(name: str) -> Callable[[Any], Any] | None:
+    """How a field's value is stored, decided once from its declared kind (not probed on every write)."""
+    if name in _TIMES:
+        return format_time
+    if name in _ENUMS:
+        return _enum_value
+    if name == "webhook_event_ids":
+        return _list_or_empty
+    if name == "pd_details":
+        return _dict_or_empty
+    return None
+
+
 _ALWAYS_KEPT: Final = frozenset({"dedup_key", "alarm_name", "status", "updated_at", "version"})
+_SHAPE: Final = tuple(
+    (spec.name, _default_of(spec), spec.name not in _ALWAYS_KEPT, _converter(spec.name))
+    for spec in dataclasses.fields(Incident)
+)
+"""Each field's name, default, whether a compact record may leave it out at its default, and how its
+value is stored."""
 
 
 def from_record(record: dict[str, Any]) -> Incident:

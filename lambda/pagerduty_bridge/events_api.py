@@ -378,7 +378,7 @@ class EventsClient:
         """The connection pool for ``url``'s host and the path to request there, worked out once per URL
         (the pool manager would parse the URL and look its pool up again for every page)."""
         target = self._targets.get(url)
-        if target is None or target[0].pool is None:  # None: the manager closed that pool (cleared)
+        if target is None or target[0].pool is None:  # None: that pool was closed since
             target = (self.pool.connection_from_url(url), urllib3.util.parse_url(url).request_uri)
             self._targets[url] = target
         return target

@@ -6,7 +6,8 @@ table): only ``202`` with ``status: success`` is acceptance; any other 2xx or 3x
 in between (a proxy's login page, a portal's redirect, which is never followed: it would hand another
 host the routing key) and is a retryable failure; 429, 5xx, network errors and timeouts are
 retried with exponential backoff and jitter (urllib3's ``Retry``, honouring ``Retry-After``) within a
-time budget; 401, 403 and 404 are kept for redrive; 400 is the event's own fault. A request whose
+time budget; 401, 403 and 404 are kept for redrive; PagerDuty's 400 (with its ``errors[]``) is the
+event's own fault, and any other 4xx is someone else's answer, kept for retry. A request whose
 answer never came (read timeout, a connection dropped after sending) may still be processed later:
 the send reports it as ``ambiguous``. The client is urllib3 itself (what requests is built on, already
 loaded by botocore): no second HTTP stack to import at cold start.
@@ -28,7 +29,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, R
 from urllib3.util.retry import Retry
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.errors import RETRIED_STATUSES, PagerDutyApiError, PagerDutyDeliveryError
+from pagerduty_bridge.errors import KEPT_STATUSES, RETRIED_STATUSES, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
 from pagerduty_bridge.pacing import Pacer, key_digest
 from pagerduty_bridge.redaction import scrub
@@ -55,6 +56,8 @@ MAX_ERROR_DETAIL_LENGTH: Final = 1024
 """How much of PagerDuty's (or a proxy's) answer an error message carries."""
 ACCEPTED_STATUS: Final = 202
 """PagerDuty's only answer of acceptance: the event is queued."""
+BAD_REQUEST_STATUS: Final = 400
+"""PagerDuty's refusal of the event itself (with ``errors[]``): sending it again cannot help."""
 THROTTLED_STATUS: Final = 429
 """PagerDuty's answer beyond its rate limit for a routing key (``pacing``)."""
 
@@ -450,10 +453,12 @@ def classify_response(
     ambiguous: bool = False,
     routing_key: str = "",
 ) -> EventResponse:
-    """``202`` with ``status: success`` → ``EventResponse``; anything else raises: another 2xx or a
-    redirect is an answer PagerDuty did not give (``PagerDutyDeliveryError``, retryable), an error status a
-    ``PagerDutyApiError`` (retried for 429 and 5xx, kept for 401/403/404, dropped for 400). Every
-    routing key is scrubbed from what the answer said before it goes anywhere."""
+    """``202`` with ``status: success`` → ``EventResponse``; anything else raises. An answer PagerDuty
+    does not give (another 2xx, a redirect, a 4xx other than its own, a 400 without its ``errors[]``)
+    came from something in between and says nothing about the event: ``PagerDutyDeliveryError``,
+    kept for retry. PagerDuty's own error statuses are a ``PagerDutyApiError`` (retried for 429 and
+    5xx, kept for 401/403/404, dropped for its 400). Every routing key is scrubbed from what the answer
+    said before it goes anywhere."""
     try:
         data = json.loads(text) if text else None
     except ValueError:
@@ -467,11 +472,16 @@ def classify_response(
             dedup_key=dedup_key if isinstance(dedup_key, str) else None,
             ambiguous=ambiguous,
         )
-    if 200 <= status < 400:
+    if status < 400 or not _pagerdutys_error(status, data):
         kind = (content_type or "no content type").split(";")[0].strip()
-        redirect = ", a redirect (not followed)" if status >= 300 else ""
+        redirect = ", a redirect (not followed)" if 300 <= status < 400 else ""
+        expected = (
+            "PagerDuty's acceptance (202 with status success)"
+            if status < 400
+            else "PagerDuty's (it refuses an event with 400 and errors[], or 401, 403, 404, 429, 5xx)"
+        )
         raise PagerDutyDeliveryError(
-            f"answer {status} ({kind}{redirect}) is not PagerDuty's acceptance (202 with status success): "
+            f"answer {status} ({kind}{redirect}) is not {expected}: "
             "something between the bridge and PagerDuty answered; kept for retry",
             ambiguous=ambiguous,
         )
@@ -481,6 +491,15 @@ def classify_response(
         detail += f": {(data or {}).get('message', 'invalid event')} ({'; '.join(str(e) for e in errors)})"
     detail = truncate(scrub(detail, routing_key), MAX_ERROR_DETAIL_LENGTH)
     raise PagerDutyApiError(status, detail, ambiguous=ambiguous)
+
+
+def _pagerdutys_error(status: int, data: dict[str, Any] | None) -> bool:
+    """Whether an error answer is one PagerDuty gives: 429 and 5xx, 401/403/404 (a wrong key or URL),
+    and 400 only with the ``errors[]`` its Events API always lists (a firewall's or gateway's 400 has
+    none). Dropping an event on anyone else's word would lose the page."""
+    if status >= 500 or status in RETRIED_STATUSES or status in KEPT_STATUSES:
+        return True
+    return status == BAD_REQUEST_STATUS and data is not None and isinstance(data.get("errors"), list)
 
 
 def _describe_network_error(exc: Exception, elapsed: float) -> str:

@@ -372,6 +372,39 @@ def test_attack_a_2xx_that_is_not_pagerdutys_acceptance_is_not_counted_as_delive
     assert delivered is not None and delivered.pending_action is None
 
 
+NOT_PAGERDUTYS_REFUSAL = [
+    pytest.param(Respond(400, "<html><h1>400 Bad Request</h1>request blocked</html>"), id="waf-400-html"),
+    pytest.param(Respond(400, {"message": "Bad Request"}), id="gateway-400-json-without-errors"),
+    pytest.param(Respond(400, ""), id="400-empty"),
+    pytest.param(Respond(407, "<html>Proxy Authentication Required</html>"), id="proxy-407"),
+    pytest.param(Respond(408, "<html>Request Timeout</html>"), id="load-balancer-408"),
+    pytest.param(Respond(405, ""), id="405"),
+    pytest.param(Respond(409, {"status": "error", "message": "Conflict"}), id="409-json"),
+    pytest.param(Respond(413, "<html>Request Entity Too Large</html>"), id="proxy-413"),
+    pytest.param(Respond(451, ""), id="451"),
+]
+
+
+@pytest.mark.parametrize("answer", NOT_PAGERDUTYS_REFUSAL)
+def test_attack_a_4xx_that_is_not_pagerdutys_refusal_does_not_drop_the_page(bridge: Bridge, answer: Respond) -> None:
+    """PagerDuty's Events API refuses an event with 400 and its ``errors[]`` (429 and 5xx mean later; 401,
+    403 and 404 a wrong key or URL). Any other 4xx, or a 400 without PagerDuty's body, came from a proxy,
+    a firewall or a load balancer: it says nothing about the event, so the page is kept, not dropped."""
+    bridge.fake.script(answer)
+    event = sns_event("intercepted")
+
+    error = bridge.invoke_raising(event)
+
+    assert str(answer.status) in str(error)
+    assert bridge.alert("intercepted") is None
+    pending = bridge.incident("intercepted")
+    assert pending is not None and pending.pending_action is EventAction.TRIGGER, "the page must stay pending"
+    assert bridge.metrics()[c.METRIC_DELIVERY_FAILED_PERMANENT] == 0
+    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # the retry
+    assert bridge.alert("intercepted") == "triggered"
+    assert len(bridge.triggers("intercepted")) == 1
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_attack_a_redirect_takes_neither_the_page_nor_the_key_anywhere(bridge: Bridge, status: int) -> None:
     """A proxy or captive portal answers with a redirect to another host: following it would hand that

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.errors import PagerDutyApiError
+from pagerduty_bridge.errors import PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.events_api import (
     EventPayload,
     EventsClient,
@@ -150,3 +150,14 @@ def test_accepted_response() -> None:
         202, "Accepted", json.dumps({"status": "success", "message": "Event processed", "dedup_key": "k"})
     )
     assert (response.status, response.dedup_key) == ("success", "k")
+
+
+@pytest.mark.parametrize(
+    ("status", "text"),
+    [(400, "<html>blocked</html>"), (400, json.dumps({"message": "Bad Request"})), (407, ""), (408, ""), (413, "")],
+)
+def test_an_error_pagerduty_does_not_give_is_kept_for_retry(status: int, text: str) -> None:
+    with pytest.raises(PagerDutyDeliveryError) as caught:
+        classify_response(status, "", text, content_type="text/html; charset=utf-8")
+    assert caught.value.retryable
+    assert f"answer {status} (text/html) is not PagerDuty's" in str(caught.value)

@@ -96,6 +96,7 @@ class Pacer:
         self.burst = float(burst)
         scale = window_seconds / WINDOW_SECONDS
         self.hold_seconds = HOLD_SECONDS * scale if hold_seconds is None else hold_seconds
+        self.window_seconds = window_seconds
         self.recovery_seconds = RECOVERY_SECONDS * scale
         self._clock = clock
         self._sleep = sleep
@@ -127,15 +128,17 @@ class Pacer:
     def throttled(self, key: str, retry_after: float | None = None) -> None:
         """PagerDuty answered 429 for ``key``: hold its sends.
 
-        With ``Retry-After`` PagerDuty said when to come back: the hold is that long, and nothing
-        else changes. Without it (PagerDuty's usual 429) the hold is ``HOLD_SECONDS``, the burst is
+        With ``Retry-After`` PagerDuty said when to come back: the hold is that long (one window at
+        most: PagerDuty counts its limit over that window, so a longer wait is not its word but a
+        proxy's or a far-future date's, and would hold every page for the key), and nothing else
+        changes. Without it (PagerDuty's usual 429) the hold is ``HOLD_SECONDS``, the burst is
         spent and this container's rate for the key is halved: the sends resume one by one, slower.
         """
         with self._lock:
             bucket, now = self._bucket(key), self._clock()
             self._delay(bucket, now)
             if retry_after is not None and retry_after >= 0:
-                bucket.hold_until = max(bucket.hold_until, now + retry_after)
+                bucket.hold_until = max(bucket.hold_until, now + min(retry_after, self.window_seconds))
                 return
             bucket.hold_until = max(bucket.hold_until, now + self.hold_seconds)
             bucket.tokens = min(bucket.tokens, 0.0)

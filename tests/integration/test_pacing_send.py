@@ -78,6 +78,17 @@ def test_retry_after_holds_the_key_for_that_long(fake_pd: FakePagerDuty) -> None
     assert pacer.rate(key_digest(ROUTING_KEY, fake_pd.url)) == pacer.max_rate  # told, not guessed
 
 
+@pytest.mark.parametrize("retry_after", ["86400", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_far_retry_after_holds_the_key_no_longer_than_pagerdutys_window(
+    fake_pd: FakePagerDuty, retry_after: str
+) -> None:
+    client = EventsClient(fake_pd.url, pacer=Pacer())
+    fake_pd.script(Respond(429, retry_after=retry_after))
+    with pytest.raises(PagerDutyApiError):
+        client.send_body(trigger("told-a-day"), budget_seconds=1.0)
+    assert client.pacer.delay(key_digest(ROUTING_KEY, fake_pd.url)) <= WINDOW_SECONDS
+
+
 def test_accepted_events_raise_the_rate_again(fake_pd: FakePagerDuty) -> None:
     pacer = Pacer(window_seconds=0.6)
     client = EventsClient(fake_pd.url, pacer=pacer)

@@ -99,6 +99,18 @@ def test_retry_after_sets_the_hold_and_keeps_the_burst_and_the_rate(clock: Clock
     assert clock.slept == [pytest.approx(2.5)]
 
 
+@pytest.mark.parametrize("retry_after", [61.0, 86_400.0, 1e300, float("inf")])
+def test_a_retry_after_beyond_pagerdutys_window_holds_the_key_for_one_window_at_most(
+    clock: Clock, retry_after: float
+) -> None:
+    """PagerDuty counts its limit over 60 s: a longer Retry-After (a proxy's, a far-future HTTP date)
+    would hold every page for the key in this container for that long."""
+    pacer = pacer_on(clock)
+    pacer.throttled(KEY, retry_after=retry_after)
+    assert pacer.delay(KEY) == pytest.approx(WINDOW_SECONDS)
+    assert pacer.acquire(KEY, deadline=clock.now + WINDOW_SECONDS)
+
+
 def test_accepted_events_win_the_rate_back_up_to_the_limit(clock: Clock) -> None:
     pacer = pacer_on(clock)
     pacer.throttled(KEY)

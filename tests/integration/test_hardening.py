@@ -352,6 +352,19 @@ NOT_ACCEPTANCE = [
 ]
 
 
+def assert_kept_then_delivered_by_the_retry(bridge: Bridge, name: str, event: dict[str, Any]) -> None:
+    """After an answer that is not PagerDuty's acceptance: nothing opened, the page still pending; the
+    retry of the same event then delivers it, once."""
+    assert bridge.alert(name) is None
+    pending = bridge.incident(name)
+    assert pending is not None and pending.pending_action is EventAction.TRIGGER, "the page must stay pending"
+    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # the retry
+    assert bridge.alert(name) == "triggered"
+    assert len(bridge.triggers(name)) == 1
+    delivered = bridge.incident(name)
+    assert delivered is not None and delivered.pending_action is None
+
+
 @pytest.mark.parametrize("answer", NOT_ACCEPTANCE)
 def test_attack_a_2xx_that_is_not_pagerdutys_acceptance_is_not_counted_as_delivered(
     bridge: Bridge, answer: Respond
@@ -361,15 +374,7 @@ def test_attack_a_2xx_that_is_not_pagerdutys_acceptance_is_not_counted_as_delive
 
     bridge.invoke_raising(event)  # Lambda retries an SNS event whose handler raised
 
-    assert bridge.alert("proxied") is None
-    pending = bridge.incident("proxied")
-    assert pending is not None and pending.pending_action is EventAction.TRIGGER, "the page must stay pending"
-
-    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # the retry
-    assert bridge.alert("proxied") == "triggered"
-    assert len(bridge.triggers("proxied")) == 1
-    delivered = bridge.incident("proxied")
-    assert delivered is not None and delivered.pending_action is None
+    assert_kept_then_delivered_by_the_retry(bridge, "proxied", event)
 
 
 NOT_PAGERDUTYS_REFUSAL = [
@@ -396,13 +401,8 @@ def test_attack_a_4xx_that_is_not_pagerdutys_refusal_does_not_drop_the_page(brid
     error = bridge.invoke_raising(event)
 
     assert str(answer.status) in str(error)
-    assert bridge.alert("intercepted") is None
-    pending = bridge.incident("intercepted")
-    assert pending is not None and pending.pending_action is EventAction.TRIGGER, "the page must stay pending"
     assert bridge.metrics()[c.METRIC_DELIVERY_FAILED_PERMANENT] == 0
-    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # the retry
-    assert bridge.alert("intercepted") == "triggered"
-    assert len(bridge.triggers("intercepted")) == 1
+    assert_kept_then_delivered_by_the_retry(bridge, "intercepted", event)
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
@@ -419,12 +419,7 @@ def test_attack_a_redirect_takes_neither_the_page_nor_the_key_anywhere(bridge: B
 
         assert str(status) in str(error)
         assert elsewhere.requests == [], "the body (and its routing key) went to the redirect's host"
-    assert bridge.alert("redirected") is None
-    pending = bridge.incident("redirected")
-    assert pending is not None and pending.pending_action is EventAction.TRIGGER, "the page must stay pending"
-    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # the retry
-    assert bridge.alert("redirected") == "triggered"
-    assert len(bridge.triggers("redirected")) == 1
+    assert_kept_then_delivered_by_the_retry(bridge, "redirected", event)
 
 
 # --- 5. 401/403/404 lose the notification ----------------------------------------------------------------------
@@ -438,11 +433,7 @@ def test_attack_a_revoked_key_keeps_an_sns_notification_for_its_redelivery(bridg
     error = bridge.invoke_raising(event)
 
     assert str(status) in str(error)
-    assert bridge.alert("revoked") is None
-    pending = bridge.incident("revoked")
-    assert pending is not None and pending.pending_action is EventAction.TRIGGER
-    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # redelivered once the key is fixed
-    assert bridge.alert("revoked") == "triggered"
+    assert_kept_then_delivered_by_the_retry(bridge, "revoked", event)  # redelivered once the key is fixed
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

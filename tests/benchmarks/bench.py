@@ -303,6 +303,8 @@ class Measured:
     cold: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
     """(project, reference) results of each cold pair."""
     warm: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    quiet: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    """(project without logging and EMF, reference) results, each pair run back to back."""
     own: list[dict[str, Any]] = field(default_factory=list)
     """Instrumented warm runs of the project: CPU split, DynamoDB calls, log bytes."""
     own_reference: list[dict[str, Any]] = field(default_factory=list)
@@ -363,6 +365,8 @@ def measure_warm(runner: Runner, pairs: int, invocations: int, measured: Measure
         project = runner.run(children.WARM, "project", runner.prefix("warm-p"), str(invocations), "plain")
         reference = runner.run(children.WARM, "reference", runner.prefix("warm-r"), str(invocations), "plain")
         measured.warm.append((project, reference))
+        quiet = runner.run(children.WARM, "project", runner.prefix("quiet-p"), str(invocations), "quiet")
+        measured.quiet.append((quiet, reference))
     for _ in range(3):
         measured.own.append(runner.run(children.WARM, "project", runner.prefix("own-p"), str(invocations), "split"))
         measured.own_reference.append(

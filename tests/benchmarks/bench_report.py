@@ -306,6 +306,12 @@ def print_warm(f: Figures, measured: Any) -> None:
     )
     row("project: CPU per notification", span([p["cpu_ms"] for p, _ in measured.warm], digits=2))
     row("reference: CPU per notification", span([r["cpu_ms"] for _, r in measured.warm], digits=2))
+    if measured.quiet:
+        row(
+            "ratio with the project's logging and EMF switched off",
+            span([q["cpu_ms"] / r["cpu_ms"] for q, r in measured.quiet], "×", 2)
+            + f"; it printed {max(q['stdout_bytes'] for q, _ in measured.quiet)} bytes",
+        )
     row(
         "project: wall per notification (CPU + waiting on moto, the stand-in)",
         span([p["wall_ms"] for p, _ in measured.warm], digits=2),

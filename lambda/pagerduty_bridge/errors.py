@@ -53,6 +53,12 @@ deliver. Not retried at once (it would fail the same way), but kept for Lambda's
 failure destination or the dead-letter queue, and a redrive."""
 
 
+def worth_sending_again(status: int) -> bool:
+    """Whether PagerDuty's error status leaves the event worth sending again: 429 and 5xx (at once, with
+    backoff) and 401/403/404 (once the key or URL is fixed). Its 400 is the event's own fault."""
+    return status in RETRIED_STATUSES or status >= 500 or status in KEPT_STATUSES
+
+
 class PagerDutyApiError(BridgeError):
     """PagerDuty answered with an error status.
 
@@ -62,8 +68,7 @@ class PagerDutyApiError(BridgeError):
     """
 
     def __init__(self, status: int, reason: str, *, ambiguous: bool = False) -> None:
-        retryable = status in RETRIED_STATUSES or status >= 500 or status in KEPT_STATUSES
-        super().__init__(f"PagerDuty API error: {status} - {reason}", retryable=retryable)
+        super().__init__(f"PagerDuty API error: {status} - {reason}", retryable=worth_sending_again(status))
         self.status = status
         self.reason = reason
         self.ambiguous = ambiguous

@@ -29,7 +29,12 @@ from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, R
 from urllib3.util.retry import Retry
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.errors import KEPT_STATUSES, RETRIED_STATUSES, PagerDutyApiError, PagerDutyDeliveryError
+from pagerduty_bridge.errors import (
+    RETRIED_STATUSES,
+    PagerDutyApiError,
+    PagerDutyDeliveryError,
+    worth_sending_again,
+)
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
 from pagerduty_bridge.pacing import Pacer, key_digest
 from pagerduty_bridge.redaction import scrub
@@ -497,7 +502,7 @@ def _pagerdutys_error(status: int, data: dict[str, Any] | None) -> bool:
     """Whether an error answer is one PagerDuty gives: 429 and 5xx, 401/403/404 (a wrong key or URL),
     and 400 only with the ``errors[]`` its Events API always lists (a firewall's or gateway's 400 has
     none). Dropping an event on anyone else's word would lose the page."""
-    if status >= 500 or status in RETRIED_STATUSES or status in KEPT_STATUSES:
+    if worth_sending_again(status):
         return True
     return status == BAD_REQUEST_STATUS and data is not None and isinstance(data.get("errors"), list)
 

@@ -18,14 +18,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.nag import acknowledge
 
-PLACEHOLDER: Final = "REPLACE-WITH-THE-PAGERDUTY-INTEGRATION-KEY"
-"""What the created integration-key secret holds until the key is put in; not 32 characters, so never a
-valid key."""
-WEBHOOK_PLACEHOLDER: Final = "REPLACE-WITH-THE-PAGERDUTY-WEBHOOK-SIGNING-SECRET"
-"""What the created signing secret holds until the subscription's secret is put in: no signature made
-with PagerDuty's real secret verifies against it, so every webhook is refused until then."""
+PLACEHOLDER: Final = constants.INTEGRATION_KEY_PLACEHOLDER
+"""What the created integration-key secret holds until the key is put in; never a valid key."""
+WEBHOOK_PLACEHOLDER: Final = constants.WEBHOOK_SECRET_PLACEHOLDER
+"""What the created signing secret holds until the subscription's secret is put in: the receiver
+refuses every webhook until then (a signature made with this public text proves nothing)."""
 
 _COMPLETE_SECRET_ARN: Final = re.compile(r"-[A-Za-z0-9]{6}$")
 """Secrets Manager appends six random characters to a secret's name in its complete ARN."""

@@ -37,6 +37,12 @@ ENV_WEBHOOK_SECRET_ARN: Final = "PAGERDUTY_WEBHOOK_SECRET_ARN"  # noqa: S105 - a
 """Secrets Manager secret holding the signing secret of the PagerDuty webhook subscription."""
 ENV_WEBHOOK_SECRET: Final = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 """The webhook signing secret in plaintext: for local use only."""
+INTEGRATION_KEY_PLACEHOLDER: Final = "REPLACE-WITH-THE-PAGERDUTY-INTEGRATION-KEY"
+"""What the stack's created integration-key secret holds until the key is put in: not 32 characters,
+so never a valid key."""
+WEBHOOK_SECRET_PLACEHOLDER: Final = "REPLACE-WITH-THE-PAGERDUTY-WEBHOOK-SIGNING-SECRET"  # noqa: S105 - not a secret
+"""What the stack's created signing secret holds until the subscription's secret is put in. It is
+public (here), so a signature made with it proves nothing: the receiver treats it as no secret."""
 ENV_CHANGE_EVENTS_URL: Final = "PAGERDUTY_CHANGE_EVENTS_URL"
 """Change Events endpoint; by default ``/v2/change/enqueue`` on the Events URL's origin."""
 ENV_RECONCILE_ROLE_ARNS: Final = "RECONCILE_ROLE_ARNS"

@@ -35,7 +35,7 @@ from typing import Any, Final, Protocol
 from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError, VersionConflictError
 from pagerduty_bridge.events_api import READ_TIMEOUT_SECONDS, PagerDutyEvent
 from pagerduty_bridge.keys import KeySource
-from pagerduty_bridge.lifecycle import Plan, Reason
+from pagerduty_bridge.lifecycle import Plan, Reason, trigger_accepted
 from pagerduty_bridge.models import EventAction, EventResponse, Incident, IncidentStatus
 from pagerduty_bridge.redaction import masked_body, scrub
 from pagerduty_bridge.store import IncidentStore
@@ -209,11 +209,13 @@ class Delivery:
         assert plan.target is not None
         expected = stored.version if stored is not None else None
         lease = timedelta(seconds=budget + READ_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
+        now = self.clock()
         claim = replace(
             plan.target,
             pending_action=plan.action,
             claim_token=uuid.uuid4().hex,
-            lease_until=shifted(self.clock(), lease),
+            lease_until=shifted(now, lease),
+            trigger_sent_at=now if plan.action is EventAction.TRIGGER else plan.target.trigger_sent_at,
             version=(expected or 0) + 1,
         )
         self.store.put(claim, expected_version=expected)
@@ -221,18 +223,24 @@ class Delivery:
         return claim
 
     def _commit(self, claim: Incident, *, ambiguous: bool) -> Incident:
-        """PagerDuty accepted: clear the claim, if it is still ours (a webhook may have written beside it)."""
-        return self._settle(
-            claim,
-            lambda current: replace(
+        """PagerDuty accepted: clear the claim, if it is still ours (a webhook may have written beside it;
+        after a trigger, ``lifecycle.trigger_accepted`` decides what of it stands)."""
+        accepted_at = self.clock()
+
+        def committed(current: Incident) -> Incident:
+            settled = replace(
                 current,
                 pending_action=None,
                 claim_token=None,
                 lease_until=None,
                 last_error=None,
                 unconfirmed_until=self._unconfirmed(current, ambiguous),
-            ),
-        )
+            )
+            if claim.pending_action is EventAction.TRIGGER:
+                return trigger_accepted(settled, accepted_at)
+            return settled
+
+        return self._settle(claim, committed)
 
     def _record_failure(self, stored: Incident | None, claim: Incident, exc: BridgeError) -> Incident:
         """Leave the record so that a retry does the right thing, then let the caller report ``exc``.

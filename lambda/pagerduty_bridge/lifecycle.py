@@ -407,14 +407,17 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime)
     """What a PagerDuty incident event changes in the table (nothing is sent back).
 
     A redelivered event changes nothing; an event older than the incident's last PagerDuty-side change
-    never moves it backwards; a webhook never reopens an incident whose alarm is OK unless PagerDuty
-    says ``reopened``. Acknowledgements and resolutions made in PagerDuty are recorded with who and when.
+    never moves it backwards, nor does one older than the bridge's last trigger (PagerDuty opened a new
+    incident for that trigger if the one the event is about was resolved by then: a late resolution of
+    the old one must not close the new one); a webhook never reopens an incident whose alarm is OK
+    unless PagerDuty says ``reopened``. Acknowledgements and resolutions made in PagerDuty are recorded
+    with who and when.
     """
     if stored is None:
         return Plan(Reason.WEBHOOK_NOT_OURS)
     if event.event_id in stored.webhook_event_ids:
         return Plan(Reason.WEBHOOK_REDELIVERED)
-    if stored.pd_updated_at is not None and event.occurred_at < stored.pd_updated_at:
+    if any(mark is not None and event.occurred_at < mark for mark in (stored.pd_updated_at, stored.trigger_sent_at)):
         return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, _remember(stored, event, now, newest=False))
     return Plan(Reason.PAGERDUTY_UPDATE, None, _apply_webhook(_remember(stored, event, now, newest=True), event))
 
@@ -450,13 +453,31 @@ def _apply_webhook(incident: Incident, event: IncidentWebhook) -> Incident:
     if kind == "resolved" and incident.is_open:
         return _closed(incident, Resolution.PAGERDUTY, at=event.occurred_at, by=event.agent)
     if kind == "reopened" and not incident.is_open:
-        return replace(
-            incident,
-            status=IncidentStatus.TRIGGERED,
-            resolved_at=None,
-            resolution=None,
-            resolution_note=None,
-            resolved_by=None,
-            last_reason=REOPENED_IN_PAGERDUTY,
-        )
+        return _reopened(incident, last_reason=REOPENED_IN_PAGERDUTY)
     return incident
+
+
+def _reopened(incident: Incident, *, last_reason: str | None) -> Incident:
+    return replace(
+        incident,
+        status=IncidentStatus.TRIGGERED,
+        resolved_at=None,
+        resolution=None,
+        resolution_note=None,
+        resolved_by=None,
+        last_reason=last_reason,
+    )
+
+
+def trigger_accepted(current: Incident, at: datetime) -> Incident:
+    """The incident once PagerDuty accepted the bridge's trigger (at ``at``, by the bridge's clock).
+
+    A resolution in PagerDuty recorded while the trigger was on its way cannot be told from one made
+    just before it landed, which left the trigger's new PagerDuty incident open: the incident stays
+    open, so the alarm's OK (or reconciliation) resolves it. Resolving an incident PagerDuty already
+    resolved changes nothing; leaving one open that PagerDuty holds open would.
+    """
+    accepted = replace(current, trigger_sent_at=at)
+    if not current.is_open and current.resolution is Resolution.PAGERDUTY:
+        return _reopened(accepted, last_reason=current.last_reason)
+    return accepted

@@ -254,8 +254,11 @@ class Incident:
     PagerDuty accepted it; ``lease_until`` says until when the invocation that set it may still be
     working on it. ``unconfirmed_until`` is set when a request's outcome was unknown (a read timeout, a
     connection dropped after sending): until then such a request may still land at PagerDuty, so the
-    current state is asserted again afterwards. The ``pd_*`` fields are what PagerDuty reported back
-    (webhooks): its incident, who acknowledged or resolved it, and when.
+    current state is asserted again afterwards. ``trigger_sent_at`` is when the bridge last sent a
+    trigger for it (claimed, then accepted), by its own clock: PagerDuty opens a new incident for a
+    trigger after a resolution, so a PagerDuty-side change from before then may be about an earlier
+    incident under the same dedup key, and changes nothing. The ``pd_*`` fields are what PagerDuty
+    reported back (webhooks): its incident, who acknowledged or resolved it, and when.
     """
 
     dedup_key: str
@@ -277,6 +280,7 @@ class Incident:
     claim_token: str | None = None
     lease_until: datetime | None = None
     unconfirmed_until: datetime | None = None
+    trigger_sent_at: datetime | None = None
     last_error: str | None = None
     last_reason: str | None = None
     """Why the newest notification changed nothing at PagerDuty when it did not (``silenced`` …)."""

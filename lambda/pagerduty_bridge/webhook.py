@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge import lifecycle
+from pagerduty_bridge import lifecycle, safejson
 from pagerduty_bridge.errors import BridgeError, ConfigurationError, VersionConflictError
 from pagerduty_bridge.keys import ParameterFetcher
 from pagerduty_bridge.lifecycle import Reason
@@ -59,15 +59,15 @@ class Receiver:
 
     def secrets(self) -> list[str]:
         """The signing secret(s): plaintext locally, else from Secrets Manager (cached five minutes).
-        A secret holding several lines or a JSON list accepts each (a rotation on the bridge's side)."""
+        A secret holding several lines or a JSON list accepts each (a rotation on the bridge's side).
+        Empty while the secret holds nothing but the stack's placeholder."""
         if self.settings.webhook_secret is not None:
             values: Any = self.settings.webhook_secret.get_secret_value()
         elif self.settings.webhook_secret_arn:
             values = self._fetch(self.settings.webhook_secret_arn, c.ENV_WEBHOOK_SECRET_ARN)
         else:
             raise ConfigurationError(f"no webhook signing secret: set {c.ENV_WEBHOOK_SECRET_ARN}")
-        text = values.decode() if isinstance(values, bytes) else str(values)
-        secrets = [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
+        secrets = signing_secrets(values)
         REDACTOR.add(secrets)
         return secrets
 
@@ -87,6 +87,25 @@ class Receiver:
             _count(stored, plan.target, plan.reason)
             return plan.reason
         raise BridgeError("the incident kept changing while a webhook was recorded", retryable=True)
+
+
+def signing_secrets(value: Any) -> list[str]:
+    """The signing secrets a secret's value holds: one per line, or a JSON list of them; the stack's
+    placeholder is none. A value that is not UTF-8 text is a ``ConfigurationError``."""
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"the webhook signing secret ({c.ENV_WEBHOOK_SECRET_ARN}) is not text") from None
+    candidates: list[Any] = text.splitlines()
+    if text.lstrip().startswith("["):
+        try:
+            listed = safejson.loads(text)
+        except ValueError:
+            listed = None
+        if isinstance(listed, list):
+            candidates = listed
+    secrets = [item.strip() for item in candidates if isinstance(item, str)]
+    return [secret for secret in secrets if secret and secret != c.WEBHOOK_SECRET_PLACEHOLDER]
 
 
 def _count(before: Incident, after: Incident, reason: Reason) -> None:
@@ -130,7 +149,12 @@ def handle(event: dict[str, Any], receiver: Receiver, now: datetime) -> dict[str
         return _rejected(400, "the body is not valid base64")
     if len(body) > MAX_BODY_BYTES:
         return _rejected(413, f"the body is over {MAX_BODY_BYTES} bytes")
-    verdict = verify(body, header(event, SIGNATURE_HEADER), receiver.secrets())
+    secrets = receiver.secrets()
+    if not secrets:
+        # Not set yet (the stack's placeholder, which anyone can read here): nothing can be verified.
+        # 503, so that PagerDuty delivers the event again once the secret is in.
+        return _rejected(503, "no signing secret is set: put the subscription's signing secret into the secret")
+    verdict = verify(body, header(event, SIGNATURE_HEADER), secrets)
     if verdict is not Verdict.VALID:
         status = 401 if verdict is Verdict.MISMATCH else 400
         return _rejected(status, f"signature {verdict.value}")

@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from pagerduty_bridge import safejson
 from pagerduty_bridge.timeutil import parse_time
 
 SIGNATURE_HEADER: Final = "x-pagerduty-signature"
@@ -101,8 +101,8 @@ class WebhookError(ValueError):
 def parse_webhook(body: bytes) -> IncidentWebhook | None:
     """The delivery's incident event; ``None`` for events about other resources (answered, ignored)."""
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = safejson.loads(body.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON, or nested beyond reason
         raise WebhookError("the body is not JSON") from None
     event = document.get("event") if isinstance(document, dict) else None
     if not isinstance(event, dict):

@@ -145,6 +145,7 @@ EVERY_FIELD = Incident(
     updated_at=datetime(2025, 1, 14, 14, 41, 7, 250000, tzinfo=UTC),
     origin=Origin.MANUAL,
     unconfirmed_until=datetime(2025, 1, 14, 14, 43, 0, 1000, tzinfo=UTC),
+    trigger_sent_at=datetime(2025, 1, 14, 14, 30, 2, 345678, tzinfo=UTC),
     last_reason="silenced",
     silence_id="5f2b0c1e9a7d",
     acknowledged_by="On-call Engineer (PLH1HKV)",
@@ -191,6 +192,7 @@ def test_put_then_get_round_trips_every_field(store: IncidentStore) -> None:
         "lease_until",
         "updated_at",
         "unconfirmed_until",
+        "trigger_sent_at",
         "pd_updated_at",
     ):
         value = getattr(got, name)

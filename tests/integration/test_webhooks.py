@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +23,7 @@ from pagerduty_bridge import handler, webhook
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.devtools.function_url import FunctionUrlServer
 from pagerduty_bridge.models import Incident, IncidentStatus, Resolution
+from pagerduty_bridge.runtime import Runtime, lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import T0, assert_no_secret, cli, cli_json, dedup_key, lambda_environment, sns_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
@@ -35,11 +36,16 @@ KEY = dedup_key(NAME)
 
 @dataclass
 class World:
+    """The function and PagerDuty on one timeline: the bridge's clock reads the time of the alarm it is
+    handling, ``minutes`` after ``T0``, as do the hand-made webhooks' ``occurred_at``."""
+
     fake: FakePagerDuty
     store: DynamoDBIncidentStore
+    now: datetime = T0
 
-    def alarm(self, state: str = "ALARM", old: str = "OK", minutes: int = 0) -> dict[str, Any]:
-        event = sns_event(NAME, state, old, T0 + timedelta(minutes=minutes))
+    def alarm(self, state: str = "ALARM", old: str = "OK", minutes: float = 0) -> dict[str, Any]:
+        self.now = T0 + timedelta(minutes=minutes)
+        event = sns_event(NAME, state, old, self.now)
         return handler.lambda_handler(event, FakeLambdaContext())
 
     def incident(self) -> Incident:
@@ -56,7 +62,14 @@ def world(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> Iterator[W
         lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url)
         monkeypatch.setenv(c.ENV_WEBHOOK_SECRET, SECRET)
         monkeypatch.setattr(webhook, "_receiver", None)
-        yield World(fake_pd, DynamoDBIncidentStore(client, TABLE))
+        world = World(fake_pd, DynamoDBIncidentStore(client, TABLE))
+        monkeypatch.setattr(handler, "lambda_runtime", lambda: _on_clock(lambda_runtime(), lambda: world.now))
+        yield world
+
+
+def _on_clock(runtime: Runtime, clock: Callable[[], datetime]) -> Runtime:
+    runtime.clock = clock
+    return runtime
 
 
 def delivery(
@@ -159,6 +172,105 @@ def test_a_rotation_header_with_one_good_signature_is_accepted(world: World) -> 
     assert world.incident().status is IncidentStatus.ACKNOWLEDGED
 
 
+def signed_with(secret: str, event: dict[str, Any]) -> dict[str, Any]:
+    event["headers"]["x-pagerduty-signature"] = (
+        "v1=" + hmac.new(secret.encode(), event["body"].encode(), hashlib.sha256).hexdigest()
+    )
+    return event
+
+
+def signing_secret_in_secrets_manager(monkeypatch: pytest.MonkeyPatch, value: str | bytes) -> None:
+    """The deployed set-up: the receiver reads its signing secret from Secrets Manager."""
+    client = boto3.client("secretsmanager")
+    name = f"webhook-signing-{uuid.uuid4().hex}"
+    kwargs = {"SecretBinary": value} if isinstance(value, bytes) else {"SecretString": value}
+    arn = client.create_secret(Name=name, **kwargs)["ARN"]
+    monkeypatch.delenv(c.ENV_WEBHOOK_SECRET, raising=False)
+    monkeypatch.setenv(c.ENV_WEBHOOK_SECRET_ARN, arn)
+    monkeypatch.setattr(webhook, "_receiver", None)
+
+
+def test_attack_a_webhook_signed_with_the_stacks_public_placeholder_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Until someone puts PagerDuty's signing secret in, the created secret holds a text anyone can read
+    in this repository: a resolution signed with it must not close the incident."""
+    signing_secret_in_secrets_manager(monkeypatch, c.WEBHOOK_SECRET_PLACEHOLDER)
+    world.alarm()
+    forged = signed_with(c.WEBHOOK_SECRET_PLACEHOLDER, delivery("incident.resolved", minutes=1, agent="attacker"))
+    assert post(forged) == 503, "refused, and PagerDuty's own deliveries come again once the secret is in"
+    assert world.incident().status is IncidentStatus.TRIGGERED
+    assert any("no signing secret is set" in str(getattr(r, "problem", "")) for r in caplog.records)
+    assert f'"{c.METRIC_WEBHOOK_REJECTED}"' in capsys.readouterr().out
+    signing_secret_in_secrets_manager(monkeypatch, c.WEBHOOK_SECRET_PLACEHOLDER + "\n" + SECRET)
+    assert post(forged) == 401, "beside a real secret the placeholder still proves nothing"
+    assert post(delivery("incident.acknowledged", minutes=2)) == 200
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        f'["{SECRET}", "whsec-the-previous-one"]',
+        f'[\n  "whsec-the-previous-one",\n  "{SECRET}"\n]',
+        f"whsec-the-previous-one\n{SECRET}\n",
+        f"  {SECRET}  ",
+    ],
+    ids=["json-list", "json-list-on-lines", "lines", "spaces"],
+)
+def test_a_signing_secret_as_a_json_list_or_lines_accepts_each(
+    world: World, monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    signing_secret_in_secrets_manager(monkeypatch, stored)
+    world.alarm()
+    assert post(delivery("incident.acknowledged", minutes=1)) == 200
+    assert world.incident().status is IncidentStatus.ACKNOWLEDGED
+
+
+def test_a_signing_secret_holding_a_comma_is_one_secret(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "whsec-with,a-comma"
+    signing_secret_in_secrets_manager(monkeypatch, secret)
+    world.alarm()
+    assert post(signed_with(secret, delivery("incident.acknowledged", minutes=1))) == 200
+    assert post(signed_with("whsec-with", delivery("incident.acknowledged", minutes=2))) == 401
+
+
+def test_a_signing_secret_that_is_not_text_is_a_configuration_error_not_a_crash(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    signing_secret_in_secrets_manager(monkeypatch, b"\xff\xfe\x00binary")
+    world.alarm()
+    assert post(delivery("incident.acknowledged", minutes=1)) == 503
+    errors = [str(getattr(r, "error", "")) for r in caplog.records]
+    assert any("is not text" in e and c.ENV_WEBHOOK_SECRET_ARN in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"event": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        json.dumps({"event": {"id": "e1", "event_type": "incident.acknowledged", "resource_type": "incident"}})[:-2]
+        + ', "occurred_at": "2025-01-14T14:31:00Z", "agent": {"summary": "\\ud800"}, '
+        + f'"data": {{"incident_key": "{KEY}"}}}}}}',
+        "\udcff not UTF-8",
+    ],
+    ids=["nested-beyond-reason", "lone-surrogate", "not-utf-8"],
+)
+def test_attack_a_signed_body_the_receiver_cannot_use_is_answered_never_raised(world: World, body: str) -> None:
+    """Signed, so it passed the signature check (PagerDuty's bug, or a leaked secret): still a clear
+    answer, never a crashed function (whose 502 PagerDuty would deliver again and again)."""
+    world.alarm()
+    event = delivery("incident.acknowledged", minutes=1)
+    raw = body.encode("utf-8", "surrogateescape")
+    event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    event["headers"]["x-pagerduty-signature"] = "v1=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    status = post(event)
+    incident = world.incident()
+    if status == 200:  # readable once cleaned: recorded, with the unreadable text replaced
+        assert incident.acknowledged_by is not None and "\ufffd" in incident.acknowledged_by
+    else:
+        assert status == 400 and incident.status is IncidentStatus.TRIGGERED
+
+
 def test_a_base64_body_is_verified_on_its_bytes(world: World) -> None:
     world.alarm()
     assert post(delivery("incident.acknowledged", minutes=1, base64_body=True)) == 200
@@ -207,6 +319,68 @@ def test_an_alarm_after_a_resolution_in_pagerduty_opens_a_new_alert(world: World
     world.alarm("ALARM", "OK", minutes=10)
     assert world.incident().status is IncidentStatus.TRIGGERED
     assert KEY in world.fake.open_alerts(ROUTING_KEY)
+
+
+def assert_the_alarms_ok_resolves_pagerdutys_alert(world: World, *, minutes: float) -> None:
+    incident = world.incident()
+    assert incident.is_open, f"the late webhook closed the incident PagerDuty holds open ({incident.resolution})"
+    assert KEY in world.fake.open_alerts(ROUTING_KEY)
+    world.alarm("OK", "ALARM", minutes=minutes)
+    assert KEY not in world.fake.open_alerts(ROUTING_KEY), "PagerDuty's alert stayed open after its alarm cleared"
+    assert world.incident().status is IncidentStatus.RESOLVED
+
+
+def test_attack_a_late_resolution_of_the_previous_incident_does_not_close_the_new_one(world: World) -> None:
+    """The alarm clears, fires again (PagerDuty opens a new alert for the key), and only then arrives
+    the webhook of the first incident's resolution (PagerDuty retries a delivery for hours)."""
+    world.alarm(minutes=0)
+    world.alarm("OK", "ALARM", minutes=5)
+    world.alarm("ALARM", "OK", minutes=10)
+    late = delivery("incident.resolved", minutes=5, agent="Jane Responder")
+    late_ack = delivery("incident.acknowledged", minutes=2)
+    assert post(late) == 200 and post(late_ack) == 200
+    incident = world.incident()
+    assert incident.status is IncidentStatus.TRIGGERED, "nor does the first incident's acknowledgement count"
+    assert incident.webhook_event_ids[-2:] == (
+        json.loads(late["body"])["event"]["id"],
+        json.loads(late_ack["body"])["event"]["id"],
+    ), "both are remembered, so their redeliveries are recognised"
+    assert_the_alarms_ok_resolves_pagerdutys_alert(world, minutes=15)
+
+
+def test_attack_a_resolution_made_before_a_new_trigger_does_not_close_what_the_trigger_opened(world: World) -> None:
+    """A responder resolves in PagerDuty (its webhook is slow); meanwhile the alarm passes through
+    INSUFFICIENT_DATA and fires again, so the bridge sends a trigger, and PagerDuty opens a new alert."""
+    world.alarm(minutes=0)
+    world.fake.resolve_alert(KEY, agent="Jane Responder")
+    world.alarm("INSUFFICIENT_DATA", "ALARM", minutes=2)
+    world.alarm("ALARM", "INSUFFICIENT_DATA", minutes=3)
+    assert post(delivery("incident.resolved", minutes=1, agent="Jane Responder")) == 200
+    assert_the_alarms_ok_resolves_pagerdutys_alert(world, minutes=10)
+
+
+def test_attack_a_resolution_recorded_while_a_trigger_is_on_its_way_leaves_the_incident_open(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resolution's webhook lands while the trigger is being sent: it may have been made just
+    before the trigger reached PagerDuty (a new alert opens) or just after (the alert is resolved);
+    the table cannot tell, so it keeps the incident open, and the alarm's OK resolves what is open."""
+    world.alarm(minutes=0)
+    world.fake.resolve_alert(KEY, agent="Jane Responder")
+    world.alarm("INSUFFICIENT_DATA", "ALARM", minutes=4)
+    sender = handler.get_runtime().notifications().delivery.sender
+    send = sender.send_body
+    answers: list[int] = []
+
+    def resolution_lands_first(body: dict[str, Any], **kwargs: Any) -> Any:
+        answers.append(post(delivery("incident.resolved", minutes=5, agent="Jane Responder")))
+        return send(body, **kwargs)
+
+    monkeypatch.setattr(sender, "send_body", resolution_lands_first)
+    world.alarm("ALARM", "INSUFFICIENT_DATA", minutes=5)
+    assert answers == [200]
+    assert world.incident().pending_action is None
+    assert_the_alarms_ok_resolves_pagerdutys_alert(world, minutes=10)
 
 
 def test_reassignment_escalation_and_priority_are_recorded_as_details(world: World) -> None:

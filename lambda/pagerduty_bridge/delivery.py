@@ -32,8 +32,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError, VersionConflictError
-from pagerduty_bridge.events_api import READ_TIMEOUT_SECONDS, PagerDutyEvent
+from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError, PagerDutyDeliveryError, VersionConflictError
+from pagerduty_bridge.events_api import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, PagerDutyEvent
 from pagerduty_bridge.keys import KeySource
 from pagerduty_bridge.lifecycle import Plan, Reason, trigger_accepted
 from pagerduty_bridge.models import EventAction, EventResponse, Incident, IncidentStatus
@@ -47,7 +47,10 @@ logger = logging.getLogger(__name__)
 MAX_CONFLICT_ATTEMPTS: Final = 5
 """Re-plans after losing a conditional write; more means a hot key is being hammered: let Lambda retry."""
 LEASE_MARGIN_SECONDS: Final = 5.0
-"""A claim's lease covers the retry budget, one last request's read timeout, and this margin."""
+"""A claim's lease covers the retry budget, one last request's connect and read timeouts, and this
+margin (the commit's write)."""
+REQUEST_SECONDS: Final = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS
+"""What a lease must still hold beyond a send's budget: its last request may start as the budget ends."""
 UNCONFIRMED_WINDOW: Final = timedelta(minutes=2)
 """How long after the bridge gave up on a request PagerDuty may still process it. Twice the longest
 idle timeout of the load balancers in front of HTTP services (60 s by default on AWS): a request that
@@ -186,7 +189,7 @@ class Delivery:
         claim = self._claim(stored, plan, budget)
         outcome = Outcome(plan.action, plan.reason.value, key, body=masked_body(wire), incident=claim)
         try:
-            response = self.sender.send_body(wire, budget_seconds=budget)
+            response = self.sender.send_body(wire, budget_seconds=self._send_budget(claim, budget))
         except BridgeError as exc:
             outcome.error = exc
             outcome.incident = self._record_failure(stored, claim, exc)
@@ -195,6 +198,19 @@ class Delivery:
         outcome.delivered = response.status != DRY_RUN_STATUS
         outcome.incident = self._commit(claim, ambiguous=response.ambiguous)
         return outcome
+
+    def _send_budget(self, claim: Incident, budget: float) -> float:
+        """The send's budget, within what the claim's lease still covers once it is written (the lease
+        was stamped before the write, which may have been slow): past the lease, another delivery may
+        take over, and this send must not land after that one's."""
+        assert claim.lease_until is not None
+        covered = (claim.lease_until - self.clock()).total_seconds() - REQUEST_SECONDS
+        if covered <= 0:
+            raise PagerDutyDeliveryError(
+                "not sent: the claim took so long to write that its lease leaves no time for a request; "
+                "it stays pending for the retry"
+            )
+        return min(budget, covered)
 
     def _check_lease(self, key: str, stored: Incident | None) -> None:
         if stored is None or stored.pending_action is None or stored.lease_until is None:
@@ -208,7 +224,7 @@ class Delivery:
         """Write the target with the pending action and a lease, conditional on the version read."""
         assert plan.target is not None
         expected = stored.version if stored is not None else None
-        lease = timedelta(seconds=budget + READ_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
+        lease = timedelta(seconds=budget + REQUEST_SECONDS)
         now = self.clock()
         claim = replace(
             plan.target,
@@ -240,7 +256,7 @@ class Delivery:
                 return trigger_accepted(settled, accepted_at)
             return settled
 
-        return self._settle(claim, committed)
+        return self._settle(claim, committed, landed=True)
 
     def _record_failure(self, stored: Incident | None, claim: Incident, exc: BridgeError) -> Incident:
         """Leave the record so that a retry does the right thing, then let the caller report ``exc``.
@@ -259,6 +275,7 @@ class Delivery:
                 ),
                 keep_claim=True,
                 tolerant=True,
+                landed=ambiguous,
             )
         before = stored or replace(claim, status=IncidentStatus.RESOLVED, triggered_at=None, resolved_at=None)
         return self._settle(
@@ -275,6 +292,7 @@ class Delivery:
                 unconfirmed_until=self._unconfirmed(current, ambiguous),
             ),
             tolerant=True,
+            landed=ambiguous,
         )
 
     def _unconfirmed(self, current: Incident, ambiguous: bool) -> datetime | None:
@@ -290,9 +308,13 @@ class Delivery:
         *,
         keep_claim: bool = False,
         tolerant: bool = False,
+        landed: bool = False,
     ) -> Incident:
         """Write ``change(current)`` over our claim, as long as the claim is still ours. ``tolerant``: a
-        store failure is logged, not raised (recording a failure must not hide the failure itself)."""
+        store failure is logged, not raised (recording a failure must not hide the failure itself).
+        ``landed``: PagerDuty accepted the event, or may have; if a newer delivery took the incident over
+        meanwhile, this event may have reached PagerDuty after that one's and undone it, so the incident
+        is marked unconfirmed: the scheduled run asserts its state again."""
         current: Incident | None = claim
         for _ in range(MAX_CONFLICT_ATTEMPTS):
             if current is None or current.claim_token != claim.claim_token:
@@ -314,7 +336,28 @@ class Delivery:
             return after
         # Our lease ran out and a newer delivery took over; it owns the record now.
         logger.warning("incident %s was taken over by a newer delivery", claim.dedup_key)
+        if landed and current is not None:
+            return self._left_unconfirmed(current)
         return current or claim
+
+    def _left_unconfirmed(self, current: Incident) -> Incident:
+        """``current`` marked unconfirmed (written conditionally, beside whatever holds it now)."""
+        for _ in range(MAX_CONFLICT_ATTEMPTS):
+            after = replace(current, unconfirmed_until=self._unconfirmed(current, True), version=current.version + 1)
+            try:
+                self.store.put(after, expected_version=current.version)
+            except VersionConflictError as conflict:
+                found = conflict.current if conflict.known else self.store.get(current.dedup_key)
+                if not isinstance(found, Incident):
+                    return current
+                current = found
+                continue
+            except BridgeError as exc:
+                logger.warning("could not mark %s unconfirmed: %s", current.dedup_key, exc)
+                return current
+            self._remember(after)
+            return after
+        return current
 
 
 def _needs_truth(plan: Plan, guess: Incident | None) -> bool:

@@ -4,6 +4,7 @@ leads to a wrong action."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from pagerduty_bridge.delivery import Delivery, DryRunSender
 from pagerduty_bridge.errors import ConcurrentUpdateError, PagerDutyApiError
 from pagerduty_bridge.events_api import PagerDutyEvent
 from pagerduty_bridge.keys import StaticKeys
-from pagerduty_bridge.lifecycle import Plan, Policy, Reason, plan
+from pagerduty_bridge.lifecycle import Plan, Policy, Reason, plan, plan_confirm
 from pagerduty_bridge.models import (
     AlarmKind,
     AlarmNotification,
@@ -38,6 +39,8 @@ class CountingStore:
     inner: SQLiteIncidentStore = field(default_factory=SQLiteIncidentStore)
     reads: int = 0
     writes: int = 0
+    on_write: Callable[[int], None] | None = None
+    """Called with each write's number once it is written (a slow answer, something happening beside)."""
 
     def get(self, dedup_key: str) -> Incident | None:
         self.reads += 1
@@ -46,6 +49,8 @@ class CountingStore:
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
         self.writes += 1
         self.inner.put(incident, expected_version=expected_version)
+        if self.on_write is not None:
+            self.on_write(self.writes)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -174,3 +179,79 @@ def test_a_plan_without_an_action_writes_its_target_conditionally() -> None:
     )
     assert (outcome.action, outcome.reason) == (None, "suppressed")
     assert (store.reads, store.writes) == (1, 0), "a plan writing nothing is made on the stored incident"
+
+
+@dataclass
+class ManualClock:
+    now: datetime = T0 + timedelta(hours=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class RecordingSender(DryRunSender):
+    """Answers as PagerDuty does when it accepts (202), after ``during_send``; records each budget."""
+
+    def __init__(self, during_send: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self.budgets: list[float | None] = []
+        self.during_send = during_send
+
+    def send_body(
+        self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
+    ) -> EventResponse:
+        self.sent.append(body)
+        self.budgets.append(budget_seconds)
+        self.during_send()
+        return EventResponse(status="success", message="Event processed", dedup_key=body.get("dedup_key"))
+
+
+def on_clock(store: CountingStore, sender: DryRunSender, clock: ManualClock) -> Delivery:
+    return Delivery(store, sender, StaticKeys({"default": ROUTING_KEY}), clock, retry_budget_seconds=30)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("claim_seconds", "sent_budget"), [(0, 30), (12, 18), (29, 1), (30, None), (400, None)])
+def test_attack_a_slow_claim_write_leaves_the_send_only_what_its_lease_still_covers(
+    claim_seconds: float, sent_budget: float | None
+) -> None:
+    """The claim's lease is stamped before its write, the send's budget counted after it: a claim
+    whose answer is slow (throttling retries, a slow network) must not leave a send running past the
+    lease, when another container may take over and send a newer event that this one then overtakes."""
+    clock = ManualClock()
+    store = CountingStore(on_write=lambda n: clock.advance(claim_seconds) if n == 1 else None)
+    sender = RecordingSender()
+    outcome = deliver(on_clock(store, sender, clock), alarm(AlarmState.ALARM, 0))
+    stored = store.inner.get(KEY)
+    assert stored is not None
+    if sent_budget is None:
+        assert sender.sent == [], "nothing is sent once the lease cannot cover a request"
+        assert outcome.error is not None and outcome.error.retryable
+        assert stored.pending_action is EventAction.TRIGGER and stored.lease_until is None, "retried at once"
+    else:
+        assert sender.budgets == [pytest.approx(sent_budget)]
+        assert outcome.error is None and stored.pending_action is None
+
+
+def test_attack_a_send_accepted_after_another_container_took_over_leaves_the_incident_to_confirm() -> None:
+    """However the lease ran out (a frozen container, a send slower than its timeouts), an event
+    PagerDuty accepted after a newer delivery took over may have undone that one's: the incident is
+    marked unconfirmed, so the scheduled run asserts its state again."""
+    clock = ManualClock()
+    store = CountingStore()
+    newer = on_clock(store, DryRunSender(), clock)
+
+    def overtaken() -> None:
+        clock.advance(3600)  # this container froze; its lease is long over
+        taken = deliver(newer, alarm(AlarmState.OK, 1))
+        assert (taken.action, taken.error) == (EventAction.RESOLVE, None)
+
+    outcome = deliver(on_clock(store, RecordingSender(during_send=overtaken), clock), alarm(AlarmState.ALARM, 0))
+    assert outcome.action is EventAction.TRIGGER
+    stored = store.inner.get(KEY)
+    assert stored is not None and stored.status is IncidentStatus.RESOLVED and stored.pending_action is None
+    assert stored.unconfirmed_until is not None and stored.unconfirmed_until > clock.now
+    confirm = plan_confirm(stored, stored.unconfirmed_until)
+    assert (confirm.reason, confirm.action) == (Reason.CONFIRM, EventAction.RESOLVE), "the resolve is sent again"

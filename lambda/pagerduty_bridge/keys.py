@@ -5,7 +5,8 @@ Sources, for each alias: the plaintext settings (local use only), one secret per
 alias, or a JSON object of aliases). Secrets are Secrets Manager secrets or SSM SecureString
 parameters, read through Powertools Parameters and cached ``SECRET_MAX_AGE_SECONDS`` so a rotated key
 is picked up. A secret that cannot be read or holds no valid key fails only the alias that needs it:
-every other alias goes on paging. Every key loaded is registered with the process's redactor.
+every other alias goes on paging. Every key a secret holds (every alias, used or not) is registered with
+the process's redactor as soon as the secret is read.
 """
 
 from __future__ import annotations
@@ -139,13 +140,12 @@ class RoutingKeys:
         reference = self._settings.routing_key_secrets.get(alias)
         if reference is not None:
             where = f"{c.ENV_ROUTING_KEY_SECRETS} ({alias})"
-            keys = parse_secret(self._fetch(reference, where), where)
+            keys = self._read(reference, where)
             if len(keys) != 1:
                 raise ConfigurationError(f"{where} must hold one routing key")
             return next(iter(keys.values()))
         if self._settings.integration_key_secret_arn:
-            where = c.ENV_INTEGRATION_KEY_SECRET_ARN
-            keys = parse_secret(self._fetch(self._settings.integration_key_secret_arn, where), where)
+            keys = self._read(self._settings.integration_key_secret_arn, c.ENV_INTEGRATION_KEY_SECRET_ARN)
             if alias in keys:
                 return keys[alias]
         if alias == c.DEFAULT_ROUTING_KEY_ALIAS:
@@ -155,6 +155,13 @@ class RoutingKeys:
                 f"(or {c.ENV_INTEGRATION_KEY} locally)",
             )
         raise RoutingKeyError(alias, f"no routing key is configured for alias {alias!r}")
+
+    def _read(self, reference: str, where: str) -> dict[str, str]:
+        """A secret's keys by alias, each registered with the redactor as soon as it is read: the answer
+        that holds one alias's key holds the others' too, asked for or not, well-formed or not."""
+        keys = parse_secret(self._fetch(reference, where), where)
+        REDACTOR.add(text for key in keys.values() for text in (key, key.strip()))
+        return keys
 
     def clear_cache(self) -> None:
         clear = getattr(self._fetch, "clear", None)

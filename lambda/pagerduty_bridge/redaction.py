@@ -21,10 +21,16 @@ SHOWN_KEY_CHARACTERS: Final = 4
 
 # Secret values AWS answers carry, as botocore's DEBUG logging prints them (a JSON answer's repr):
 # Secrets Manager's SecretString / SecretBinary and SSM's parameter Value. They are scrubbed before the
-# bridge knows the key they hold (botocore logs the very answer that delivers it).
-_AWS_SECRET_FIELDS: Final = re.compile(
-    r"""(?P<field>["']?(?:SecretString|SecretBinary|Value)["']?\s*:\s*)(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+# bridge knows the key they hold (botocore logs the very answer that delivers it). A value may have been
+# escaped any number of times on its way into a log line: JSON escapes its quotes (a JSON secret of
+# aliases), the answer's bytes repr doubles every backslash (``\\"`` there), a line quoting another does
+# it again. Each escaping turns a run of r backslashes before a quote into 2r or 2r + 1, so the quotes
+# inside the value keep longer runs than the quote that opened it: the value ends at the first quote whose
+# run of backslashes is exactly the opening quote's.
+_AWS_SECRET_FIELD: Final = re.compile(
+    r"""(?:SecretString|SecretBinary|Value)\\*["']?\s*:\s*(?P<escape>\\*)(?P<quote>["'])"""
 )
+_ESCAPED_QUOTES: Final = {quote: re.compile(r"(\\*)" + quote) for quote in "\"'"}
 _AWS_LOGGERS: Final = ("botocore", "boto3", "urllib3", "s3transfer")
 
 
@@ -85,10 +91,29 @@ def scrub(text: str, *extra: str) -> str:
 
 
 def scrub_aws_secret_fields(text: str) -> str:
-    """Blank the values of secret-bearing fields in an AWS answer as botocore logs it."""
+    """Blank the values of secret-bearing fields in an AWS answer as botocore logs it, however often the
+    answer was escaped. A value whose end cannot be found is blanked to the end of the text."""
     if "Secret" not in text and "Value" not in text:
         return text
-    return _AWS_SECRET_FIELDS.sub(lambda m: f"{m.group('field')}'{MASK}'", text)
+    kept: list[str] = []
+    position = 0
+    while (field := _AWS_SECRET_FIELD.search(text, position)) is not None:
+        kept += (text[position : field.end()], MASK)
+        end = _value_end(text, field.end(), field["quote"], len(field["escape"]))
+        if end is None:
+            return "".join(kept)
+        position = end
+    kept.append(text[position:])
+    return "".join(kept)
+
+
+def _value_end(text: str, start: int, quote: str, escape: int) -> int | None:
+    """Where the quoted value beginning at ``start`` ends: the backslashes and ``quote`` that close it
+    (a run of exactly ``escape`` backslashes, as before its opening quote); ``None`` when none does."""
+    for closing in _ESCAPED_QUOTES[quote].finditer(text, start):
+        if len(closing.group(1)) == escape:
+            return closing.start()
+    return None
 
 
 class RedactingFilter(logging.Filter):

@@ -701,3 +701,45 @@ def test_attack_debug_logging_does_not_leak_the_secret(bridge: Bridge, monkeypat
     written_out = buffer.getvalue()
     assert "GetSecretValue" in written_out and "Response body" in written_out, "botocore logged nothing at DEBUG"
     assert_no_secret(key, written_out, bridge.logs(), bridge.items(), logs=bridge.caplog.records)
+
+
+@pytest.mark.parametrize("store", ["secretsmanager", "ssm"])
+def test_attack_debug_logging_does_not_leak_any_alias_of_a_json_secret(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    """The same with a JSON secret of aliases, in Secrets Manager or an SSM SecureString: the answer
+    botocore logs holds every alias's key, its quotes escaped (``\\\\"`` in the body's repr), and only
+    one alias is used."""
+    clear_caches()
+    key, other = fresh_key(), fresh_key()
+    value = json.dumps({"default": key, "payments": other})
+    if store == "ssm":
+        ssm = boto3.client("ssm", region_name=REGION)
+        ssm.put_parameter(Name="/pagerduty/keys", Value=value, Type="SecureString")
+        reference = "/pagerduty/keys"
+    else:
+        reference = boto3.client("secretsmanager", region_name=REGION).create_secret(Name="keys", SecretString=value)[
+            "ARN"
+        ]
+    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
+    monkeypatch.setenv(c.ENV_INTEGRATION_KEY_SECRET_ARN, reference)
+    bridge.key = key
+    root = logging.getLogger()
+    buffer = io.StringIO()
+    written = logging.StreamHandler(buffer)
+    written.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    previous_level = root.level
+    root.addHandler(written)
+    root.setLevel(logging.DEBUG)
+    try:
+        response = bridge.invoke(sns_event("debug-logging-aliases"))
+    finally:
+        root.removeHandler(written)
+        root.setLevel(previous_level)
+        clear_caches()
+
+    assert response == {"processed": 1, "failed": 0}
+    assert bridge.alert("debug-logging-aliases") == "triggered", "the key from the secret did not deliver"
+    written_out = buffer.getvalue()
+    assert "Response body" in written_out and ("SecretString" in written_out or "Parameter" in written_out)
+    assert_no_secret([key, other], written_out, bridge.logs(), bridge.items(), logs=bridge.caplog.records)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import string
+import uuid
+from typing import Any
 
 import pytest
 
@@ -117,6 +120,88 @@ def test_aws_answers_lose_their_secret_values_before_the_bridge_knows_them() -> 
     assert "unknown-yet" not in cleaned and '"ARN":"arn:x"' in cleaned
     ssm = "{'Parameter': {'Name': '/pd', 'Type': 'SecureString', 'Value': 'unknown-yet-0123456789abcdef'}}"
     assert "unknown-yet" not in scrub_aws_secret_fields(ssm)
+
+
+KEY_CHARACTERS = string.ascii_letters + string.digits
+"""Every character a routing key may hold."""
+SECRETS = {
+    "plain": (KEY_CHARACTERS[:32], [KEY_CHARACTERS[:32]]),
+    "aliases": (
+        json.dumps({"default": KEY_CHARACTERS[:32], "payments": KEY_CHARACTERS[30:], "web": KEY_CHARACTERS[15:47]}),
+        [KEY_CHARACTERS[:32], KEY_CHARACTERS[30:], KEY_CHARACTERS[15:47]],
+    ),
+    "aliases-spaced": (  # written by hand: spaces, new lines, an alias with quotes of both kinds
+        f'{{\n  "default" :  "{KEY_CHARACTERS[::-1][:32]}",\n  "it\'s \\"ours\\"": "{KEY_CHARACTERS[1::2]}"\n}}',
+        [KEY_CHARACTERS[::-1][:32], KEY_CHARACTERS[1::2]],
+    ),
+    "not-a-key": ('he said "it\'s 0123456789abcdef" \\ twice', ["he said", "0123456789abcdef", "twice"]),
+}
+
+
+def aws_answers(secret: str) -> dict[str, dict[str, Any]]:
+    """The answers that carry a secret: Secrets Manager's GetSecretValue and SSM's GetParameter."""
+    return {
+        "secretsmanager": {
+            "ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf",
+            "Name": "pd",
+            "SecretString": secret,
+            "VersionStages": ["AWSCURRENT"],
+        },
+        "ssm": {
+            "Parameter": {
+                "ARN": "arn:aws:ssm:eu-west-1:123456789012:parameter/pd",
+                "Type": "SecureString",
+                "Value": secret,
+                "Version": 1,
+                "DataType": "text",
+            }
+        },
+    }
+
+
+def as_logged(answer: dict[str, Any], how: str) -> str:
+    """An answer as a log line may carry it: botocore's ``Response body`` (the JSON answer's bytes repr),
+    that answer JSON-encoded again once, twice, three times (a log line quoting another), the parsed
+    answer's repr, and the same answer twice in one line."""
+    body = json.dumps(answer)
+    if how == "repr":
+        return f"Response: {answer!r}"
+    if how == "twice":
+        return f"Response body:\n{body.encode()!r} and again {body.encode()!r}"
+    for _ in range(int(how.removeprefix("quoted-")) if how.startswith("quoted-") else 0):
+        body = json.dumps(body)
+    return f"Response body:\n{body.encode()!r}"
+
+
+@pytest.mark.parametrize("how", ["botocore", "quoted-1", "quoted-2", "quoted-3", "repr", "twice"])
+@pytest.mark.parametrize("service", ["secretsmanager", "ssm"])
+@pytest.mark.parametrize("secret", SECRETS)
+def test_aws_answers_lose_the_whole_secret_value_however_often_it_was_escaped(
+    secret: str, service: str, how: str
+) -> None:
+    value, keys = SECRETS[secret]
+    logged = as_logged(aws_answers(value)[service], how)
+    assert all(key in logged for key in keys), "the secret is not in the answer as logged"
+
+    cleaned = scrub_aws_secret_fields(logged)
+
+    for key in keys:
+        assert key not in cleaned, f"{key!r} survived in {cleaned!r}"
+    assert ":123456789012:" in cleaned, "the fields before the secret were blanked too"
+    assert ("AWSCURRENT" if service == "secretsmanager" else "DataType") in cleaned, "and those after it"
+
+
+def test_every_key_a_secret_holds_is_registered_as_soon_as_it_is_read() -> None:
+    """A JSON secret's other aliases are in the same answer (and its cache) as the one asked for: each
+    must be scrubbed from then on, not only once its own alias is first used."""
+    default, payments, broken = (uuid.uuid4().hex for _ in range(3))
+    secret = json.dumps({"default": default, "payments": payments, "web": f"{broken} "})
+    keys = RoutingKeys(Settings(integration_key_secret_arn="s"), fetch=fetcher({"s": secret}))  # type: ignore[arg-type]
+
+    assert keys.get("default") == default
+
+    assert {default, payments, broken} <= REDACTOR.secrets
+    assert payments not in scrub(f"echoed {payments} back") and broken not in scrub(f"and {broken} too")
 
 
 @pytest.mark.parametrize("by_arn", [False, True])

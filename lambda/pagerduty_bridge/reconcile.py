@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle
 from pagerduty_bridge.delivery import Delivery, Outcome
@@ -37,6 +39,8 @@ from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
 from pagerduty_bridge.lifecycle import Plan, Reason
 from pagerduty_bridge.models import EventAction, Incident, Origin, Resolution
 from pagerduty_bridge.processing import UNBOUNDED, Deadline
+from pagerduty_bridge.redaction import scrub
+from pagerduty_bridge.text import truncate
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ DESCRIBE_ALARMS_BATCH: Final = 100
 """``DescribeAlarms`` takes at most 100 alarm names per call."""
 MAX_ALARM_NAME_LENGTH: Final = 255
 """CloudWatch's limit: a longer name (a forged notification's) cannot be an alarm."""
+MAX_PROBLEM_LENGTH: Final = 1024
+"""Why a region or account could not be read, as logged: enough for AWS's message, not a proxy's page."""
 GONE: Final = "GONE"
 INVISIBLE: Final = "INVISIBLE"
 _ALARM_ARN: Final = re.compile(
@@ -101,7 +107,8 @@ class AlarmReader:
 
     def states(self, refs: Iterable[AlarmRef]) -> dict[AlarmRef, str]:
         """Each alarm's state (``ALARM``, ``OK``, ``INSUFFICIENT_DATA``), ``GONE`` when it does not
-        exist where it lives, ``INVISIBLE`` when the run cannot look there."""
+        exist where it lives, ``INVISIBLE`` when the run cannot look there: no role for its account, or
+        its place answered an error (each such place logged once as a warning)."""
         by_place: dict[tuple[str | None, str | None], list[AlarmRef]] = defaultdict(list)
         for ref in refs:
             by_place[(ref.account, ref.region)].append(ref)
@@ -112,7 +119,25 @@ class AlarmReader:
                 found.update(dict.fromkeys(place_refs, INVISIBLE))
                 continue
             names = [ref.name for ref in place_refs if 0 < len(ref.name) <= MAX_ALARM_NAME_LENGTH]
-            current = describe_alarms(self._clients(region or self.own_region, role), names)
+            where = region or self.own_region
+            try:
+                current = describe_alarms(self._clients(where, role), names)
+            except (ClientError, BotoCoreError) as exc:
+                # A region that is down or not enabled, a role not assumable (yet): this place's alarms
+                # are unknown, not gone, and the rest of the run must not wait for it.
+                problem = truncate(scrub(str(exc)), MAX_PROBLEM_LENGTH)
+                logger.warning(
+                    "alarms unreadable",
+                    extra={
+                        "account": account or self.own_account,
+                        "region": where,
+                        "role_arn": role,
+                        "incidents": len(place_refs),
+                        "problem": problem,
+                    },
+                )
+                found.update(dict.fromkeys(place_refs, INVISIBLE))
+                continue
             found.update({ref: current.get(ref.name, GONE) for ref in place_refs})
         return found
 

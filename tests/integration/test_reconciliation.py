@@ -63,6 +63,10 @@ OTHER_ACCOUNT = "111111111111"
 UNREADABLE_ACCOUNT = "222222222222"
 ROLE_ARN = f"arn:aws:iam::{OTHER_ACCOUNT}:role/pagerduty-bridge-reconcile"
 OTHER_REGION = "us-east-1"
+UNANSWERING_REGION = "ap-nowhere-9"
+"""A region moto's server does not serve: its CloudWatch answers 500, every retry."""
+UNASSUMABLE_ROLE_ARN = "arn:aws:iam::2:r/x"
+"""Shorter than any role ARN: STS refuses it before asking."""
 PAYMENTS_RULES = json.dumps(
     {"rules": [{"name": "payments", "match": {"alarm_name": "payments-*"}, "routing_key": "payments"}]}
 )
@@ -310,6 +314,57 @@ def test_another_accounts_alarm_is_read_through_the_role_assumed_there(
         elsewhere: ("kept", "alarm_not_visible"),
     }
     assert set(bridge.fake.open_alerts()) == {shared, elsewhere}
+
+
+@pytest.fixture
+def over_http(
+    moto_url: str, fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Bridge]:
+    """The Lambda on moto's HTTP server: every AWS call real HTTP, answered as AWS answers it (a region
+    moto does not serve answers an error, as a region that is down or not enabled does)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url)
+    monkeypatch.setenv(c.ENV_DEDUP_KEY_STRATEGY, "alarm-arn")
+    with powertools_log_stream() as stream:
+        create_table(boto3.client("dynamodb", region_name=REGION), TABLE)
+        yield Bridge(fake_pd, monkeypatch, capsys, stream)
+        boto3.client("dynamodb", region_name=REGION).delete_table(TableName=TABLE)
+
+
+def test_alarms_that_cannot_be_read_are_left_alone_and_the_run_goes_on(
+    over_http: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A region that answers only errors, a role that cannot be assumed: their incidents are kept, one
+    warning names each place, and every other incident is reconciled as usual."""
+    bridge = over_http
+    monkeypatch.setenv(c.ENV_RECONCILE_ROLE_ARNS, json.dumps({UNREADABLE_ACCOUNT: UNASSUMABLE_ROLE_ARN}))
+    bridge.invoke(eventbridge_event("recovered-here", at=T0))
+    put_alarm("recovered-here", "OK")  # its OK notification was lost
+    bridge.invoke(eventbridge_event("far-away", at=T0, region=UNANSWERING_REGION))
+    bridge.invoke(eventbridge_event("behind-a-role", at=T0, account=UNREADABLE_ACCOUNT))
+
+    summary = bridge.schedule()
+
+    recovered, far = arn_key("recovered-here"), arn_key("far-away", region=UNANSWERING_REGION)
+    behind = arn_key("behind-a-role", account=UNREADABLE_ACCOUNT)
+    assert bridge.reconciled() == {
+        recovered: ("resolved", "alarm_ok"),
+        far: ("kept", "alarm_not_visible"),
+        behind: ("kept", "alarm_not_visible"),
+    }
+    assert (summary["resolved"], summary["kept"], summary["failed"]) == (1, 2, 0)
+    assert sent(bridge.fake, "resolve") == [recovered]
+    assert set(bridge.fake.open_alerts()) == {far, behind}
+    warnings = [line for line in bridge.logs() if line["level"] == "WARNING" and line["message"] == "alarms unreadable"]
+    assert sorted((w["account"], w["region"], w.get("role_arn")) for w in warnings) == [
+        (ACCOUNT, UNANSWERING_REGION, None),
+        (UNREADABLE_ACCOUNT, REGION, UNASSUMABLE_ROLE_ARN),
+    ]
+    assert all(w["problem"] for w in warnings)
+
+    # The next run does the same: nothing piles up, nothing is resolved as "gone".
+    assert bridge.schedule()["kept"] == 2
+    assert set(bridge.fake.open_alerts()) == {far, behind}
 
 
 # --- 3. what reconciliation looks at --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import urllib3
-from urllib3.exceptions import MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
 from pagerduty_bridge import constants as c
@@ -298,6 +298,17 @@ class BudgetedRetry(Retry):
         if time.monotonic() + wait > self.deadline:
             raise MaxRetryError(_pool, url or "", error or ResponseError("retry budget exhausted"))  # type: ignore[arg-type]
         return new
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """``Retry-After`` in seconds, or ``None`` when absent or unreadable (neither whole seconds nor an
+        HTTP date: ``-5``, ``1.5``, a year past 9999). urllib3 would raise out of the retry with the
+        budget unspent; unread, the header is as good as absent: the backoff applies, and a 429 holds
+        and slows the key as PagerDuty's usual 429 does. Every reader of the header (urllib3's wait, the
+        budget check, the pacer) comes through here."""
+        try:
+            return super().get_retry_after(response)
+        except (InvalidHeader, ValueError, OverflowError):
+            return None
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         """urllib3's wait (backoff or ``Retry-After``), then the pacer's, within the budget."""

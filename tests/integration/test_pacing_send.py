@@ -89,6 +89,30 @@ def test_a_far_retry_after_holds_the_key_no_longer_than_pagerdutys_window(
     assert client.pacer.delay(key_digest(ROUTING_KEY, fake_pd.url)) <= WINDOW_SECONDS
 
 
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize(
+    "retry_after",
+    # the fourth is UTF-8's "１" as HTTP reads it; the last a date Python cannot hold
+    ["-5", "soon", "1.5", "\xef\xbc\x91", "", "Fri, 31 Dec 10000 23:59:59 GMT"],
+)
+def test_an_unreadable_retry_after_is_as_good_as_none(fake_pd: FakePagerDuty, status: int, retry_after: str) -> None:
+    """Neither whole seconds nor an HTTP date (a proxy's, a sloppy load balancer's): the send is retried
+    with backoff within its budget as without the header, and a 429 still holds and slows the key."""
+    window = 0.6  # a tenth of PagerDuty's minute: the hold is a tenth too
+    pacer = Pacer(window_seconds=window)
+    client = EventsClient(fake_pd.url, pacer=pacer)
+    fake_pd.script(Respond(status, retry_after=retry_after))
+
+    response = client.send_body(trigger("odd-retry-after"), budget_seconds=5.0)
+
+    assert response.status == "success"
+    first, second = fake_pd.requests
+    assert (first.status, second.status) == (status, 202)
+    if status == 429:
+        assert second.at - first.at >= HOLD_SECONDS * window / WINDOW_SECONDS, "the retry did not wait for the hold"
+        assert pacer.rate(key_digest(ROUTING_KEY, fake_pd.url)) < pacer.max_rate, "the pacer never heard of the 429"
+
+
 def test_accepted_events_raise_the_rate_again(fake_pd: FakePagerDuty) -> None:
     pacer = Pacer(window_seconds=0.6)
     client = EventsClient(fake_pd.url, pacer=pacer)

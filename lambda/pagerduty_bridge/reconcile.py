@@ -238,6 +238,11 @@ class Reconciliation:
         silence = incident.silence_id
         if silence is not None and self.silences is not None and self.silences.is_active(silence, self.clock()):
             return
+        if state == INVISIBLE:
+            # Unknown is not recovered: CloudWatch says ALARM only once, so keep watching until the alarm
+            # can be read or speaks again.
+            self._keep(incident, None, "alarm_not_visible")
+            return
         if state != "ALARM":
             # The alarm recovered during its silence: nothing to page, nothing more to watch.
             self._run(incident, lambda stored: _plan_unwatch(stored, incident, self.clock()), _asserting_event)

@@ -20,8 +20,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from pagerduty_bridge.errors import DeadlineError, RoutingKeyError
 from pagerduty_bridge.models import EventAction, IncidentStatus, Origin
 from pagerduty_bridge.processing import process_event
 from pagerduty_bridge.runtime import lambda_runtime
+from pagerduty_bridge.silences import Silence
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import (
     ACCOUNT,
@@ -314,6 +315,34 @@ def test_another_accounts_alarm_is_read_through_the_role_assumed_there(
         elsewhere: ("kept", "alarm_not_visible"),
     }
     assert set(bridge.fake.open_alerts()) == {shared, elsewhere}
+
+
+def test_a_silenced_alarm_that_cannot_be_read_when_its_silence_ends_is_watched_on(by_arn: Bridge) -> None:
+    """Unknown is not recovered: the alarm may still be in ALARM, and CloudWatch says so only once. Its
+    incident stays watched until the alarm can be read (or speaks), so the page is not lost."""
+    bridge = by_arn
+    now = datetime.now(UTC)
+    silence = Silence(
+        id="maintenance",
+        matchers={"alarm_name": "elsewhere"},
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=1),
+        comment="maintenance",
+        created_by="test",
+        created_at=now - timedelta(hours=1),
+    )
+    bridge.store.put_silence(silence)
+    bridge.invoke(eventbridge_event("elsewhere", at=T0, account=UNREADABLE_ACCOUNT))  # no role for that account
+    key = arn_key("elsewhere", account=UNREADABLE_ACCOUNT)
+    assert [i.dedup_key for i in bridge.store.list_watched()] == [key], "silenced, so watched"
+    bridge.store.put_silence(replace(silence, expired_at=now))
+    bridge.new_container()
+
+    for _ in range(2):
+        bridge.schedule()
+        assert bridge.reconciled() == {key: ("kept", "alarm_not_visible")}
+        assert [i.dedup_key for i in bridge.store.list_watched()] == [key]
+    assert bridge.fake.accepted() == []
 
 
 @pytest.fixture

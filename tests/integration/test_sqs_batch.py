@@ -18,7 +18,7 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
 from pagerduty_bridge.models import EventAction, IncidentStatus
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import dedup_key, lambda_environment, sqs_alarm, sqs_event, sqs_record
+from tests.builders import dedup_key, lambda_environment, sns_notification, sqs_alarm, sqs_event, sqs_record
 from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 TABLE = "incidents"
@@ -100,3 +100,33 @@ def test_an_unreadable_body_goes_to_the_dead_letter_queue_alone(
     assert response == {"batchItemFailures": [{"itemIdentifier": unreadable["messageId"]}]}
     assert set(fake_pd.open_alerts(ROUTING_KEY)) == {dedup_key(CPU_ALARM)}
     assert len(fake_pd.requests) == 1
+
+
+def test_another_eventbridge_event_on_the_topic_is_forwarded_not_sent_to_the_dead_letter_queue(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
+) -> None:
+    """An AWS Health event published to the alarm topic is no alarm: like any other message there, it is
+    forwarded as an ``info`` alert on the first receive, not redelivered until it lands in the DLQ."""
+    health = {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "AWS Health Event",
+        "source": "aws.health",
+        "account": "123456789012",
+        "time": "2025-01-14T14:31:00Z",
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": {"service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE", "eventTypeCategory": "issue"},
+    }
+    notification = sns_notification(json.dumps(health), http=True)
+    notification.pop("Subject")
+
+    response = handler.lambda_handler(sqs_event(sqs_record(notification)), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    (request,) = fake_pd.requests
+    assert_valid_event(request.body)
+    payload = request.body["payload"]
+    assert payload["severity"] == "info"
+    assert payload["summary"].endswith("Message on the alarm topic: AWS Health Event")
+    assert json.loads(payload["custom_details"]["text"]) == health

@@ -22,6 +22,7 @@ from pagerduty_bridge.models import (
     UnrecognizedMessage,
 )
 from pagerduty_bridge.rendering import alarm_summary, console_url, dedup_key_for
+from tests.builders import sns_event_of, sns_notification, sqs_event, sqs_record
 from tests.conftest import EVENTS, FIXTURES, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
@@ -169,6 +170,63 @@ def test_messages_that_only_mention_alarms_are_not_alarms(name: str) -> None:
     parsed = parse_event(load_json(sample(name)))
     assert isinstance(parsed[0], Notification)
     assert isinstance(parsed[0].content, UnrecognizedMessage)
+
+
+# EventBridge events that are not alarms, as a rule targeting the alarm topic publishes them.
+OTHER_EVENTBRIDGE_EVENTS = {
+    "health": {
+        "detail-type": "AWS Health Event",
+        "source": "aws.health",
+        "detail": {"service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE", "eventTypeCategory": "issue"},
+    },
+    "guardduty": {
+        "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty",
+        "detail": {"type": "Recon:EC2/PortProbeUnprotectedPort", "severity": 2, "title": "Unprotected port"},
+    },
+    "ec2-state": {
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "detail": {"instance-id": "i-0abc", "state": "stopped"},
+    },
+}
+
+
+def _without_subject(notification: dict[str, object]) -> dict[str, object]:
+    """An SNS notification as EventBridge's rule target publishes it: with no subject."""
+    notification.pop("Subject", None)
+    return notification
+
+
+SNS_ENVELOPES = {
+    "lambda-sns": lambda message: {
+        "Records": [{**sns_event_of(message)["Records"][0], "Sns": _without_subject(sns_notification(message))}]
+    },
+    "sqs-sns": lambda message: sqs_event(sqs_record(_without_subject(sns_notification(message, http=True)))),
+    "sns-http": lambda message: _without_subject(sns_notification(message, http=True)),
+}
+
+
+@pytest.mark.parametrize("envelope", sorted(SNS_ENVELOPES))
+@pytest.mark.parametrize("kind", sorted(OTHER_EVENTBRIDGE_EVENTS))
+def test_another_eventbridge_event_on_the_topic_is_forwarded_whole_not_lost(envelope: str, kind: str) -> None:
+    event = {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "account": "123456789012",
+        "time": "2025-01-14T14:31:00Z",
+        "region": "eu-west-1",
+        "resources": [],
+        **OTHER_EVENTBRIDGE_EVENTS[kind],
+    }
+    message = json.dumps(event)
+    (parsed,) = parse_event(SNS_ENVELOPES[envelope](message))
+    assert isinstance(parsed, Notification), parsed
+    content = parsed.content
+    assert isinstance(content, UnrecognizedMessage)
+    assert content.text == message
+    assert content.subject == event["detail-type"]
+    assert content.problem is None
 
 
 def test_a_bad_record_is_reported_and_the_others_still_parse() -> None:

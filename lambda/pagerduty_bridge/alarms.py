@@ -34,6 +34,11 @@ _COMPARISON_IN_REASON = re.compile(
     r" the (?:threshold|lower threshold|upper threshold)"
 )
 _PADDED_SETTING = re.compile(r"^-?\s*+\w++:\s*+")
+# What every AWS partition's region codes look like (botocore's partitions.json): us-east-1,
+# us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1. A console link's host is built from it.
+_AWS_REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]++)+-[0-9]{1,2}")
+MAX_REGION_LENGTH = 32
+"""Longer than any AWS region code (the longest, eusc-de-east-1 and us-isof-south-1, are 15)."""
 MAX_REASON_SCAN = 8192
 """How much of a state reason is searched for a datapoint and a comparison: CloudWatch writes a few
 hundred characters; a forged megabyte is not searched."""
@@ -99,7 +104,7 @@ def parse_alarm_data(
         "alarm_arn": arn,
         "description": _text(configuration.get("description")),
         "account_id": _text(account_id),
-        "region_code": _text(region_code),
+        "region_code": aws_region(_text(region_code)),
         "new_state": _state(state.get("value"), "state.value"),
         "old_state": _state(previous.get("value"), "previousState.value")
         if isinstance(previous, Mapping) and previous.get("value")
@@ -142,6 +147,14 @@ def comparison_from_reason(reason: str) -> str | None:
     """ "greater than", "less than or equal to" … as the reason words it, when it does."""
     match = _COMPARISON_IN_REASON.search(reason[:MAX_REASON_SCAN])
     return match.group("op") if match else None
+
+
+def aws_region(value: Any) -> str | None:
+    """``value`` when it is an AWS region code, else ``None``: a region from outside (an EventBridge
+    ``region``, an ARN) is believed only in that shape, so it can never make a link's host."""
+    if not isinstance(value, str) or len(value) > MAX_REGION_LENGTH:
+        return None
+    return value if _AWS_REGION.fullmatch(value) else None
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -188,7 +201,9 @@ def _arn_parts(arn: str | None) -> dict[str, str]:
     match = _ALARM_ARN.match(arn or "")
     if not match:
         return {}
-    parts = {"partition": match.group("partition"), "region_code": match.group("region")}
+    parts = {"partition": match.group("partition")}
+    if aws_region(match.group("region")):
+        parts["region_code"] = match.group("region")
     if match.group("account"):
         parts["account_id"] = match.group("account")
     return parts

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.alarms import is_cloudwatch_alarm, parse_alarm_data, parse_alarm_message
+from pagerduty_bridge.alarms import aws_region, is_cloudwatch_alarm, parse_alarm_data, parse_alarm_message
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.models import (
     AlarmNotification,
@@ -323,7 +323,7 @@ def _stack_status(event: Mapping[str, Any], origin: _Origin) -> StackStatusChang
         status=status,
         status_reason=reason if isinstance(reason, str) else "",
         account_id=str(event.get("account") or (parts[4] if len(parts) > 4 else "")) or None,
-        region_code=str(event.get("region") or (parts[3] if len(parts) > 3 else "")) or None,
+        region_code=aws_region(event.get("region")) or aws_region(parts[3] if len(parts) > 3 else None),
         partition=parts[1] if len(parts) > 1 and parts[1].startswith("aws") else "aws",
         time=origin.received,
         event_id=str(event.get("id")) if event.get("id") else None,

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any, Final
 from urllib.parse import quote
 
+from pagerduty_bridge.alarms import aws_region
 from pagerduty_bridge.events_api import (
     ChangeEvent,
     EventPayload,
@@ -129,8 +130,9 @@ def alarm_summary(alarm: AlarmNotification, environment: str) -> str:
 
 
 def console_url(alarm: AlarmNotification) -> str | None:
-    """The alarm in the CloudWatch console of its own region and partition."""
-    if not alarm.region_code:
+    """The alarm in the CloudWatch console of its own region and partition; none without a region (or
+    with anything else in its place: the region becomes the link's host)."""
+    if aws_region(alarm.region_code) is None:
         return None
     host = _CHINA_CONSOLE_HOST if alarm.partition == "aws-cn" else _CONSOLE_HOSTS.get(alarm.partition)
     if host is None:
@@ -312,8 +314,9 @@ def is_completed(change: StackStatusChange) -> bool:
 
 
 def change_event(change: StackStatusChange, settings: Settings) -> ChangeEvent:
-    """A PagerDuty Change Event for a completed stack operation: what changed, where, and its console."""
-    region = change.region_code or "us-east-1"
+    """A PagerDuty Change Event for a completed stack operation: what changed, where, and its console
+    (when the stack's region is known: the region becomes the link's host)."""
+    region = aws_region(change.region_code)
     console = f"https://{region}.console.aws.amazon.com/cloudformation/home?region={region}#/stacks/stackinfo?stackId={quote(change.stack_id, safe='')}"
     details = {
         "stackName": change.stack_name,
@@ -330,6 +333,6 @@ def change_event(change: StackStatusChange, settings: Settings) -> ChangeEvent:
         timestamp=change.time,
         custom_details={k: v for k, v in details.items() if v is not None},
         links=(Link(href=console, text=f"Stack {change.stack_name} in the console"),)
-        if change.partition == "aws"
+        if change.partition == "aws" and region is not None
         else (),
     )

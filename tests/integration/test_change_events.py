@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -15,6 +16,8 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import PagerDutyDeliveryError
 from pagerduty_bridge.models import StackStatusChange
+from pagerduty_bridge.rendering import change_event
+from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import create_table
 from tests.builders import T0, lambda_environment
 from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_change_event
@@ -98,3 +101,23 @@ def test_change_events_follow_the_same_retry_and_acceptance_rules(lambda_env: Fa
         handler.lambda_handler(stack_event("UPDATE_COMPLETE"), FakeLambdaContext())
     assert handler.lambda_handler(stack_event("UPDATE_COMPLETE"), FakeLambdaContext()) == {"processed": 1, "failed": 0}
     assert len(lambda_env.change_events) == 1
+
+
+@pytest.mark.parametrize("region", ["evil.example.net/x?", "eu-west-1.evil.example.net", "EU (Ireland)"])
+def test_a_forged_region_never_becomes_the_console_links_host(region: str) -> None:
+    """The stack's console link is built from a region only when it is one: the stack id's own (a real
+    region) wins over a forged event region, and with neither there is no link."""
+    event = stack_event("UPDATE_COMPLETE")
+    event["region"] = region
+    (parsed,) = parse_event(event)
+    assert isinstance(parsed, Notification) and isinstance(parsed.content, StackStatusChange)
+    assert parsed.content.region_code == "eu-west-1"
+    (link,) = change_event(parsed.content, Settings()).links
+    assert link.href.startswith("https://eu-west-1.console.aws.amazon.com/cloudformation/")
+
+    event["detail"]["stack-id"] = event["detail"]["stack-id"].replace(":eu-west-1:", f":{region}:")
+    (parsed,) = parse_event(event)
+    assert isinstance(parsed, Notification) and isinstance(parsed.content, StackStatusChange)
+    assert parsed.content.region_code is None
+    assert change_event(parsed.content, Settings()).links == ()
+    assert change_event(replace(parsed.content, region_code=region), Settings()).links == ()

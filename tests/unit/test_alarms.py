@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pagerduty_bridge.alarms import current_value_from_reason, parse_alarm_message
+from pagerduty_bridge.alarms import aws_region, current_value_from_reason, parse_alarm_message
 from pagerduty_bridge.envelopes import BadRecord, Notification, parse_event
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.models import (
@@ -22,7 +22,7 @@ from pagerduty_bridge.models import (
     UnrecognizedMessage,
 )
 from pagerduty_bridge.rendering import alarm_summary, console_url, dedup_key_for
-from tests.builders import sns_event_of, sns_notification, sqs_event, sqs_record
+from tests.builders import alarm_message, eventbridge_event, sns_event_of, sns_notification, sqs_event, sqs_record
 from tests.conftest import EVENTS, FIXTURES, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
@@ -296,6 +296,80 @@ def test_no_console_link_without_a_region() -> None:
     alarm = parse_alarm_message(load_json(VARIANTS / "no-alarm-arn-older-message.json"))
     assert alarm.region_code is None
     assert console_url(alarm) is None
+
+
+@pytest.mark.parametrize(
+    "region",
+    [
+        "us-east-1",
+        "eu-central-2",
+        "ap-southeast-5",
+        "il-central-1",
+        "us-gov-west-1",
+        "cn-northwest-1",
+        "eusc-de-east-1",
+        "us-isob-east-1",
+    ],
+)
+def test_every_kind_of_aws_region_is_a_region(region: str) -> None:
+    assert aws_region(region) == region
+
+
+@pytest.mark.parametrize(
+    "text", ["eu-west-1\n", "EU-WEST-1", "eu-west-123", "eu_west_1", "eu-west-١", "e-west-1", None, 1]
+)
+def test_nothing_else_is_a_region(text: object) -> None:
+    assert aws_region(text) is None
+
+
+FORGED_REGIONS = ["evil.example.net/phish?x=", "evil.example.net#", "eu-west-1.evil.example.net", "", "EU (Ireland)"]
+
+
+def _lambda_action(region: str) -> dict[str, object]:
+    """The alarm's direct Lambda action (events/16), claiming ``region``."""
+    event: dict[str, object] = load_json(sample("alarm-lambda-action.json"))
+    event.pop("alarmArn")
+    event["region"] = region
+    return event
+
+
+def _eventbridge_without_arn(region: str) -> dict[str, object]:
+    event = eventbridge_event("cpu", region=region)
+    event["resources"] = []  # no alarm ARN to take the region from
+    return event
+
+
+ENVELOPES_WITH_A_REGION = {
+    "eventbridge": _eventbridge_without_arn,
+    "eventbridge-in-sns": lambda region: sns_event_of(json.dumps(_eventbridge_without_arn(region))),
+    "alarm-action": _lambda_action,
+    "alarm-arn-in-sns": lambda region: sns_event_of(
+        alarm_message("cpu", AlarmArn=f"arn:aws:cloudwatch:{region}:1:alarm:cpu")
+    ),
+}
+
+
+@pytest.mark.parametrize("region", FORGED_REGIONS)
+@pytest.mark.parametrize("envelope", sorted(ENVELOPES_WITH_A_REGION))
+def test_a_region_that_is_no_aws_region_gives_no_region_and_no_console_link(envelope: str, region: str) -> None:
+    """Whoever can publish to the topic cannot make the "CloudWatch alarm" link point at their own host."""
+    (parsed,) = parse_event(ENVELOPES_WITH_A_REGION[envelope](region))
+    assert isinstance(parsed, Notification), parsed
+    alarm = parsed.content
+    assert isinstance(alarm, AlarmNotification)
+    assert alarm.region_code is None
+    assert console_url(alarm) is None
+    assert console_url(replace(alarm, region_code=region)) is None
+
+
+@pytest.mark.parametrize("envelope", sorted(ENVELOPES_WITH_A_REGION))
+def test_a_real_region_in_every_envelope_gives_its_console_link(envelope: str) -> None:
+    (parsed,) = parse_event(ENVELOPES_WITH_A_REGION[envelope]("ap-southeast-5"))
+    assert isinstance(parsed, Notification)
+    alarm = parsed.content
+    assert isinstance(alarm, AlarmNotification)
+    link = console_url(alarm)
+    assert link is not None and link.startswith("https://ap-southeast-5.console.aws.amazon.com/cloudwatch/")
 
 
 @pytest.mark.parametrize(

@@ -89,14 +89,14 @@ def assert_valid_event(body: dict[str, Any]) -> None:
     if body["event_action"] == "trigger":
         payload = body["payload"]
         assert 0 < len(payload["summary"]) <= c.MAX_SUMMARY_LENGTH
-        assert payload["source"]
+        assert payload["summary"].strip() and payload["source"].strip(), "PagerDuty refuses blank ones"
         assert payload["severity"] in c.SEVERITIES
         for link in body.get("links", []):
             assert link["href"]
         for image in body.get("images", []):
             assert image["src"].startswith("https://")
     else:
-        assert body.get("dedup_key")
+        assert body.get("dedup_key", "").strip()
 
 
 def change_enqueue_validator() -> jsonschema.Draft7Validator:

@@ -67,6 +67,11 @@ _RESOURCE_DIMENSIONS = (
 )
 _CONSOLE_HOSTS = {"aws": "console.aws.amazon.com", "aws-us-gov": "console.amazonaws-us-gov.com"}
 _CHINA_CONSOLE_HOST = "console.amazonaws.cn"
+DEFAULT_SOURCE: Final = "aws.cloudwatch"
+"""An alarm's ``payload.source`` when its resource, namespace and name are all blank: PagerDuty refuses
+an event whose source is blank (400), and CloudWatch allows names and dimension values of blanks."""
+BLANK_NAME_KEY_PREFIX: Final = "blank-alarm-name-"
+"""Before the percent-encoded name of an alarm named only blanks: PagerDuty refuses a blank dedup key."""
 
 
 # --- dedup keys ---------------------------------------------------------------------------------------
@@ -79,6 +84,9 @@ def dedup_key_for(alarm: AlarmNotification, strategy: DedupKeyStrategy) -> str:
         return bounded_dedup_key(alarm.alarm_arn)
     if alarm.metric_name and alarm.kind is AlarmKind.METRIC:
         return bounded_dedup_key(f"{alarm.alarm_name}-{alarm.metric_name}")
+    if not alarm.alarm_name.strip():
+        # Spelled out, so its ALARM and its OK share one key, distinct for each name of blanks.
+        return bounded_dedup_key(BLANK_NAME_KEY_PREFIX + quote(alarm.alarm_name, safe=""))
     return bounded_dedup_key(alarm.alarm_name)
 
 
@@ -99,6 +107,13 @@ def affected_resource(alarm: AlarmNotification) -> str | None:
         if name in dims:
             return dims[name]
     return dims[sorted(dims)[0]] if dims else None
+
+
+def alarm_source(alarm: AlarmNotification) -> str:
+    """``payload.source``: the affected resource, else the namespace, else the alarm's name — the first
+    that is not blank — else ``DEFAULT_SOURCE``."""
+    candidates = (affected_resource(alarm), alarm.namespace, alarm.alarm_name)
+    return next((text for text in candidates if text and text.strip()), DEFAULT_SOURCE)
 
 
 def comparison_symbol(alarm: AlarmNotification) -> str | None:
@@ -207,9 +222,12 @@ def render_template(template: str, alarm: AlarmNotification, environment: str) -
 def alarm_dedup_key(
     alarm: AlarmNotification, strategy: DedupKeyStrategy, override: str | None, environment: str
 ) -> str:
-    """The dedup key: a rule's template when it sets one, else the strategy's (``dedup_key_for``)."""
+    """The dedup key: a rule's template when it sets one and it renders to more than blanks, else the
+    strategy's (``dedup_key_for``)."""
     if override:
-        return bounded_dedup_key(render_template(override, alarm, environment))
+        rendered = render_template(override, alarm, environment)
+        if rendered.strip():
+            return bounded_dedup_key(rendered)
     return dedup_key_for(alarm, strategy)
 
 
@@ -241,13 +259,15 @@ def alarm_event(
     url = console_url(alarm)
     summary = alarm_summary(alarm, settings.environment)
     if resolved.summary:
-        summary = render_template(resolved.summary, alarm, settings.environment)
+        rendered = render_template(resolved.summary, alarm, settings.environment)
+        if rendered.strip():  # PagerDuty refuses a blank summary (``{resource}`` of a blank dimension)
+            summary = rendered
     return PagerDutyEvent(
         event_action=action,
         dedup_key=dedup_key,
         payload=EventPayload(
             summary=summary,
-            source=affected_resource(alarm) or alarm.namespace or alarm.alarm_name,
+            source=alarm_source(alarm),
             severity=resolved.severity,
             timestamp=alarm.state_change_time,
             component=resolved.component or alarm.namespace,

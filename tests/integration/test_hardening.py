@@ -45,6 +45,7 @@ from tests.builders import (
     powertools_log_stream,
     schedule_event,
     sns_event,
+    sns_event_of,
     sns_notification,
     sqs_alarm,
     sqs_event,
@@ -590,6 +591,62 @@ def test_attack_an_alarm_name_past_any_real_one_still_pages_and_fits_the_table(
     (item,) = bridge.items()
     assert len(json.dumps(item)) < DYNAMODB_ITEM_LIMIT // 10, "stored texts are not bounded"
     assert len(item["alarm_name"]["S"]) <= TEXT_LIMITS["alarm_name"]
+
+
+def _composite(name: str, state: str, old_state: str, at: datetime) -> dict[str, Any]:
+    message = alarm_message(name, state, old_state, at, AlarmRule="ALARM(child-a)")
+    message.pop("Trigger")
+    return message
+
+
+def _metric_on_blank_instance(name: str, state: str, old_state: str, at: datetime) -> dict[str, Any]:
+    message = alarm_message(name, state, old_state, at)
+    message["Trigger"]["Dimensions"] = [{"name": "InstanceId", "value": " "}]
+    return message
+
+
+def _metric_math(name: str, state: str, old_state: str, at: datetime) -> dict[str, Any]:
+    event = eventbridge_event(name, state, old_state, at)
+    stat = {"metric": {"namespace": "AWS/EC2", "name": "CPUUtilization"}, "period": 60, "stat": "Average"}
+    event["detail"]["configuration"]["metrics"] = [
+        {"id": "e1", "expression": "m1*2", "returnData": True},
+        {"id": "m1", "returnData": False, "metricStat": stat},
+    ]
+    return event
+
+
+BLANK_ALARMS = [
+    pytest.param(
+        lambda at, state, old: sns_event_of(_composite(" ", state, old, at), at=at), id="composite-named-a-space"
+    ),
+    pytest.param(
+        lambda at, state, old: sns_event_of(_composite("", state, old, at), at=at), id="composite-named-nothing"
+    ),
+    pytest.param(
+        lambda at, state, old: sns_event_of(_metric_on_blank_instance("cpu", state, old, at), at=at),
+        id="dimension-value-a-space",
+    ),
+    pytest.param(lambda at, state, old: _metric_math(" \t", state, old, at), id="metric-math-named-blanks"),
+]
+
+
+@pytest.mark.parametrize("alarm", BLANK_ALARMS)
+def test_attack_blank_names_and_values_still_page_and_resolve(
+    bridge: Bridge, alarm: Callable[[datetime, str, str], dict[str, Any]]
+) -> None:
+    """CloudWatch allows names and dimension values of blanks: PagerDuty refuses a blank source or dedup
+    key with a 400, which would drop the page. The ALARM is accepted and its OK resolves it."""
+    opened = bridge.invoke(alarm(T0, "ALARM", "OK"))
+    resolved = bridge.invoke(alarm(T0 + timedelta(minutes=1), "OK", "ALARM"))
+
+    assert (opened, resolved) == ({"processed": 1, "failed": 0}, {"processed": 1, "failed": 0})
+    assert [r.status for r in bridge.fake.requests] == [202, 202]
+    (trigger, resolve) = bridge.fake.accepted()
+    assert_valid_event(trigger)
+    assert_valid_event(resolve)
+    assert trigger["payload"]["source"].strip() and trigger["dedup_key"].strip()
+    assert resolve["dedup_key"] == trigger["dedup_key"]
+    assert bridge.fake.alerts[(bridge.key, trigger["dedup_key"])].status == "resolved"
 
 
 # --- 9. terminal injection ------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ expressions (``re:…``) run on RE2, which matches in linear time whatever the p
 cannot compile, e.g. one with a backreference, is refused at load and at synth); templates may use only
 the documented placeholders, with no attribute or index access, no format width beyond the field's
 limit and only formats text takes (every value is text); a ``dedup_key`` template may not depend on
-what changes between ALARM and OK.
+what can differ between ALARM and OK.
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ TEMPLATE_FIELDS: Final = (
     "namespace",
 )
 """What summary and dedup-key templates may use (``rendering.template_values`` fills them)."""
-STATE_DEPENDENT_FIELDS: Final = frozenset({"state", "current_value", "comparison"})
-"""Placeholders whose value differs between an alarm's ALARM and its OK: a dedup key built from them
-would make the OK resolve another key than the one its ALARM opened."""
+STATE_DEPENDENT_FIELDS: Final = frozenset({"state", "current_value", "comparison", "threshold"})
+"""Placeholders whose value can differ between an alarm's ALARM and its OK: a dedup key built from them
+would make the OK resolve another key than the one its ALARM opened. ``threshold`` changes when the
+alarm is retuned while in ALARM, and EventBridge carries it only in reason data, which not every state
+change has (then it reads ``?``). The alarm's other settings (period, evaluation periods, statistic,
+unit) are no template fields."""
 TEMPLATE_LIMITS: Final = {"summary": c.MAX_SUMMARY_LENGTH, "dedup_key": c.MAX_DEDUP_KEY_LENGTH}
 """No width or precision in a template may exceed what PagerDuty keeps of the field."""
 _SPEC_NUMBER: Final = re.compile(r"\d+")
@@ -188,8 +191,8 @@ def check_template(field_name: str, text: str) -> str:
     if field_name == "dedup_key" and used & STATE_DEPENDENT_FIELDS:
         changing = ", ".join(sorted(used & STATE_DEPENDENT_FIELDS))
         raise ValueError(
-            f"dedup_key may not use {changing}: it changes between ALARM and OK, so the OK would resolve "
-            "another key than the one its ALARM opened"
+            f"dedup_key may not use {changing}: it can differ between an alarm's ALARM and its OK, so the OK "
+            "would resolve another key than the one its ALARM opened"
         )
     return text
 

@@ -172,6 +172,8 @@ def test_a_safe_template_is_accepted_as_written(field_name: str, template: str) 
         ("dedup_key", "{alarm_name}-{state}", "dedup_key may not use state"),
         ("dedup_key", "{alarm_name}-{current_value}", "dedup_key may not use current_value"),
         ("dedup_key", "{alarm_name} {comparison} {threshold}", "dedup_key may not use comparison"),
+        ("dedup_key", "{alarm_name}-{threshold}", "dedup_key may not use threshold"),
+        ("dedup_key", "{alarm_name}-{threshold:>10}", "dedup_key may not use threshold"),
     ],
 )
 def test_an_unsafe_template_is_refused_saying_why(field_name: str, template: str, complaint: str) -> None:

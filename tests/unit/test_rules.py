@@ -178,6 +178,10 @@ def test_a_rule_whose_templates_render_blank_falls_back_to_the_defaults_pagerdut
         ({"rules": [{"name": "same"}, {"name": "same"}]}, "used twice"),
         ({"rules": [{"severity": "info"}]}, "rule #1 field name"),
         ({"rules": [{"name": "link", "runbook_url": "wiki/page"}]}, "rule 'link' (#1) field runbook_url"),
+        (
+            {"rules": [{"name": "tuned", "dedup_key": "{alarm_name}-{threshold}"}]},
+            "rule 'tuned' (#1): dedup_key may not use threshold",
+        ),
     ],
 )
 def test_invalid_rules_name_the_rule_and_field(document: dict[str, object], complaint: str) -> None:

@@ -37,6 +37,11 @@ class InvalidMessageError(BridgeError):
     """A notification cannot be understood; the message says what is wrong and where."""
 
 
+class InvalidEventError(BridgeError):
+    """An event cannot be sent as JSON (a NaN, a date … in it); the message names the field. Sending it
+    again cannot help: what is in the event is wrong, not the way to PagerDuty."""
+
+
 class IncidentNotFoundError(BridgeError):
     """No incident is tracked under the given dedup key."""
 

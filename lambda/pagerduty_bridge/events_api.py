@@ -31,6 +31,7 @@ from urllib3.util.retry import Retry
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import (
     RETRIED_STATUSES,
+    InvalidEventError,
     PagerDutyApiError,
     PagerDutyDeliveryError,
     worth_sending_again,
@@ -38,6 +39,7 @@ from pagerduty_bridge.errors import (
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
 from pagerduty_bridge.pacing import Pacer, key_digest
 from pagerduty_bridge.redaction import scrub
+from pagerduty_bridge.safejson import not_json
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
 
@@ -191,8 +193,18 @@ def bounded_dedup_key(key: str) -> str:
     return f"{key[: c.MAX_DEDUP_KEY_LENGTH - len(digest) - 1]}-{digest}"
 
 
+def wire_json(body: dict[str, Any]) -> str:
+    """The body as PagerDuty receives it: JSON proper (no ``NaN``, which PagerDuty refuses with a 400),
+    else ``InvalidEventError`` naming the first field that is not (a value a caller put in)."""
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        problem = not_json(body) or "it is not JSON"
+        raise InvalidEventError(f"the event cannot be sent: {problem}") from None
+
+
 def _encoded_size(body: dict[str, Any]) -> int:
-    return len(json.dumps(body, ensure_ascii=False).encode())
+    return len(wire_json(body).encode())
 
 
 def fit_event_size(body: dict[str, Any], limit: int = c.MAX_EVENT_BYTES) -> dict[str, Any]:
@@ -416,6 +428,7 @@ class EventsClient:
     def send_body(
         self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
     ) -> EventResponse:
+        data = wire_json(body).encode()
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
         connect_timeout, read_timeout = request_timeouts(budget)
         deadline = time.monotonic() + budget
@@ -434,7 +447,7 @@ class EventsClient:
             response = pool.urlopen(
                 "POST",
                 path,
-                body=json.dumps(body, ensure_ascii=False).encode(),
+                body=data,
                 headers={"Content-Type": "application/json"},
                 timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
                 retries=default_retry(deadline=deadline, log=log, pacing=pacing),

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.models import AlertSeverity, InsufficientDataAction
 from pagerduty_bridge.rule_model import LinkSpec, Match, Pattern, Rule, check_template
+from pagerduty_bridge.safejson import not_json
 from pagerduty_bridge.seed.templates import SEED_TEMPLATE_NAMES
 
 
@@ -94,6 +95,16 @@ class RuleSpec(_Strict):
     def _known_template(cls, value: str | None) -> str | None:
         if value is not None and value not in SEED_TEMPLATE_NAMES:
             raise ValueError(f"must be one of {', '.join(SEED_TEMPLATE_NAMES)}")
+        return value
+
+    @field_validator("custom_details")
+    @classmethod
+    def _details_are_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # They go into every event the rule shapes: a YAML date would fail every matching alarm, a NaN
+        # would be sent as a body PagerDuty refuses.
+        problem = not_json(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

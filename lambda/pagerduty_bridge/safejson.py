@@ -13,6 +13,8 @@ import math
 import re
 from typing import Any
 
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
 # A "\\uD800"-style escape (a surrogate) or a non-finite number token: only then is cleaning needed.
 _SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity")
 
@@ -55,3 +57,32 @@ def clean(value: Any) -> Any:
     if isinstance(value, list):
         return [clean(v) for v in value]
     return value
+
+
+def not_json(value: Any, where: str = "") -> str | None:
+    """What in ``value`` JSON cannot carry, named by its path under ``where`` (``details.ratio is NaN,
+    not JSON``), or ``None`` when ``json.dumps(value, allow_nan=False)`` would succeed."""
+    return _not_json(value, where, set())
+
+
+def _not_json(value: Any, where: str, within: set[int]) -> str | None:
+    if value is None or isinstance(value, str | int | bool):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where or 'the value'} is {_NON_FINITE[repr(value)]}, not JSON"
+    if not isinstance(value, dict | list | tuple):
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:39] + "…"
+        return f"{where or 'the value'} is a {type(value).__name__} ({shown}), not JSON"
+    if id(value) in within:
+        return f"{where} refers back to what contains it, not JSON"
+    within.add(id(value))
+    items = value.items() if isinstance(value, dict) else ((f"[{i}]", v) for i, v in enumerate(value))
+    for key, item in items:
+        if isinstance(value, dict) and not isinstance(key, str | int | float | bool | type(None)):
+            return f"{where or 'the value'} has a key that is a {type(key).__name__}, not JSON"
+        path = f"{where}{key}" if isinstance(value, list | tuple) else f"{where}.{key}" if where else str(key)
+        problem = _not_json(item, path, within)
+        if problem is not None:
+            return problem
+    within.discard(id(value))
+    return None

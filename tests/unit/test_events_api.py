@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.errors import PagerDutyApiError, PagerDutyDeliveryError
+from pagerduty_bridge.errors import InvalidEventError, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.events_api import (
     EventPayload,
     EventsClient,
@@ -70,6 +70,28 @@ def test_an_oversized_event_is_shrunk_by_its_custom_details() -> None:
     assert kept["small"] == "kept"
     assert "log" in kept["_truncated"]
     assert_valid_event(body)
+
+
+@pytest.mark.parametrize(
+    ("details", "named"),
+    [
+        ({"ratio": float("nan")}, "payload.custom_details.ratio is NaN"),
+        ({"limits": [1.0, float("inf")]}, "payload.custom_details.limits[1] is Infinity"),
+        ({"since": datetime(2025, 1, 1, tzinfo=UTC)}, "payload.custom_details.since is a datetime"),
+    ],
+)
+def test_a_body_that_is_not_json_is_a_permanent_error_naming_the_field(details: dict[str, object], named: str) -> None:
+    """Never a literal NaN on the wire (PagerDuty answers 400), never an unforeseen TypeError."""
+    with pytest.raises(InvalidEventError) as refused:
+        trigger(details=details).to_wire(ROUTING_KEY)
+    assert named in str(refused.value)
+    assert not refused.value.retryable
+
+
+def test_a_body_that_is_not_json_is_never_sent() -> None:
+    client = EventsClient("http://127.0.0.1:9/v2/enqueue", retry_budget_seconds=0.1)
+    with pytest.raises(InvalidEventError, match=r"custom_details\.ratio is NaN"):
+        client.send_body({"routing_key": ROUTING_KEY, "payload": {"custom_details": {"ratio": float("nan")}}})
 
 
 def test_acknowledge_and_resolve_carry_no_payload() -> None:

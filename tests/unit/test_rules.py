@@ -190,6 +190,43 @@ def test_invalid_rules_name_the_rule_and_field(document: dict[str, object], comp
     assert complaint in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("document", "complaint"),
+    [
+        pytest.param(
+            "rules:\n  - name: web\n    custom_details: {reviewed: 2024-06-01}\n",
+            "rule 'web' (#1) field custom_details: reviewed is a date (2024-06-01), not JSON",
+            id="yaml-date",
+        ),
+        pytest.param(
+            '{"rules": [{"name": "web", "custom_details": {"ratio": NaN}}]}',
+            "rule 'web' (#1) field custom_details: ratio is NaN, not JSON",
+            id="json-nan",
+        ),
+        pytest.param(
+            '{"rules": [{"name": "a"}, {"name": "web", "custom_details": {"limits": [1, -Infinity]}}]}',
+            "rule 'web' (#2) field custom_details: limits[1] is -Infinity, not JSON",
+            id="json-infinity-in-a-list",
+        ),
+        pytest.param(
+            "rules:\n  - name: web\n    custom_details: {owners: !!set {alice: null}}\n",
+            "rule 'web' (#1) field custom_details: owners is a set",
+            id="yaml-set",
+        ),
+        pytest.param(
+            "rules:\n  - name: web\n    custom_details: {loop: &a [*a]}\n",
+            "rule 'web' (#1) field custom_details: loop[0] refers back to what contains it",
+            id="yaml-self-reference",
+        ),
+    ],
+)
+def test_custom_details_that_are_not_json_are_refused_at_load(document: str, complaint: str) -> None:
+    """Else every matching alarm would fail to render (a date) or be sent as a body PagerDuty refuses (NaN)."""
+    with pytest.raises(ConfigurationError, match=r"rules\.yaml") as caught:
+        parse_rules(document, where="rules.yaml")
+    assert complaint in str(caught.value)
+
+
 def test_an_invalid_rules_file_fails_at_start() -> None:
     settings = Settings(alert_rules='{"rules": [{"name": 3}]}')
     with pytest.raises(ConfigurationError, match="ALERT_RULES"):

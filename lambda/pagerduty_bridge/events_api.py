@@ -39,7 +39,7 @@ from pagerduty_bridge.errors import (
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
 from pagerduty_bridge.pacing import Pacer, key_digest
 from pagerduty_bridge.redaction import scrub
-from pagerduty_bridge.safejson import not_json
+from pagerduty_bridge.safejson import clean, not_json
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
 
@@ -194,13 +194,21 @@ def bounded_dedup_key(key: str) -> str:
 
 
 def wire_json(body: dict[str, Any]) -> str:
-    """The body as PagerDuty receives it: JSON proper (no ``NaN``, which PagerDuty refuses with a 400),
-    else ``InvalidEventError`` naming the first field that is not (a value a caller put in)."""
+    """The body as PagerDuty receives it: JSON proper. ``NaN`` and infinities (which PagerDuty refuses
+    with a 400) go as unknown (``null``), as every number the bridge reads does; anything else JSON
+    cannot carry (a date a caller put in) is an ``InvalidEventError`` naming the field."""
     try:
         return json.dumps(body, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
-        problem = not_json(body) or "it is not JSON"
-        raise InvalidEventError(f"the event cannot be sent: {problem}") from None
+        pass
+    try:
+        cleaned = clean(body)
+        problem = not_json(cleaned)
+    except RecursionError:
+        problem = not_json(body) or "it is nested too deeply"
+    if problem is None:
+        return json.dumps(cleaned, ensure_ascii=False, allow_nan=False)
+    raise InvalidEventError(f"the event cannot be sent: {problem}")
 
 
 def _encoded_size(body: dict[str, Any]) -> int:

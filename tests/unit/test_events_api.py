@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,7 @@ from pagerduty_bridge.events_api import (
     bounded_dedup_key,
     classify_response,
     format_timestamp,
+    wire_json,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.processing import attempt_seconds
@@ -73,15 +75,28 @@ def test_an_oversized_event_is_shrunk_by_its_custom_details() -> None:
 
 
 @pytest.mark.parametrize(
+    ("details", "sent"),
+    [
+        ({"ratio": float("nan")}, {"ratio": None}),
+        ({"limits": [1.0, float("inf")], "floor": -math.inf}, {"limits": [1.0, None], "floor": None}),
+    ],
+)
+def test_a_number_pagerduty_would_refuse_goes_as_unknown(details: dict[str, object], sent: dict[str, object]) -> None:
+    """Never a literal NaN on the wire (PagerDuty answers 400, and the page would be lost)."""
+    wire = wire_json(trigger(details=details).to_wire(ROUTING_KEY))
+    assert "NaN" not in wire and "Infinity" not in wire
+    assert json.loads(wire)["payload"]["custom_details"] == sent
+
+
+@pytest.mark.parametrize(
     ("details", "named"),
     [
-        ({"ratio": float("nan")}, "payload.custom_details.ratio is NaN"),
-        ({"limits": [1.0, float("inf")]}, "payload.custom_details.limits[1] is Infinity"),
         ({"since": datetime(2025, 1, 1, tzinfo=UTC)}, "payload.custom_details.since is a datetime"),
+        ({"ratio": float("nan"), "ids": {1, 2}}, "payload.custom_details.ids is a set"),
     ],
 )
 def test_a_body_that_is_not_json_is_a_permanent_error_naming_the_field(details: dict[str, object], named: str) -> None:
-    """Never a literal NaN on the wire (PagerDuty answers 400), never an unforeseen TypeError."""
+    """Never an unforeseen TypeError: the field a caller put in is named."""
     with pytest.raises(InvalidEventError) as refused:
         trigger(details=details).to_wire(ROUTING_KEY)
     assert named in str(refused.value)
@@ -90,8 +105,9 @@ def test_a_body_that_is_not_json_is_a_permanent_error_naming_the_field(details: 
 
 def test_a_body_that_is_not_json_is_never_sent() -> None:
     client = EventsClient("http://127.0.0.1:9/v2/enqueue", retry_budget_seconds=0.1)
-    with pytest.raises(InvalidEventError, match=r"custom_details\.ratio is NaN"):
-        client.send_body({"routing_key": ROUTING_KEY, "payload": {"custom_details": {"ratio": float("nan")}}})
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    with pytest.raises(InvalidEventError, match=r"custom_details\.since is a datetime"):
+        client.send_body({"routing_key": ROUTING_KEY, "payload": {"custom_details": {"since": since}}})
 
 
 def test_acknowledge_and_resolve_carry_no_payload() -> None:

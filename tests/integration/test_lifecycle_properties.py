@@ -499,12 +499,19 @@ RESOLVE_ORPHANED_BY_OK_AFTER_INSUFFICIENT_DATA = Scenario(
     ),
 )
 """OK's invocation dies after its claim; INSUFFICIENT_DATA and OK again come before the retry of OK."""
+ALARM_OVERTAKEN_BY_ITS_OK_AFTER_INSUFFICIENT_DATA = Scenario(
+    (history(("ALARM", "OK", 1), ("INSUFFICIENT_DATA", "ALARM", 2), ("OK", "INSUFFICIENT_DATA", 3)),),
+    (Delivery(0, 1), Delivery(0, 2), Delivery(0, 0)),
+)
+"""INSUFFICIENT_DATA (ignored) and the OK after it arrive before the ALARM they followed: nothing was ever
+open, and the late ALARM must not page an alarm that is OK by then."""
 
 
 @PROPERTY_SETTINGS
 @example(scenario=OK_MADE_STALE_BY_IGNORED_INSUFFICIENT_DATA)
 @example(scenario=TRIGGER_ORPHANED_BY_INSUFFICIENT_DATA)
 @example(scenario=RESOLVE_ORPHANED_BY_OK_AFTER_INSUFFICIENT_DATA)
+@example(scenario=ALARM_OVERTAKEN_BY_ITS_OK_AFTER_INSUFFICIENT_DATA)
 @given(scenario=scenarios(("ALARM", "OK", "INSUFFICIENT_DATA")))
 def test_histories_with_insufficient_data_end_right_under_faults_and_retries(world: World, scenario: Scenario) -> None:
     label(play(world, scenario))
@@ -521,6 +528,11 @@ def test_trigger_pending_when_insufficient_data_arrives_is_still_sent(world: Wor
 
 def test_resolve_pending_when_a_newer_ok_arrives_is_still_sent(world: World) -> None:
     play(world, RESOLVE_ORPHANED_BY_OK_AFTER_INSUFFICIENT_DATA)
+
+
+def test_an_alarm_overtaken_by_its_ok_pages_nothing(world: World) -> None:
+    play(world, ALARM_OVERTAKEN_BY_ITS_OK_AFTER_INSUFFICIENT_DATA)
+    assert world.fake.requests == []
 
 
 def test_a_crash_after_pagerduty_accepted_is_healed_by_the_retry_without_a_second_page(world: World) -> None:

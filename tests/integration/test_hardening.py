@@ -7,6 +7,7 @@ and the CLI in-process. Each asserts outcomes: the page where it belongs, the ke
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -729,6 +730,25 @@ def test_attack_unreadable_input_is_counted_as_invalid_message(bridge: Bridge) -
 # --- 12. DEBUG logging leaks the secret --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def everything_logged_at_debug() -> Iterator[io.StringIO]:
+    """Every logger's DEBUG lines, written into the yielded buffer (the root logger at DEBUG, as
+    ``logging.basicConfig(level=DEBUG)`` or Lambda's log level makes it); caches cleared after."""
+    root = logging.getLogger()
+    buffer = io.StringIO()
+    written = logging.StreamHandler(buffer)
+    written.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    previous_level = root.level
+    root.addHandler(written)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(written)
+        root.setLevel(previous_level)
+        clear_caches()
+
+
 def test_attack_debug_logging_does_not_leak_the_secret(bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> None:
     """The root logger at DEBUG (as ``logging.basicConfig(level=DEBUG)`` or Lambda's log level makes
     it): botocore logs Secrets Manager's answer, the key in it, before the bridge knows the key."""
@@ -738,20 +758,9 @@ def test_attack_debug_logging_does_not_leak_the_secret(bridge: Bridge, monkeypat
     monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
     monkeypatch.setenv(c.ENV_INTEGRATION_KEY_SECRET_ARN, arn)
     bridge.key = key
-    root = logging.getLogger()
-    buffer = io.StringIO()
-    written = logging.StreamHandler(buffer)
-    written.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-    previous_level = root.level
-    root.addHandler(written)
-    root.setLevel(logging.DEBUG)
-    try:
+    with everything_logged_at_debug() as buffer:
         response = bridge.invoke(sns_event("debug-logging"))
         ok = bridge.invoke(sns_event("debug-logging", "OK", "ALARM", at=T0 + timedelta(minutes=1)))
-    finally:
-        root.removeHandler(written)
-        root.setLevel(previous_level)
-        clear_caches()
 
     assert (response, ok) == ({"processed": 1, "failed": 0}, {"processed": 1, "failed": 0})
     assert bridge.alert("debug-logging") == "resolved", "the key from Secrets Manager did not deliver"
@@ -781,19 +790,8 @@ def test_attack_debug_logging_does_not_leak_any_alias_of_a_json_secret(
     monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
     monkeypatch.setenv(c.ENV_INTEGRATION_KEY_SECRET_ARN, reference)
     bridge.key = key
-    root = logging.getLogger()
-    buffer = io.StringIO()
-    written = logging.StreamHandler(buffer)
-    written.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-    previous_level = root.level
-    root.addHandler(written)
-    root.setLevel(logging.DEBUG)
-    try:
+    with everything_logged_at_debug() as buffer:
         response = bridge.invoke(sns_event("debug-logging-aliases"))
-    finally:
-        root.removeHandler(written)
-        root.setLevel(previous_level)
-        clear_caches()
 
     assert response == {"processed": 1, "failed": 0}
     assert bridge.alert("debug-logging-aliases") == "triggered", "the key from the secret did not deliver"

@@ -189,7 +189,7 @@ class Delivery:
         claim = self._claim(stored, plan, budget)
         outcome = Outcome(plan.action, plan.reason.value, key, body=masked_body(wire), incident=claim)
         try:
-            response = self.sender.send_body(wire, budget_seconds=self._send_budget(claim, budget))
+            response = self.sender.send_body(wire, budget_seconds=send_budget(claim.lease_until, self.clock(), budget))
         except BridgeError as exc:
             outcome.error = exc
             outcome.incident = self._record_failure(stored, claim, exc)
@@ -198,19 +198,6 @@ class Delivery:
         outcome.delivered = response.status != DRY_RUN_STATUS
         outcome.incident = self._commit(claim, ambiguous=response.ambiguous)
         return outcome
-
-    def _send_budget(self, claim: Incident, budget: float) -> float:
-        """The send's budget, within what the claim's lease still covers once it is written (the lease
-        was stamped before the write, which may have been slow): past the lease, another delivery may
-        take over, and this send must not land after that one's."""
-        assert claim.lease_until is not None
-        covered = (claim.lease_until - self.clock()).total_seconds() - REQUEST_SECONDS
-        if covered <= 0:
-            raise PagerDutyDeliveryError(
-                "not sent: the claim took so long to write that its lease leaves no time for a request; "
-                "it stays pending for the retry"
-            )
-        return min(budget, covered)
 
     def _check_lease(self, key: str, stored: Incident | None) -> None:
         if stored is None or stored.pending_action is None or stored.lease_until is None:
@@ -231,7 +218,10 @@ class Delivery:
             pending_action=plan.action,
             claim_token=uuid.uuid4().hex,
             lease_until=shifted(now, lease),
-            trigger_sent_at=now if plan.action is EventAction.TRIGGER else plan.target.trigger_sent_at,
+            # A key's first trigger opens its first incident: every PagerDuty-side change is about it.
+            trigger_sent_at=now
+            if plan.action is EventAction.TRIGGER and stored is not None
+            else plan.target.trigger_sent_at,
             version=(expected or 0) + 1,
         )
         self.store.put(claim, expected_version=expected)
@@ -346,18 +336,32 @@ class Delivery:
             after = replace(current, unconfirmed_until=self._unconfirmed(current, True), version=current.version + 1)
             try:
                 self.store.put(after, expected_version=current.version)
+                self._remember(after)
+                return after
             except VersionConflictError as conflict:
                 found = conflict.current if conflict.known else self.store.get(current.dedup_key)
                 if not isinstance(found, Incident):
                     return current
                 current = found
-                continue
             except BridgeError as exc:
                 logger.warning("could not mark %s unconfirmed: %s", current.dedup_key, exc)
                 return current
-            self._remember(after)
-            return after
         return current
+
+
+def send_budget(lease_until: datetime | None, now: datetime, budget: float) -> float:
+    """A send's budget, within what its claim's lease still covers at ``now``, once the claim is written
+    (the lease was stamped before the write, which may have been slow): past the lease another delivery
+    may take over, and this send must not land after that one's."""
+    if lease_until is None:
+        return budget
+    covered = (lease_until - now).total_seconds() - REQUEST_SECONDS
+    if covered <= 0:
+        raise PagerDutyDeliveryError(
+            "not sent: the claim took so long to write that its lease leaves no time for a request; "
+            "it stays pending for the retry"
+        )
+    return min(budget, covered)
 
 
 def _needs_truth(plan: Plan, guess: Incident | None) -> bool:

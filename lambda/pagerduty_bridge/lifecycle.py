@@ -474,11 +474,15 @@ def _reopened(incident: Incident, *, last_reason: str | None) -> Incident:
 def trigger_accepted(current: Incident, at: datetime) -> Incident:
     """The incident once PagerDuty accepted the bridge's trigger (at ``at``, by the bridge's clock).
 
-    A resolution in PagerDuty recorded while the trigger was on its way cannot be told from one made
-    just before it landed, which left the trigger's new PagerDuty incident open: the incident stays
-    open, so the alarm's OK (or reconciliation) resolves it. Resolving an incident PagerDuty already
-    resolved changes nothing; leaving one open that PagerDuty holds open would.
+    For a key that had an incident before (``trigger_sent_at`` set at the claim): a resolution in
+    PagerDuty recorded while the trigger was on its way cannot be told from one of the earlier incident
+    made just before it landed, which left the trigger's new PagerDuty incident open, so the incident
+    stays open and the alarm's OK (or reconciliation) resolves it. Resolving an incident PagerDuty
+    already resolved changes nothing; leaving one open that PagerDuty holds open would. A key's first
+    incident has no earlier one: whatever PagerDuty reports is about it.
     """
+    if current.trigger_sent_at is None:
+        return current
     accepted = replace(current, trigger_sent_at=at)
     if not current.is_open and current.resolution is Resolution.PAGERDUTY:
         return _reopened(accepted, last_reason=current.last_reason)

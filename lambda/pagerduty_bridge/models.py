@@ -255,10 +255,11 @@ class Incident:
     working on it. ``unconfirmed_until`` is set when a request's outcome was unknown (a read timeout, a
     connection dropped after sending): until then such a request may still land at PagerDuty, so the
     current state is asserted again afterwards. ``trigger_sent_at`` is when the bridge last sent a
-    trigger for it (claimed, then accepted), by its own clock: PagerDuty opens a new incident for a
-    trigger after a resolution, so a PagerDuty-side change from before then may be about an earlier
-    incident under the same dedup key, and changes nothing. The ``pd_*`` fields are what PagerDuty
-    reported back (webhooks): its incident, who acknowledged or resolved it, and when.
+    trigger for a key that had an incident before (claimed, then accepted), by its own clock: PagerDuty
+    opens a new incident for a trigger after a resolution, so a PagerDuty-side change from before then
+    may be about the earlier incident under the same dedup key, and changes nothing. The ``pd_*``
+    fields are what PagerDuty reported back (webhooks): its incident, who acknowledged or resolved it,
+    and when.
     """
 
     dedup_key: str

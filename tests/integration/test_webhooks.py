@@ -330,6 +330,16 @@ def assert_the_alarms_ok_resolves_pagerdutys_alert(world: World, *, minutes: flo
     assert world.incident().status is IncidentStatus.RESOLVED
 
 
+def test_the_first_incident_of_a_key_takes_every_webhook_whatever_the_clocks_say(world: World) -> None:
+    """Nothing came before a key's first incident, so no webhook about it can be stale, even one whose
+    time reads earlier than the bridge's (PagerDuty's clock behind, a handler run late)."""
+    world.alarm(minutes=5)
+    assert post(delivery("incident.acknowledged", minutes=4)) == 200
+    assert world.incident().status is IncidentStatus.ACKNOWLEDGED
+    assert post(delivery("incident.resolved", minutes=4.5)) == 200
+    assert world.incident().resolution is Resolution.PAGERDUTY
+
+
 def test_attack_a_late_resolution_of_the_previous_incident_does_not_close_the_new_one(world: World) -> None:
     """The alarm clears, fires again (PagerDuty opens a new alert for the key), and only then arrives
     the webhook of the first incident's resolution (PagerDuty retries a delivery for hours)."""

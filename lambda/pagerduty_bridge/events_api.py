@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
+from urllib.parse import quote
 
 import urllib3
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
@@ -193,13 +194,27 @@ def bounded_dedup_key(key: str) -> str:
     return f"{key[: c.MAX_DEDUP_KEY_LENGTH - len(digest) - 1]}-{digest}"
 
 
-def wire_json(body: dict[str, Any]) -> str:
-    """The body as PagerDuty receives it: JSON proper. ``NaN`` and infinities (which PagerDuty refuses
-    with a 400) go as unknown (``null``), as every number the bridge reads does; anything else JSON
-    cannot carry (a date a caller put in) is an ``InvalidEventError`` naming the field."""
+BLANK_NAME_KEY_PREFIX: Final = "blank-alarm-name-"
+"""Before the percent-encoded name of an alarm named only blanks: PagerDuty refuses a blank dedup key."""
+
+
+def name_dedup_key(name: str) -> str:
+    """The dedup key of an alarm known by its name alone: the name, bounded; a name of blanks spelled
+    out (``blank-alarm-name-%20``), so its trigger and its resolve share a key PagerDuty accepts."""
+    if not name.strip():
+        return bounded_dedup_key(BLANK_NAME_KEY_PREFIX + quote(name, safe=""))
+    return bounded_dedup_key(name)
+
+
+def wire_bytes(body: dict[str, Any]) -> bytes:
+    """The body as PagerDuty receives it: JSON proper, in UTF-8. ``NaN`` and infinities (which PagerDuty
+    refuses with a 400) go as unknown (``null``), as every number the bridge reads does, and a lone
+    surrogate (which no UTF-8 can carry) as U+FFFD; anything else JSON cannot carry (a date a caller put
+    in) is an ``InvalidEventError`` naming the field. Never an error that holds the body: it holds the
+    routing key."""
     try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
         pass
     try:
         cleaned = clean(body)
@@ -207,12 +222,12 @@ def wire_json(body: dict[str, Any]) -> str:
     except RecursionError:
         problem = not_json(body) or "it is nested too deeply"
     if problem is None:
-        return json.dumps(cleaned, ensure_ascii=False, allow_nan=False)
+        return json.dumps(cleaned, ensure_ascii=False, allow_nan=False).encode()
     raise InvalidEventError(f"the event cannot be sent: {problem}")
 
 
 def _encoded_size(body: dict[str, Any]) -> int:
-    return len(wire_json(body).encode())
+    return len(wire_bytes(body))
 
 
 def fit_event_size(body: dict[str, Any], limit: int = c.MAX_EVENT_BYTES) -> dict[str, Any]:
@@ -436,7 +451,7 @@ class EventsClient:
     def send_body(
         self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
     ) -> EventResponse:
-        data = wire_json(body).encode()
+        data = wire_bytes(body)
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
         connect_timeout, read_timeout = request_timeouts(budget)
         deadline = time.monotonic() + budget

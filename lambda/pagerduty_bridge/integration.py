@@ -11,6 +11,7 @@ theirs at the edge and pass them in.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from pagerduty_bridge.models import (
 )
 from pagerduty_bridge.notifications import Notifications
 from pagerduty_bridge.rules import AlertRules
+from pagerduty_bridge.safejson import clean
 from pagerduty_bridge.seed import templates
 from pagerduty_bridge.seed.models import AlertMessage, ServiceConfig
 from pagerduty_bridge.settings import Settings
@@ -138,6 +140,11 @@ class PagerDutyIntegration:
         payload = event.payload
         if event.event_action is not EventAction.TRIGGER or payload is None:
             raise ValueError("trigger_incident needs a trigger event with a payload")
+        if not event.dedup_key.strip():
+            # PagerDuty would make up a key of its own, and no resolve could ever name the incident.
+            raise ValueError("trigger_incident needs a dedup_key that is not blank")
+        if clean(event.dedup_key) != event.dedup_key:  # a lone surrogate: stored and sent as U+FFFD
+            event = replace(event, dedup_key=clean(event.dedup_key))
         alarm_name = str(payload.custom_details.get("alarmName") or payload.source)
         return self.delivery.run(
             event.dedup_key,

@@ -18,6 +18,7 @@ from pagerduty_bridge.events_api import (
     PagerDutyEvent,
     bounded_dedup_key,
     format_timestamp,
+    name_dedup_key,
 )
 from pagerduty_bridge.models import (
     AlarmKind,
@@ -70,8 +71,6 @@ _CHINA_CONSOLE_HOST = "console.amazonaws.cn"
 DEFAULT_SOURCE: Final = "aws.cloudwatch"
 """An alarm's ``payload.source`` when its resource, namespace and name are all blank: PagerDuty refuses
 an event whose source is blank (400), and CloudWatch allows names and dimension values of blanks."""
-BLANK_NAME_KEY_PREFIX: Final = "blank-alarm-name-"
-"""Before the percent-encoded name of an alarm named only blanks: PagerDuty refuses a blank dedup key."""
 
 
 # --- dedup keys ---------------------------------------------------------------------------------------
@@ -84,10 +83,7 @@ def dedup_key_for(alarm: AlarmNotification, strategy: DedupKeyStrategy) -> str:
         return bounded_dedup_key(alarm.alarm_arn)
     if alarm.metric_name and alarm.kind is AlarmKind.METRIC:
         return bounded_dedup_key(f"{alarm.alarm_name}-{alarm.metric_name}")
-    if not alarm.alarm_name.strip():
-        # Spelled out, so its ALARM and its OK share one key, distinct for each name of blanks.
-        return bounded_dedup_key(BLANK_NAME_KEY_PREFIX + quote(alarm.alarm_name, safe=""))
-    return bounded_dedup_key(alarm.alarm_name)
+    return name_dedup_key(alarm.alarm_name)
 
 
 def unrecognized_dedup_key(message: UnrecognizedMessage) -> str:

@@ -15,6 +15,9 @@ from typing import Any
 
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""What no UTF-8 can carry: each becomes one U+FFFD (a pair forms one character before it gets here)."""
+
 # A "\\uD800"-style escape (a surrogate) or a non-finite number token: only then is cleaning needed.
 _SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity")
 
@@ -48,13 +51,13 @@ def clean(value: Any) -> Any:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            return _LONE_SURROGATE.sub("\ufffd", value)
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {clean(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [clean(v) for v in value]
     return value
 

@@ -11,7 +11,8 @@ from pydantic import SecretStr
 from pagerduty_bridge import AlertMessage, AlertSeverity, PagerDutyIntegration, ServiceConfig
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
 from pagerduty_bridge.errors import IncidentNotFoundError, PagerDutyApiError, PagerDutyDeliveryError
-from pagerduty_bridge.models import IncidentStatus
+from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
+from pagerduty_bridge.models import EventAction, IncidentStatus
 from pagerduty_bridge.settings import Settings
 from tests.builders import assert_no_secret
 from tests.conftest import ROUTING_KEY, assert_valid_event
@@ -152,3 +153,53 @@ def test_a_repeated_trigger_keeps_an_acknowledged_incident_acknowledged(fake_pd:
     bridge.trigger_high_failure_rate_incident(80, 95)
     assert bridge.get_incident(SEED_KEY).status is IncidentStatus.ACKNOWLEDGED  # type: ignore[union-attr]
     assert fake_pd.open_alerts()[SEED_KEY].status == "acknowledged"
+
+
+@pytest.mark.parametrize("name", ["   ", "\t", "\u3000"])
+def test_attack_an_alert_named_only_blanks_is_triggered_and_resolved(fake_pd: FakePagerDuty, name: str) -> None:
+    """PagerDuty refuses a blank dedup key on a resolve (and makes one up on a trigger): the key is
+    spelled out, so the alert that opened is the one its resolve closes."""
+    bridge = integration(fake_pd.url)
+    alert = AlertMessage.model_validate(
+        {"severity": "critical", "alarmName": name, "timestamp": NOW, "environment": "production"}
+    )
+    triggered = bridge.create_incident_from_alert(alert)
+    assert triggered.dedup_key is not None and triggered.dedup_key.startswith("blank-alarm-name-")
+    assert list(fake_pd.open_alerts()) == [triggered.dedup_key]
+    assert bridge.auto_resolve_incident(alert) is not None
+    assert fake_pd.open_alerts() == {}
+    for body in fake_pd.accepted():
+        assert_valid_event(body)
+
+
+def test_a_trigger_with_a_blank_dedup_key_is_refused_before_anything_is_sent(fake_pd: FakePagerDuty) -> None:
+    bridge = integration(fake_pd.url)
+    event = PagerDutyEvent(
+        event_action=EventAction.TRIGGER,
+        dedup_key=" ",
+        payload=EventPayload(summary="db down", source="db", severity=AlertSeverity.CRITICAL),
+    )
+    with pytest.raises(ValueError, match="dedup_key that is not blank"):
+        bridge.trigger_incident(event)
+    assert fake_pd.requests == []
+
+
+def test_attack_a_lone_surrogate_in_a_trigger_is_sent_and_kept_as_a_replacement_character(
+    fake_pd: FakePagerDuty,
+) -> None:
+    """No UTF-8 can carry it: the body and the stored incident get U+FFFD, and no error (whose arguments
+    would hold the whole body, routing key included) comes out."""
+    bridge = integration(fake_pd.url)
+    event = PagerDutyEvent(
+        event_action=EventAction.TRIGGER,
+        dedup_key="db-\ud83d",
+        payload=EventPayload(summary="db \udc00 down", source="db\ud800", severity=AlertSeverity.CRITICAL),
+    )
+    response = bridge.trigger_incident(event)
+    assert response.dedup_key == "db-\ufffd"
+    (body,) = fake_pd.accepted()
+    assert (body["dedup_key"], body["payload"]["summary"]) == ("db-\ufffd", "db \ufffd down")
+    stored = bridge.get_incident("db-\ufffd")
+    assert stored is not None and stored.summary == "db \ufffd down"
+    bridge.resolve_incident("db-\ufffd")
+    assert fake_pd.open_alerts() == {}

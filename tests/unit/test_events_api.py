@@ -21,7 +21,7 @@ from pagerduty_bridge.events_api import (
     bounded_dedup_key,
     classify_response,
     format_timestamp,
-    wire_json,
+    wire_bytes,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.processing import attempt_seconds
@@ -83,9 +83,19 @@ def test_an_oversized_event_is_shrunk_by_its_custom_details() -> None:
 )
 def test_a_number_pagerduty_would_refuse_goes_as_unknown(details: dict[str, object], sent: dict[str, object]) -> None:
     """Never a literal NaN on the wire (PagerDuty answers 400, and the page would be lost)."""
-    wire = wire_json(trigger(details=details).to_wire(ROUTING_KEY))
-    assert "NaN" not in wire and "Infinity" not in wire
+    wire = wire_bytes(trigger(details=details).to_wire(ROUTING_KEY))
+    assert b"NaN" not in wire and b"Infinity" not in wire
     assert json.loads(wire)["payload"]["custom_details"] == sent
+
+
+def test_attack_a_lone_surrogate_a_caller_put_in_goes_as_a_replacement_character() -> None:
+    """No UTF-8 can carry it: sent as U+FFFD, never an encoding error (whose arguments would hold the
+    whole body, routing key included)."""
+    event = trigger(summary="db \ud83d down", details={"host\udc00": ("a\ud800", float("nan"))}, key="k\udfff")
+    wire = json.loads(wire_bytes(event.to_wire(ROUTING_KEY)))
+    assert wire["payload"]["summary"] == "db \ufffd down"
+    assert wire["payload"]["custom_details"] == {"host\ufffd": ["a\ufffd", None]}
+    assert wire["dedup_key"] == "k\ufffd"
 
 
 @pytest.mark.parametrize(

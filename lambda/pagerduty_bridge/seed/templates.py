@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
-from pagerduty_bridge.events_api import EventPayload, Link, PagerDutyEvent, bounded_dedup_key
+from pagerduty_bridge.events_api import EventPayload, Link, PagerDutyEvent, bounded_dedup_key, name_dedup_key
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.text import fmt_number, number
 
@@ -166,7 +166,7 @@ def _links(source: str, region: str | None, defaults: EventDefaults) -> tuple[Li
 def alert_event(alert: AlertMessage, settings: Settings) -> PagerDutyEvent:
     """The seed's ``createIncidentFromAlert`` event: templated when the alert is a seed alarm."""
     seed = seed_template_for(alert.alarm_name, settings.event_defaults)
-    dedup_key = bounded_dedup_key(f"{alert.alarm_name}-{alert.metric_name}" if alert.metric_name else alert.alarm_name)
+    dedup_key = name_dedup_key(f"{alert.alarm_name}-{alert.metric_name}" if alert.metric_name else alert.alarm_name)
     if seed is not None:
         template, environment = seed
         return seed_event(

@@ -28,6 +28,7 @@ from pagerduty_bridge.models import (
     Origin,
     Resolution,
 )
+from pagerduty_bridge.safejson import clean
 from pagerduty_bridge.silences import Silence
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import epoch_seconds, shifted, utc
@@ -109,11 +110,12 @@ def parse_stored_time(value: str) -> datetime:
 
 
 def bounded(incident: Incident) -> Incident:
-    """``incident`` with every text field cut to its limit (``TEXT_LIMITS``)."""
+    """``incident`` with every text field cut to its limit (``TEXT_LIMITS``), and a lone surrogate in one
+    (from a library caller: no UTF-8 can carry it, so no store can keep it) made U+FFFD."""
     changes: dict[str, Any] = {
-        name: truncate(value, limit)
+        name: truncate(clean(value), limit)
         for name, limit in TEXT_LIMITS.items()
-        if isinstance(value := getattr(incident, name), str) and len(value) > limit
+        if isinstance(value := getattr(incident, name), str) and (len(value) > limit or not value.isascii())
     }
     if len(incident.pd_details) > MAX_DETAILS or any(len(v) > 256 for v in incident.pd_details.values()):
         items = list(incident.pd_details.items())[-MAX_DETAILS:]

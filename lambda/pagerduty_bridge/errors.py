@@ -108,7 +108,8 @@ class DeadlineError(BridgeError):
 
 
 class StoreError(BridgeError):
-    """The incident store failed; throttling and outages are retryable, bad requests are not."""
+    """The incident store failed. Retryable unless the request itself was malformed: throttling and
+    outages pass, and a table or permission a deployment got wrong is fixed (a retry then succeeds)."""
 
 
 class ConcurrentUpdateError(StoreError):

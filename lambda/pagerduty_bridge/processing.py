@@ -20,7 +20,7 @@ from typing import Any, Final
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.delivery import Outcome
 from pagerduty_bridge.envelopes import BadRecord, Notification, is_sqs_event, parse_event
-from pagerduty_bridge.errors import BridgeError, DeadlineError, InvalidMessageError, UnexpectedError
+from pagerduty_bridge.errors import BridgeError, DeadlineError, InvalidMessageError, StoreError, UnexpectedError
 from pagerduty_bridge.events_api import request_timeouts
 from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import (
@@ -189,6 +189,10 @@ def handle_notification(
         outcome = _dispatch(notification, notifications, budget, metric)
     except BridgeError as exc:
         # Raised before anything was sent (configuration, store, a concurrent delivery in flight).
+        if isinstance(exc, StoreError) and not exc.retryable:
+            # The table refused, not the notification: keep it (bounded retries, then the failure
+            # destination or the DLQ, for redrive) rather than answer a page that was never sent.
+            exc = StoreError(f"{exc}; kept for retry", retryable=True)
         return _failed(notification, exc, metric, context)
     except Exception as exc:
         logger.exception("unexpected failure", extra=context)

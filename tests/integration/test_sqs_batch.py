@@ -16,9 +16,23 @@ from moto import mock_aws
 
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
+from pagerduty_bridge.errors import StoreError
 from pagerduty_bridge.models import EventAction, IncidentStatus
-from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import dedup_key, lambda_environment, sns_notification, sqs_alarm, sqs_event, sqs_record
+from pagerduty_bridge.store.dynamodb import (
+    ACTIVE_INDEX,
+    TABLE_ATTRIBUTES,
+    DynamoDBIncidentStore,
+    create_table,
+)
+from tests.builders import (
+    dedup_key,
+    lambda_environment,
+    sns_event,
+    sns_notification,
+    sqs_alarm,
+    sqs_event,
+    sqs_record,
+)
 from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 TABLE = "incidents"
@@ -130,3 +144,51 @@ def test_another_eventbridge_event_on_the_topic_is_forwarded_not_sent_to_the_dea
     assert payload["severity"] == "info"
     assert payload["summary"].endswith("Message on the alarm topic: AWS Health Event")
     assert json.loads(payload["custom_details"]["text"]) == health
+
+
+@pytest.mark.parametrize("envelope", ["sqs", "sns"])
+def test_attack_a_table_the_function_cannot_use_keeps_the_page_for_the_retry(
+    monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty, envelope: str
+) -> None:
+    """A table deleted or renamed, a role or KMS key changed by a deploy: DynamoDB refuses, and the
+    notification is fine. It must go back (a batch item failure, or a raise for Lambda's retry and the
+    failure destination), to be delivered once the table is right — never answered as handled."""
+    lambda_environment(monkeypatch, table="no-such-table", events_url=fake_pd.url, retry_budget_seconds=1)
+    with mock_aws():
+        record = sqs_alarm(CPU_ALARM)
+        if envelope == "sqs":
+            response = handler.lambda_handler(sqs_event(record), FakeLambdaContext())
+            assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+        else:
+            with pytest.raises(StoreError) as raised:
+                handler.lambda_handler(sns_event(CPU_ALARM), FakeLambdaContext())
+            assert raised.value.retryable and "ResourceNotFoundException" in str(raised.value)
+        assert fake_pd.requests == []
+
+        create_table(boto3.client("dynamodb", region_name="eu-west-1"), "no-such-table")
+        retried = sqs_event(record) if envelope == "sqs" else sns_event(CPU_ALARM)
+        assert handler.lambda_handler(retried, FakeLambdaContext()) in (
+            {"batchItemFailures": []},
+            {"processed": 1, "failed": 0},
+        )
+        assert set(fake_pd.open_alerts(ROUTING_KEY)) == {dedup_key(CPU_ALARM)}
+
+
+def test_attack_a_table_that_refuses_the_request_itself_still_keeps_the_page(
+    monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty
+) -> None:
+    """A table that is not the stack's (another key schema): DynamoDB answers ValidationException,
+    which no retry of the same request fixes, but the notification is fine: it goes back, to the DLQ."""
+    lambda_environment(monkeypatch, table="not-the-stacks", events_url=fake_pd.url, retry_budget_seconds=1)
+    with mock_aws():
+        boto3.client("dynamodb", region_name="eu-west-1").create_table(
+            TableName="not-the-stacks",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, *TABLE_ATTRIBUTES[1:]],
+            GlobalSecondaryIndexes=[ACTIVE_INDEX],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        record = sqs_alarm(CPU_ALARM)
+        response = handler.lambda_handler(sqs_event(record), FakeLambdaContext())
+        assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+        assert fake_pd.requests == []

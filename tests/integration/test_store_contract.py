@@ -515,13 +515,13 @@ def test_a_resolve_still_on_its_way_to_pagerduty_does_not_expire(dynamo: Dynamo)
     assert c.TTL_ATTRIBUTE not in dynamo.raw_item("in-flight")
 
 
-def test_ping_on_a_missing_table_is_a_permanent_store_error(dynamo: Dynamo) -> None:
+def test_ping_on_a_missing_table_names_it_and_is_worth_a_retry_once_it_is_there(dynamo: Dynamo) -> None:
     store = DynamoDBIncidentStore(dynamo.client, "no-such-table")
 
     with pytest.raises(StoreError) as raised:
         store.ping()
 
-    assert not raised.value.retryable
+    assert raised.value.retryable, "a deployment fixed makes the retry succeed: nothing may be dropped for it"
     assert "no-such-table" in str(raised.value)
 
 
@@ -607,11 +607,24 @@ def test_a_failed_condition_becomes_a_version_conflict() -> None:
     assert isinstance(raised.value.__cause__, ClientError)
 
 
-@pytest.mark.parametrize("code", ["ValidationException", "ResourceNotFoundException", "AccessDeniedException"])
-def test_other_client_errors_are_permanent_store_errors(code: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [
+        ("ValidationException", False),
+        ("SerializationException", False),
+        ("ResourceNotFoundException", True),
+        ("AccessDeniedException", True),
+        ("KMSDisabledException", True),
+        ("UnrecognizedClientException", True),
+        ("ExpiredTokenException", True),
+    ],
+)
+def test_only_a_request_dynamodb_refuses_as_malformed_is_a_permanent_store_error(code: str, retryable: bool) -> None:
+    """A table deleted or renamed, a role or KMS key a deploy got wrong: a retry after the fix
+    succeeds, as after a ConfigurationError. Only a malformed request never will."""
     with pytest.raises(StoreError) as raised:
         DynamoDBIncidentStore(FailingDynamoDB(code), TABLE).get("k")
 
-    assert not raised.value.retryable
+    assert raised.value.retryable is retryable
     assert not isinstance(raised.value, VersionConflictError)
     assert code in str(raised.value)

@@ -28,18 +28,10 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
 
 _AWS_ERRORS = (ClientError, BotoCoreError)
-# DynamoDB error codes a retry can fix (throttling and service-side trouble).
-_RETRYABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-        "LimitExceededException",
-    }
-)
+# DynamoDB error codes that say the request itself is malformed: sending it again cannot help. Every
+# other error can be fixed by a retry: throttling and service-side trouble by itself, a table deleted or
+# renamed, a role or KMS key a deploy got wrong once the deployment is fixed (as a ConfigurationError).
+_REQUEST_ERRORS = frozenset({"ValidationException", "SerializationException"})
 
 TABLE_KEY_SCHEMA: list[dict[str, str]] = [{"AttributeName": c.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
 TABLE_ATTRIBUTES: list[dict[str, str]] = [
@@ -79,7 +71,8 @@ def create_table(client: BaseClient, table_name: str, *, time_to_live: bool = Tr
 def translate_client_error(
     exc: ClientError | BotoCoreError, action: str, *, current: Callable[[dict[str, Any]], Any] | None = None
 ) -> StoreError:
-    """Map a botocore error to the bridge's errors, once: conflicts, retryable trouble, the rest.
+    """Map a botocore error to the bridge's errors, once: conflicts, requests DynamoDB refuses as
+    malformed (not retryable), and everything else (retryable: see ``_REQUEST_ERRORS``).
 
     A failed conditional write carries the item as it is now when DynamoDB returned it
     (``ReturnValuesOnConditionCheckFailure``): ``current`` turns it into an incident.
@@ -94,8 +87,7 @@ def translate_client_error(
                 f"{action}: the incident changed since it was read", current=current(item), known=True
             )
         return VersionConflictError(f"{action}: the incident changed since it was read")
-    retryable = code in _RETRYABLE_CODES or not response  # no response: a network-level failure
-    return StoreError(f"{action} failed: {code}: {message}", retryable=retryable)
+    return StoreError(f"{action} failed: {code}: {message}", retryable=code not in _REQUEST_ERRORS)
 
 
 def attribute_value(value: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from pagerduty_bridge.models import (
     Origin,
     Resolution,
 )
+from pagerduty_bridge.silences import Silence
 from pagerduty_bridge.store import IncidentStore
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
@@ -628,3 +629,46 @@ def test_only_a_request_dynamodb_refuses_as_malformed_is_a_permanent_store_error
     assert raised.value.retryable is retryable
     assert not isinstance(raised.value, VersionConflictError)
     assert code in str(raised.value)
+
+
+SILENCE = Silence(
+    id="0a1b2c3d4e5f",
+    matchers={"alarm_name": "nightly-*"},
+    starts_at=T0,
+    ends_at=T0 + timedelta(days=3650),
+    comment="batch window",
+    created_by="test",
+    created_at=T0,
+)
+
+
+def test_an_incident_whose_key_looks_like_a_silences_is_listed_like_any_other(dynamo: Dynamo) -> None:
+    """An alarm may be named anything, "silence#nightly-batch" too: it is an incident, listed, reconciled
+    and cleared like any other, and the silences are still the silences."""
+    dynamo.store.put(incident("silence#nightly-batch"), expected_version=None)
+    dynamo.store.put_silence(SILENCE)
+
+    assert [i.dedup_key for i in dynamo.store.list_active()] == ["silence#nightly-batch"]
+    assert [i.dedup_key for i in dynamo.store.list_all()] == ["silence#nightly-batch"]
+    assert [s.id for s in dynamo.store.list_silences()] == [SILENCE.id]
+    with pytest.raises(StoreError, match="holds an incident"):
+        dynamo.store.put_silence(replace(SILENCE, id="nightly-batch"))  # its key is the incident's
+    assert dynamo.store.get("silence#nightly-batch") == incident("silence#nightly-batch")
+    dynamo.store.clear()
+    assert dynamo.store.get("silence#nightly-batch") is None
+    assert [s.id for s in dynamo.store.list_silences()] == [SILENCE.id]
+
+
+def test_an_item_that_is_no_incident_is_skipped_in_listings_and_named_when_read(
+    dynamo: Dynamo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Written by hand or by something else: it must not hide every incident from a listing,
+    reconciliation or stats, and reading it is an error that names it."""
+    dynamo.store.put(incident("disk-full-DiskUsed"), expected_version=None)
+    dynamo.client.put_item(TableName=TABLE, Item={c.TABLE_PARTITION_KEY: {"S": "legacy"}, "foo": {"N": "1"}})
+
+    assert [i.dedup_key for i in dynamo.store.list_all()] == ["disk-full-DiskUsed"]
+    assert "'legacy'" in caplog.text
+    with pytest.raises(StoreError, match="'legacy' in incidents is not an incident") as raised:
+        dynamo.store.get("legacy")
+    assert raised.value.retryable

@@ -8,6 +8,7 @@ schema comes from ``constants``, which the CDK stack builds the table from.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
 from pagerduty_bridge.silences import TTL_GRACE, Silence
 from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_record, needs_watch, to_record
+from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import epoch_seconds, shifted
 
 WATCH_MARKER = "watch"
@@ -26,6 +28,8 @@ WATCH_MARKER = "watch"
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+
+logger = logging.getLogger(__name__)
 
 _AWS_ERRORS = (ClientError, BotoCoreError)
 # DynamoDB error codes that say the request itself is malformed: sending it again cannot help. Every
@@ -110,9 +114,9 @@ def attribute_value(value: Any) -> dict[str, Any]:
 
 
 def _is_incident(item: dict[str, Any]) -> bool:
-    """Silences share the table under their own key prefix: they are not incidents."""
-    key = item.get(c.TABLE_PARTITION_KEY, {}).get("S", "")
-    return not str(key).startswith(c.SILENCE_KEY_PREFIX)
+    """Silences share the table, marked as silences in the index's partition attribute (their key
+    prefix says nothing: a dedup key may start the same way, as an alarm may be named anything)."""
+    return bool(item.get(c.ACTIVE_INDEX_PARTITION_KEY, {}).get("S") != c.SILENCE_MARKER)
 
 
 class DynamoDBIncidentStore:
@@ -206,9 +210,21 @@ class DynamoDBIncidentStore:
             "data": {"S": json.dumps(silence.as_dict(), ensure_ascii=False)},
         }
         try:
-            self._client.put_item(TableName=self.table_name, Item=item)
+            self._client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                # Never over an incident whose dedup key happens to read like a silence's key.
+                ConditionExpression="attribute_not_exists(#key) OR #marker = :silence",
+                ExpressionAttributeNames={"#key": c.TABLE_PARTITION_KEY, "#marker": c.ACTIVE_INDEX_PARTITION_KEY},
+                ExpressionAttributeValues={":silence": {"S": c.SILENCE_MARKER}},
+            )
         except _AWS_ERRORS as exc:
-            raise translate_client_error(exc, f"writing silence {silence.id}") from exc
+            error = translate_client_error(exc, f"writing silence {silence.id}")
+            if isinstance(error, VersionConflictError):
+                raise StoreError(
+                    f"writing silence {silence.id} failed: its key holds an incident of that name", retryable=False
+                ) from exc
+            raise error from exc
 
     def list_all(self) -> list[Incident]:
         incidents = self._paginate("scan")
@@ -231,13 +247,29 @@ class DynamoDBIncidentStore:
             raise translate_client_error(exc, f"describing table {self.table_name}") from exc
 
     def _incident(self, item: dict[str, Any]) -> Incident:
-        return from_record({key: self._deserialize(value) for key, value in item.items()})
+        try:
+            return from_record({key: self._deserialize(value) for key, value in item.items()})
+        except (TypeError, ValueError, KeyError) as exc:  # an item written by hand, or by something else
+            key = str(item.get(c.TABLE_PARTITION_KEY, {}).get("S", "?"))[:256]
+            raise StoreError(
+                f"the item {key!r} in {self.table_name} is not an incident the bridge can read "
+                f"({type(exc).__name__}: {truncate(str(exc), 256)})",
+                retryable=True,
+            ) from None
 
     def _paginate(self, operation: str, **kwargs: Any) -> list[Incident]:
+        """Every incident the pages hold; an item that is none is skipped with a warning (one foreign item
+        must not hide every incident from a listing, a reconciliation or ``stats``)."""
         incidents: list[Incident] = []
         try:
             for page in self._client.get_paginator(operation).paginate(TableName=self.table_name, **kwargs):
-                incidents.extend(self._incident(item) for item in page.get("Items", []) if _is_incident(item))
+                for item in page.get("Items", []):
+                    if not _is_incident(item):
+                        continue
+                    try:
+                        incidents.append(self._incident(item))
+                    except StoreError as exc:
+                        logger.warning("skipped: %s", exc)
         except _AWS_ERRORS as exc:
             raise translate_client_error(exc, f"{operation} on {self.table_name}") from exc
         return incidents

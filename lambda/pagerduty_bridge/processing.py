@@ -128,12 +128,10 @@ class EventResult:
 
     def batch_item_failures(self) -> list[dict[str, str]]:
         """SQS partial batch response: the messages to receive again — what a retry can fix, and what
-        cannot be read (so it reaches the dead-letter queue alone after its receives)."""
-        return [
-            {"itemIdentifier": r.batch_item_id}
-            for r in self.results
-            if (r.retryable or r.unreadable) and r.batch_item_id
-        ]
+        cannot be read (so it reaches the dead-letter queue alone after its receives). A record to
+        receive again that names no message (a malformed event) is an empty identifier, which Lambda
+        takes for the failure of the whole batch: everything comes back, nothing is deleted unsent."""
+        return [{"itemIdentifier": r.batch_item_id or ""} for r in self.results if r.retryable or r.unreadable]
 
 
 def _no_metric(name: str, value: float, unit: str) -> None:

@@ -73,6 +73,7 @@ def redrive(
 ) -> RedriveReport:
     """Process up to ``max_messages``; delete each fully handled one (unless ``delete`` is off: a dry run)."""
     report = RedriveReport()
+    seen: set[str] = set()
     while report.received < max_messages:
         response = sqs.receive_message(
             QueueUrl=queue_url,
@@ -80,10 +81,13 @@ def redrive(
             WaitTimeSeconds=0,
             VisibilityTimeout=VISIBILITY_SECONDS,
         )
-        messages = response.get("Messages", [])
+        # A message kept earlier in this run comes back once its visibility ends (handling the rest
+        # took longer): it was handled, and is not handled, sent or reported again. Only those left: done.
+        messages = [m for m in response.get("Messages", []) if str(m.get("MessageId")) not in seen]
         if not messages:
             break
         for message in messages:
+            seen.add(str(message.get("MessageId")))
             report.received += 1
             why = _process(message.get("Body", ""), notifications, run_schedule, report)
             if why is None:

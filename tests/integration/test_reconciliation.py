@@ -31,6 +31,7 @@ from moto import mock_aws
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
+from pagerduty_bridge import redrive as redrive_module
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
 from pagerduty_bridge.errors import DeadlineError, RoutingKeyError
 from pagerduty_bridge.models import EventAction, IncidentStatus, Origin
@@ -705,3 +706,20 @@ def test_redrive_reports_an_unreadable_queue_not_a_crash(operator: Operator) -> 
     run = cli("redrive", "--queue-url", operator.queue + "-missing", "--endpoint-url", operator.url, "--send")
     assert run.code not in (0, 1)
     assert "Traceback" not in run.err
+
+
+def test_redrive_handles_each_message_once_even_when_it_comes_back_during_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kept message becomes visible again when the rest take longer than its visibility (PagerDuty
+    down: each message spends its retry budget): it is not handled, sent or reported twice."""
+    monkeypatch.setattr(redrive_module, "VISIBILITY_SECONDS", 0)  # every kept message is back at once
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+        ids = [sqs.send_message(QueueUrl=url, MessageBody=f"not json {n}")["MessageId"] for n in range(3)]
+
+        report = redrive_module.redrive(sqs, url, None, run_schedule=lambda: None, max_messages=30)  # type: ignore[arg-type]
+
+    assert report.received == 3
+    assert sorted(message_id for message_id, _ in report.kept) == sorted(ids)

@@ -192,3 +192,22 @@ def test_attack_a_table_that_refuses_the_request_itself_still_keeps_the_page(
         response = handler.lambda_handler(sqs_event(record), FakeLambdaContext())
         assert response == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
         assert fake_pd.requests == []
+
+
+@pytest.mark.parametrize("message_id", [None, ""])
+def test_attack_a_failed_record_that_names_no_message_fails_the_whole_batch(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty, message_id: str | None
+) -> None:
+    """Without its id a record cannot be named in the partial batch response; left out, SQS would
+    delete it with the batch, unsent. An empty identifier makes Lambda receive the whole batch again
+    (what was delivered is then a duplicate and sends nothing)."""
+    delivered, failing = sqs_alarm(CPU_ALARM), sqs_alarm(OTHER_ALARM)
+    if message_id is None:
+        del failing["messageId"]
+    else:
+        failing["messageId"] = message_id
+    fake_pd.script(Delay(0), *[Respond(503)] * OUTAGE_ANSWERS)
+
+    response = handler.lambda_handler(sqs_event(delivered, failing), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": ""}]}

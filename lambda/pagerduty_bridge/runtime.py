@@ -86,22 +86,28 @@ ASSUMED_ROLE_SECONDS = 900
 
 
 def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoint_url: str | None = None) -> Any:
-    """A CloudWatch client in ``region`` (``None``: the default), assuming ``role_arn`` when given."""
+    """A CloudWatch client in ``region`` (``None``: the default), assuming ``role_arn`` when given.
+
+    The assumed role's credentials renew themselves before they expire (botocore's assume-role
+    fetcher): the client lives as long as the container, far longer than the 15-minute session.
+    """
     import boto3
+    import botocore.session
+    from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
     if role_arn is None:
         return boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
-    credentials = boto3.client("sts", endpoint_url=endpoint_url).assume_role(
-        RoleArn=role_arn, RoleSessionName=ASSUMED_ROLE_SESSION, DurationSeconds=ASSUMED_ROLE_SECONDS
-    )["Credentials"]
-    return boto3.client(
-        "cloudwatch",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
+    source = boto3.Session()
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=lambda service, **kwargs: source.client(service, endpoint_url=endpoint_url, **kwargs),
+        source_credentials=source.get_credentials(),
+        role_arn=role_arn,
+        extra_args={"RoleSessionName": ASSUMED_ROLE_SESSION, "DurationSeconds": ASSUMED_ROLE_SECONDS},
     )
+    assumed = botocore.session.Session()
+    # botocore takes ready-made credentials on a session this way (what its own assume-role profiles do).
+    assumed._credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+    return boto3.Session(botocore_session=assumed).client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
 
 
 def lambda_runtime(settings: Settings | None = None) -> Runtime:

@@ -36,7 +36,7 @@ from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respo
 from pagerduty_bridge.errors import DeadlineError, RoutingKeyError
 from pagerduty_bridge.models import EventAction, IncidentStatus, Origin
 from pagerduty_bridge.processing import process_event
-from pagerduty_bridge.runtime import lambda_runtime
+from pagerduty_bridge.runtime import ASSUMED_ROLE_SECONDS, cloudwatch_client, lambda_runtime
 from pagerduty_bridge.silences import Silence
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import (
@@ -723,3 +723,19 @@ def test_redrive_handles_each_message_once_even_when_it_comes_back_during_the_ru
 
     assert report.received == 3
     assert sorted(message_id for message_id, _ in report.kept) == sorted(ids)
+
+
+def test_an_assumed_roles_credentials_renew_themselves_in_a_long_lived_container() -> None:
+    """The CloudWatch client of another account lives as long as the container, and the role's session
+    only 15 minutes: the next scheduled run (15 minutes later by default) must not meet ExpiredToken."""
+    with mock_aws():
+        client = cloudwatch_client(REGION, ROLE_ARN)
+        client.describe_alarms()
+        credentials = client._request_signer._credentials
+        first = credentials.get_frozen_credentials().access_key
+
+        later = datetime.now(UTC) + timedelta(seconds=ASSUMED_ROLE_SECONDS)
+        credentials._time_fetcher = lambda: later  # the session is over
+        client.describe_alarms()
+
+        assert credentials.get_frozen_credentials().access_key != first, "the role was not assumed again"

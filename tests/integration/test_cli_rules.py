@@ -173,6 +173,8 @@ def test_expectations_decide_the_exit_code() -> None:
     assert unknown.code == 2 and "--expect colour" in unknown.err
     malformed = cli(*options, "--expect", "severity")
     assert malformed.code == 2 and "expected KEY=VALUE" in malformed.err
+    twice = cli(*options, "--expect", "routing_key=web", "--expect", "routing_key=payments")
+    assert twice.code == 2 and "--expect routing_key given twice" in twice.err
 
 
 def test_rules_test_reads_an_event_file_and_refuses_one_without_an_alarm(tmp_path: Path) -> None:

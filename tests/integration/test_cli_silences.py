@@ -142,6 +142,10 @@ def test_the_human_output_of_add_starts_with_the_id(store: Store) -> None:
     [
         (("--match", "colour=red", "--for", "1h"), "cannot match on 'colour'"),
         (("--match", "alarm_name", "--for", "1h"), "expected KEY=VALUE"),
+        (
+            ("--match", "alarm_name=payments-*", "--match", "alarm_name=*-db", "--for", "1h"),
+            "--match alarm_name given twice",
+        ),
         (("--match", "alarm_name=x", "--for", "soon"), "--for: 'soon' is not a duration"),
         (("--match", "alarm_name=x", "--for", "99999999999999d"), "--for: '99999999999999d' is longer than any"),
         (("--match", "alarm_name=x", "--until", "tomorrow"), "not an ISO 8601 time"),

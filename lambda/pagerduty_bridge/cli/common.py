@@ -266,11 +266,16 @@ def _fit(value: str, width: int) -> str:
 
 
 def parse_pairs(values: Sequence[str] | None, option: str) -> dict[str, str]:
-    """``K=V`` options into a dict; a malformed one is a usage error naming the option."""
+    """``K=V`` options into a dict; a malformed one is a usage error naming the option, and so is a key
+    given twice: keeping only the last would silently drop a condition (a silence's matcher, a test's
+    expectation), so a silence would cover more than asked or a failing check pass."""
     pairs: dict[str, str] = {}
     for value in values or ():
         key, sep, rest = value.partition("=")
         if not sep or not key:
             raise CliError(f"{option} {value!r}: expected KEY=VALUE")
-        pairs[key.strip()] = rest
+        key = key.strip()
+        if key in pairs:
+            raise CliError(f"{option} {key} given twice ({pairs[key]!r} and {rest!r}): each field takes one value")
+        pairs[key] = rest
     return pairs

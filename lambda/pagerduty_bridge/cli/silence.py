@@ -39,7 +39,7 @@ def register(commands: Any) -> None:
         action="append",
         required=True,
         metavar="FIELD=GLOB",
-        help=f"what to silence, repeatable, all must hold (required): {', '.join(FIELDS)}, dimension.NAME, tag.KEY",
+        help=f"what to silence, repeatable (each field once), all must hold (required): {', '.join(FIELDS)}, dimension.NAME, tag.KEY",
     )
     until = add.add_mutually_exclusive_group(required=True)
     until.add_argument(

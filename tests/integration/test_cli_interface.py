@@ -244,6 +244,40 @@ def test_fake_pagerduty_json_lines(tmp_path: Path) -> None:
             process.stdout.close()
 
 
+def test_fake_pagerduty_shows_a_hostile_dedup_key_escaped_on_its_own_line() -> None:
+    """The stand-in's line per request holds the sender's dedup key: its line breaks and terminal controls
+    are shown escaped, so a request cannot forge a line nor drive the terminal."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pagerduty_bridge", "fake-pagerduty", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        events_url = process.stdout.readline().split("--events-url ", 1)[1].split()[0]
+        event = {
+            "routing_key": ROUTING_KEY,
+            "event_action": "trigger",
+            "dedup_key": "evil\ntrigger     dedup_key=forged\u2028\x1b[31m",
+            "payload": {"summary": "s", "source": "test", "severity": "info"},
+        }
+        request = urllib.request.Request(
+            events_url, data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 202
+        line = process.stdout.readline()
+        assert line.startswith("trigger") and line.endswith("-> 202\n")
+        assert "dedup_key=evil\\ntrigger     dedup_key=forged\\u2028\\x1b[31m routing_key=" in line
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 # --- one --endpoint-url for every AWS client ------------------------------------------------------------
 
 

@@ -671,6 +671,37 @@ def test_attack_terminal_injection_in_an_alarm_name_is_shown_escaped(tmp_path: P
     assert "\\x1b[31mRED" in listed.out
 
 
+def test_attack_line_breaks_in_an_alarm_name_forge_no_line_of_output(tmp_path: Path) -> None:
+    """Every line break a terminal or ``splitlines`` honours (``\\n``, ``\\r``, U+2028, U+0085) is shown
+    escaped wherever the stored name is printed: it cannot add a line, such as a forged ``status`` above
+    the real one in ``incidents show``, and the body ``replay`` prints is the body it sent."""
+    name = "evil\nstatus             resolved\u2028X\x85Y\r\nZ"
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(sns_event(name)), encoding="utf-8")
+    state = str(tmp_path / "state.db")
+
+    sent = cli("replay", "--json", "--state", str(tmp_path / "scratch.db"), str(path)).json()["event"]
+    replayed = cli("replay", "--record", "--state", state, str(path))
+    key = cli("incidents", "list", "--state", state, "--json").json()[0]["dedup_key"]
+    runs = {
+        "replay": replayed,
+        "incidents show": cli("incidents", "show", key, "--state", state),
+        "incidents list": cli("incidents", "list", "--wide", "--state", state),
+        "rules test": cli("rules", "test", "--event", str(path)),
+    }
+
+    for command, run in runs.items():
+        assert run.code == 0, run.err
+        shown = run.out + run.err
+        for line_break in ("\r", "\u2028", "\x85", "\x0b", "\x0c"):
+            assert line_break not in shown, command
+        starts = [line for line in shown.split("\n") if line.startswith(("status ", "X", "Y", "Z"))]
+        assert starts == (["status             triggered"] if command == "incidents show" else []), command
+    assert "evil\\nstatus             resolved\\u2028X\\x85Y\\r\\nZ" in runs["incidents show"].out
+    block = replayed.out.split("PagerDuty receives (dry run, not sent):\n", 1)[1].split("\n\n", 1)[0]
+    assert json.loads(block) == sent
+
+
 # --- 10. unsafe rules --------------------------------------------------------------------------------------------------------
 
 

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
 def _fail(args: argparse.Namespace, streams: Streams, message: str) -> int:
     if getattr(args, "debug", False):
-        warn(streams, traceback.format_exc().rstrip())
+        warn(streams, *traceback.format_exc().rstrip().split("\n"))
     warn(streams, f"pagerduty-bridge: {message}")
     return EXIT_ERROR
 

@@ -101,5 +101,5 @@ def audit_command(args: argparse.Namespace, streams: Streams) -> int:
     else:
         print_table([{**row, "problem": row["problem"]["code"]} for row in rows], ("alarm_name", "problem"), streams)
         for finding in findings:
-            say(streams, f"\n{finding.alarm_name}: {finding.problem.message}\n  fix: {finding.fix}")
+            say(streams, "", f"{finding.alarm_name}: {finding.problem.message}", f"  fix: {finding.fix}")
     return EXIT_FINDING if findings else EXIT_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -227,6 +228,8 @@ def _clock() -> datetime:
 # Characters that are line breaks to str.splitlines() (and some JSON-lines readers) but that JSON
 # leaves unescaped: escaping them keeps "one JSON object per line" true whatever an alarm is called.
 _LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+# What json.dumps(ensure_ascii=False) leaves raw that a terminal acts on (it escapes U+0000-U+001F).
+_JSON_UNESCAPED_CONTROL: Final = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 
 
 def json_line(value: Any) -> str:
@@ -234,14 +237,26 @@ def json_line(value: Any) -> str:
     return REDACTOR.scrub(json.dumps(value, ensure_ascii=False, default=str).translate(_LINE_BREAKS))
 
 
-def say(streams: Streams, text: str) -> None:
-    """Human output: every control character escaped (a hostile alarm name cannot drive the terminal),
-    every secret scrubbed."""
-    print(REDACTOR.scrub(printable(text, keep_newlines=True)), file=streams.out)
+def say(streams: Streams, *lines: str) -> None:
+    """Human output, one printed line per argument: every control character and line break escaped (a
+    hostile alarm name can neither drive the terminal nor add a line, such as a forged status), every
+    secret scrubbed. Output of several lines passes each line apart."""
+    for line in lines:
+        print(REDACTOR.scrub(printable(line)), file=streams.out)
 
 
-def warn(streams: Streams, text: str) -> None:
-    print(REDACTOR.scrub(printable(text, keep_newlines=True)), file=streams.err)
+def warn(streams: Streams, *lines: str) -> None:
+    """As ``say``, on stderr."""
+    for line in lines:
+        print(REDACTOR.scrub(printable(line)), file=streams.err)
+
+
+def readable_json(value: Any) -> list[str]:
+    """``value`` as indented JSON, one entry per line, exactly what a JSON reader gets back: JSON escapes
+    the control characters below U+0020 itself; DEL, the C1 controls and U+2028/U+2029 (which it leaves
+    as they are, and which ``say`` would show as Python escapes) become JSON's ``\\uXXXX``."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text).split("\n")
 
 
 def print_table(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pagerduty_bridge.cli.common import EXIT_FINDING, EXIT_OK, CliError, Streams, add_json, json_line, say
 from pagerduty_bridge.redaction import mask_key
+from pagerduty_bridge.text import printable
 
 if TYPE_CHECKING:
     from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
@@ -53,7 +54,7 @@ def register(commands: Any) -> None:
 
 
 def run_fake(args: argparse.Namespace, streams: Streams) -> int:
-    from pagerduty_bridge.devtools.fake_pagerduty.command import TEXT_LINES, serve_forever
+    from pagerduty_bridge.devtools.fake_pagerduty.command import serve_forever
 
     if bool(args.webhook_url) != bool(args.webhook_secret):
         raise CliError("--webhook-url and --webhook-secret go together")
@@ -65,12 +66,25 @@ def run_fake(args: argparse.Namespace, streams: Streams) -> int:
             webhook_url=args.webhook_url or None,
             webhook_secret=args.webhook_secret or None,
             out=streams.out,
-            lines=json_lines() if args.json else TEXT_LINES,
+            lines=json_lines() if args.json else text_lines(),
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+
+
+def text_lines() -> Lines:
+    """The stand-in's lines for people, each one line whatever a request holds: its dedup key (the
+    sender's text) is shown with every control character and line break escaped, as ``say`` does."""
+    from pagerduty_bridge.devtools.fake_pagerduty.command import TEXT_LINES, Lines
+
+    return Lines(
+        request=lambda record: printable(TEXT_LINES.request(record)),
+        webhook=lambda delivery: printable(TEXT_LINES.webhook(delivery)),
+        started=TEXT_LINES.started,
+        stopped=TEXT_LINES.stopped,
+    )
 
 
 def json_lines() -> Lines:

@@ -206,9 +206,12 @@ def trigger_template(args: argparse.Namespace, streams: Streams) -> int:
     if args.json:
         print(json_line(replay_line("cli", "trigger", outcome)), file=streams.out)
     else:
-        say(streams, f"{outcome.alarm_name} → trigger")
-        say(streams, f"   dedup_key: {outcome.dedup_key}")
-        say(streams, "\n".join(body_lines(outcome, send=args.send)))
+        say(
+            streams,
+            f"{outcome.alarm_name} → trigger",
+            f"   dedup_key: {outcome.dedup_key}",
+            *body_lines(outcome, send=args.send),
+        )
     if outcome.error is not None:
         warn(streams, f"pagerduty-bridge: {outcome.error}")
         return EXIT_SEND_FAILED

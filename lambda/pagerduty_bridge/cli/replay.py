@@ -8,7 +8,6 @@ purpose). ``--json`` prints JSON lines, one per notification.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from pagerduty_bridge.cli.common import (
     add_json,
     add_store_options,
     json_line,
+    readable_json,
     say,
     warn,
     wire,
@@ -135,7 +135,7 @@ def _show(args: argparse.Namespace, streams: Streams, path: Path, record: Record
     if args.json:
         print(json_line(replay_line(path, record, outcome)), file=streams.out)
     else:
-        say(streams, replay_block(path, record, outcome, send=args.send))
+        say(streams, *replay_block(path, record, outcome, send=args.send))
     return code
 
 
@@ -167,14 +167,16 @@ def replay_line(path: Path | str, record: RecordResult | str, outcome: Outcome) 
     return line
 
 
-def replay_block(path: Path, record: RecordResult, outcome: Outcome, *, send: bool) -> str:
+def replay_block(path: Path, record: RecordResult, outcome: Outcome, *, send: bool) -> list[str]:
+    """What one notification did, as lines for ``say`` (which escapes any line break a value holds),
+    ending in a blank line."""
     action = outcome.action.value if outcome.action else "none"
     title = outcome.alarm_name or "(not an alarm)"
     lines = [f"── {path.name} {record.record}", f"   {title}  {outcome.state or '-'} → {action} ({outcome.reason})"]
     if outcome.dedup_key:
         lines.append(f"   dedup_key: {outcome.dedup_key}")
     lines.extend(body_lines(outcome, send=send))
-    return "\n".join(lines) + "\n"
+    return [*lines, ""]
 
 
 def body_lines(outcome: Outcome, *, send: bool) -> list[str]:
@@ -187,6 +189,5 @@ def body_lines(outcome: Outcome, *, send: bool) -> list[str]:
         else:
             status = "dry run, not sent" if not send else "not sent"
         lines.append(f"   PagerDuty receives ({status}):")
-        body = json.dumps(outcome.body, indent=2, ensure_ascii=False)
-        lines.extend("     " + line for line in body.splitlines())
+        lines.extend("     " + line for line in readable_json(outcome.body))
     return lines

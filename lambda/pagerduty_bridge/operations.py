@@ -60,7 +60,10 @@ def compute_stats(incidents: Iterable[Incident], *, since: timedelta | None = No
 
     The window is ``since`` back from ``now`` when given; otherwise from the first trigger to the last
     state change seen, at least one hour (so a single incident reads "1 per hour", not "12 per hour").
+    A ``since`` of no time is a ``ValueError``: it holds no rate per hour.
     """
+    if since is not None and since <= timedelta(0):
+        raise ValueError("a window must be longer than zero")
     counted = [i for i in incidents if i.triggered_at is not None]
     if since is not None:
         start = now - since if since < now - EARLIEST else EARLIEST  # a window longer than time: all of it

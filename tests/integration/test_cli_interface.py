@@ -10,9 +10,11 @@ import importlib.metadata
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import pytest
 
 from pagerduty_bridge.cli.app import build_parser
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.store import sqlite as sqlite_store
 from tests.builders import T0, alarm_message, cli, cli_json, sns_event, sns_notification
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
@@ -137,6 +140,35 @@ def test_health_reports_a_missing_state_file_and_creates_nothing(tmp_path: Path)
     checks = {check["name"]: check for check in report.json()["checks"]}
     assert not checks["store"]["ok"] and "no such state file" in checks["store"]["message"]
     assert not missing.parent.exists()
+
+
+def test_a_state_file_under_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    state = tmp_path / "a-file" / "state.db"
+    run = cli("trigger", "high-latency", "--current", "1", "--threshold", "2", "--state", str(state))
+    assert run.code == 2
+    (line,) = run.err.splitlines()
+    assert line.startswith(f"pagerduty-bridge: cannot open the incident store {state}: cannot create its folder")
+    assert "unexpected" not in line
+
+
+def test_clearing_a_state_file_another_process_holds_locked_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state.db"
+    assert cli("replay", "--record", "--state", str(state), str(EVENTS / "05-ec2-cpu-alarm.json")).code == 0
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT", timedelta(milliseconds=50))
+    other = sqlite3.connect(state, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the write lock, held past the busy timeout
+    try:
+        run = cli("incidents", "clear", "--yes", "--state", str(state))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert run.code == 2
+    (line,) = run.err.splitlines()
+    assert line == "pagerduty-bridge: cannot clear the incident store " + str(state) + ": database is locked"
+    assert len(cli_json("incidents", "list", "--state", str(state), "--json")) == 1
 
 
 def test_full_keys_in_json_and_with_wide(tmp_path: Path) -> None:

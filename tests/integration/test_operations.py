@@ -88,6 +88,14 @@ def test_resolve_and_clear(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPat
     assert cli_json("incidents", "list", "--all", "--json") == []
 
 
+@pytest.mark.parametrize("since", ["0s", "0.0000001s", "0m"])
+def test_stats_over_no_time_is_one_clear_line(since: str) -> None:
+    assert cli("replay", "--record", str(EVENTS / "05-ec2-cpu-alarm.json"))[0] == 0
+    code, out, err = cli("stats", "--since", since)
+    assert (code, out) == (2, "")
+    assert err.strip().splitlines() == [f"pagerduty-bridge: --since {since}: a window must be longer than zero"]
+
+
 def test_readable_tables_for_people() -> None:
     cli("replay", "--record", str(EVENTS))
     code, out, _ = cli("incidents", "list")

@@ -6,7 +6,7 @@ import socket
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from pagerduty_bridge import AlertMessage, AlertSeverity, PagerDutyIntegration, ServiceConfig
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
@@ -87,6 +87,15 @@ def test_alert_message_in_seed_camel_case_and_auto_resolve(fake_pd: FakePagerDut
     assert bridge.get_active_incidents() == {}
     assert fake_pd.open_alerts() == {}
     assert bridge.auto_resolve_incident(alert) is None
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_a_timestamp_with_no_utc_equivalent_is_a_validation_error(timestamp: str) -> None:
+    """Year 1 just after midnight at a positive offset (or year 9999 at a negative one) is no instant a
+    UTC datetime can hold: the model refuses it as any other bad field, naming it."""
+    fields = {"severity": "info", "alarm_name": "x", "environment": "staging"}
+    with pytest.raises(ValidationError, match=r"timestamp\n.*no UTC equivalent"):
+        AlertMessage(**fields, timestamp=timestamp)
 
 
 def test_unknown_keys_are_not_found(fake_pd: FakePagerDuty) -> None:

@@ -8,6 +8,7 @@ botocore errors are translated.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
@@ -340,6 +341,40 @@ def test_ping_answers_while_the_store_is_there_and_raises_once_it_is_gone(
 
     with pytest.raises(StoreError):
         store.ping()
+
+
+def test_a_sqlite_file_whose_folder_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+
+    with pytest.raises(StoreError, match=r"cannot open the incident store .*a-file/state.db: cannot create"):
+        SQLiteIncidentStore(tmp_path / "a-file" / "state.db")
+
+
+def test_every_write_to_a_sqlite_file_locked_past_the_busy_timeout_is_a_store_error(tmp_path: Path) -> None:
+    """Another process holding the file's write lock longer than the store waits: each write fails with
+    a retryable StoreError naming it, never sqlite3's own error; once the lock is gone they succeed."""
+    path = tmp_path / "state.db"
+    store = SQLiteIncidentStore(path, busy_timeout=timedelta(milliseconds=50))
+    store.put(incident("kept"), expected_version=None)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the write lock, held
+    try:
+        writes: dict[str, Callable[[], None]] = {
+            "put": lambda: store.put(incident("new"), expected_version=None),
+            "delete": lambda: store.delete("kept"),
+            "clear": store.clear,
+        }
+        for name, write in writes.items():
+            with pytest.raises(StoreError, match="database is locked") as failed:
+                write()
+            assert failed.value.retryable, name
+        assert keys(store.list_all()) == ["kept"]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    store.clear()
+    assert store.list_all() == []
+    store.close()
 
 
 # --- concurrency: exactly one of several racing writers wins ---------------------------------------

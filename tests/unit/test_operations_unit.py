@@ -92,6 +92,13 @@ def test_stats_over_the_longest_window_count_everything() -> None:
     assert stats.incidents == 1
 
 
+@pytest.mark.parametrize("since", [timedelta(0), timedelta(seconds=-1)])
+def test_stats_over_no_time_is_a_clear_error(since: timedelta) -> None:
+    """A window of no time holds no rate per hour (it would divide by zero)."""
+    with pytest.raises(ValueError, match="longer than zero"):
+        compute_stats([], since=since, now=T0)
+
+
 def test_active_incident_check_names_the_count() -> None:
     assert active_incident_check(10).ok
     check = active_incident_check(11)

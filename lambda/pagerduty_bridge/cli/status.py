@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pagerduty_bridge import constants as c
@@ -68,6 +68,8 @@ def show_stats(args: argparse.Namespace, streams: Streams) -> int:
         since = parse_duration(args.since) if args.since else None
     except ValueError as exc:
         raise CliError(f"--since: {exc}") from None
+    if since is not None and since <= timedelta(0):  # 0s, or less than the microsecond a clock counts
+        raise CliError(f"--since {args.since}: a window must be longer than zero")
     figures = compute_stats(store.list_all(), since=since, now=datetime.now(UTC)).as_dict()
     if args.json:
         print(json_line(figures), file=streams.out)

@@ -49,4 +49,7 @@ class AlertMessage(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _utc_timestamp(cls, value: datetime) -> datetime:
-        return utc(value)
+        try:
+            return utc(value)
+        except OverflowError:  # year 1 just after midnight at a positive offset, year 9999 at a negative one
+            raise ValueError(f"{value.isoformat()} has no UTC equivalent (out of the range of dates)") from None

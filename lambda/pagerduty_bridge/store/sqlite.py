@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Final
 
 from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
@@ -33,20 +34,38 @@ CREATE TABLE IF NOT EXISTS silences (
     data    TEXT NOT NULL
 );
 """
+BUSY_TIMEOUT: Final = timedelta(seconds=30)
+"""How long a statement waits for another connection's write lock on the file (a CLI command while
+another writes) before failing: sqlite3's ``timeout``."""
 _MIGRATIONS = (("watched", "ALTER TABLE incidents ADD COLUMN watched INTEGER NOT NULL DEFAULT 0"),)
 """Columns added since the first schema, added to older state files when they are opened."""
 
 
 class SQLiteIncidentStore:
-    """Incidents in SQLite. ``path`` is a file (its folder is created) or ``":memory:"``."""
+    """Incidents in SQLite. ``path`` is a file (its folder is created) or ``":memory:"``; a write waits
+    ``busy_timeout`` (default ``BUSY_TIMEOUT``) for another connection's lock."""
 
-    def __init__(self, path: str | Path = ":memory:", *, retention: timedelta = timedelta(days=90)) -> None:
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        retention: timedelta = timedelta(days=90),
+        busy_timeout: timedelta | None = None,
+    ) -> None:
         self.path = str(path)
         self.retention = retention
+        timeout = (BUSY_TIMEOUT if busy_timeout is None else busy_timeout).total_seconds()
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(self.path).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot open the incident store {self.path}: cannot create its folder {folder}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
             self._db.executescript(_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
@@ -127,11 +146,17 @@ class SQLiteIncidentStore:
 
     def delete(self, dedup_key: str) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM incidents WHERE dedup_key = ?", (dedup_key,))
+            try:
+                self._db.execute("DELETE FROM incidents WHERE dedup_key = ?", (dedup_key,))
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot delete incident {dedup_key}: {exc}", retryable=True) from exc
 
     def clear(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM incidents")
+            try:
+                self._db.execute("DELETE FROM incidents")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot clear the incident store {self.path}: {exc}", retryable=True) from exc
 
     def ping(self) -> None:
         self._query_one("SELECT count(*) FROM incidents", ())

@@ -9,11 +9,13 @@ import argparse
 import importlib.metadata
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,59 @@ def test_clearing_a_state_file_another_process_holds_locked_is_one_clear_line(
     (line,) = run.err.splitlines()
     assert line == "pagerduty-bridge: cannot clear the incident store " + str(state) + ": database is locked"
     assert len(cli_json("incidents", "list", "--state", str(state), "--json")) == 1
+
+
+@pytest.fixture
+def read_only_state(tmp_path: Path) -> Iterator[Path]:
+    """A state file (one incident, one silence, WAL mode, no -wal or -shm beside it) that nobody can
+    write, in a folder nobody can write: mode 0444 in 0555 — and, for root, whom modes do not bind,
+    the immutable attribute as well (skipped where neither holds)."""
+    made = tmp_path / "made.db"
+    assert cli("replay", "--record", "--state", str(made), SAMPLE).code == 0
+    assert (
+        cli("silence", "add", "--match", "alarm_name=x-*", "--for", "1h", "--comment", "c", "--state", str(made)).code
+        == 0
+    )
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    state = folder / "state.db"
+    source, copy = sqlite3.connect(made), sqlite3.connect(state)
+    source.backup(copy)
+    source.close()
+    copy.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["state.db"]
+    state.chmod(0o444)
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(state, os.W_OK) and shutil.which("chattr"):  # root: the immutable attribute binds root too
+        chattr = subprocess.run(["chattr", "+i", str(state), str(folder)], check=False, capture_output=True)
+        immutable = chattr.returncode == 0
+    try:
+        if os.access(state, os.W_OK) or os.access(folder, os.W_OK):
+            pytest.skip("no way to make a file read-only for this user here")
+        yield state
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(state), str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def test_commands_that_only_read_read_a_read_only_state_file(read_only_state: Path) -> None:
+    state = ("--state", str(read_only_state))
+    assert [i["dedup_key"] for i in cli_json("incidents", "list", "--json", *state)] == [SAMPLE_KEY]
+    assert cli_json("incidents", "show", SAMPLE_KEY, "--json", *state)["dedup_key"] == SAMPLE_KEY
+    assert len(cli_json("silence", "list", "--json", *state)) == 1
+    assert cli_json("stats", "--json", *state)["incidents"] == 1
+    assert cli("incidents", "resolve", SAMPLE_KEY, *state).code == 0  # a dry run writes nothing
+    for writes in (
+        ("incidents", "clear", "--yes"),
+        ("silence", "add", "--match", "alarm_name=y", "--for", "1h", "--comment", "c"),
+    ):
+        run = cli(*writes, *state)
+        assert run.code == 2, writes
+        (line,) = run.err.splitlines()
+        assert line.startswith("pagerduty-bridge: cannot ") and "readonly database" in line, line
+    assert sorted(p.name for p in read_only_state.parent.iterdir()) == ["state.db"]
 
 
 def test_full_keys_in_json_and_with_wide(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ DynamoDB's conditional writes — also across processes sharing one file.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from datetime import timedelta
@@ -64,14 +65,19 @@ class SQLiteIncidentStore:
                     f"cannot open the incident store {self.path}: cannot create its folder {folder}: "
                     f"{exc.strerror or exc}"
                 ) from exc
+        self.read_only = self.path != ":memory:" and _read_only(Path(self.path))
+        """A file this process cannot write is only read: every write fails with a StoreError."""
         try:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
-            for column, statement in _MIGRATIONS:
-                if column not in columns:
-                    self._db.execute(statement)
+            if self.read_only:
+                self._db = _connect_read_only(Path(self.path), timeout)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
+                self._db.executescript(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
+                for column, statement in _MIGRATIONS:
+                    if column not in columns:
+                        self._db.execute(statement)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the incident store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -179,3 +185,27 @@ class SQLiteIncidentStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
         return rows
+
+
+def _read_only(path: Path) -> bool:
+    """An existing file this process cannot write, or whose folder cannot take the ``-wal`` and ``-shm``
+    files SQLite keeps beside it: switching it to WAL or running the schema script would fail."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """``path`` opened for reading only, its schema as it is (no WAL switch, no schema script, no
+    migration). A file in WAL mode needs a ``-shm`` index beside it: when there is none and its folder
+    cannot take one, no writer can be at work either (a writer needs it), so it is read as immutable."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+
+    def connect(address: str) -> sqlite3.Connection:
+        return sqlite3.connect(address, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False)
+
+    db = connect(uri)
+    try:
+        db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.OperationalError:
+        db.close()
+        db = connect(uri + "&immutable=1")
+    return db

@@ -945,3 +945,11 @@ def test_serve_forever_prints_the_events_url_and_never_the_routing_key() -> None
     assert triggered.rstrip().endswith("-> 202")
     assert "-> 400" in rejected and "'dedup_key'" in rejected
     assert any("stopped" in line for line in rest)
+
+
+def test_attack_a_hostile_dedup_key_is_shown_escaped_on_its_own_line() -> None:
+    """The stand-in prints what senders send: a dedup key cannot clear the screen or forge a line."""
+    record = RecordedRequest("/v2/enqueue", {}, {**event(), "dedup_key": "evil\x1b[2J\nresolve  ok"}, 202, 0.0)
+    line = format_request_line(record)
+    assert "\x1b" not in line and "\n" not in line
+    assert "evil\\x1b[2J\\nresolve" in line

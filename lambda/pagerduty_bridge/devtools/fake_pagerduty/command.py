@@ -24,6 +24,7 @@ from pagerduty_bridge.devtools.fake_pagerduty.webhooks import WebhookDelivery
 from pagerduty_bridge.devtools.fake_pagerduty.wire import CHANGE_ENQUEUE_PATH, CONTROL_PREFIX, ENQUEUE_PATH
 from pagerduty_bridge.devtools.loopback import DEFAULT_HOST, loopback
 from pagerduty_bridge.redaction import mask_key
+from pagerduty_bridge.text import printable
 
 MAX_LINE_CHARS: Final = 200
 """The CLI prints one short line per request."""
@@ -66,7 +67,7 @@ def format_request_line(record: RecordedRequest) -> str:
         dedup_key = f"{answer['dedup_key']} (generated)"
     shown_key = mask_key(routing_key) or "-"
     line = f"{what:<11} dedup_key={dedup_key or '-'} routing_key={shown_key} -> {_outcome(record)}"
-    return _shorten(scrub_key(line, routing_key))
+    return _shorten(printable(scrub_key(line, routing_key)))
 
 
 def format_webhook_line(delivery: WebhookDelivery) -> str:
@@ -74,7 +75,9 @@ def format_webhook_line(delivery: WebhookDelivery) -> str:
     data = delivery.payload["event"]["data"]
     answer = str(delivery.status) if delivery.status is not None else f"no answer ({delivery.error})"
     fault = f" [{delivery.fault}]" if delivery.fault else ""
-    return _shorten(f"webhook     {delivery.event_type} incident_key={data['incident_key']} -> {answer}{fault}")
+    return _shorten(
+        printable(f"webhook     {delivery.event_type} incident_key={data['incident_key']} -> {answer}{fault}")
+    )
 
 
 def _started(fake: FakePagerDuty, webhook_url: str | None) -> list[str]:

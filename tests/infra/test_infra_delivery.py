@@ -84,6 +84,17 @@ def test_dead_letter_queues_keep_messages_for_two_weeks(variant: Synthesized) ->
         assert properties["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION.to_seconds(), name
 
 
+def test_every_queue_outlives_a_change_of_delivery_mode_and_the_stack(variant: Synthesized) -> None:
+    """Switching ``buffered``, turning reconciliation or change events off, or deleting the stack removes
+    queues from the template that may still hold pages waiting for redrive: CloudFormation keeps them
+    (except when the operation that created them rolls back, when they cannot hold anything yet)."""
+    queues = variant.of_type("AWS::SQS::Queue")
+    assert queues
+    for queue_id, queue in queues.items():
+        assert queue.get("DeletionPolicy") == "RetainExceptOnCreate", queue_id
+        assert queue.get("UpdateReplacePolicy") == "Retain", queue_id
+
+
 def test_buffered_mode_subscribes_a_queue_with_envelopes_intact(buffered: Synthesized) -> None:
     (properties,) = [
         s["Properties"]

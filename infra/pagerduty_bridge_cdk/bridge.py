@@ -125,7 +125,9 @@ class PagerDutyBridge(Construct):
                 function=self.bridge.target,
                 function_timeout=self.bridge.timeout,
                 config=self.config,
+                async_triggers=bool(self.config.reconcile_minutes or self.config.change_events),
             )
+            self._queue_descriptions.update(buffered.queue_descriptions)
             return buffered.dead_letter_queues
         return DirectDelivery(self, "DirectDelivery", topic=self.topic, function=self.bridge.target).dead_letter_queues
 

@@ -7,7 +7,9 @@ Two shapes, chosen by the ``buffered`` context parameter:
   on-failure SQS destination.
 * buffered: SNS writes each notification (its envelope intact, raw delivery off) to a queue that the
   function drains in batches with bounded concurrency, reporting per-message failures; a message that
-  fails ``maxReceiveCount`` times moves to a dead-letter queue.
+  fails ``maxReceiveCount`` times moves to a dead-letter queue. The schedule and the change-event rule
+  still invoke the function asynchronously: when either is on, what fails after Lambda's retries goes
+  to an on-failure queue, as in direct mode.
 
 Either way nothing is dropped: every failure ends in a queue, and every queue's depth is alarmed on.
 """
@@ -70,6 +72,24 @@ class QueueDestination:
         return lambda_.DestinationConfig(destination=self.queue.queue_arn)
 
 
+FAILED_ASYNC_EVENTS_DESCRIPTION: Final = (
+    "Scheduled reconciliation runs or CloudFormation stack changes are waiting in the FailedInvocations queue: "
+    "the function failed on them after Lambda's retries. Fix the cause, then replay them with pagerduty-bridge "
+    "redrive (a scheduled run is simply run once more)."
+)
+"""The alarm text of buffered mode's on-failure queue, which holds no notifications (the buffer's
+failures go to its own dead-letter queue)."""
+
+
+def send_failed_invocations_to(function: lambda_.IFunction, queue: sqs.IQueue) -> None:
+    """Bounded retries of the function's asynchronous invocations, then ``queue`` for what still fails."""
+    function.configure_async_invoke(
+        retry_attempts=ASYNC_RETRY_ATTEMPTS,
+        max_event_age=MAX_EVENT_AGE,
+        on_failure=QueueDestination(queue),
+    )
+
+
 class DirectDelivery(Construct):
     """SNS → Lambda, with a subscription dead-letter queue and an on-failure destination."""
 
@@ -85,7 +105,7 @@ class DirectDelivery(Construct):
             self, "FailedInvocations", holds="events the function failed on after Lambda's retries"
         )
         self._build_subscription()
-        self._build_async_invoke_config()
+        send_failed_invocations_to(self._function, self.failed_invocations)
 
     @property
     def dead_letter_queues(self) -> dict[str, sqs.IQueue]:
@@ -102,16 +122,10 @@ class DirectDelivery(Construct):
         if isinstance(self._function, lambda_.Alias):
             acknowledge_validation(subscription, ALIAS_ENDPOINT_RULE, ALIAS_ENDPOINT_REASON)
 
-    def _build_async_invoke_config(self) -> None:
-        self._function.configure_async_invoke(
-            retry_attempts=ASYNC_RETRY_ATTEMPTS,
-            max_event_age=MAX_EVENT_AGE,
-            on_failure=QueueDestination(self.failed_invocations),
-        )
-
 
 class BufferedDelivery(Construct):
-    """SNS → SQS → Lambda, with partial batch failures and a redrive to a dead-letter queue."""
+    """SNS → SQS → Lambda, with partial batch failures and a redrive to a dead-letter queue; and, when
+    the function has asynchronous triggers too, an on-failure queue for them."""
 
     def __init__(
         self,
@@ -122,8 +136,10 @@ class BufferedDelivery(Construct):
         function: lambda_.IFunction,
         function_timeout: Duration,
         config: BridgeConfig,
+        async_triggers: bool,
     ) -> None:
-        """``function`` is what the queue drives: the function, or its ``live`` alias."""
+        """``function`` is what the queue drives: the function, or its ``live`` alias. ``async_triggers``
+        says whether anything else (the schedule, change events) invokes it asynchronously."""
         super().__init__(scope, construct_id)
         self._topic = topic
         self._function = function
@@ -134,11 +150,29 @@ class BufferedDelivery(Construct):
         self.buffer = self._build_buffer(function_timeout)
         self._build_subscription()
         self._build_event_source()
+        self.failed_invocations: sqs.Queue | None = None
+        if async_triggers:
+            self.failed_invocations = dead_letter_queue(
+                self,
+                "FailedInvocations",
+                holds="scheduled runs and change events the function failed on after Lambda's retries",
+            )
+            send_failed_invocations_to(self._function, self.failed_invocations)
 
     @property
     def dead_letter_queues(self) -> dict[str, sqs.IQueue]:
-        """Every queue where a failed notification can end up, by a name for alarms and dashboards."""
-        return {"DeadLetters": self.dead_letters}
+        """Every queue where a failed notification or event can end up, by a name for alarms and dashboards."""
+        queues: dict[str, sqs.IQueue] = {"DeadLetters": self.dead_letters}
+        if self.failed_invocations is not None:
+            queues["FailedInvocations"] = self.failed_invocations
+        return queues
+
+    @property
+    def queue_descriptions(self) -> dict[str, str]:
+        """Alarm texts for the queues that hold no notifications."""
+        if self.failed_invocations is None:
+            return {}
+        return {"FailedInvocations": FAILED_ASYNC_EVENTS_DESCRIPTION}
 
     def _build_buffer(self, function_timeout: Duration) -> sqs.Queue:
         return secure_queue(

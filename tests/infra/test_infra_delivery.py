@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match
 
+from pagerduty_bridge_cdk import nag
 from pagerduty_bridge_cdk.config import BridgeConfig
 from pagerduty_bridge_cdk.delivery import ASYNC_RETRY_ATTEMPTS, MAX_EVENT_AGE, VISIBILITY_TIMEOUT_FACTOR
 from pagerduty_bridge_cdk.queues import DEAD_LETTER_RETENTION
-from tests.infra.conftest import EXISTING_TOPIC_ARN, Synthesized, as_list, names_target, ref
+from tests.infra.conftest import EXISTING_TOPIC_ARN, Synthesized, as_list, names_target, ref, synthesize
+
+BUFFERED_WITH_TRIGGERS = "cdk-buffered-with-triggers"
+"""The xdist group of the one test app here: buffered delivery beside the schedule and change events."""
+
+
+@pytest.fixture(scope="module")
+def buffered_with_triggers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    """Buffered delivery, with the default schedule and change events invoking the function asynchronously."""
+    yield synthesize(
+        "buffered-with-triggers", tmp_path_factory.mktemp(BUFFERED_WITH_TRIGGERS), buffered="true", changeEvents="true"
+    )
 
 
 def _queue_policies(synthesized: Synthesized, queue_id: str) -> list[dict[str, Any]]:
@@ -162,3 +176,33 @@ def test_buffered_queue_accepts_only_this_topic(buffered: Synthesized) -> None:
             }
         },
     )
+
+
+@pytest.mark.xdist_group(BUFFERED_WITH_TRIGGERS)
+def test_buffered_mode_keeps_failed_scheduled_runs_and_change_events_in_a_queue(
+    buffered_with_triggers: Synthesized,
+) -> None:
+    """The queue drives the function synchronously, but the schedule and the change-event rule invoke it
+    asynchronously: what still fails after Lambda's retries must land somewhere redrive can read."""
+    synthesized = buffered_with_triggers
+    assert synthesized.bridge.reconciliation is not None and synthesized.bridge.change_events is not None
+    _, config = synthesized.one("AWS::Lambda::EventInvokeConfig")
+    properties = config["Properties"]
+    assert properties["MaximumRetryAttempts"] == ASYNC_RETRY_ATTEMPTS
+    assert properties["MaximumEventAgeInSeconds"] == MAX_EVENT_AGE.to_seconds()
+    failure_queue = synthesized.bridge.dead_letter_queues["FailedInvocations"]
+    queue_id = synthesized.logical_id(failure_queue)
+    assert ref(properties["DestinationConfig"]["OnFailure"]["Destination"]) == queue_id
+    queue = synthesized.resources[queue_id]
+    assert queue["Properties"]["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION.to_seconds()
+    assert queue["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert "FailedInvocationsNotEmpty" in synthesized.bridge.health.alarms
+    outputs = synthesized.template["Outputs"].values()
+    assert any(ref(output["Value"]) == queue_id and "redrive" in output["Description"] for output in outputs)
+    assert nag.unacknowledged_findings(synthesized.assembly_dir) == []
+
+
+def test_buffered_mode_without_asynchronous_triggers_has_no_failure_queue(buffered: Synthesized) -> None:
+    assert buffered.bridge.reconciliation is None and buffered.bridge.change_events is None
+    assert "FailedInvocations" not in buffered.bridge.dead_letter_queues
+    assert not buffered.of_type("AWS::Lambda::EventInvokeConfig")

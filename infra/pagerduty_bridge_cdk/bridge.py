@@ -72,6 +72,8 @@ class PagerDutyBridge(Construct):
         )
         self.webhooks = self._build_webhooks(code)
         self._queue_descriptions: dict[str, str] = {}
+        self.buffer: sqs.IQueue | None = None
+        """Buffered delivery's queue (``buffered=True``), else None."""
         self.dead_letter_queues = self._build_delivery()
         self.reconciliation = self._build_reconciliation()
         self.change_events = self._build_change_events()
@@ -128,6 +130,7 @@ class PagerDutyBridge(Construct):
                 async_triggers=bool(self.config.reconcile_minutes or self.config.change_events),
             )
             self._queue_descriptions.update(buffered.queue_descriptions)
+            self.buffer = buffered.buffer
             return buffered.dead_letter_queues
         return DirectDelivery(self, "DirectDelivery", topic=self.topic, function=self.bridge.target).dead_letter_queues
 
@@ -160,6 +163,7 @@ class PagerDutyBridge(Construct):
             email=self.config.health_alarm_email,
             queue_descriptions=self._queue_descriptions,
             webhook_function=None if self.webhooks is None else self.webhooks.function,
+            buffer=self.buffer,
         )
 
     def _build_dashboard(self) -> None:

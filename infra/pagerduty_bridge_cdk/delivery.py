@@ -42,6 +42,10 @@ ALIAS_ENDPOINT_REASON: Final = (
     "which SNS invokes like the function itself; invoking the unqualified function would run $LATEST, "
     "which has no snapshot."
 )
+BUFFER_RETENTION: Final = DEAD_LETTER_RETENTION
+"""SQS's maximum, as for the dead-letter queue. A message keeps its first enqueue time when it moves to
+the dead-letter queue, so one that waited long in the buffer has that much less time there; the
+buffer's age alarm makes such a wait rare and never unseen."""
 VISIBILITY_TIMEOUT_FACTOR: Final = 6
 """AWS's guidance for an SQS event source: visibility timeout at least six times the function
 timeout, so a message is not handed out again while a throttled or retried batch still holds it."""
@@ -178,6 +182,9 @@ class BufferedDelivery(Construct):
         return secure_queue(
             self,
             "Buffer",
+            # SQS's default of four days would let pages expire unseen in a buffer nobody drains; its
+            # age alarm reaches a person within minutes, and the messages wait as long as SQS allows.
+            retention=BUFFER_RETENTION,
             visibility_timeout=Duration.seconds(function_timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letters, max_receive_count=self._config.max_receive_count

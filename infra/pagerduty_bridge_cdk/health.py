@@ -25,6 +25,13 @@ from pagerduty_bridge_cdk.encrypted_topic import CloudWatchTopic
 PERIOD: Final = Duration.minutes(1)
 """One-minute periods: a paging path that fails should be known within minutes, not a quarter hour."""
 
+BUFFER_AGE_THRESHOLD: Final = Duration.minutes(5)
+"""How old the buffer's oldest message may get before someone is told. A healthy buffer is drained within
+seconds (a batching window of at most a few seconds, then one invocation); five minutes covers a burst
+worked off at ``maxConcurrency`` and a message waiting out one visibility timeout after a failed
+attempt, and still tells a person about a buffer nobody drains (its mapping disabled, its permission
+lost) long before SQS's retention runs out. Pages that late are worth a look in any case."""
+
 POWERTOOLS_SERVICE_DIMENSION: Final = "service"
 """Powertools Metrics adds the service name as this dimension to every metric it emits."""
 
@@ -62,14 +69,18 @@ class HealthAlarms(Construct):
         email: str | None,
         queue_descriptions: Mapping[str, str] | None = None,
         webhook_function: lambda_.IFunction | None = None,
+        buffer: sqs.IQueue | None = None,
     ) -> None:
-        """``queue_descriptions`` overrides, by queue name, the alarm text for queues of notifications."""
+        """``queue_descriptions`` overrides, by queue name, the alarm text for queues of notifications;
+        ``buffer`` is buffered delivery's queue, whose oldest message's age is alarmed on."""
         super().__init__(scope, construct_id)
         self.topic = self._build_topic(email)
         self._action = cloudwatch_actions.SnsAction(self.topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         self._build_function_alarms(function)
         self._build_queue_alarms(dead_letter_queues, queue_descriptions or {})
+        if buffer is not None:
+            self._build_buffer_alarm(buffer)
         self._build_handler_alarms()
         if webhook_function is not None:
             self._build_webhook_alarms(webhook_function)
@@ -107,6 +118,17 @@ class HealthAlarms(Construct):
                 ),
             )
 
+    def _build_buffer_alarm(self, buffer: sqs.IQueue) -> None:
+        minutes = int(BUFFER_AGE_THRESHOLD.to_minutes())
+        self._alarm(
+            "BufferNotDrained",
+            buffer.metric_approximate_age_of_oldest_message(period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM),
+            f"A notification has waited in the buffer queue for {minutes} minutes or more: pages are late. Check "
+            "that the function's SQS event source mapping is enabled and can read the queue, and the function's "
+            "errors and throttles. Messages expire after 14 days.",
+            threshold=BUFFER_AGE_THRESHOLD.to_seconds(),
+        )
+
     def _build_handler_alarms(self) -> None:
         self._alarm(
             "DeliveryFailed",
@@ -128,13 +150,14 @@ class HealthAlarms(Construct):
             "made in PagerDuty may be missing from the incident table (see its logs).",
         )
 
-    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> None:
-        """Alarm on any non-zero datapoint; missing data is healthy (no traffic, no failures)."""
+    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str, *, threshold: float = 1) -> None:
+        """Alarm on any datapoint at ``threshold`` or above (by default any non-zero one); missing data is
+        healthy (no traffic, no failures)."""
         alarm = metric.create_alarm(
             self,
             construct_id,
             alarm_description=description,
-            threshold=1,
+            threshold=threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

@@ -156,6 +156,14 @@ def test_buffered_queue_redrives_to_the_dead_letter_queue(buffered: Synthesized)
     assert buffer["VisibilityTimeout"] == timeout * VISIBILITY_TIMEOUT_FACTOR
 
 
+def test_the_buffer_keeps_messages_as_long_as_a_dead_letter_queue(buffered: Synthesized) -> None:
+    """SQS's default of four days would let pages expire unseen in a buffer nobody drains; the buffer's
+    age alarm (see test_infra_resources) reaches a person long before the fortnight is over."""
+    assert buffered.bridge.buffer is not None
+    buffer = buffered.resources[buffered.logical_id(buffered.bridge.buffer)]["Properties"]
+    assert buffer["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION.to_seconds() == 14 * 24 * 3600
+
+
 def test_buffered_queue_accepts_only_this_topic(buffered: Synthesized) -> None:
     buffered.assertions.has_resource_properties(
         "AWS::SQS::QueuePolicy",

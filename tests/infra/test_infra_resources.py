@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.dashboard import KEY_FIGURE_PERIOD, METRIC_INCIDENT_RESOLVED_AUTO, PERIOD
 from pagerduty_bridge_cdk.encrypted_topic import CLOUDWATCH_KEY_ACTIONS
-from pagerduty_bridge_cdk.health import POWERTOOLS_SERVICE_DIMENSION
+from pagerduty_bridge_cdk.health import BUFFER_AGE_THRESHOLD, POWERTOOLS_SERVICE_DIMENSION
 from tests.infra.conftest import ACCOUNT, EXISTING_TOPIC_ARN, HEALTH_EMAIL, REGION, REPO_ROOT, Synthesized, as_list, ref
 
 
@@ -179,6 +179,27 @@ def test_every_dead_letter_queue_has_a_depth_alarm(variant: Synthesized) -> None
     assert watched <= queue_ids
     for alarm in alarms:
         _notifies_health_topic_both_ways(variant, alarm)
+
+
+def test_a_buffer_nobody_drains_alarms_within_minutes(variant: Synthesized) -> None:
+    """A disabled event source mapping or a lost permission leaves pages waiting in the buffer, unseen by
+    every failure alarm: its oldest message's age is what tells."""
+    alarms = _alarms_on(variant, "ApproximateAgeOfOldestMessage", "AWS/SQS")
+    buffer = variant.bridge.buffer
+    if buffer is None:
+        assert alarms == []
+        return
+    (alarm,) = alarms
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [variant.logical_id(buffer), "QueueName"]}}
+    ]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Period"] == 60
+    assert alarm["Threshold"] == BUFFER_AGE_THRESHOLD.to_seconds() == 300
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    health = {"Ref": variant.logical_id(variant.bridge.health.topic)}
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [health]
 
 
 def test_delivery_failed_metric_alarm_matches_what_powertools_emits(variant: Synthesized) -> None:

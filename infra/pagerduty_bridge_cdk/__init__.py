@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pagerduty_bridge_cdk.bridge import PagerDutyBridge
 from pagerduty_bridge_cdk.config import PARAMETERS, BridgeConfig, BridgeProps
+from pagerduty_bridge_cdk.health import UNSUBSCRIBED_HEALTH_WARNING_ID
 from pagerduty_bridge_cdk.readers import ConfigError
 from pagerduty_bridge_cdk.stack import PagerDutyBridgeStack
 from pagerduty_bridge_cdk.wiring import HALF_WIRED_WARNING_ID, AlarmFilter, PageOnAlarms
@@ -25,6 +26,7 @@ from pagerduty_bridge_cdk.wiring import HALF_WIRED_WARNING_ID, AlarmFilter, Page
 __all__ = [
     "HALF_WIRED_WARNING_ID",
     "PARAMETERS",
+    "UNSUBSCRIBED_HEALTH_WARNING_ID",
     "AlarmFilter",
     "BridgeConfig",
     "BridgeProps",

@@ -101,6 +101,12 @@ class PagerDutyBridge(Construct):
         return self.incidents.table
 
     @property
+    def health_topic(self) -> sns.ITopic:
+        """The topic the bridge's own health alarms publish to: subscribe its operators here (or give
+        ``health_alarm_email``)."""
+        return self.health.topic
+
+    @property
     def webhook_url(self) -> str | None:
         """The webhook receiver's function URL (with ``webhooks=True``), for the PagerDuty subscription."""
         return None if self.webhooks is None else self.webhooks.url.url

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from aws_cdk import CfnOutput, Duration
+import jsii
+from aws_cdk import Annotations, CfnOutput, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IValidation
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.encrypted_topic import CloudWatchTopic
@@ -31,6 +32,10 @@ seconds (a batching window of at most a few seconds, then one invocation); five 
 worked off at ``maxConcurrency`` and a message waiting out one visibility timeout after a failed
 attempt, and still tells a person about a buffer nobody drains (its mapping disabled, its permission
 lost) long before SQS's retention runs out. Pages that late are worth a look in any case."""
+
+UNSUBSCRIBED_HEALTH_WARNING_ID: Final = "pagerduty-bridge:healthTopicUnsubscribed"
+"""The id of the warning that nothing in the app subscribes to the health topic, for
+``Annotations.of(bridge).acknowledge_warning`` when the subscription is made outside the app."""
 
 POWERTOOLS_SERVICE_DIMENSION: Final = "service"
 """Powertools Metrics adds the service name as this dimension to every metric it emits."""
@@ -86,10 +91,12 @@ class HealthAlarms(Construct):
             self._build_webhook_alarms(webhook_function)
 
     def _build_topic(self, email: str | None) -> sns.ITopic:
+        """The topic, e-mailing ``email``; a validation warns when nothing in the app subscribes to it."""
         topic = CloudWatchTopic(self, "Topic", description="pagerduty-bridge health").topic
         if email is not None:
             topic.add_subscription(subscriptions.EmailSubscription(email))
         CfnOutput(self, "TopicArn", value=topic.topic_arn, description="Subscribe the bridge's operators here")
+        self.node.add_validation(UnsubscribedTopicCheck(topic))
         return topic
 
     def _build_function_alarms(self, function: lambda_.IFunction) -> None:
@@ -165,3 +172,32 @@ class HealthAlarms(Construct):
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
         self.alarms[construct_id] = alarm
+
+
+@jsii.implements(IValidation)
+class UnsubscribedTopicCheck:
+    """A validation of the health alarms: warns when no subscription of the app reads their topic.
+
+    Validations run after everything else is built, so a subscription the app adds after the bridge
+    (``bridge.health_topic.add_subscription``) counts. A subscription made outside the app cannot be
+    seen: acknowledge the warning (id :data:`UNSUBSCRIBED_HEALTH_WARNING_ID`) then.
+    """
+
+    def __init__(self, topic: sns.ITopic) -> None:
+        self._topic = topic
+
+    def validate(self) -> list[str]:
+        """Annotate an unsubscribed topic; the annotation is the report, so no validation error."""
+        subscribed = any(
+            isinstance(construct, sns.CfnSubscription) and construct.topic_arn == self._topic.topic_arn
+            for construct in self._topic.node.root.node.find_all()
+        )
+        if not subscribed:
+            Annotations.of(self._topic).add_warning_v2(
+                UNSUBSCRIBED_HEALTH_WARNING_ID,
+                f"the bridge's health alarms publish to {self._topic.node.path}, which has no subscriber: nobody "
+                "will hear that the bridge itself is failing. Set health_alarm_email (the context parameter "
+                "healthAlarmEmail), or subscribe in the app with bridge.health_topic.add_subscription(...); if "
+                "you subscribe outside the app (its TopicArn output), acknowledge this warning.",
+            )
+        return []

@@ -8,19 +8,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Aspects, Environment, Stack
+from aws_cdk import Annotations, App, Aspects, Environment, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk.cx_api import CloudAssembly
 from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
 from constructs import Construct
 
 from pagerduty_bridge import constants
-from pagerduty_bridge_cdk import HALF_WIRED_WARNING_ID, ConfigError, PageOnAlarms, PagerDutyBridge, nag
-from tests.infra.conftest import ACCOUNT, REGION
+from pagerduty_bridge_cdk import (
+    HALF_WIRED_WARNING_ID,
+    UNSUBSCRIBED_HEALTH_WARNING_ID,
+    ConfigError,
+    PageOnAlarms,
+    PagerDutyBridge,
+    nag,
+)
+from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, REGION
 
 IMPORTED_ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:legacy-database-cpu"
 
@@ -71,9 +79,11 @@ class UserApp:
 
 
 def _user_app(outdir: Path, build: Any, **props: Any) -> UserApp:
+    """The team's app; its operators subscribe to the bridge's health alarms by e-mail unless ``props``
+    say otherwise."""
     app = App(outdir=str(outdir))
     stack = Stack(app, "User", env=Environment(account=ACCOUNT, region=REGION))
-    bridge = PagerDutyBridge(stack, "Pager", environment="prod", **props)
+    bridge = PagerDutyBridge(stack, "Pager", environment="prod", **{"health_alarm_email": HEALTH_EMAIL, **props})
     alarms: dict[str, cloudwatch.AlarmBase] = build(stack, bridge)
     nag.add_checks(app)
     return UserApp(app, stack, bridge, alarms, app.synth())
@@ -297,3 +307,43 @@ def test_the_opt_out_makes_it_a_warning(half_wired_warn: UserApp) -> None:
     assert path == "/User/Half"
     assert "User/Half" in text
     assert HALF_WIRED_WARNING_ID in text
+
+
+# --- Who hears the health alarms ---------------------------------------------------------------------
+
+
+def _no_alarms(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudwatch.AlarmBase]:
+    return {}
+
+
+def test_a_health_topic_nobody_subscribes_to_is_a_warning_saying_how_to_subscribe(tmp_path: Path) -> None:
+    """By default the health alarms would publish to a topic no one reads: a broken bridge told nobody."""
+    unheard = _user_app(tmp_path, _no_alarms, health_alarm_email=None)
+    assert unheard.messages("ERROR") == []
+    (warning,) = unheard.messages("WARNING")
+    path, text = warning
+    assert path == f"/{unheard.bridge.health_topic.node.path}"
+    assert UNSUBSCRIBED_HEALTH_WARNING_ID in text
+    assert "no subscriber" in text
+    for remedy in ("health_alarm_email", "healthAlarmEmail", "bridge.health_topic.add_subscription"):
+        assert remedy in text
+
+
+def test_a_subscription_made_in_the_app_is_a_subscriber(tmp_path: Path) -> None:
+    def subscribe(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudwatch.AlarmBase]:
+        bridge.health_topic.add_subscription(subscriptions.UrlSubscription("https://ops.example.com/alerts"))
+        return {}
+
+    heard = _user_app(tmp_path, subscribe, health_alarm_email=None)
+    assert heard.messages("WARNING") == []
+    resources = heard.template["Resources"].values()
+    health_topic = {"Ref": heard.stack.get_logical_id(heard.bridge.health_topic.node.default_child)}  # type: ignore[arg-type]
+    assert any(r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["TopicArn"] == health_topic for r in resources)
+
+
+def test_the_warning_can_be_acknowledged_for_a_subscription_made_elsewhere(tmp_path: Path) -> None:
+    def acknowledge(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudwatch.AlarmBase]:
+        Annotations.of(bridge).acknowledge_warning(UNSUBSCRIBED_HEALTH_WARNING_ID, "Subscribed by the ops stack")
+        return {}
+
+    assert _user_app(tmp_path, acknowledge, health_alarm_email=None).messages("WARNING") == []

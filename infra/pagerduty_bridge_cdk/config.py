@@ -76,7 +76,8 @@ PARAMETERS: Final[dict[str, str]] = {
     f"(at most {MAX_BATCH_SIZE} fit Lambda's 900 s). Default: 10.",
     "max_batching_window_seconds": "Buffered mode: longest wait to fill a batch, in seconds. Default: 1.",
     "max_concurrency": "Buffered mode: most concurrent invocations the queue drives (at least 2, "
-    "at most reservedConcurrency). Default: 2.",
+    "at most reservedConcurrency, and below it while reconcileMinutes or changeEvents also invoke the "
+    "function). Default: 2.",
     "reconcile_minutes": "Minutes between scheduled reconciliations, which resolve open incidents whose "
     "alarm is OK in CloudWatch or no longer exists (their OK notification never arrived); 0 turns the "
     "schedule off. Default: 15.",
@@ -434,10 +435,19 @@ def _check_combinations(values: dict[str, Any], naming: Naming) -> None:
 def _check_buffered(values: dict[str, Any], naming: Naming) -> None:
     key = naming.key
     reserved = values["reserved_concurrency"]
-    if reserved is not None and reserved < values["max_concurrency"]:
+    maximum = values["max_concurrency"]
+    if reserved is not None and reserved < maximum:
         raise ConfigError(
-            f"{key('max_concurrency')} ({values['max_concurrency']}) must not exceed {key('reserved_concurrency')} "
+            f"{key('max_concurrency')} ({maximum}) must not exceed {key('reserved_concurrency')} "
             f"({reserved}): the queue would be throttled by its own function"
+        )
+    # The schedule and change events invoke the same function out of the same reserved pool.
+    sharing = [key(name) for name in ("reconcile_minutes", "change_events") if values[name]]
+    if reserved is not None and reserved == maximum and sharing:
+        raise ConfigError(
+            f"{key('max_concurrency')} ({maximum}) must be below {key('reserved_concurrency')} ({reserved}) "
+            f"while {' and '.join(sharing)} also invoke the function: they share its reserved concurrency, and "
+            "the queue's batches would be throttled whenever they run"
         )
     timeout = FunctionTimeout(values["retry_budget_seconds"], values["batch_size"])
     if not timeout.fits:

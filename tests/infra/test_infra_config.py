@@ -135,6 +135,20 @@ def test_combinations_that_would_fail_at_deploy_time_are_rejected() -> None:
         config(reconcileRoleArns=json.dumps({"210987654321": ROLE}), reconcileMinutes="0")
 
 
+def test_the_queue_leaves_room_in_the_reserved_pool_for_the_schedule_and_change_events() -> None:
+    """The schedule and the change-event rule invoke the same function out of the same reserved pool: a
+    queue allowed all of it would be throttled whenever they run."""
+    with pytest.raises(
+        ConfigError, match=r"maxConcurrency \(4\) must be below reservedConcurrency \(4\).*reconcileMinutes"
+    ):
+        config(buffered="true", reservedConcurrency="4", maxConcurrency="4")
+    with pytest.raises(ConfigError, match=r"maxConcurrency \(4\) must be below reservedConcurrency.*changeEvents"):
+        config(buffered="true", reservedConcurrency="4", maxConcurrency="4", reconcileMinutes="0", changeEvents="true")
+    alone = config(buffered="true", reservedConcurrency="4", maxConcurrency="4", reconcileMinutes="0")
+    assert alone.max_concurrency == alone.reserved_concurrency == 4
+    assert config(buffered="true", reservedConcurrency="5", maxConcurrency="4").max_concurrency == 4
+
+
 def test_a_buffered_batch_that_cannot_fit_lambdas_timeout_fails_naming_batch_size() -> None:
     assert MAX_BATCH_SIZE * PER_RECORD_SECONDS + TIMEOUT_HEADROOM_SECONDS <= 900
     fits = config(buffered="true", batchSize=str(MAX_BATCH_SIZE))

@@ -27,6 +27,9 @@ predicate on the alarm construct."""
 HALF_WIRED_WARNING_ID: Final = "pagerduty-bridge:halfWiredAlarm"
 """The id of the warning (``half_wired_alarms="warn"``), for ``Annotations.of(alarm).acknowledge_warning``."""
 
+DOUBLE_PAGE_WARNING_ID: Final = "pagerduty-bridge:doublePage"
+"""The id of the warning that an alarm pages through the bridge beside a composite alarm built on it."""
+
 
 def _actions(alarm: cloudwatch.AlarmBase, state: Literal["alarm", "ok", "insufficient_data"]) -> list[str]:
     """The action ARNs the alarm has for ``state`` so far (the L2 keeps them until synth renders them)."""
@@ -91,6 +94,27 @@ def half_wired(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list
     ]
 
 
+def _rule(composite: cloudwatch.CompositeAlarm) -> str:
+    """The composite's rule as synth renders it, each alarm it names by that alarm's ARN (a token)."""
+    resource = composite.node.default_child
+    return str(resource.alarm_rule) if isinstance(resource, cloudwatch.CfnCompositeAlarm) else ""
+
+
+def double_pages(
+    root: IConstruct, topic: sns.ITopic, *, skip: IConstruct
+) -> list[tuple[cloudwatch.AlarmBase, cloudwatch.CompositeAlarm]]:
+    """(alarm, composite) for each alarm under ``root`` (but not ``skip``) paging through ``topic`` while a
+    composite alarm whose rule names it pages through ``topic`` too: one problem, two incidents."""
+    paging = [a for a in alarms_in(root) if not is_within(a, skip) and topic.topic_arn in _actions(a, "alarm")]
+    composites = [a for a in paging if isinstance(a, cloudwatch.CompositeAlarm)]
+    return [
+        (alarm, composite)
+        for composite in composites
+        for alarm in paging
+        if alarm.node.path != composite.node.path and alarm.alarm_arn in _rule(composite)
+    ]
+
+
 class Pager(HasNode, Protocol):
     """What :class:`PageOnAlarms` needs of a bridge."""
 
@@ -143,7 +167,8 @@ class PageOnAlarms:
 
 @jsii.implements(IValidation)
 class HalfWiredAlarmsCheck:
-    """A validation of the bridge: reports each alarm of the app that tells the bridge ALARM but not OK.
+    """A validation of the bridge: reports each alarm of the app that tells the bridge ALARM but not OK,
+    and warns (id :data:`DOUBLE_PAGE_WARNING_ID`) of each alarm paging beside a composite built on it.
 
     Validations run after every aspect, so alarms :class:`PageOnAlarms` wires are wired by then. Each
     half-wired alarm gets an error annotation (``cdk synth`` fails), or with ``severity="warn"`` a
@@ -167,4 +192,12 @@ class HalfWiredAlarmsCheck:
                 Annotations.of(alarm).add_warning_v2(HALF_WIRED_WARNING_ID, message)
             else:
                 Annotations.of(alarm).add_error(message)
+        for alarm, composite in double_pages(self._bridge.node.root, self._topic, skip=self._bridge):
+            Annotations.of(alarm).add_warning_v2(
+                DOUBLE_PAGE_WARNING_ID,
+                f"alarm {alarm.node.path} pages PagerDuty through {self._bridge.node.path} while the composite "
+                f"alarm {composite.node.path} built on it pages too: one problem, two incidents. Leave the paging "
+                "to the composite (exclude the alarm from PageOnAlarms, or do not page() it), or acknowledge this "
+                "warning if both incidents are meant.",
+            )
         return []

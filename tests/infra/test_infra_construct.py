@@ -21,6 +21,7 @@ from constructs import Construct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk import (
+    DOUBLE_PAGE_WARNING_ID,
     HALF_WIRED_WARNING_ID,
     UNSUBSCRIBED_HEALTH_WARNING_ID,
     ConfigError,
@@ -103,14 +104,15 @@ def _wired_everywhere(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudw
     half_then_aspect.add_alarm_action(cloudwatch_actions.SnsAction(bridge.topic))
     api = Construct(Construct(stack, "Service"), "Api")
     nested = _alarm(api, "Latency")
+    sandbox = _alarm(Construct(stack, "Sandbox"), "Experiment")
+    # Over an alarm that does not page itself: a composite over a paging alarm would page twice.
     composite = cloudwatch.CompositeAlarm(
         stack,
         "ShopDown",
         alarm_rule=cloudwatch.AlarmRule.any_of(
-            cloudwatch.Alarm.from_alarm_arn(stack, "LegacyDatabaseCpu", IMPORTED_ALARM_ARN), nested
+            cloudwatch.Alarm.from_alarm_arn(stack, "LegacyDatabaseCpu", IMPORTED_ALARM_ARN), sandbox
         ),
     )
-    sandbox = _alarm(Construct(stack, "Sandbox"), "Experiment")
     canary = _alarm(stack, "CanaryErrors")
     Aspects.of(stack).add(
         PageOnAlarms(
@@ -307,6 +309,28 @@ def test_the_opt_out_makes_it_a_warning(half_wired_warn: UserApp) -> None:
     assert path == "/User/Half"
     assert "User/Half" in text
     assert HALF_WIRED_WARNING_ID in text
+
+
+# --- Double pages -----------------------------------------------------------------------------------
+
+
+def _composite_over_a_paging_child(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudwatch.AlarmBase]:
+    child = _alarm(Construct(stack, "Service"), "Latency")
+    composite = cloudwatch.CompositeAlarm(stack, "ShopDown", alarm_rule=cloudwatch.AlarmRule.any_of(child))
+    Aspects.of(stack).add(PageOnAlarms(bridge))
+    return {"Latency": child, "ShopDown": composite}
+
+
+def test_a_composite_and_its_child_both_paging_is_a_warning_naming_both(tmp_path: Path) -> None:
+    """One problem, two incidents: the audit's double page, reported at synth."""
+    double = _user_app(tmp_path, _composite_over_a_paging_child)
+    assert double.messages("ERROR") == []
+    (warning,) = double.messages("WARNING")
+    path, text = warning
+    assert path == "/User/Service/Latency"
+    assert "User/Service/Latency" in text and "composite alarm User/ShopDown" in text
+    assert "two incidents" in text
+    assert DOUBLE_PAGE_WARNING_ID in text
 
 
 # --- Who hears the health alarms ---------------------------------------------------------------------

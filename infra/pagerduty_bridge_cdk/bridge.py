@@ -165,6 +165,7 @@ class PagerDutyBridge(Construct):
             self,
             "Health",
             function=self.function,
+            service=constants.deployed_service_name(self.config.environment),
             dead_letter_queues=self.dead_letter_queues,
             email=self.config.health_alarm_email,
             queue_descriptions=self._queue_descriptions,

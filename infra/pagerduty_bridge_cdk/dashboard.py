@@ -9,6 +9,7 @@ the metrics the handler emits as it goes, so they need no access to the table.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Final
 
 from aws_cdk import Duration
@@ -61,6 +62,7 @@ class BridgeDashboard(Construct):
         dead_letter_queues: Mapping[str, sqs.IQueue],
     ) -> None:
         super().__init__(scope, construct_id)
+        self._metric = partial(bridge_metric, service=constants.deployed_service_name(environment))
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"pagerduty-bridge-{environment}", default_interval=Duration.days(1)
         )
@@ -70,25 +72,23 @@ class BridgeDashboard(Construct):
         self.dashboard.add_widgets(self._function_widget(function), self._duration_widget(function))
         self.dashboard.add_widgets(self._queue_widget(dead_letter_queues))
 
-    @staticmethod
-    def _acknowledgement_rate(label: str, period: Duration) -> cloudwatch.MathExpression:
+    def _acknowledgement_rate(self, label: str, period: Duration) -> cloudwatch.MathExpression:
         return cloudwatch.MathExpression(
             expression=ACKNOWLEDGEMENT_RATE,
             using_metrics={
-                "acknowledged": bridge_metric(constants.METRIC_INCIDENT_ACKNOWLEDGED, period),
-                "triggered": bridge_metric(constants.METRIC_INCIDENT_TRIGGERED, period),
+                "acknowledged": self._metric(constants.METRIC_INCIDENT_ACKNOWLEDGED, period),
+                "triggered": self._metric(constants.METRIC_INCIDENT_TRIGGERED, period),
             },
             label=label,
             period=period,
         )
 
-    @staticmethod
-    def _auto_resolution_rate(label: str, period: Duration) -> cloudwatch.MathExpression:
+    def _auto_resolution_rate(self, label: str, period: Duration) -> cloudwatch.MathExpression:
         return cloudwatch.MathExpression(
             expression=AUTO_RESOLUTION_RATE,
             using_metrics={
-                "auto": bridge_metric(METRIC_INCIDENT_RESOLVED_AUTO, period),
-                "resolved": bridge_metric(constants.METRIC_INCIDENT_RESOLVED, period),
+                "auto": self._metric(METRIC_INCIDENT_RESOLVED_AUTO, period),
+                "resolved": self._metric(constants.METRIC_INCIDENT_RESOLVED, period),
             },
             label=label,
             period=period,
@@ -100,8 +100,8 @@ class BridgeDashboard(Construct):
         return cloudwatch.SingleValueWidget(
             title="Key figures over the time range shown",
             metrics=[
-                bridge_metric(constants.METRIC_INCIDENT_TRIGGERED, period, label="Incidents triggered"),
-                bridge_metric(
+                self._metric(constants.METRIC_INCIDENT_TRIGGERED, period, label="Incidents triggered"),
+                self._metric(
                     constants.METRIC_RESOLUTION_TIME,
                     period,
                     statistic=cloudwatch.Stats.AVERAGE,
@@ -118,7 +118,7 @@ class BridgeDashboard(Construct):
     def _creation_rate_widget(self) -> cloudwatch.GraphWidget:
         return cloudwatch.GraphWidget(
             title="Incidents triggered per hour",
-            left=[bridge_metric(constants.METRIC_INCIDENT_TRIGGERED, KEY_FIGURE_PERIOD, label="Triggered per hour")],
+            left=[self._metric(constants.METRIC_INCIDENT_TRIGGERED, KEY_FIGURE_PERIOD, label="Triggered per hour")],
             left_y_axis=cloudwatch.YAxisProps(min=0, show_units=False),
             width=KEY_FIGURE_WIDTH,
         )
@@ -127,7 +127,7 @@ class BridgeDashboard(Construct):
         return cloudwatch.GraphWidget(
             title="Mean time to resolve (seconds)",
             left=[
-                bridge_metric(
+                self._metric(
                     constants.METRIC_RESOLUTION_TIME,
                     KEY_FIGURE_PERIOD,
                     statistic=cloudwatch.Stats.AVERAGE,
@@ -152,7 +152,7 @@ class BridgeDashboard(Construct):
     def _incident_widget(self) -> cloudwatch.GraphWidget:
         return cloudwatch.GraphWidget(
             title="PagerDuty events",
-            left=[bridge_metric(name, PERIOD) for name in INCIDENT_METRICS],
+            left=[self._metric(name, PERIOD) for name in INCIDENT_METRICS],
             width=WIDGET_WIDTH,
         )
 
@@ -160,7 +160,7 @@ class BridgeDashboard(Construct):
         return cloudwatch.GraphWidget(
             title="PagerDuty call latency (ms: p50, p99, max)",
             left=[
-                bridge_metric(constants.METRIC_PAGERDUTY_LATENCY, PERIOD, statistic=statistic)
+                self._metric(constants.METRIC_PAGERDUTY_LATENCY, PERIOD, statistic=statistic)
                 for statistic in (cloudwatch.Stats.p(50), cloudwatch.Stats.p(99), cloudwatch.Stats.MAXIMUM)
             ],
             width=WIDGET_WIDTH,

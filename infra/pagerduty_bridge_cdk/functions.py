@@ -172,7 +172,7 @@ class BridgeLambda(Construct):
         variables = {
             constants.ENV_TABLE_NAME: table.table.table_name,
             constants.ENV_ENVIRONMENT: config.environment,
-            constants.ENV_POWERTOOLS_SERVICE_NAME: constants.SERVICE_NAME,
+            constants.ENV_POWERTOOLS_SERVICE_NAME: constants.deployed_service_name(config.environment),
             constants.ENV_POWERTOOLS_METRICS_NAMESPACE: constants.METRICS_NAMESPACE,
             **environment,
         }

@@ -41,20 +41,26 @@ POWERTOOLS_SERVICE_DIMENSION: Final = "service"
 """Powertools Metrics adds the service name as this dimension to every metric it emits."""
 
 
-def delivery_failed_metric(period: Duration = PERIOD) -> cloudwatch.Metric:
+def delivery_failed_metric(service: str, period: Duration = PERIOD) -> cloudwatch.Metric:
     """The handler's count of notifications it could not deliver to PagerDuty."""
-    return bridge_metric(constants.METRIC_DELIVERY_FAILED, period)
+    return bridge_metric(constants.METRIC_DELIVERY_FAILED, period, service=service)
 
 
 def bridge_metric(
-    name: str, period: Duration = PERIOD, *, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
+    name: str,
+    period: Duration = PERIOD,
+    *,
+    service: str,
+    statistic: str = cloudwatch.Stats.SUM,
+    label: str | None = None,
 ) -> cloudwatch.Metric:
-    """One of the handler's own metrics as Powertools emits it (namespace, service dimension); summed
-    unless ``statistic`` says otherwise."""
+    """One of the handler's own metrics as Powertools emits it: the namespace, and the ``service``
+    dimension of one bridge (``constants.deployed_service_name``); summed unless ``statistic`` says
+    otherwise."""
     return cloudwatch.Metric(
         namespace=constants.METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={POWERTOOLS_SERVICE_DIMENSION: constants.SERVICE_NAME},
+        dimensions_map={POWERTOOLS_SERVICE_DIMENSION: service},
         statistic=statistic,
         period=period,
         label=label,
@@ -70,6 +76,7 @@ class HealthAlarms(Construct):
         construct_id: str,
         *,
         function: lambda_.IFunction,
+        service: str,
         dead_letter_queues: Mapping[str, sqs.IQueue],
         email: str | None,
         queue_descriptions: Mapping[str, str] | None = None,
@@ -79,6 +86,7 @@ class HealthAlarms(Construct):
         """``queue_descriptions`` overrides, by queue name, the alarm text for queues of notifications;
         ``buffer`` is buffered delivery's queue, whose oldest message's age is alarmed on."""
         super().__init__(scope, construct_id)
+        self._service = service
         self.topic = self._build_topic(email)
         self._action = cloudwatch_actions.SnsAction(self.topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
@@ -139,12 +147,12 @@ class HealthAlarms(Construct):
     def _build_handler_alarms(self) -> None:
         self._alarm(
             "DeliveryFailed",
-            delivery_failed_metric(),
+            delivery_failed_metric(self._service),
             "The bridge could not deliver an event to PagerDuty (it retries; see its logs).",
         )
         self._alarm(
             "InvalidMessage",
-            bridge_metric(constants.METRIC_INVALID_MESSAGE),
+            bridge_metric(constants.METRIC_INVALID_MESSAGE, service=self._service),
             "The bridge received input it cannot read (a malformed event or alarm message): it was not paged, "
             "and no retry will change that. Read the logged message and fix its sender.",
         )

@@ -7,6 +7,7 @@ nothing, so ``infra/`` can read it without pulling in the runtime.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 # --- Environment variables (read only by settings.py; set by infra/stack.py) -------------------------
@@ -102,6 +103,21 @@ WEBHOOK_HANDLER: Final = "pagerduty_bridge.webhook.lambda_handler"
 PACKAGE_NAME: Final = "pagerduty_bridge"
 METRICS_NAMESPACE: Final = "PagerDutyBridge"
 SERVICE_NAME: Final = "pagerduty-bridge"
+"""The Powertools service name (the logs' ``service``, the metrics' ``service`` dimension) where nothing
+else is set: a local run. A deployed bridge's is ``deployed_service_name(environment)``."""
+
+
+def deployed_service_name(environment: str) -> str:
+    """The service name of the bridge deployed for ``environment`` (``pagerduty-bridge-prod``), so that
+    each bridge of an account and region has its own metrics: another bridge's failures (a dev stack's
+    placeholder key) must never hold this one's health alarms in ALARM, masking its own."""
+    return f"{SERVICE_NAME}-{environment}"
+
+
+def service_name(environ: Mapping[str, str]) -> str:
+    """The service name a handler logs and emits metrics under: the deployment's, else ``SERVICE_NAME``."""
+    return environ.get(ENV_POWERTOOLS_SERVICE_NAME) or SERVICE_NAME
+
 
 # --- Metric names (emitted by the handler, alarmed on by the stack) ---------------------------------
 METRIC_NOTIFICATION_RECEIVED: Final = "NotificationReceived"

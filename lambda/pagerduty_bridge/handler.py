@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -41,12 +42,12 @@ def log_message_json(message: object) -> Any:
 # No log line prints the thread or process: their names need not be looked up for every record.
 logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 install_log_redaction()
-logger = Logger(service=c.SERVICE_NAME, json_deserializer=log_message_json)
+logger = Logger(service=c.service_name(os.environ), json_deserializer=log_message_json)
 # The package's own module loggers write through the same (JSON, redacting) handler.
 copy_config_to_registered_loggers(source_logger=logger, include={c.PACKAGE_NAME})
 for _handler in logger.handlers:
     _handler.addFilter(RedactingFilter())
-metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVICE_NAME)
+metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.service_name(os.environ))
 _runtime: Runtime | None = None
 
 

@@ -10,6 +10,7 @@ not be written.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -42,10 +43,10 @@ from pagerduty_bridge.webhook_sync import (
 MAX_CONFLICT_ATTEMPTS: Final = 5
 
 install_log_redaction()
-logger = Logger(service=c.SERVICE_NAME)
+logger = Logger(service=c.service_name(os.environ))
 for _handler in logger.handlers:
     _handler.addFilter(RedactingFilter())
-metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.SERVICE_NAME)
+metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.service_name(os.environ))
 _receiver: Receiver | None = None
 
 

@@ -125,7 +125,7 @@ def test_the_webhook_function_is_told_exactly_its_table_secret_and_environment(v
         constants.ENV_TABLE_NAME: {"Ref": variant.logical_id(variant.bridge.table)},
         constants.ENV_WEBHOOK_SECRET_ARN: secret,
         constants.ENV_ENVIRONMENT: variant.bridge.config.environment,
-        constants.ENV_POWERTOOLS_SERVICE_NAME: constants.SERVICE_NAME,
+        constants.ENV_POWERTOOLS_SERVICE_NAME: constants.deployed_service_name(variant.bridge.config.environment),
         constants.ENV_POWERTOOLS_METRICS_NAMESPACE: constants.METRICS_NAMESPACE,
     }
 

@@ -145,7 +145,7 @@ def test_default_environment_values(direct: Synthesized) -> None:
     assert variables[constants.ENV_TABLE_NAME] == {"Ref": table_id}
     assert variables[constants.ENV_INTEGRATION_KEY_SECRET_ARN] == {"Ref": secret_id}
     assert variables[constants.ENV_ENVIRONMENT] == "dev"
-    assert variables[constants.ENV_POWERTOOLS_SERVICE_NAME] == constants.SERVICE_NAME
+    assert variables[constants.ENV_POWERTOOLS_SERVICE_NAME] == "pagerduty-bridge-dev"
     assert variables[constants.ENV_POWERTOOLS_METRICS_NAMESPACE] == constants.METRICS_NAMESPACE
 
 

@@ -165,7 +165,7 @@ def test_invalid_messages_alarm_to_the_health_topic_like_delivery_failures(varia
     (alarm,) = _alarms_on(variant, constants.METRIC_INVALID_MESSAGE, constants.METRICS_NAMESPACE)
     (delivery,) = _alarms_on(variant, constants.METRIC_DELIVERY_FAILED, constants.METRICS_NAMESPACE)
     assert alarm["Dimensions"] == delivery["Dimensions"]
-    assert alarm["Dimensions"] == [{"Name": POWERTOOLS_SERVICE_DIMENSION, "Value": constants.SERVICE_NAME}]
+    assert alarm["Dimensions"] == [{"Name": POWERTOOLS_SERVICE_DIMENSION, "Value": service_of(variant)}]
     assert alarm["Statistic"] == "Sum"
     assert alarm["Period"] == delivery["Period"] == 60
     _notifies_health_topic_both_ways(variant, alarm)
@@ -204,7 +204,7 @@ def test_a_buffer_nobody_drains_alarms_within_minutes(variant: Synthesized) -> N
 
 def test_delivery_failed_metric_alarm_matches_what_powertools_emits(variant: Synthesized) -> None:
     (alarm,) = _alarms_on(variant, constants.METRIC_DELIVERY_FAILED, constants.METRICS_NAMESPACE)
-    assert alarm["Dimensions"] == [{"Name": POWERTOOLS_SERVICE_DIMENSION, "Value": constants.SERVICE_NAME}]
+    assert alarm["Dimensions"] == [{"Name": POWERTOOLS_SERVICE_DIMENSION, "Value": service_of(variant)}]
     assert alarm["Statistic"] == "Sum"
     _notifies_health_topic_both_ways(variant, alarm)
 
@@ -225,14 +225,19 @@ def _dashboard_widgets(synthesized: Synthesized) -> list[dict[str, Any]]:
     return widgets
 
 
-def _bridge_metrics(widget: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def service_of(synthesized: Synthesized) -> str:
+    """The service dimension of the synthesized bridge's own metrics (one per environment)."""
+    return constants.deployed_service_name(synthesized.bridge.config.environment)
+
+
+def _bridge_metrics(widget: dict[str, Any], service: str) -> list[tuple[str, dict[str, Any]]]:
     """The handler's metrics a widget plots or computes with: (metric name, options) each."""
     found = []
     for entry in widget["properties"].get("metrics", []):
         if entry[0] != constants.METRICS_NAMESPACE:
             continue
         name, dimensions, options = entry[1], entry[2:-1], entry[-1]
-        assert dimensions == [POWERTOOLS_SERVICE_DIMENSION, constants.SERVICE_NAME], entry
+        assert dimensions == [POWERTOOLS_SERVICE_DIMENSION, service], entry
         found.append((name, options))
     return found
 
@@ -250,7 +255,7 @@ def _widgets_with(synthesized: Synthesized, metric: str, stat: str, period: floa
     return [
         widget
         for widget in _dashboard_widgets(synthesized)
-        for name, options in _bridge_metrics(widget)
+        for name, options in _bridge_metrics(widget, service_of(synthesized))
         if name == metric
         and ({**DASHBOARD_DEFAULTS, **options}["stat"], {**DASHBOARD_DEFAULTS, **options}["period"]) == (stat, period)
     ]
@@ -260,7 +265,11 @@ def _ratio_widgets(synthesized: Synthesized, numerator: str, denominator: str) -
     """Widgets computing ``numerator / denominator`` (as percent) from summed handler metrics."""
     matches = []
     for widget in _dashboard_widgets(synthesized):
-        metrics = {options["id"]: (name, options) for name, options in _bridge_metrics(widget) if "id" in options}
+        metrics = {
+            options["id"]: (name, options)
+            for name, options in _bridge_metrics(widget, service_of(synthesized))
+            if "id" in options
+        }
         for expression in _expressions(widget):
             match = re.fullmatch(r"100 \* FILL\((\w+), 0\) / (\w+)", expression)
             if match is None:
@@ -287,7 +296,7 @@ def test_dashboard_shows_the_key_figures(variant: Synthesized) -> None:
     # The same four over the whole time range shown, in one row of numbers.
     (figures,) = [w for w in _dashboard_widgets(variant) if w["properties"]["view"] == "singleValue"]
     assert figures["properties"]["setPeriodToTimeRange"] is True
-    names = {name for name, _ in _bridge_metrics(figures)}
+    names = {name for name, _ in _bridge_metrics(figures, service_of(variant))}
     assert {constants.METRIC_INCIDENT_TRIGGERED, constants.METRIC_RESOLUTION_TIME, auto} <= names
     assert len(_expressions(figures)) == 2
 

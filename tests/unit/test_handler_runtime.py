@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
 
 
@@ -109,3 +110,18 @@ def test_nothing_off_the_paging_path_is_imported_for_the_first_page() -> None:
 def test_pydantic_is_imported_only_when_alert_rules_are_configured() -> None:
     rules = {"rules": [{"name": "web", "match": {"alarm_name": "web-*"}, "severity": "warning"}]}
     assert "pydantic" in loaded_for_the_first_page(ALERT_RULES=json.dumps(rules))
+
+
+def test_a_deployed_handler_logs_and_counts_under_its_own_bridges_service_name() -> None:
+    """Two bridges in one account and region (dev and prod) must not share metrics: one's failures
+    would hold the other's health alarms in ALARM and mask its own. The stack gives each function
+    its service name; both handlers take it."""
+    code = (
+        "from pagerduty_bridge import handler, webhook;"
+        "print(handler.metrics.provider.service, webhook.metrics.provider.service, handler.logger.service)"
+    )
+    deployed = {**os.environ, c.ENV_POWERTOOLS_SERVICE_NAME: c.deployed_service_name("prod")}
+    local = {k: v for k, v in os.environ.items() if k != c.ENV_POWERTOOLS_SERVICE_NAME}
+    for environ, expected in ((deployed, "pagerduty-bridge-prod"), (local, c.SERVICE_NAME)):
+        shown = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+        assert shown.stdout.split() == [expected] * 3

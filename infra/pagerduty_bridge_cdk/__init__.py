@@ -21,12 +21,19 @@ from pagerduty_bridge_cdk.config import PARAMETERS, BridgeConfig, BridgeProps
 from pagerduty_bridge_cdk.health import UNSUBSCRIBED_HEALTH_WARNING_ID
 from pagerduty_bridge_cdk.readers import ConfigError
 from pagerduty_bridge_cdk.stack import PagerDutyBridgeStack
-from pagerduty_bridge_cdk.wiring import DOUBLE_PAGE_WARNING_ID, HALF_WIRED_WARNING_ID, AlarmFilter, PageOnAlarms
+from pagerduty_bridge_cdk.wiring import (
+    DOUBLE_PAGE_WARNING_ID,
+    HALF_WIRED_WARNING_ID,
+    UNRESOLVED_ACTIONS_WARNING_ID,
+    AlarmFilter,
+    PageOnAlarms,
+)
 
 __all__ = [
     "DOUBLE_PAGE_WARNING_ID",
     "HALF_WIRED_WARNING_ID",
     "PARAMETERS",
+    "UNRESOLVED_ACTIONS_WARNING_ID",
     "UNSUBSCRIBED_HEALTH_WARNING_ID",
     "AlarmFilter",
     "BridgeConfig",

@@ -4,25 +4,35 @@ An alarm that tells the bridge ALARM but not OK opens incidents that never resol
 commonest way a PagerDuty bridge goes wrong. :func:`page_alarm` adds the topic as ALARM and OK action
 (and INSUFFICIENT_DATA when asked) and nothing twice; :class:`PageOnAlarms` does it for every alarm of a
 scope; :class:`HalfWiredAlarmsCheck` reports, at synth, each alarm still wired one way only.
+
+"Every alarm" means L2 alarms (``cloudwatch.Alarm``, ``CompositeAlarm``) and L1 ones alike: a
+``CfnAlarm`` or ``CfnCompositeAlarm`` written in the app or brought in from an existing template with
+``cloudformation_include.CfnInclude``, which is how legacy alarms arrive. The ``CfnAlarm`` an L2 alarm
+renders is the L2's business, never an alarm of its own: :func:`is_l1_alarm` leaves it out.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from fnmatch import fnmatchcase
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeGuard, TypeVar
 
 import jsii
-from aws_cdk import Annotations, IAspect
+from aws_cdk import Annotations, IAspect, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from constructs import IConstruct, IValidation, Node
 
 AlarmT = TypeVar("AlarmT", bound=cloudwatch.AlarmBase)
-AlarmFilter = str | Sequence[str] | Callable[[cloudwatch.AlarmBase], bool]
+L1Alarm = cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm
+"""An alarm as a bare CloudFormation resource: written as such, or included from a template."""
+AnyAlarm = cloudwatch.AlarmBase | L1Alarm
+AlarmFilter = str | Sequence[str] | Callable[[AnyAlarm], bool]
 """Which alarms: a construct-path glob (``fnmatch``: ``*`` also matches ``/``), several globs, or a
-predicate on the alarm construct."""
+predicate on the alarm construct (an L2 alarm, or a ``CfnAlarm``/``CfnCompositeAlarm``)."""
+State = Literal["alarm", "ok", "insufficient_data"]
 
 HALF_WIRED_WARNING_ID: Final = "pagerduty-bridge:halfWiredAlarm"
 """The id of the warning (``half_wired_alarms="warn"``), for ``Annotations.of(alarm).acknowledge_warning``."""
@@ -30,8 +40,12 @@ HALF_WIRED_WARNING_ID: Final = "pagerduty-bridge:halfWiredAlarm"
 DOUBLE_PAGE_WARNING_ID: Final = "pagerduty-bridge:doublePage"
 """The id of the warning that an alarm pages through the bridge beside a composite alarm built on it."""
 
+UNRESOLVED_ACTIONS_WARNING_ID: Final = "pagerduty-bridge:alarmActionsUnresolved"
+"""The id of the warning that :class:`PageOnAlarms` left an L1 alarm alone because its actions are a token
+known only at deploy (``Fn::If``, a list parameter) that it cannot extend without guessing."""
 
-def _actions(alarm: cloudwatch.AlarmBase, state: Literal["alarm", "ok", "insufficient_data"]) -> list[str]:
+
+def _actions(alarm: cloudwatch.AlarmBase, state: State) -> list[str]:
     """The action ARNs the alarm has for ``state`` so far (the L2 keeps them until synth renders them)."""
     arns = {
         "alarm": alarm._alarm_action_arns,
@@ -64,10 +78,76 @@ def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = Fa
     return alarm
 
 
-def alarms_in(scope: IConstruct) -> Iterator[cloudwatch.AlarmBase]:
-    """Every metric and composite alarm defined in ``scope``, nested constructs included."""
+_L1_PROPERTIES: Final[dict[State, tuple[str, str]]] = {
+    "alarm": ("alarmActions", "AlarmActions"),
+    "ok": ("okActions", "OKActions"),
+    "insufficient_data": ("insufficientDataActions", "InsufficientDataActions"),
+}
+"""Per state: the L1's property as CDK keeps it, and as the template (and the user) names it."""
+
+
+def is_l1_alarm(construct: IConstruct) -> TypeGuard[L1Alarm]:
+    """A ``CfnAlarm`` or ``CfnCompositeAlarm`` that is an alarm of its own, not the resource an L2 alarm
+    renders (the L2 keeps that one's actions and writes them at synth)."""
+    if not isinstance(construct, cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm):
+        return False
+    owner = construct.node.scope
+    rendered = owner.node.default_child if isinstance(owner, cloudwatch.AlarmBase) else None
+    return rendered is None or rendered.node.path != construct.node.path
+
+
+def is_alarm(construct: IConstruct) -> TypeGuard[AnyAlarm]:
+    """An alarm of this app that can be given actions: an L2 alarm it defines, or an L1 alarm."""
+    return (isinstance(construct, cloudwatch.AlarmBase) and is_own_alarm(construct)) or is_l1_alarm(construct)
+
+
+def _l1_actions(alarm: L1Alarm, state: State) -> list[str] | None:
+    """The L1 alarm's actions for ``state`` so far, or None when they are a single token that only
+    deploy resolves (``Fn::If``, a ``CommaDelimitedList`` parameter): a list nobody can extend at synth.
+
+    Read from the raw properties: the typed getter fails on a token that is not a list of strings."""
+    value = alarm._cfn_properties.get(_L1_PROPERTIES[state][0])
+    if value is None:
+        return []
+    if Token.is_unresolved(value) or not isinstance(value, list):
+        return None
+    return [str(action) for action in value]
+
+
+def actions_of(alarm: AnyAlarm, state: State) -> list[str] | None:
+    """The alarm's action ARNs for ``state`` so far (tokens included); None when they are unknowable
+    before deploy."""
+    return _actions(alarm, state) if isinstance(alarm, cloudwatch.AlarmBase) else _l1_actions(alarm, state)
+
+
+def page_l1_alarm(alarm: L1Alarm, topic: sns.ITopic, *, insufficient_data: bool = False) -> list[str]:
+    """Add ``topic`` to the L1 alarm's ALARM and OK actions (and INSUFFICIENT_DATA with
+    ``insufficient_data``), after the actions it has and only where it does not have it already.
+
+    If any of those lists is a token known only at deploy, nothing is changed (wiring ALARM alone would
+    make the alarm half-wired) and the template names of those lists are returned; else ``[]``."""
+    states: list[State] = ["alarm", "ok", "insufficient_data"] if insufficient_data else ["alarm", "ok"]
+    current = {state: _l1_actions(alarm, state) for state in states}
+    unresolved = [_L1_PROPERTIES[state][1] for state, actions in current.items() if actions is None]
+    if unresolved:
+        return unresolved
+    for state, actions in current.items():
+        if actions is not None and topic.topic_arn not in actions:
+            extended = [*actions, topic.topic_arn]
+            if state == "alarm":
+                alarm.alarm_actions = extended
+            elif state == "ok":
+                alarm.ok_actions = extended
+            else:
+                alarm.insufficient_data_actions = extended
+    return []
+
+
+def alarms_in(scope: IConstruct) -> Iterator[AnyAlarm]:
+    """Every metric and composite alarm defined in ``scope``, nested constructs included: L2 alarms of
+    this app, and L1 alarms (but never both an L2 alarm and the resource it renders)."""
     for construct in scope.node.find_all():
-        if isinstance(construct, cloudwatch.AlarmBase) and is_own_alarm(construct):
+        if is_alarm(construct):
             yield construct
 
 
@@ -83,45 +163,104 @@ def is_within(construct: HasNode, scope: HasNode) -> bool:
     return construct.node.path == scope.node.path or construct.node.path.startswith(f"{scope.node.path}/")
 
 
-def half_wired(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[cloudwatch.AlarmBase]:
-    """Alarms under ``root`` (but not ``skip``) whose ALARM action is ``topic`` and whose OK action is not."""
+def _has(alarm: AnyAlarm, state: State, topic: sns.ITopic) -> bool | None:
+    """Whether the alarm's ``state`` actions include ``topic``; None when that is known only at deploy."""
+    actions = actions_of(alarm, state)
+    return None if actions is None else topic.topic_arn in actions
+
+
+def half_wired(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[AnyAlarm]:
+    """Alarms under ``root`` (but not ``skip``) whose ALARM action is ``topic`` and whose OK action is not
+    (an alarm whose actions are a token known only at deploy is not reported: nothing is known of it)."""
     return [
         alarm
         for alarm in alarms_in(root)
-        if not is_within(alarm, skip)
-        and topic.topic_arn in _actions(alarm, "alarm")
-        and topic.topic_arn not in _actions(alarm, "ok")
+        if not is_within(alarm, skip) and _has(alarm, "alarm", topic) is True and _has(alarm, "ok", topic) is False
     ]
 
 
-def _rule(composite: cloudwatch.CompositeAlarm) -> str:
-    """The composite's rule as synth renders it, each alarm it names by that alarm's ARN (a token)."""
-    resource = composite.node.default_child
-    return str(resource.alarm_rule) if isinstance(resource, cloudwatch.CfnCompositeAlarm) else ""
+def _resource(alarm: AnyAlarm) -> L1Alarm | None:
+    """The alarm's CloudFormation resource: an L1 alarm is its own, an L2 alarm renders one."""
+    if isinstance(alarm, cloudwatch.AlarmBase):
+        child = alarm.node.default_child
+        return child if isinstance(child, cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm) else None
+    return alarm
 
 
-def double_pages(
-    root: IConstruct, topic: sns.ITopic, *, skip: IConstruct
-) -> list[tuple[cloudwatch.AlarmBase, cloudwatch.CompositeAlarm]]:
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a resolved CloudFormation value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _references(value: Any, logical_id: str) -> bool:
+    """Whether a resolved CloudFormation value refers to the resource ``logical_id``: ``Ref``,
+    ``Fn::GetAtt`` or a ``${…}`` of ``Fn::Sub``."""
+    if isinstance(value, dict):
+        if value.get("Ref") == logical_id or value.get("Fn::GetAtt") in ([logical_id, "Arn"], f"{logical_id}.Arn"):
+            return True
+        return any(_references(item, logical_id) for item in value.values())
+    if isinstance(value, list):
+        return any(_references(item, logical_id) for item in value)
+    return isinstance(value, str) and any(f"${{{name}}}" in value for name in (logical_id, f"{logical_id}.Arn"))
+
+
+def _names(composite: AnyAlarm, alarm: AnyAlarm) -> bool:
+    """Whether the composite's rule names ``alarm``: by a token of its ARN or name (an L2 composite's
+    rule, or an f-string in the app), by ``Ref``/``Fn::GetAtt``/``Fn::Sub`` of its resource (an included
+    template), or by its literal name or ARN."""
+    composite_resource, resource = _resource(composite), _resource(alarm)
+    if not isinstance(composite_resource, cloudwatch.CfnCompositeAlarm) or resource is None:
+        return False
+    rule = composite_resource.alarm_rule
+    tokens = [resource.attr_arn, resource.ref]
+    if isinstance(alarm, cloudwatch.AlarmBase):
+        tokens += [alarm.alarm_arn, alarm.alarm_name]
+    if any(token in rule for token in tokens):
+        return True
+    stack = Stack.of(composite_resource)
+    if Stack.of(resource).node.path != stack.node.path:
+        return False  # another stack's logical ids mean nothing here: its alarms are named by token only
+    resolved = stack.resolve(rule)
+    if _references(resolved, str(stack.resolve(resource.logical_id))):
+        return True
+    name = resource.alarm_name
+    if name is None or Token.is_unresolved(name):
+        return False
+    # ALARM("name"), ALARM(name) or ALARM(arn:aws:cloudwatch:…:alarm:name)
+    named = re.compile(rf'(?:\(|"|:alarm:)\s*{re.escape(name)}\s*(?:"|\))')
+    return any(named.search(text) for text in _strings(resolved))
+
+
+def double_pages(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[tuple[AnyAlarm, AnyAlarm]]:
     """(alarm, composite) for each alarm under ``root`` (but not ``skip``) paging through ``topic`` while a
     composite alarm whose rule names it pages through ``topic`` too: one problem, two incidents."""
-    paging = [a for a in alarms_in(root) if not is_within(a, skip) and topic.topic_arn in _actions(a, "alarm")]
-    composites = [a for a in paging if isinstance(a, cloudwatch.CompositeAlarm)]
+    paging = [a for a in alarms_in(root) if not is_within(a, skip) and _has(a, "alarm", topic)]
+    composites = [a for a in paging if isinstance(a, cloudwatch.CompositeAlarm | cloudwatch.CfnCompositeAlarm)]
     return [
         (alarm, composite)
         for composite in composites
         for alarm in paging
-        if alarm.node.path != composite.node.path and alarm.alarm_arn in _rule(composite)
+        if alarm.node.path != composite.node.path and _names(composite, alarm)
     ]
 
 
 class Pager(HasNode, Protocol):
     """What :class:`PageOnAlarms` needs of a bridge."""
 
+    @property
+    def topic(self) -> sns.ITopic: ...
+
     def page(self, alarm: Any, *, insufficient_data: bool = False) -> Any: ...
 
 
-def _matches(selector: AlarmFilter, alarm: cloudwatch.AlarmBase) -> bool:
+def _matches(selector: AlarmFilter, alarm: AnyAlarm) -> bool:
     if isinstance(selector, str):
         return fnmatchcase(alarm.node.path, selector)
     if callable(selector):
@@ -135,10 +274,14 @@ class PageOnAlarms:
 
     ``Aspects.of(stack).add(PageOnAlarms(bridge))`` wires every ``cloudwatch.Alarm`` and
     ``CompositeAlarm`` defined in the stack, however deeply nested, as :meth:`PagerDutyBridge.page` does:
-    ALARM and OK (and INSUFFICIENT_DATA with ``insufficient_data``), nothing twice. ``include`` keeps only
-    the alarms it matches, ``exclude`` leaves out those it matches (globs on the construct path, or a
-    predicate). The bridge's own health alarms are never wired: they must not page through the bridge
-    they watch. Alarms imported by ARN are left alone (their actions belong to whoever defined them).
+    ALARM and OK (and INSUFFICIENT_DATA with ``insufficient_data``), nothing twice. L1 alarms
+    (``CfnAlarm``, ``CfnCompositeAlarm``, alarms included with ``CfnInclude``) are wired the same way,
+    after the actions they already have; one whose actions are a token known only at deploy is left
+    alone with a warning (id :data:`UNRESOLVED_ACTIONS_WARNING_ID`). ``include`` keeps only the alarms
+    it matches, ``exclude`` leaves out those it matches (globs on the construct path, or a predicate,
+    which sees L1 alarms too). The bridge's own health alarms are never wired: they must not page
+    through the bridge they watch. Alarms imported by ARN are left alone (their actions belong to
+    whoever defined them).
     """
 
     def __init__(
@@ -156,13 +299,26 @@ class PageOnAlarms:
 
     def visit(self, node: IConstruct) -> None:
         """Called by CDK for every construct of the scope."""
-        if not isinstance(node, cloudwatch.AlarmBase) or not is_own_alarm(node) or is_within(node, self._bridge):
+        if not is_alarm(node) or is_within(node, self._bridge):
             return
-        if self._include is not None and not _matches(self._include, node):
+        alarm: AnyAlarm = node
+        if self._include is not None and not _matches(self._include, alarm):
             return
-        if self._exclude is not None and _matches(self._exclude, node):
+        if self._exclude is not None and _matches(self._exclude, alarm):
             return
-        self._bridge.page(node, insufficient_data=self._insufficient_data)
+        if isinstance(alarm, cloudwatch.AlarmBase):
+            self._bridge.page(alarm, insufficient_data=self._insufficient_data)
+            return
+        unresolved = page_l1_alarm(alarm, self._bridge.topic, insufficient_data=self._insufficient_data)
+        if unresolved:
+            Annotations.of(alarm).add_warning_v2(
+                UNRESOLVED_ACTIONS_WARNING_ID,
+                f"alarm {alarm.node.path} was not wired to {self._bridge.node.path}: its "
+                f"{' and '.join(unresolved)} {'is a token' if len(unresolved) == 1 else 'are tokens'} known only "
+                "at deploy (Fn::If, a list parameter), which PageOnAlarms cannot extend without guessing. Add the "
+                "bridge topic to its AlarmActions and OKActions where the token is defined, or exclude the alarm "
+                "from PageOnAlarms and acknowledge this warning.",
+            )
 
 
 @jsii.implements(IValidation)
@@ -183,10 +339,14 @@ class HalfWiredAlarmsCheck:
     def validate(self) -> list[str]:
         """Annotate the half-wired alarms; the annotations are the report, so no validation error."""
         for alarm in half_wired(self._bridge.node.root, self._topic, skip=self._bridge):
+            remedy = (
+                "wire it with bridge.page(alarm) or PageOnAlarms(bridge), or add the bridge topic as its OK action too"
+                if isinstance(alarm, cloudwatch.AlarmBase)
+                else "wire it with PageOnAlarms(bridge), or add the bridge topic to its OKActions too"
+            )
             message = (
                 f"alarm {alarm.node.path} pages PagerDuty through {self._bridge.node.path} on ALARM but never "
-                "tells it OK, so its incidents will not resolve when it recovers: wire it with bridge.page(alarm) "
-                "or PageOnAlarms(bridge), or add the bridge topic as its OK action too."
+                f"tells it OK, so its incidents will not resolve when it recovers: {remedy}."
             )
             if self._severity == "warn":
                 Annotations.of(alarm).add_warning_v2(HALF_WIRED_WARNING_ID, message)

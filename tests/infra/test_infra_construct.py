@@ -1,4 +1,5 @@
-"""The construct in someone else's app: props, properties, page(), PageOnAlarms and the half-wired check."""
+"""The construct in someone else's app: props, properties, page(), PageOnAlarms and the half-wired check,
+for L2 alarms and for L1 ones (``CfnAlarm``, ``CfnCompositeAlarm``, alarms included from a legacy template)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,16 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import cloudformation_include as cfn_include
 from aws_cdk.cx_api import CloudAssembly
 from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk import (
     DOUBLE_PAGE_WARNING_ID,
     HALF_WIRED_WARNING_ID,
+    UNRESOLVED_ACTIONS_WARNING_ID,
     UNSUBSCRIBED_HEALTH_WARNING_ID,
     ConfigError,
     PageOnAlarms,
@@ -32,6 +35,10 @@ from pagerduty_bridge_cdk import (
 from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, REGION
 
 IMPORTED_ALARM_ARN = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:legacy-database-cpu"
+LEGACY_TEMPLATES = Path(__file__).parent / "legacy"
+"""CloudFormation templates from before the bridge, as teams bring them in with ``CfnInclude``."""
+DBA_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:dba-mail"
+"""The ALARM action the legacy ``DbCpu`` alarm already has."""
 
 
 def _metric(name: str) -> cloudwatch.Metric:
@@ -42,6 +49,21 @@ def _alarm(scope: Construct, construct_id: str) -> cloudwatch.Alarm:
     return _metric(construct_id).create_alarm(scope, construct_id, threshold=1, evaluation_periods=1)
 
 
+def _l1_alarm(scope: Construct, construct_id: str, **props: Any) -> cloudwatch.CfnAlarm:
+    return cloudwatch.CfnAlarm(
+        scope,
+        construct_id,
+        namespace="Shop",
+        metric_name=construct_id,
+        statistic="Sum",
+        period=60,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanThreshold",
+        **props,
+    )
+
+
 @dataclass
 class UserApp:
     """A synthesized app of a team that embeds the bridge, and the constructs the tests look at."""
@@ -49,7 +71,8 @@ class UserApp:
     app: App
     stack: Stack
     bridge: PagerDutyBridge
-    alarms: dict[str, cloudwatch.AlarmBase]
+    alarms: dict[str, IConstruct]
+    """L2 alarms, or L1 ones (their own CloudFormation resource)."""
     assembly: CloudAssembly
 
     @property
@@ -59,8 +82,7 @@ class UserApp:
 
     def actions(self, name: str) -> dict[str, list[Any]]:
         """The alarm's actions by state, as the template has them."""
-        logical_id = self.stack.get_logical_id(self.alarms[name].node.default_child)  # type: ignore[arg-type]
-        properties = self.template["Resources"][logical_id]["Properties"]
+        properties = self.properties(name)
         return {
             state: properties.get(key, [])
             for state, key in (
@@ -69,6 +91,14 @@ class UserApp:
                 ("insufficient", "InsufficientDataActions"),
             )
         }
+
+    def properties(self, name: str) -> dict[str, Any]:
+        """The alarm's resource properties in the template."""
+        alarm = self.alarms[name]
+        resource: Any = alarm.node.default_child or alarm
+        logical_id = self.stack.resolve(resource.logical_id)  # an included resource keeps its template's id
+        properties: dict[str, Any] = self.template["Resources"][logical_id]["Properties"]
+        return properties
 
     @property
     def topic(self) -> dict[str, str]:
@@ -85,7 +115,7 @@ def _user_app(outdir: Path, build: Any, **props: Any) -> UserApp:
     app = App(outdir=str(outdir))
     stack = Stack(app, "User", env=Environment(account=ACCOUNT, region=REGION))
     bridge = PagerDutyBridge(stack, "Pager", environment="prod", **{"health_alarm_email": HEALTH_EMAIL, **props})
-    alarms: dict[str, cloudwatch.AlarmBase] = build(stack, bridge)
+    alarms: dict[str, IConstruct] = build(stack, bridge)
     nag.add_checks(app)
     return UserApp(app, stack, bridge, alarms, app.synth())
 
@@ -125,10 +155,26 @@ def _wired_everywhere(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudw
     )
 
 
-def _half_wired(stack: Stack, bridge: PagerDutyBridge) -> dict[str, cloudwatch.AlarmBase]:
+def _half_wired(stack: Stack, bridge: PagerDutyBridge) -> dict[str, IConstruct]:
     half = _alarm(stack, "Half")
     half.add_alarm_action(cloudwatch_actions.SnsAction(bridge.topic))
-    return {"Half": half, "Whole": bridge.page(_alarm(stack, "Whole"))}
+    half_l1 = _l1_alarm(stack, "HalfL1", alarm_actions=[bridge.topic.topic_arn])
+    whole_l1 = _l1_alarm(stack, "WholeL1", alarm_actions=[bridge.topic.topic_arn], ok_actions=[bridge.topic.topic_arn])
+    return {"Half": half, "Whole": bridge.page(_alarm(stack, "Whole")), "HalfL1": half_l1, "WholeL1": whole_l1}
+
+
+def _legacy(stack: Stack, bridge: PagerDutyBridge) -> dict[str, IConstruct]:
+    """L1 alarms: one written in the app, two included from a legacy template, one left out on purpose."""
+    orders = _l1_alarm(stack, "Orders")
+    legacy = cfn_include.CfnInclude(stack, "Legacy", template_file=str(LEGACY_TEMPLATES / "alarms.json"))
+    sandbox = _l1_alarm(Construct(stack, "Sandbox"), "Experiment")
+    Aspects.of(stack).add(PageOnAlarms(bridge, exclude="User/Sandbox/*"))
+    return {
+        "Orders": orders,
+        "DbCpu": legacy.get_resource("DbCpu"),
+        "DbConnections": legacy.get_resource("DbConnections"),
+        "Experiment": sandbox,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +190,11 @@ def half_wired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserApp]:
 @pytest.fixture(scope="module")
 def half_wired_warn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserApp]:
     yield _user_app(tmp_path_factory.mktemp("half-wired-warn"), _half_wired, half_wired_alarms="warn")
+
+
+@pytest.fixture(scope="module")
+def legacy_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserApp]:
+    yield _user_app(tmp_path_factory.mktemp("legacy"), _legacy)
 
 
 # Every test here synthesizes in this module's fixtures: one xdist worker builds them all.
@@ -207,11 +258,15 @@ def test_the_construct_exposes_its_topic_function_and_table(user_app: UserApp) -
     assert table["Properties"]["KeySchema"] == [{"AttributeName": constants.TABLE_PARTITION_KEY, "KeyType": "HASH"}]
 
 
-def test_the_embedded_bridge_is_cdk_nag_clean(user_app: UserApp) -> None:
+@pytest.mark.parametrize("app", ["user_app", "legacy_app"])
+def test_the_embedded_bridge_is_cdk_nag_clean(app: str, request: pytest.FixtureRequest) -> None:
+    user_app: UserApp = request.getfixturevalue(app)
     assert nag.unacknowledged_findings(user_app.assembly.directory) == []
 
 
-def test_the_team_stack_has_no_cfn_lint_error(user_app: UserApp) -> None:
+@pytest.mark.parametrize("app", ["user_app", "legacy_app"])
+def test_the_team_stack_has_no_cfn_lint_error(app: str, request: pytest.FixtureRequest) -> None:
+    user_app: UserApp = request.getfixturevalue(app)
     template = Path(user_app.assembly.directory) / f"{user_app.stack.artifact_id}.template.json"
     matches = lint_file(template, config=ManualArgs(regions=[REGION]))
     assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []
@@ -283,6 +338,48 @@ def test_include_keeps_only_the_alarms_it_matches(tmp_path: Path) -> None:
     assert not minor._alarm_action_arns and not minor._ok_action_arns
 
 
+def test_the_aspect_wires_an_l1_alarm_of_the_app(legacy_app: UserApp) -> None:
+    topic = legacy_app.topic
+    assert legacy_app.actions("Orders") == {"alarm": [topic], "ok": [topic], "insufficient": []}
+
+
+def test_the_aspect_wires_an_included_legacy_alarm_keeping_its_own_actions(legacy_app: UserApp) -> None:
+    topic = legacy_app.topic
+    assert legacy_app.actions("DbCpu") == {"alarm": [DBA_TOPIC_ARN, topic], "ok": [topic], "insufficient": []}
+
+
+def test_the_aspect_adds_the_topic_to_an_l1_alarm_once_and_insufficient_data_when_asked() -> None:
+    stack = _bare_stack()
+    bridge = PagerDutyBridge(stack, "Pager", environment="prod")
+    topic_arn = bridge.topic.topic_arn
+    heartbeat = _l1_alarm(stack, "Heartbeat", alarm_actions=[topic_arn], ok_actions=[DBA_TOPIC_ARN])
+    aspect = PageOnAlarms(bridge, insufficient_data=True)
+    for _ in range(2):
+        for construct in stack.node.find_all():
+            aspect.visit(construct)
+    assert heartbeat.alarm_actions == [topic_arn]
+    assert heartbeat.ok_actions == [DBA_TOPIC_ARN, topic_arn]
+    assert heartbeat.insufficient_data_actions == [topic_arn]
+
+
+def test_the_aspect_leaves_an_excluded_l1_alarm_alone(legacy_app: UserApp) -> None:
+    assert legacy_app.actions("Experiment") == {"alarm": [], "ok": [], "insufficient": []}
+
+
+def test_an_alarm_whose_actions_are_a_token_is_left_alone_with_a_warning_naming_it(legacy_app: UserApp) -> None:
+    """``OKActions: {Ref: a CommaDelimitedList}`` is known only at deploy: extending it would be a guess."""
+    properties = legacy_app.properties("DbConnections")
+    assert "AlarmActions" not in properties
+    assert properties["OKActions"] == {"Ref": "OnCallTopics"}
+    assert legacy_app.messages("ERROR") == []
+    (warning,) = legacy_app.messages("WARNING")
+    path, text = warning
+    assert path == "/User/Legacy/DbConnections"
+    assert UNRESOLVED_ACTIONS_WARNING_ID in text
+    assert "alarm User/Legacy/DbConnections" in text and "OKActions" in text
+    assert "User/Pager" in text
+
+
 # --- The half-wired check ---------------------------------------------------------------------------
 
 
@@ -293,22 +390,30 @@ def test_a_fully_wired_app_gets_no_error_and_no_warning(user_app: UserApp) -> No
 
 
 def test_an_alarm_wired_for_alarm_only_is_an_error_naming_it(half_wired: UserApp) -> None:
-    (error,) = half_wired.messages("ERROR")
-    path, text = error
-    assert path == "/User/Half"
+    """Once per alarm: an L2 alarm is not reported again through the CfnAlarm it renders."""
+    errors = dict(half_wired.messages("ERROR"))
+    assert sorted(errors) == ["/User/Half", "/User/HalfL1"]
+    text = errors["/User/Half"]
     assert "alarm User/Half pages PagerDuty through User/Pager on ALARM but never tells it OK" in text
     assert "bridge.page(alarm)" in text
     assert half_wired.messages("WARNING") == []
     assert half_wired.actions("Whole")["ok"] == [half_wired.topic]
 
 
+def test_an_l1_alarm_wired_for_alarm_only_is_an_error_naming_it(half_wired: UserApp) -> None:
+    text = dict(half_wired.messages("ERROR"))["/User/HalfL1"]
+    assert "alarm User/HalfL1 pages PagerDuty through User/Pager on ALARM but never tells it OK" in text
+    assert "OKActions" in text
+    assert half_wired.actions("HalfL1") == {"alarm": [half_wired.topic], "ok": [], "insufficient": []}
+
+
 def test_the_opt_out_makes_it_a_warning(half_wired_warn: UserApp) -> None:
     assert half_wired_warn.messages("ERROR") == []
-    (warning,) = half_wired_warn.messages("WARNING")
-    path, text = warning
-    assert path == "/User/Half"
-    assert "User/Half" in text
-    assert HALF_WIRED_WARNING_ID in text
+    warnings = dict(half_wired_warn.messages("WARNING"))
+    assert sorted(warnings) == ["/User/Half", "/User/HalfL1"]
+    for path, text in warnings.items():
+        assert f"alarm {path[1:]} " in text
+        assert HALF_WIRED_WARNING_ID in text
 
 
 # --- Double pages -----------------------------------------------------------------------------------
@@ -331,6 +436,36 @@ def test_a_composite_and_its_child_both_paging_is_a_warning_naming_both(tmp_path
     assert "User/Service/Latency" in text and "composite alarm User/ShopDown" in text
     assert "two incidents" in text
     assert DOUBLE_PAGE_WARNING_ID in text
+
+
+def _l1_composites_over_paging_children(stack: Stack, bridge: PagerDutyBridge) -> dict[str, IConstruct]:
+    """Composites naming their children every way a rule can: an L1 by its ARN token, an L2 by its ARN,
+    an L1 by its literal name, and an included composite by ``Fn::Sub`` of its child's logical id."""
+    latency = _l1_alarm(stack, "Latency")
+    cloudwatch.CfnCompositeAlarm(stack, "ShopDown", alarm_rule=f"ALARM({latency.attr_arn})")
+    checkout = _alarm(stack, "Checkout")
+    cloudwatch.CfnCompositeAlarm(stack, "CheckoutDown", alarm_rule=f"ALARM({checkout.alarm_arn})")
+    _l1_alarm(stack, "Payments", alarm_name="shop-payments")
+    cloudwatch.CfnCompositeAlarm(stack, "PaymentsDown", alarm_rule='ALARM("shop-payments")')
+    cfn_include.CfnInclude(stack, "Legacy", template_file=str(LEGACY_TEMPLATES / "composite.json"))
+    Aspects.of(stack).add(PageOnAlarms(bridge))
+    return {}
+
+
+def test_an_l1_composite_and_its_child_both_paging_is_a_warning_naming_both(tmp_path: Path) -> None:
+    double = _user_app(tmp_path, _l1_composites_over_paging_children)
+    assert double.messages("ERROR") == []
+    warnings = dict(double.messages("WARNING"))
+    assert warnings.keys() == {"/User/Latency", "/User/Checkout", "/User/Payments", "/User/Legacy/QueueDepth"}
+    for child, composite in (
+        ("User/Latency", "User/ShopDown"),
+        ("User/Checkout", "User/CheckoutDown"),
+        ("User/Payments", "User/PaymentsDown"),
+        ("User/Legacy/QueueDepth", "User/Legacy/OrdersDown"),
+    ):
+        text = warnings[f"/{child}"]
+        assert f"alarm {child} pages" in text and f"composite alarm {composite} built on it" in text
+        assert DOUBLE_PAGE_WARNING_ID in text
 
 
 # --- Who hears the health alarms ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ and ``--wide``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -18,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import pytest
@@ -299,70 +300,56 @@ def test_json_of_the_aws_commands_on_moto(moto_url: str, monkeypatch: pytest.Mon
     assert one_document(cli("reconcile", "--table", "json-incidents", "--json").out) == []
 
 
-def test_fake_pagerduty_json_lines(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def fake_pagerduty_command(*flags: str) -> Iterator[tuple[str, IO[str]]]:
+    """``pagerduty-bridge fake-pagerduty --port 0 FLAGS`` running: its first line, and its output to read on."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pagerduty_bridge", "fake-pagerduty", "--port", "0", "--json"],
+        [sys.executable, "-m", "pagerduty_bridge", "fake-pagerduty", "--port", "0", *flags],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
     try:
         assert process.stdout is not None
-        started = json.loads(process.stdout.readline())
-        event = {
-            "routing_key": ROUTING_KEY,
-            "event_action": "trigger",
-            "dedup_key": "json-lines",
-            "payload": {"summary": "s", "source": "test", "severity": "info"},
-        }
-        request = urllib.request.Request(
-            started["events_url"], data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            assert answer.status == 202
-        line = json.loads(process.stdout.readline())
-        assert (line["event_action"], line["dedup_key"], line["status"]) == ("trigger", "json-lines", 202)
-        assert line["routing_key"].endswith(ROUTING_KEY[-4:]) and ROUTING_KEY not in json.dumps(line)
+        yield process.stdout.readline(), process.stdout
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
         if process.stdout is not None:
             process.stdout.close()
+
+
+def send_trigger(events_url: str, dedup_key: str) -> None:
+    event = {
+        "routing_key": ROUTING_KEY,
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "payload": {"summary": "s", "source": "test", "severity": "info"},
+    }
+    request = urllib.request.Request(
+        events_url, data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 202
+
+
+def test_fake_pagerduty_json_lines() -> None:
+    with fake_pagerduty_command("--json") as (first, output):
+        send_trigger(json.loads(first)["events_url"], "json-lines")
+        line = json.loads(output.readline())
+    assert (line["event_action"], line["dedup_key"], line["status"]) == ("trigger", "json-lines", 202)
+    assert line["routing_key"].endswith(ROUTING_KEY[-4:]) and ROUTING_KEY not in json.dumps(line)
 
 
 def test_fake_pagerduty_shows_a_hostile_dedup_key_escaped_on_its_own_line() -> None:
     """The stand-in's line per request holds the sender's dedup key: its line breaks and terminal controls
     are shown escaped, so a request cannot forge a line nor drive the terminal."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pagerduty_bridge", "fake-pagerduty", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        events_url = process.stdout.readline().split("--events-url ", 1)[1].split()[0]
-        event = {
-            "routing_key": ROUTING_KEY,
-            "event_action": "trigger",
-            "dedup_key": "evil\ntrigger     dedup_key=forged\u2028\x1b[31m",
-            "payload": {"summary": "s", "source": "test", "severity": "info"},
-        }
-        request = urllib.request.Request(
-            events_url, data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            assert answer.status == 202
-        line = process.stdout.readline()
-        assert line.startswith("trigger") and line.endswith("-> 202\n")
-        assert "dedup_key=evil\\ntrigger     dedup_key=forged\\u2028\\x1b[31m routing_key=" in line
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
-        if process.stdout is not None:
-            process.stdout.close()
+    with fake_pagerduty_command() as (first, output):
+        send_trigger(first.split("--events-url ", 1)[1].split()[0], "evil\ntrigger     dedup_key=forged\u2028\x1b[31m")
+        line = output.readline()
+    assert line.startswith("trigger") and line.endswith("-> 202\n")
+    assert "dedup_key=evil\\ntrigger     dedup_key=forged\\u2028\\x1b[31m routing_key=" in line
 
 
 # --- one --endpoint-url for every AWS client ------------------------------------------------------------

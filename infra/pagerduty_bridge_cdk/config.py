@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
 
+from aws_cdk import Token
+
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.alert_rules import RulesDocumentError, read_rules_file, rules_document
 from pagerduty_bridge_cdk.functions import DEFAULT_PYTHON_VERSION, PYTHON_RUNTIMES
@@ -368,6 +370,8 @@ def _routing_key_secrets(r: Reader) -> tuple[tuple[str, str], ...]:
                 f"{label}: the {alias!r} routing key is the integration key "
                 f"({r.naming.key('integration_key_secret_arn')}); name only the other aliases here"
             )
+        if isinstance(arn, str) and Token.is_unresolved(arn):
+            continue  # a secret of the same app: CloudFormation fills its ARN in at deploy
         if not isinstance(arn, str) or not SECRET_ARN.match(arn):
             raise ConfigError(f"{label}: {alias}={arn!r} is not a Secrets Manager secret ARN")
     return tuple(sorted(value.items()))

@@ -14,6 +14,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import cloudformation_include as cfn_include
@@ -506,3 +507,35 @@ def test_the_warning_can_be_acknowledged_for_a_subscription_made_elsewhere(tmp_p
         return {}
 
     assert _user_app(tmp_path, acknowledge, health_alarm_email=None).messages("WARNING") == []
+
+
+def test_a_routing_key_secret_of_the_same_app_reaches_the_function_with_its_grant(tmp_path: Path) -> None:
+    """An ARN CloudFormation fills in at deploy (a secret the team's app makes) is a routing-key secret
+    like any other: in the function's alias map and readable by its role."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "User", env=Environment(account=ACCOUNT, region=REGION))
+    payments = secretsmanager.Secret(stack, "PaymentsKey")
+    PagerDutyBridge(
+        stack,
+        "Pager",
+        environment="prod",
+        health_alarm_email=HEALTH_EMAIL,
+        routing_key_secrets={"payments": payments.secret_arn},
+    )
+    template = app.synth().get_stack_by_name("User").template
+    secret_ref = {"Ref": stack.get_logical_id(payments.node.default_child)}  # type: ignore[arg-type]
+    functions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    aliases = [
+        f["Environment"]["Variables"][constants.ENV_ROUTING_KEY_SECRETS]
+        for f in functions
+        if constants.ENV_ROUTING_KEY_SECRETS in f.get("Environment", {}).get("Variables", {})
+    ]
+    assert aliases == [{"Fn::Join": ["", ['{"payments":"', secret_ref, '"}']]}]
+    reads = [
+        statement["Resource"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if "secretsmanager:GetSecretValue" in statement["Action"]
+    ]
+    assert secret_ref in reads or any(isinstance(r, list) and secret_ref in r for r in reads)

@@ -22,6 +22,7 @@ from pagerduty_bridge_cdk.health import UNSUBSCRIBED_HEALTH_WARNING_ID
 from pagerduty_bridge_cdk.readers import ConfigError
 from pagerduty_bridge_cdk.stack import PagerDutyBridgeStack
 from pagerduty_bridge_cdk.wiring import (
+    ACTIONS_DISABLED_WARNING_ID,
     DOUBLE_PAGE_WARNING_ID,
     HALF_WIRED_WARNING_ID,
     UNRESOLVED_ACTIONS_WARNING_ID,
@@ -30,6 +31,7 @@ from pagerduty_bridge_cdk.wiring import (
 )
 
 __all__ = [
+    "ACTIONS_DISABLED_WARNING_ID",
     "DOUBLE_PAGE_WARNING_ID",
     "HALF_WIRED_WARNING_ID",
     "PARAMETERS",

@@ -33,7 +33,7 @@ RECONCILE_DEAD_LETTERS = "ReconcileDeadLetters"
 CHANGE_EVENT_DEAD_LETTERS = "ChangeEventDeadLetters"
 """The change-event rule's dead-letter queue, likewise."""
 
-AlarmT = TypeVar("AlarmT", bound=cloudwatch.AlarmBase)
+AlarmT = TypeVar("AlarmT", bound=cloudwatch.AlarmBase | cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm)
 
 
 class PagerDutyBridge(Construct):
@@ -112,9 +112,11 @@ class PagerDutyBridge(Construct):
         return None if self.webhooks is None else self.webhooks.url.url
 
     def page(self, alarm: AlarmT, *, insufficient_data: bool = False) -> AlarmT:
-        """Page through the bridge when ``alarm`` (a ``cloudwatch.Alarm`` or ``CompositeAlarm``) goes to
-        ALARM, and resolve when it goes back to OK: adds the topic as ALARM and OK action (and as
-        INSUFFICIENT_DATA action with ``insufficient_data``), each only once. Returns the alarm."""
+        """Page through the bridge when ``alarm`` (a ``cloudwatch.Alarm``, ``CompositeAlarm``, ``CfnAlarm``
+        or ``CfnCompositeAlarm``) goes to ALARM, and resolve when it goes back to OK: adds the topic as
+        ALARM and OK action (and as INSUFFICIENT_DATA action with ``insufficient_data``), each only once.
+        An alarm in another region is an error at synth, one with its actions disabled a warning.
+        Returns the alarm."""
         return page_alarm(alarm, self.topic, insufficient_data=insufficient_data)
 
     # --- building ---------------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from constructs import IConstruct, IValidation, Node
 
-AlarmT = TypeVar("AlarmT", bound=cloudwatch.AlarmBase)
 L1Alarm = cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm
 """An alarm as a bare CloudFormation resource: written as such, or included from a template."""
 AnyAlarm = cloudwatch.AlarmBase | L1Alarm
+AlarmT = TypeVar("AlarmT", bound=AnyAlarm)
 AlarmFilter = str | Sequence[str] | Callable[[AnyAlarm], bool]
 """Which alarms: a construct-path glob (``fnmatch``: ``*`` also matches ``/``), several globs, or a
 predicate on the alarm construct (an L2 alarm, or a ``CfnAlarm``/``CfnCompositeAlarm``)."""
@@ -60,13 +60,30 @@ def is_own_alarm(alarm: cloudwatch.AlarmBase) -> bool:
     return alarm.node.default_child is not None
 
 
+ACTIONS_DISABLED_WARNING_ID: Final = "pagerduty-bridge:alarmActionsDisabled"
+"""The id of the warning that an alarm wired to the bridge has its actions disabled (it pages nobody)."""
+
+
 def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = False) -> AlarmT:
     """Add ``topic`` as the alarm's ALARM and OK action (and INSUFFICIENT_DATA with ``insufficient_data``),
-    each only if the alarm does not have it already."""
+    each only if the alarm does not have it already. An L1 alarm whose action lists are a token known
+    only at deploy is a ``ValueError`` (wiring one state alone would leave it half-wired)."""
+    construct: IConstruct = alarm
+    if is_l1_alarm(construct):
+        unresolved = page_l1_alarm(construct, topic, insufficient_data=insufficient_data)
+        if unresolved:
+            raise ValueError(
+                f"{construct.node.path}: its {' and '.join(unresolved)} "
+                f"{'is a token' if len(unresolved) == 1 else 'are tokens'} known only at deploy (Fn::If, a "
+                "list parameter), which cannot be extended here: add the bridge topic where the token is defined"
+            )
+        check_it_can_page(construct, topic)
+        return alarm
     if not isinstance(alarm, cloudwatch.AlarmBase) or not is_own_alarm(alarm):
         raise TypeError(
-            f"{getattr(getattr(alarm, 'node', None), 'path', alarm)!r} is not an alarm of this app "
-            "(a cloudwatch.Alarm or CompositeAlarm): an alarm imported by ARN cannot be given actions"
+            f"{getattr(getattr(alarm, 'node', None), 'path', alarm)!r} is not an alarm of this app (a "
+            "cloudwatch.Alarm, CompositeAlarm, CfnAlarm or CfnCompositeAlarm): an alarm imported by ARN "
+            "cannot be given actions"
         )
     action = cloudwatch_actions.SnsAction(topic)
     if topic.topic_arn not in _actions(alarm, "alarm"):
@@ -75,7 +92,27 @@ def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = Fa
         alarm.add_ok_action(action)
     if insufficient_data and topic.topic_arn not in _actions(alarm, "insufficient_data"):
         alarm.add_insufficient_data_action(action)
+    check_it_can_page(alarm, topic)
     return alarm
+
+
+def check_it_can_page(alarm: AnyAlarm, topic: sns.ITopic) -> None:
+    """Annotate an alarm wired to ``topic`` that cannot page through it: one in another region than the
+    topic (an error: CloudWatch alarm actions reach topics of their own region only, and the deploy
+    fails), one whose actions are disabled (a warning: it pages nobody until they are enabled)."""
+    alarm_region, topic_region = Stack.of(alarm).region, Stack.of(topic).region
+    if not Token.is_unresolved(alarm_region) and not Token.is_unresolved(topic_region) and alarm_region != topic_region:
+        Annotations.of(alarm).add_error(
+            f"alarm {alarm.node.path} is in {alarm_region}, the bridge's topic in {topic_region}: CloudWatch "
+            "alarm actions reach SNS topics of their own region only. Deploy a bridge in its region."
+        )
+    resource = alarm if is_l1_alarm(alarm) else alarm.node.default_child
+    if isinstance(resource, cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm) and resource.actions_enabled is False:
+        Annotations.of(alarm).add_warning_v2(
+            ACTIONS_DISABLED_WARNING_ID,
+            f"alarm {alarm.node.path} has its actions disabled (ActionsEnabled: false): it pages nobody "
+            "through the bridge, and never resolves there, until they are enabled",
+        )
 
 
 _L1_PROPERTIES: Final[dict[State, tuple[str, str]]] = {
@@ -310,6 +347,8 @@ class PageOnAlarms:
             self._bridge.page(alarm, insufficient_data=self._insufficient_data)
             return
         unresolved = page_l1_alarm(alarm, self._bridge.topic, insufficient_data=self._insufficient_data)
+        if not unresolved:
+            check_it_can_page(alarm, self._bridge.topic)
         if unresolved:
             Annotations.of(alarm).add_warning_v2(
                 UNRESOLVED_ACTIONS_WARNING_ID,

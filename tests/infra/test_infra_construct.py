@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import Annotations, App, Aspects, Environment, Stack
+from aws_cdk import Annotations, App, Aspects, CfnParameter, Environment, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -539,3 +539,40 @@ def test_a_routing_key_secret_of_the_same_app_reaches_the_function_with_its_gran
         if "secretsmanager:GetSecretValue" in statement["Action"]
     ]
     assert secret_ref in reads or any(isinstance(r, list) and secret_ref in r for r in reads)
+
+
+def test_page_wires_an_l1_alarm_and_refuses_one_whose_actions_are_known_only_at_deploy() -> None:
+    stack = _bare_stack()
+    bridge = PagerDutyBridge(stack, "Pager", environment="prod", health_alarm_email=HEALTH_EMAIL)
+    legacy = _l1_alarm(stack, "Legacy", alarm_actions=["arn:aws:sns:eu-west-1:123456789012:dba-mail"])
+    assert bridge.page(legacy) is legacy
+    topic = stack.resolve(bridge.topic.topic_arn)
+    assert stack.resolve(legacy.alarm_actions) == ["arn:aws:sns:eu-west-1:123456789012:dba-mail", topic]
+    assert stack.resolve(legacy.ok_actions) == [topic]
+    listed = CfnParameter(stack, "OkTargets", type="CommaDelimitedList")
+    tokened = _l1_alarm(stack, "Tokened", ok_actions=listed.value_as_list)
+    with pytest.raises(ValueError, match="OKActions is a token known only at deploy"):
+        bridge.page(tokened)
+    assert stack.resolve(tokened.alarm_actions) is None, "not wired one way only"
+
+
+def test_page_marks_an_alarm_that_cannot_page_through_the_bridge(tmp_path: Path) -> None:
+    """An alarm in another region (CloudWatch reaches topics of its own region only: the deploy fails)
+    is an error at synth; one with its actions disabled, which pages nobody, a warning."""
+    app = App(outdir=str(tmp_path))
+    home = Stack(app, "Home", env=Environment(account=ACCOUNT, region=REGION), cross_region_references=True)
+    away = Stack(app, "Away", env=Environment(account=ACCOUNT, region="us-east-1"), cross_region_references=True)
+    bridge = PagerDutyBridge(home, "Pager", environment="prod", health_alarm_email=HEALTH_EMAIL)
+    silent = cloudwatch.Alarm(
+        home, "Silent", metric=_metric("Errors"), threshold=1, evaluation_periods=1, actions_enabled=False
+    )
+    bridge.page(silent)
+    bridge.page(_alarm(away, "Elsewhere"))
+    assembly = app.synth()
+
+    def messages(stack: str, level: str) -> list[str]:
+        artifact = assembly.get_stack_by_name(stack)
+        return [str(m.entry.data) for m in artifact.messages if m.level.name == level]
+
+    assert any("Home/Silent" in m and "actions disabled" in m for m in messages("Home", "WARNING"))
+    assert any("Away/Elsewhere" in m and "us-east-1" in m and REGION in m for m in messages("Away", "ERROR"))

@@ -60,6 +60,8 @@ def is_own_alarm(alarm: cloudwatch.AlarmBase) -> bool:
     return alarm.node.default_child is not None
 
 
+MAX_ACTIONS_PER_STATE: Final = 5
+"""CloudWatch's limit on an alarm's actions for one state (ALARM, OK or INSUFFICIENT_DATA)."""
 ACTIONS_DISABLED_WARNING_ID: Final = "pagerduty-bridge:alarmActionsDisabled"
 """The id of the warning that an alarm wired to the bridge has its actions disabled (it pages nobody)."""
 
@@ -99,13 +101,22 @@ def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = Fa
 def check_it_can_page(alarm: AnyAlarm, topic: sns.ITopic) -> None:
     """Annotate an alarm wired to ``topic`` that cannot page through it: one in another region than the
     topic (an error: CloudWatch alarm actions reach topics of their own region only, and the deploy
-    fails), one whose actions are disabled (a warning: it pages nobody until they are enabled)."""
+    fails), one with more actions for a state than CloudWatch allows (an error, likewise), one whose
+    actions are disabled (a warning: it pages nobody until they are enabled)."""
     alarm_region, topic_region = Stack.of(alarm).region, Stack.of(topic).region
     if not Token.is_unresolved(alarm_region) and not Token.is_unresolved(topic_region) and alarm_region != topic_region:
         Annotations.of(alarm).add_error(
             f"alarm {alarm.node.path} is in {alarm_region}, the bridge's topic in {topic_region}: CloudWatch "
             "alarm actions reach SNS topics of their own region only. Deploy a bridge in its region."
         )
+    for state, (_, name) in _L1_PROPERTIES.items():
+        actions = actions_of(alarm, state)
+        if actions is not None and len(actions) > MAX_ACTIONS_PER_STATE:
+            Annotations.of(alarm).add_error(
+                f"alarm {alarm.node.path} has {len(actions)} {name}, the bridge's topic among them: CloudWatch "
+                f"allows {MAX_ACTIONS_PER_STATE} per state, and the deploy fails. Drop one, or page a "
+                "composite alarm over this one."
+            )
     resource = alarm if is_l1_alarm(alarm) else alarm.node.default_child
     if isinstance(resource, cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm) and resource.actions_enabled is False:
         Annotations.of(alarm).add_warning_v2(

@@ -557,8 +557,9 @@ def test_page_wires_an_l1_alarm_and_refuses_one_whose_actions_are_known_only_at_
 
 
 def test_page_marks_an_alarm_that_cannot_page_through_the_bridge(tmp_path: Path) -> None:
-    """An alarm in another region (CloudWatch reaches topics of its own region only: the deploy fails)
-    is an error at synth; one with its actions disabled, which pages nobody, a warning."""
+    """An alarm in another region (CloudWatch reaches topics of its own region only: the deploy fails),
+    or with more actions for a state than CloudWatch allows once the bridge's is added, is an error at
+    synth; one with its actions disabled, which pages nobody, a warning."""
     app = App(outdir=str(tmp_path))
     home = Stack(app, "Home", env=Environment(account=ACCOUNT, region=REGION), cross_region_references=True)
     away = Stack(app, "Away", env=Environment(account=ACCOUNT, region="us-east-1"), cross_region_references=True)
@@ -568,6 +569,8 @@ def test_page_marks_an_alarm_that_cannot_page_through_the_bridge(tmp_path: Path)
     )
     bridge.page(silent)
     bridge.page(_alarm(away, "Elsewhere"))
+    crowded = [f"arn:aws:sns:{REGION}:{ACCOUNT}:team-{n}" for n in range(5)]
+    bridge.page(_l1_alarm(home, "Crowded", alarm_actions=crowded, ok_actions=crowded[:1]))
     assembly = app.synth()
 
     def messages(stack: str, level: str) -> list[str]:
@@ -576,3 +579,5 @@ def test_page_marks_an_alarm_that_cannot_page_through_the_bridge(tmp_path: Path)
 
     assert any("Home/Silent" in m and "actions disabled" in m for m in messages("Home", "WARNING"))
     assert any("Away/Elsewhere" in m and "us-east-1" in m and REGION in m for m in messages("Away", "ERROR"))
+    (crowded_error,) = [m for m in messages("Home", "ERROR") if "Home/Crowded" in m]
+    assert "6 AlarmActions" in crowded_error and "allows 5 per state" in crowded_error

@@ -62,31 +62,42 @@ def is_ssm_parameter(reference: str) -> bool:
 class ParameterFetcher:
     """Reads secrets through Powertools Parameters with clients from boto3's default session (the one
     the DynamoDB client already loaded: Powertools' default providers would build a second session,
-    ~175 ms more cold start). Built lazily: a container that never reads a secret never imports it."""
+    ~175 ms more cold start). Built lazily: a container that never reads a secret never imports it.
 
-    def __init__(self, client: Callable[[str], Any] | None = None) -> None:
+    A secret or parameter given by ARN is read in the region the ARN names (Secrets Manager and SSM
+    answer only for their own region); one given by name in the function's own region. ``client``
+    builds a client for a service and a region (``None``: the default)."""
+
+    def __init__(self, client: Callable[..., Any] | None = None) -> None:
         self._client = client
-        self._secrets: Any = None
-        self._parameters: Any = None
+        self._secrets: dict[str | None, Any] = {}
+        self._parameters: dict[str | None, Any] = {}
 
-    def _new_client(self, service: str) -> Any:
+    def _new_client(self, service: str, region: str | None) -> Any:
         if self._client is not None:
-            return self._client(service)
+            return self._client(service, region=region)
         import boto3
 
-        return boto3.client(service)
+        return boto3.client(service, region_name=region)
 
     def __call__(self, reference: str, where: str) -> Any:
         from aws_lambda_powertools.utilities import parameters
 
+        region = region_of(reference)
         try:
             if is_ssm_parameter(reference):
-                if self._parameters is None:
-                    self._parameters = parameters.SSMProvider(boto3_client=self._new_client("ssm"))
-                return self._parameters.get(reference, max_age=SECRET_MAX_AGE_SECONDS, decrypt=True)
-            if self._secrets is None:
-                self._secrets = parameters.SecretsProvider(boto3_client=self._new_client("secretsmanager"))
-            return self._secrets.get(reference, max_age=SECRET_MAX_AGE_SECONDS)
+                ssm = self._parameters.get(region)
+                if ssm is None:
+                    ssm = self._parameters[region] = parameters.SSMProvider(
+                        boto3_client=self._new_client("ssm", region)
+                    )
+                return ssm.get(reference, max_age=SECRET_MAX_AGE_SECONDS, decrypt=True)
+            secrets = self._secrets.get(region)
+            if secrets is None:
+                secrets = self._secrets[region] = parameters.SecretsProvider(
+                    boto3_client=self._new_client("secretsmanager", region)
+                )
+            return secrets.get(reference, max_age=SECRET_MAX_AGE_SECONDS)
         except parameters.exceptions.GetParameterError as exc:
             raise ConfigurationError(
                 f"{where}: cannot read the secret ({type(exc.__cause__ or exc).__name__})"
@@ -94,9 +105,16 @@ class ParameterFetcher:
 
     def clear(self) -> None:
         """Forget cached values (after a SnapStart restore, a snapshot's secrets may be stale)."""
-        for provider in (self._secrets, self._parameters):
-            if provider is not None:
-                provider.clear_cache()
+        for provider in (*self._secrets.values(), *self._parameters.values()):
+            provider.clear_cache()
+
+
+def region_of(reference: str) -> str | None:
+    """The region an ARN names (``arn:aws:secretsmanager:us-east-1:…``); ``None`` for a bare name."""
+    parts = reference.split(":")
+    if reference.startswith("arn:") and len(parts) > 5 and parts[3]:
+        return parts[3]
+    return None
 
 
 class RoutingKeys:

@@ -219,6 +219,25 @@ def test_the_key_may_live_in_an_ssm_securestring(by_arn: bool) -> None:
             missing.get("default")
 
 
+@pytest.mark.parametrize("service", ["secretsmanager", "ssm"])
+def test_a_secret_in_another_region_is_read_there(service: str) -> None:
+    """A secret ARN names its region; the function's client is of its own region, where the secret is
+    not: it is read with a client of the secret's region."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        there = boto3.client(service, region_name="us-east-1")
+        if service == "ssm":
+            there.put_parameter(Name="/pagerduty/key", Value=ROUTING_KEY, Type="SecureString")
+            arn = there.get_parameter(Name="/pagerduty/key")["Parameter"]["ARN"]
+        else:
+            arn = there.create_secret(Name="pagerduty/key", SecretString=ROUTING_KEY)["ARN"]
+        assert ":us-east-1:" in arn and boto3.client(service).meta.region_name != "us-east-1"
+
+        assert RoutingKeys(Settings(integration_key_secret_arn=arn)).get("default") == ROUTING_KEY
+
+
 @pytest.mark.parametrize(
     ("settings", "url"),
     [

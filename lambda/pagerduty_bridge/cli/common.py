@@ -159,7 +159,9 @@ def working_store(args: argparse.Namespace, store: IncidentStore) -> IncidentSto
 
 def configured_keys(args: argparse.Namespace, settings: Settings) -> RoutingKeys:
     """The configured routing keys, secrets read through ``--endpoint-url``."""
-    return RoutingKeys(settings, fetch=ParameterFetcher(client=lambda service: aws_client(args, service)))
+    return RoutingKeys(
+        settings, fetch=ParameterFetcher(client=lambda service, region=None: aws_client(args, service, region=region))
+    )
 
 
 def routing_keys(args: argparse.Namespace, settings: Settings) -> KeySource:

@@ -227,16 +227,19 @@ def _clock() -> datetime:
 
 # --- output -------------------------------------------------------------------------------------------
 
-# Characters that are line breaks to str.splitlines() (and some JSON-lines readers) but that JSON
-# leaves unescaped: escaping them keeps "one JSON object per line" true whatever an alarm is called.
-_LINE_BREAKS: Final = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-# What json.dumps(ensure_ascii=False) leaves raw that a terminal acts on (it escapes U+0000-U+001F).
+# What json.dumps(ensure_ascii=False) leaves raw (it escapes only U+0000-U+001F) but a terminal acts on,
+# or str.splitlines() and some JSON-lines readers take for a line break (U+0085, U+2028, U+2029).
 _JSON_UNESCAPED_CONTROL: Final = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def _escape_unescaped(text: str) -> str:
+    """JSON text with those characters written as JSON's ``\\uXXXX``: the same value, on one line."""
+    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def json_line(value: Any) -> str:
     """One JSON document on exactly one line, non-ASCII text kept readable, no secret in it."""
-    return REDACTOR.scrub(json.dumps(value, ensure_ascii=False, default=str).translate(_LINE_BREAKS))
+    return REDACTOR.scrub(_escape_unescaped(json.dumps(value, ensure_ascii=False, default=str)))
 
 
 def say(streams: Streams, *lines: str) -> None:
@@ -257,8 +260,7 @@ def readable_json(value: Any) -> list[str]:
     """``value`` as indented JSON, one entry per line, exactly what a JSON reader gets back: JSON escapes
     the control characters below U+0020 itself; DEL, the C1 controls and U+2028/U+2029 (which it leaves
     as they are, and which ``say`` would show as Python escapes) become JSON's ``\\uXXXX``."""
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text).split("\n")
+    return _escape_unescaped(json.dumps(value, indent=2, ensure_ascii=False)).split("\n")
 
 
 def print_table(

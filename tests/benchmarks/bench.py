@@ -308,6 +308,10 @@ class Measured:
     own: list[dict[str, Any]] = field(default_factory=list)
     """Instrumented warm runs of the project: CPU split, DynamoDB calls, log bytes."""
     own_reference: list[dict[str, Any]] = field(default_factory=list)
+    alone: list[dict[str, Any]] = field(default_factory=list)
+    """The project with DynamoDB and PagerDuty answered in-process, CPU caches warm: its own code alone."""
+    alone_evicted: list[dict[str, Any]] = field(default_factory=list)
+    """The same with the CPU caches evicted at each answer, as the waits on the network do."""
     rare: dict[str, Any] | None = None
     """An instrumented cold page of the project: the calls a lone alarm costs."""
     profile: Path | None = None
@@ -371,6 +375,10 @@ def measure_warm(runner: Runner, pairs: int, invocations: int, measured: Measure
         measured.own.append(runner.run(children.WARM, "project", runner.prefix("own-p"), str(invocations), "split"))
         measured.own_reference.append(
             runner.run(children.WARM, "reference", runner.prefix("own-r"), str(invocations), "split")
+        )
+        measured.alone.append(runner.run(children.WARM, "project", runner.prefix("alone"), str(invocations), "alone"))
+        measured.alone_evicted.append(
+            runner.run(children.WARM, "project", runner.prefix("evicted"), str(invocations), "alone-evicted")
         )
     measured.rare = runner.run(children.WARM, "project", runner.prefix("rare"), "1", "split")
 

@@ -593,6 +593,17 @@ def print_shortfalls(unmet: list[str], f: Figures, measured: Any, totals: Counte
             )
             row(f"warm: {label}, project − reference", f"{diff:+.2f} ms")
         row("warm: own CPU, project − reference", f"{f.own_ms - f.own_reference_ms:+.2f} ms")
+        if measured.alone and measured.alone_evicted:
+            alone = med([own_cpu_ms(run) for run in measured.alone])
+            evicted = med([own_cpu_ms(run) for run in measured.alone_evicted])
+            row("warm: own CPU alone (I/O answered in-process), caches warm", f"{alone:.2f} ms")
+            row("warm: own CPU alone, caches evicted at each I/O answer", f"{evicted:.2f} ms")
+            row(
+                "warm: own CPU in the real run (the waits let other work evict)",
+                f"{f.own_ms:.2f} ms = {(f.own_ms - alone) / (evicted - alone):.0%} of the way to evicted"
+                if evicted > alone
+                else f"{f.own_ms:.2f} ms",
+            )
         if totals:
             ours = {k: v for k, v in totals.items() if k != "outside"}
             top = sorted(ours.items(), key=lambda kv: -kv[1])[:4]

@@ -62,6 +62,10 @@ MAX_LINK_HREF_LENGTH: Final = 2048
 alarm name must not push the event past PagerDuty's 512 KB."""
 MAX_ERROR_DETAIL_LENGTH: Final = 1024
 """How much of PagerDuty's (or a proxy's) answer an error message carries."""
+MAX_ANSWER_BYTES: Final = 64 * 1024
+"""The most of an answer the bridge reads. PagerDuty's are a few hundred bytes (a 400 lists its errors);
+more is someone else's (a proxy's page, a stream), and reading all of it could exhaust the function's
+memory or outlast its budget."""
 ACCEPTED_STATUS: Final = 202
 """PagerDuty's only answer of acceptance: the event is queued."""
 BAD_REQUEST_STATUS: Final = 400
@@ -332,6 +336,10 @@ class BudgetedRetry(Retry):
             wait = max(wait, self.pacing.pacer.delay(self.pacing.key))
         if time.monotonic() + wait > self.deadline:
             raise MaxRetryError(_pool, url or "", error or ResponseError("retry budget exhausted"))  # type: ignore[arg-type]
+        if (
+            response is not None
+        ):  # urllib3 drains it before retrying: take what came, drop the connection if more is due
+            read_answer(response, deadline=0.0)
         return new
 
     def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
@@ -475,6 +483,7 @@ class EventsClient:
                 timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
                 retries=default_retry(deadline=deadline, log=log, pacing=pacing),
                 redirect=False,  # PagerDuty never redirects: a redirect is someone else's, and gets no key
+                preload_content=False,  # read by read_answer: bounded in size and time
             )
         except urllib3.exceptions.HTTPError as exc:
             if isinstance(exc, _AMBIGUOUS_ERRORS) or isinstance(getattr(exc, "reason", None), _AMBIGUOUS_ERRORS):
@@ -486,14 +495,48 @@ class EventsClient:
                 self._on_attempt(time.monotonic() - started)
         if response.status == ACCEPTED_STATUS:
             self.pacer.accepted(pacing.key)
+        content_type = response.headers.get("Content-Type", "")
+        data, short = read_answer(response, deadline)
+        if short is not None:
+            kind = (content_type or "no content type").split(";")[0].strip()
+            raise PagerDutyDeliveryError(
+                f"answer {response.status} ({kind}) was not read to its end: {short}; kept for retry",
+                ambiguous=log.ambiguous or response.status == ACCEPTED_STATUS,
+            )
         return classify_response(
             response.status,
             response.reason or "",
-            response.data.decode("utf-8", "replace"),
-            content_type=response.headers.get("Content-Type", ""),
+            data.decode("utf-8", "replace"),
+            content_type=content_type,
             ambiguous=log.ambiguous,
             routing_key=key,
         )
+
+
+def read_answer(response: BaseHTTPResponse, deadline: float | None) -> tuple[bytes, str | None]:
+    """``response``'s body, and why it stopped short if it did: at ``MAX_ANSWER_BYTES``, at ``deadline``
+    (each read waits at most the read timeout: a body trickled a byte at a time would otherwise hold the
+    send until Lambda's timeout; a past deadline takes only what the first read gives), or broken off. A
+    connection not read to its end is closed, so nothing left of this answer reaches the next request."""
+    chunks: list[bytes] = []
+    size = 0
+    short: str | None = None
+    try:
+        while chunk := response.read1(MAX_ANSWER_BYTES + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                short = f"longer than {MAX_ANSWER_BYTES} bytes"
+            elif deadline is not None and time.monotonic() > deadline:
+                short = "still coming when the retry budget ran out"
+            if short is not None:
+                break
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        short = f"broken off ({type(exc).__name__})"
+    if short is not None:
+        response.close()
+    response.release_conn()
+    return b"".join(chunks)[:MAX_ANSWER_BYTES], short
 
 
 def classify_response(

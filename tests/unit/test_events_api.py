@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -137,10 +138,16 @@ class RecordingPool:
     def connection_from_url(self, url: str) -> RecordingPool:
         return self
 
-    def urlopen(self, method: str, path: str, **kwargs: Any) -> SimpleNamespace:
+    def urlopen(self, method: str, path: str, **kwargs: Any) -> urllib3.HTTPResponse:
         self.calls.append(kwargs)
         data = json.dumps({"status": "success", "message": "Event processed", "dedup_key": "k"}).encode()
-        return SimpleNamespace(status=202, reason="Accepted", data=data, headers={"Content-Type": "application/json"})
+        return urllib3.HTTPResponse(
+            body=io.BytesIO(data),
+            status=202,
+            reason="Accepted",
+            headers={"Content-Type": "application/json"},
+            preload_content=kwargs.get("preload_content", True),
+        )
 
 
 @pytest.mark.parametrize("budget", [0.1, 0.5, 2.0, 3.05, 9.0, 30.0])

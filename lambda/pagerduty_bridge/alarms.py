@@ -33,6 +33,13 @@ _COMPARISON_IN_REASON = re.compile(
     r"(?:was|were) (?P<op>greater than or equal to|less than or equal to|greater than|less than)"
     r" the (?:threshold|lower threshold|upper threshold)"
 )
+# An alarm on both sides of its anomaly band names both sides whichever it crossed: "[537.0 (…)] was less
+# than the lower thresholds [193.3] or greater than the upper thresholds [531.4]". The side is where the
+# value lies against the first (newest) bounds.
+_BAND_IN_REASON = re.compile(
+    rf"(?:was|were) less than the lower thresholds? \[\s*+(?P<lower>{_NUMBER})[^\]]*+\]"
+    rf" or greater than the upper thresholds? \[\s*+(?P<upper>{_NUMBER})"
+)
 _PADDED_SETTING = re.compile(r"^-?\s*+\w++:\s*+")
 # What every AWS partition's region codes look like (botocore's partitions.json): us-east-1,
 # us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1. A console link's host is built from it.
@@ -144,8 +151,19 @@ def current_value_from_reason(reason: str) -> float | None:
 
 
 def comparison_from_reason(reason: str) -> str | None:
-    """ "greater than", "less than or equal to" … as the reason words it, when it does."""
-    match = _COMPARISON_IN_REASON.search(reason[:MAX_REASON_SCAN])
+    """ "greater than", "less than or equal to" … as the reason words it, when it does; for an alarm on
+    both sides of a band, the side its value crossed (``None`` when that cannot be told)."""
+    head = reason[:MAX_REASON_SCAN]
+    band = _BAND_IN_REASON.search(head)
+    if band is not None:
+        value = current_value_from_reason(head)
+        lower, upper = _number(band.group("lower")), _number(band.group("upper"))
+        if value is not None and upper is not None and value > upper:
+            return "greater than"
+        if value is not None and lower is not None and value < lower:
+            return "less than"
+        return None
+    match = _COMPARISON_IN_REASON.search(head)
     return match.group("op") if match else None
 
 

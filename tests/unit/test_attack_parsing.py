@@ -1,0 +1,74 @@
+"""Alarms and rules at the edges of what CloudWatch and operators write: what responders read must be true.
+
+Each test reproduces one way an alarm (or a rules document) was misread, through the public parsing,
+rule and rendering functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pagerduty_bridge.alarms import comparison_from_reason, parse_alarm_message
+from pagerduty_bridge.envelopes import Notification, parse_event
+from pagerduty_bridge.models import AlarmNotification
+from pagerduty_bridge.rendering import alarm_summary
+from tests.builders import T0
+from tests.conftest import FIXTURES, load_json
+
+VARIANTS = FIXTURES / "alarm_variants"
+
+
+def band_alarm(reason: str) -> dict[str, Any]:
+    """An anomaly-detection alarm on both sides of its band (``LessThanLowerOrGreaterThanUpperThreshold``)
+    in ALARM, with ``reason`` as CloudWatch words it."""
+    message: dict[str, Any] = load_json(VARIANTS / "anomaly-detection-lower-or-upper-band-old-form.json")
+    message.update(NewStateValue="ALARM", OldStateValue="OK", NewStateReason=reason)
+    return message
+
+
+def alarm_of(event: dict[str, Any]) -> AlarmNotification:
+    (parsed,) = parse_event(event, now=T0)
+    assert isinstance(parsed, Notification), parsed
+    assert isinstance(parsed.content, AlarmNotification), parsed.content
+    return parsed.content
+
+
+# --- an alarm on both sides of its band says which side it crossed ----------------------------------------
+
+BAND_REASON = (
+    "Thresholds Crossed: 1 out of the last 4 datapoints [{value} (14/11/25 18:39:00)] was less than the lower "
+    "thresholds [193.33593366980995] or greater than the upper thresholds [531.4406901351432] (minimum 1 "
+    "datapoint for OK -> ALARM transition)."
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "comparison", "shown"),
+    [
+        ("537.0", "greater than", "537 above the band"),
+        ("12.5", "less than", "12.5 below the band"),
+    ],
+)
+def test_a_band_alarm_says_which_side_of_the_band_its_value_is_on(value: str, comparison: str, shown: str) -> None:
+    alarm = parse_alarm_message(band_alarm(BAND_REASON.format(value=value)))
+    assert alarm.comparison == comparison
+    assert f"anomaly detection {shown} on" in alarm_summary(alarm, "production")
+
+
+def test_several_datapoints_against_a_band_are_read_by_the_newest() -> None:
+    reason = (
+        "Thresholds Crossed: 2 out of the last 2 datapoints [28.244242980188464 (22/11/19 00:57:00), "
+        "27.035814838199848 (22/11/19 00:52:00)] were less than the lower thresholds [31.723549397187316, "
+        "31.317673764600034] or greater than the upper thresholds [33.09242087209403, 32.68864166862828] "
+        "(minimum 2 datapoints for OK -> ALARM transition)."
+    )
+    assert comparison_from_reason(reason) == "less than"
+
+
+def test_a_band_reason_without_a_readable_value_reads_outside_the_band() -> None:
+    reason = BAND_REASON.replace("[{value} (14/11/25 18:39:00)] ", "")
+    alarm = parse_alarm_message(band_alarm(reason))
+    assert alarm.comparison is None
+    assert "anomaly detection outside the band on" in alarm_summary(alarm, "production")

@@ -168,6 +168,8 @@ def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:
             return json.loads(stripped)
         except ValueError as exc:
             raise ConfigurationError(f"{where}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ConfigurationError(f"{where}: nested too deeply to be a rules document") from None
     try:
         import yaml as pyyaml
     except ImportError:
@@ -176,3 +178,5 @@ def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:
         return pyyaml.safe_load(stripped)
     except pyyaml.YAMLError as exc:
         raise ConfigurationError(f"{where}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise ConfigurationError(f"{where}: nested too deeply to be a rules document") from None

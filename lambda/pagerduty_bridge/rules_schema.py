@@ -6,11 +6,13 @@ never pays for it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.models import AlertSeverity, InsufficientDataAction
 from pagerduty_bridge.rule_model import LinkSpec, Match, Pattern, Rule, check_template
@@ -101,8 +103,10 @@ class RuleSpec(_Strict):
     @classmethod
     def _details_are_json(cls, value: dict[str, Any]) -> dict[str, Any]:
         # They go into every event the rule shapes: a YAML date would fail every matching alarm, a NaN
-        # would be sent as a body PagerDuty refuses.
-        problem = not_json(value)
+        # would be sent as a body PagerDuty refuses, nesting too deep to encode would fail every send.
+        problem = _shape_problem(value) or not_json(value)
+        if problem is None and len(json.dumps(value, ensure_ascii=False).encode()) > c.MAX_EVENT_BYTES:
+            problem = f"too large: more than the {c.MAX_EVENT_BYTES // 1024} KB PagerDuty takes for a whole event"
         if problem is not None:
             raise ValueError(problem)
         return value
@@ -134,6 +138,32 @@ class RuleSpec(_Strict):
             dedup_key=self.dedup_key,
             template=self.template,
         )
+
+
+MAX_DETAILS_DEPTH: Final = 32
+"""How deep a rule's custom details may nest. Far beyond what a responder reads, and far from Python's
+recursion limit, which encoding an event deep inside the Lambda's stack would otherwise reach."""
+MAX_DETAILS_VALUES: Final = 10_000
+"""How many values a rule's custom details may hold: YAML aliases let a few lines hold millions, which
+no event can carry (PagerDuty takes 512 KB) and which take seconds to walk."""
+
+
+def _shape_problem(value: Any) -> str | None:
+    """Too deep or too many values, found without recursion and without walking past the limits. A
+    container inside itself (a YAML alias) is not followed: ``not_json`` names it."""
+    pending: list[tuple[Any, tuple[int, ...]]] = [(value, ())]
+    count = 0
+    while pending:
+        item, within = pending.pop()
+        count += 1
+        if count > MAX_DETAILS_VALUES:
+            return f"too large: more than {MAX_DETAILS_VALUES} values"
+        if isinstance(item, dict | list | tuple) and id(item) not in within:
+            if len(within) >= MAX_DETAILS_DEPTH:
+                return f"nested deeper than {MAX_DETAILS_DEPTH} levels"
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, (*within, id(item))) for child in children)
+    return None
 
 
 class RulesDocument(_Strict):

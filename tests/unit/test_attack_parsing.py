@@ -6,18 +6,23 @@ rule and rendering functions.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from pagerduty_bridge.alarms import comparison_from_reason, parse_alarm_message
 from pagerduty_bridge.envelopes import Notification, parse_event
+from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.models import AlarmNotification
 from pagerduty_bridge.rendering import alarm_summary
+from pagerduty_bridge.rules import parse_rules
 from tests.builders import T0
 from tests.conftest import FIXTURES, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
+QUICKLY = 2.0
+"""A loose bound for what must take milliseconds: machines running these tests are shared."""
 
 
 def band_alarm(reason: str) -> dict[str, Any]:
@@ -72,3 +77,48 @@ def test_a_band_reason_without_a_readable_value_reads_outside_the_band() -> None
     alarm = parse_alarm_message(band_alarm(reason))
     assert alarm.comparison is None
     assert "anomaly detection outside the band on" in alarm_summary(alarm, "production")
+
+
+# --- a rules document too deep or too large is refused at load, by name ------------------------------------
+
+
+def details_rules(details: str) -> str:
+    return '{"rules": [{"name": "deep", "custom_details": {"x": ' + details + "}}]}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        details_rules("[" * 100_000 + "]" * 100_000),
+        "rules:\n- name: deep\n  custom_details:\n    x: " + "[" * 3_000 + "]" * 3_000,
+    ],
+    ids=["json", "yaml"],
+)
+def test_a_rules_document_nested_beyond_the_parser_is_a_configuration_error(text: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"RULES: .*nested too deeply"):
+        parse_rules(text, where="RULES")
+
+
+def test_custom_details_deeper_than_an_event_can_be_sent_are_refused_at_load() -> None:
+    # json.dumps of the event at send time, deep inside the Lambda's stack, would overflow: every alarm
+    # the rule matches would fail to page, after a load and a synth that both passed.
+    with pytest.raises(ConfigurationError, match=r"rule 'deep' \(#1\) field custom_details: .*nested deeper than"):
+        parse_rules(details_rules("[" * 900 + "]" * 900), where="RULES")
+
+
+def test_custom_details_that_cannot_fit_an_event_are_refused_at_load() -> None:
+    # YAML aliases make a small file hold millions of values: every event would carry them, and take
+    # seconds to cut down to PagerDuty's 512 KB.
+    lines = ["rules:", "- name: bomb", "  custom_details:", "    a: &a [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 7):
+        name, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
+        lines.append(f"    {name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    started = time.perf_counter()
+    with pytest.raises(ConfigurationError, match=r"rule 'bomb' \(#1\) field custom_details: .*too large"):
+        parse_rules("\n".join(lines), where="RULES")
+    assert time.perf_counter() - started < QUICKLY
+
+
+def test_ordinary_custom_details_still_load() -> None:
+    rules = parse_rules(details_rules('{"team": "payments", "tiers": [[1, 2], {"a": {"b": [null, true]}}]}'), where="R")
+    assert rules.rules[0].custom_details["x"]["tiers"][1] == {"a": {"b": [None, True]}}

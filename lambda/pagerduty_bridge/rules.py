@@ -26,6 +26,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.models import AlarmNotification, AlertSeverity, InsufficientDataAction
 from pagerduty_bridge.rule_model import LinkSpec, Match, Pattern, Rule
+from pagerduty_bridge.safejson import BYTE_ORDER_MARK
 from pagerduty_bridge.seed.templates import SEED_TEMPLATE_NAMES
 from pagerduty_bridge.settings import Settings
 
@@ -160,7 +161,7 @@ def read_rules_file(path: str | PathLike[str], *, component: str, setting: str |
 def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:
     """The decoded rules document: JSON, or YAML (``yaml`` forces one; by default the first character
     decides). Empty text is an empty document; errors name ``where``."""
-    stripped = text.strip()
+    stripped = text.removeprefix(BYTE_ORDER_MARK).strip()
     if not stripped:
         return {"rules": []}
     if not yaml and (yaml is False or stripped[0] in "[{"):

@@ -22,8 +22,14 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity")
 
 
+BYTE_ORDER_MARK = "\ufeff"
+"""What a file saved by some editors begins with; JSON parsers may ignore it (RFC 8259, section 8.1),
+and Python's refuses it: a hand-published alarm would read as text."""
+
+
 def loads(text: str) -> Any:
     """``json.loads`` for untrusted text; ``ValueError`` for anything that is not sane JSON."""
+    text = text.removeprefix(BYTE_ORDER_MARK)
     try:
         decoded = json.loads(text)
         if text.isascii() and not _SUSPECT.search(text):

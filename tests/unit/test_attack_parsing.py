@@ -6,6 +6,7 @@ rule and rendering functions.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -14,10 +15,10 @@ import pytest
 from pagerduty_bridge.alarms import comparison_from_reason, parse_alarm_message
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.models import AlarmNotification
-from pagerduty_bridge.rendering import alarm_summary
-from pagerduty_bridge.rules import parse_rules
-from tests.builders import T0
+from pagerduty_bridge.models import AlarmNotification, DedupKeyStrategy
+from pagerduty_bridge.rendering import alarm_summary, dedup_key_for
+from pagerduty_bridge.rules import decode_document, parse_rules
+from tests.builders import T0, alarm_message, sns_event_of, sns_notification, sqs_event, sqs_record
 from tests.conftest import FIXTURES, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
@@ -122,3 +123,31 @@ def test_custom_details_that_cannot_fit_an_event_are_refused_at_load() -> None:
 def test_ordinary_custom_details_still_load() -> None:
     rules = parse_rules(details_rules('{"team": "payments", "tiers": [[1, 2], {"a": {"b": [null, true]}}]}'), where="R")
     assert rules.rules[0].custom_details["x"]["tiers"][1] == {"a": {"b": [None, True]}}
+
+
+# --- JSON that begins with a byte order mark is still JSON -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        sns_event_of,
+        lambda text: sqs_event(sqs_record(text)),
+        lambda text: sqs_event(sqs_record(json.dumps(sns_notification(text, http=True)))),
+        lambda text: sqs_event(sqs_record("\ufeff" + json.dumps(sns_notification(text[1:], http=True)))),
+    ],
+    ids=["sns-message", "sqs-raw-body", "sqs-sns-message", "sqs-body"],
+)
+def test_an_alarm_written_with_a_byte_order_mark_pages_and_resolves_as_itself(wrap: Any) -> None:
+    # A file saved by a Windows editor and published by hand (``aws sns publish --message file://…``)
+    # starts with U+FEFF. Read as text, its ALARM became an info message, and its OK another one.
+    for state in ("ALARM", "OK"):
+        alarm = alarm_of(wrap("\ufeff" + json.dumps(alarm_message("orders-cpu", state))))
+        assert (alarm.alarm_name, alarm.new_state.value) == ("orders-cpu", state)
+        assert dedup_key_for(alarm, DedupKeyStrategy.ALARM_NAME) == "orders-cpu-CPUUtilization"
+
+
+def test_a_json_rules_document_with_a_byte_order_mark_is_read_as_json() -> None:
+    # The function's asset has no YAML parser: read as YAML, such a file failed every cold start.
+    text = "\ufeff" + json.dumps({"rules": [{"name": "web", "severity": "warning"}]})
+    assert decode_document(text, "RULES", yaml=False) == decode_document(text, "RULES") == json.loads(text[1:])

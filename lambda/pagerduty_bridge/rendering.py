@@ -33,7 +33,7 @@ from pagerduty_bridge.models import (
 from pagerduty_bridge.rules import Resolved
 from pagerduty_bridge.seed.templates import SEED_TEMPLATES_BY_NAME, seed_event
 from pagerduty_bridge.settings import Settings
-from pagerduty_bridge.text import fmt_number, number
+from pagerduty_bridge.text import fmt_number, number, printable
 
 _OPERATOR_SYMBOLS = {
     "GreaterThanOrEqualToThreshold": "≥",
@@ -262,7 +262,9 @@ def alarm_event(
         event_action=action,
         dedup_key=dedup_key,
         payload=EventPayload(
-            summary=summary,
+            # Every screen a page reaches shows the summary: a name's control characters are shown, not
+            # obeyed (a U+202E would show everything after it backwards).
+            summary=printable(summary),
             source=alarm_source(alarm),
             severity=resolved.severity,
             timestamp=alarm.state_change_time,
@@ -308,7 +310,7 @@ def unrecognized_event(message: UnrecognizedMessage, settings: Settings, *, sour
         event_action=EventAction.TRIGGER,
         dedup_key=unrecognized_dedup_key(message),
         payload=EventPayload(
-            summary=f"[{settings.environment.upper()}] Message on the alarm topic: {title}",
+            summary=printable(f"[{settings.environment.upper()}] Message on the alarm topic: {title}"),
             source=source or "aws.sns",
             severity=AlertSeverity.INFO,
             timestamp=message.received_at,

@@ -8,10 +8,11 @@ from typing import Final
 
 TRUNCATION_MARK: Final = "…"
 
-# C0 and C1 control characters (ESC, CR, BEL, CSI …), DEL, and the Unicode line and paragraph
-# separators: a terminal acts on them, so human output shows them escaped instead.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_OR_NEWLINE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 control characters (ESC, CR, BEL, CSI …), DEL, the Unicode line and paragraph separators,
+# and the bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069, which reorder
+# the text after them): a terminal or a page acts on them, so human output shows them escaped instead.
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_NEWLINE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def truncate(text: str, limit: int) -> str:
@@ -22,8 +23,9 @@ def truncate(text: str, limit: int) -> str:
 
 
 def printable(text: str, *, keep_newlines: bool = False) -> str:
-    """``text`` with every control character shown as an escape (``\\x1b``, ``\\r`` …), so printing a
-    hostile alarm name cannot move the cursor, recolour the terminal or overwrite a line."""
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\r``, ``\\u202e`` …), so
+    showing a hostile alarm name cannot move the cursor, recolour the terminal, overwrite a line or
+    reverse the text that follows it."""
     pattern = _CONTROL if keep_newlines else _CONTROL_OR_NEWLINE
     return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 

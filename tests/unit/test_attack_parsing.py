@@ -7,6 +7,7 @@ rule and rendering functions.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -15,11 +16,13 @@ import pytest
 from pagerduty_bridge.alarms import comparison_from_reason, parse_alarm_message
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.models import AlarmNotification, DedupKeyStrategy
-from pagerduty_bridge.rendering import alarm_summary, dedup_key_for
-from pagerduty_bridge.rules import decode_document, parse_rules
+from pagerduty_bridge.models import AlarmNotification, AlertSeverity, DedupKeyStrategy, EventAction
+from pagerduty_bridge.rendering import alarm_event, alarm_summary, dedup_key_for
+from pagerduty_bridge.rules import AlertRules, decode_document, parse_rules
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.text import printable
 from tests.builders import T0, alarm_message, sns_event_of, sns_notification, sqs_event, sqs_record
-from tests.conftest import FIXTURES, load_json
+from tests.conftest import FIXTURES, assert_valid_event, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
 QUICKLY = 2.0
@@ -151,3 +154,45 @@ def test_a_json_rules_document_with_a_byte_order_mark_is_read_as_json() -> None:
     # The function's asset has no YAML parser: read as YAML, such a file failed every cold start.
     text = "\ufeff" + json.dumps({"rules": [{"name": "web", "severity": "warning"}]})
     assert decode_document(text, "RULES", yaml=False) == decode_document(text, "RULES") == json.loads(text[1:])
+
+
+# --- a name cannot rewrite what responders read around it --------------------------------------------------
+
+DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+"""Embeddings, overrides and isolates: each reorders the text after it on every screen that shows it."""
+
+
+def page_of(message: dict[str, Any], rules: AlertRules | None = None) -> dict[str, Any]:
+    alarm = alarm_of(sns_event_of(message))
+    resolved = (rules or AlertRules()).resolve(alarm, default_severity=AlertSeverity.CRITICAL)
+    key = dedup_key_for(alarm, DedupKeyStrategy.ALARM_NAME)
+    event = alarm_event(alarm, Settings(), EventAction.TRIGGER, dedup_key=key, resolved=resolved)
+    body = event.to_wire("k" * 32)
+    assert_valid_event(body)
+    return body
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202b", "\u2067", "\x1b[2K", "\r", "\n"])
+def test_a_control_in_an_alarm_name_is_shown_not_obeyed_in_the_summary(control: str) -> None:
+    # "orders-db\u202e" made every screen show the rest of the summary backwards: "…0a-i no 08 < 2.39 …".
+    name = f"orders-db{control}"
+    body = page_of(alarm_message(name))
+    summary = body["payload"]["summary"]
+    assert not DIRECTION_CONTROLS.search(summary)
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in summary)
+    shown = control.encode("unicode_escape").decode("ascii")
+    assert f"ALARM orders-db{shown}: CPUUtilization 93.2 > 80 on i-0a1b2c3d4e5f67890" in summary
+    # What identifies the alarm is its name as CloudWatch holds it: the key and the details keep it.
+    assert body["dedup_key"] == f"{name}-CPUUtilization"
+    assert body["payload"]["custom_details"]["alarmName"] == name
+
+
+def test_a_rule_summary_shows_the_controls_its_values_hold() -> None:
+    rules = parse_rules(json.dumps([{"name": "r", "summary": "{alarm_name} on {resource}"}]), where="R")
+    message = alarm_message("orders-db\u202e")
+    message["Trigger"]["Dimensions"] = [{"name": "InstanceId", "value": "i-1\u2066"}]
+    assert page_of(message, rules)["payload"]["summary"] == "orders-db\\u202e on i-1\\u2066"
+
+
+def test_printed_text_shows_direction_controls() -> None:
+    assert printable("a\u202eb\u2066c") == "a\\u202eb\\u2066c"

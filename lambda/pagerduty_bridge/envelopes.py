@@ -271,14 +271,19 @@ def _sns(sns: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
             )
         return Notification(f"{where}.Message", _believed(alarm, received), **context)
     if isinstance(decoded, Mapping) and "detail-type" in decoded and isinstance(decoded.get("detail"), Mapping):
+        detail_type = decoded["detail-type"]
+        title = subject or (detail_type if isinstance(detail_type, str) else None)
         try:
             wrapped = _eventbridge(decoded, f"{where}.Message", inner)
         except _NotAnEnvelope:
             # Another kind of EventBridge event (AWS Health, GuardDuty, EC2 …) sent to the topic: not an
             # alarm, so forwarded whole like any other message, titled by its detail-type.
-            detail_type = decoded["detail-type"]
-            title = subject or (detail_type if isinstance(detail_type, str) else None)
             return Notification(f"{where}.Message", _unrecognized(title, message, received), **context)
+        except InvalidMessageError as exc:
+            # An alarm (or stack) event that is not a valid one: forwarded, as an alarm message is.
+            return Notification(
+                f"{where}.Message", _unrecognized(title, message, received, problem=str(exc)), **context
+            )
         return Notification(wrapped.record, wrapped.content, **context)
     return Notification(f"{where}.Message", _unrecognized(subject, message, received), **context)
 

@@ -16,12 +16,18 @@ import pytest
 from pagerduty_bridge.alarms import comparison_from_reason, parse_alarm_message
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.models import AlarmNotification, AlertSeverity, DedupKeyStrategy, EventAction
-from pagerduty_bridge.rendering import alarm_event, alarm_summary, dedup_key_for
+from pagerduty_bridge.models import (
+    AlarmNotification,
+    AlertSeverity,
+    DedupKeyStrategy,
+    EventAction,
+    UnrecognizedMessage,
+)
+from pagerduty_bridge.rendering import alarm_event, alarm_summary, dedup_key_for, unrecognized_event
 from pagerduty_bridge.rules import AlertRules, decode_document, parse_rules
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.text import printable
-from tests.builders import T0, alarm_message, sns_event_of, sns_notification, sqs_event, sqs_record
+from tests.builders import T0, alarm_message, eventbridge_event, sns_event_of, sns_notification, sqs_event, sqs_record
 from tests.conftest import FIXTURES, assert_valid_event, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
@@ -196,3 +202,34 @@ def test_a_rule_summary_shows_the_controls_its_values_hold() -> None:
 
 def test_printed_text_shows_direction_controls() -> None:
     assert printable("a\u202eb\u2066c") == "a\\u202eb\\u2066c"
+
+
+# --- an alarm event on the topic that cannot be read is forwarded, whichever shape it has -------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "problem"),
+    [
+        (lambda: alarm_message("orders-cpu", "ALARMING"), "NewStateValue is 'ALARMING'"),
+        (lambda: _eventbridge_with_state("ALARMING"), "state.value is 'ALARMING'"),
+        (lambda: _eventbridge_with_state(None), "state.value is None"),
+    ],
+    ids=["sns-alarm", "eventbridge-alarm", "eventbridge-no-state-value"],
+)
+def test_an_unreadable_alarm_on_the_topic_is_forwarded_naming_its_fault(shape: Any, problem: str) -> None:
+    # An EventBridge rule that targets the alarm topic sends the EventBridge shape: one it could not
+    # read was dropped with a log line, where the same fault in CloudWatch's own shape was forwarded.
+    (parsed,) = parse_event(sns_event_of(json.dumps(shape())), now=T0)
+    assert isinstance(parsed, Notification), parsed
+    assert isinstance(parsed.content, UnrecognizedMessage)
+    assert parsed.content.problem is not None and problem in parsed.content.problem
+    assert parsed.record == "Records[0].Sns.Message"
+    body = unrecognized_event(parsed.content, Settings(), source=parsed.source).to_wire("k" * 32)
+    assert_valid_event(body)
+    assert "orders-cpu" in body["payload"]["custom_details"]["text"]
+
+
+def _eventbridge_with_state(value: str | None) -> dict[str, Any]:
+    event = eventbridge_event("orders-cpu")
+    event["detail"]["state"]["value"] = value
+    return event

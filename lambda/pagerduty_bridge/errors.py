@@ -7,6 +7,9 @@ logged, counted and answered.
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 
 class BridgeError(Exception):
     """Base of every error the bridge raises on purpose."""
@@ -58,22 +61,36 @@ deliver. Not retried at once (it would fail the same way), but kept for Lambda's
 failure destination or the dead-letter queue, and a redrive."""
 
 
+BAD_REQUEST: Final = 400
+KEY_REFUSED: Final = re.compile(r"\binvalid[ _]routing[ _]key\b", re.IGNORECASE)
+"""How PagerDuty's 400 says it does not know the routing key (``errors: ["Invalid routing key"]``): an
+integration deleted, or its key revoked or regenerated. Like a 401/403, the key is wrong, not the event:
+the same event is accepted once the key is fixed."""
+
+
 def worth_sending_again(status: int) -> bool:
     """Whether PagerDuty's error status leaves the event worth sending again: 429 and 5xx (at once, with
-    backoff) and 401/403/404 (once the key or URL is fixed). Its 400 is the event's own fault."""
+    backoff) and 401/403/404 (once the key or URL is fixed). Its 400 is the event's own fault, unless it
+    refuses the routing key (``refuses_the_key``)."""
     return status in RETRIED_STATUSES or status >= 500 or status in KEPT_STATUSES
+
+
+def refuses_the_key(status: int, reason: str) -> bool:
+    """Whether PagerDuty's answer refuses the routing key rather than the event (a 400 saying so)."""
+    return status == BAD_REQUEST and KEY_REFUSED.search(reason) is not None
 
 
 class PagerDutyApiError(BridgeError):
     """PagerDuty answered with an error status.
 
-    429 and 5xx are retried; 401, 403 and 404 are kept for redrive; any other status (400) means the
-    event itself is wrong and sending it again cannot help (PagerDuty's ``errors[]`` are part of the
-    message). ``ambiguous`` is true when an earlier attempt of the same send may still be processed.
+    429 and 5xx are retried; 401, 403 and 404, and a 400 refusing the routing key, are kept for redrive;
+    any other 400 means the event itself is wrong and sending it again cannot help (PagerDuty's
+    ``errors[]`` are part of the message). ``ambiguous`` is true when an earlier attempt of the same send may still be processed.
     """
 
     def __init__(self, status: int, reason: str, *, ambiguous: bool = False) -> None:
-        super().__init__(f"PagerDuty API error: {status} - {reason}", retryable=worth_sending_again(status))
+        retryable = worth_sending_again(status) or refuses_the_key(status, reason)
+        super().__init__(f"PagerDuty API error: {status} - {reason}", retryable=retryable)
         self.status = status
         self.reason = reason
         self.ambiguous = ambiguous

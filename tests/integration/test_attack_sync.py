@@ -1,0 +1,98 @@
+"""Attacks on the edges around the paging path: PagerDuty's refusals of a key, the webhook receiver,
+settings read from the environment, secrets that change, SnapStart restores and redaction.
+
+PagerDuty is the local stand-in over real HTTP; DynamoDB is moto."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pagerduty_bridge import handler
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
+from pagerduty_bridge.errors import BridgeError, PagerDutyApiError
+from pagerduty_bridge.models import EventAction
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.builders import assert_no_secret, dedup_key, lambda_environment, sns_event
+from tests.conftest import FakeLambdaContext
+
+TABLE = "incidents"
+
+
+@dataclass
+class Bridge:
+    """The paging function in a new container, its table and PagerDuty."""
+
+    fake: FakePagerDuty
+    store: DynamoDBIncidentStore
+    key: str
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = handler.lambda_handler(event, FakeLambdaContext())
+        return result
+
+    def alert(self, name: str) -> str | None:
+        alert = self.fake.alerts.get((self.key, dedup_key(name)))
+        return alert.status if alert is not None else None
+
+
+@pytest.fixture
+def bridge(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bridge]:
+    key = uuid.uuid4().hex  # a key no earlier test has loaded (so nothing scrubs it in advance)
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        create_table(client, TABLE)
+        lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, key=key, retry_budget_seconds=1)
+        yield Bridge(fake_pd, DynamoDBIncidentStore(client, TABLE), key)
+
+
+# --- PagerDuty refusing the routing key ------------------------------------------------------------------
+
+
+def invalid_routing_key() -> Respond:
+    """PagerDuty's answer to an event on a routing key it does not know (a deleted integration, a key
+    revoked or regenerated): 400, with the key as the reason in ``errors[]``."""
+    return Respond(
+        400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["Invalid routing key"]}
+    )
+
+
+def test_a_key_pagerduty_no_longer_knows_keeps_the_page_for_its_redelivery(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A revoked key is not the event's fault: once the key is fixed the same notification pages. So
+    the notification is raised for Lambda's retries (and the failure destination), never recorded as
+    done, and the key appears nowhere."""
+    bridge.fake.script(invalid_routing_key())
+    event = sns_event("revoked-key")
+
+    with pytest.raises(BridgeError) as raised:
+        bridge.invoke(event)
+
+    assert raised.value.retryable, "a page refused for its key was dropped"
+    assert "Invalid routing key" in str(raised.value)
+    kept = bridge.store.get(dedup_key("revoked-key"))
+    assert kept is not None and kept.pending_action is EventAction.TRIGGER, "the page must stay pending"
+    assert bridge.alert("revoked-key") is None
+
+    assert bridge.invoke(event) == {"processed": 1, "failed": 0}  # the key is fixed: the retry pages
+    assert bridge.alert("revoked-key") == "triggered"
+    assert_no_secret(bridge.key, raised.value, kept, logs=caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("reason", "retryable"),
+    [
+        ("Bad Request: Event object is invalid (Invalid routing key)", True),
+        ("Bad Request: Event object is invalid (invalid routing_key)", True),
+        ("Bad Request: Event object is invalid ('payload.summary' is missing or blank)", False),
+    ],
+)
+def test_only_a_400_refusing_the_key_is_kept(reason: str, retryable: bool) -> None:
+    assert PagerDutyApiError(400, reason).retryable is retryable

@@ -3,7 +3,7 @@
 Every routing key the bridge loads is registered with ``REDACTOR``; its ``scrub`` is applied to
 PagerDuty's answers before they become an error, a stored record, a log line or CLI output, and a log
 record factory (installed by ``install_log_redaction``) scrubs every log record of every library
-before any handler sees it. Printed events show a key by its last four characters (``mask_key``).
+(its message, and the traceback of the exception it carries) before any handler sees it. Printed events show a key by its last four characters (``mask_key``).
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def _value_end(text: str, start: int, quote: str, escape: int) -> int | None:
 
 
 class RedactingFilter(logging.Filter):
-    """A handler filter scrubbing secrets from a record's message, arguments and ``extra`` fields.
+    """A handler filter scrubbing secrets from a record's message, arguments and ``extra`` fields (texts,
+    and the texts inside structured ones: dicts, lists, objects printed as text).
 
     The record factory (below) covers every record's message; a filter on a handler also covers the
     ``extra`` fields that loggers attach after the record is made (Powertools prints them).
@@ -137,7 +138,50 @@ class RedactingFilter(logging.Filter):
                 for name, value in list(fields.items()):
                     if isinstance(value, str) and self.redactor.holds_secret(value):
                         setattr(record, name, self.redactor.scrub(value))
+            # An extra that is not text (a dict, a list, an object) is printed too: as JSON, or as its
+            # ``str``. Only the extras (not the record's own attributes) can be such values.
+            for name, value in list(fields.items()):
+                if name not in _RECORD_ATTRIBUTES and not isinstance(value, str | int | float | bool | None):
+                    cleaned = _scrubbed_value(value, self.redactor)
+                    if cleaned is not value:
+                        setattr(record, name, cleaned)
         return True
+
+
+_RECORD_ATTRIBUTES: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+"""A log record's own attributes: every other one is an ``extra`` field."""
+_MAX_SCRUB_DEPTH: Final = 32
+"""How deep a structured extra is combed; anything deeper is printed as scrubbed text."""
+
+
+def _scrubbed_value(value: Any, redactor: Redactor, depth: int = 0) -> Any:
+    """``value`` with every registered secret scrubbed from the texts it holds, as it will be printed
+    (JSON for dicts, lists and tuples; ``str`` for any other object); ``value`` itself when it holds
+    none."""
+    if isinstance(value, str):
+        return redactor.scrub(value) if redactor.holds_secret(value) else value
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    if depth < _MAX_SCRUB_DEPTH and isinstance(value, dict):
+        pairs = [
+            (_scrubbed_value(key, redactor, depth + 1), _scrubbed_value(item, redactor, depth + 1))
+            for key, item in value.items()
+        ]
+        if all(
+            new is old
+            for pair, original in zip(pairs, value.items(), strict=True)
+            for new, old in zip(pair, original, strict=True)
+        ):
+            return value
+        return dict(pairs)
+    if depth < _MAX_SCRUB_DEPTH and isinstance(value, list | tuple):
+        cleaned = [_scrubbed_value(item, redactor, depth + 1) for item in value]
+        return value if all(new is old for new, old in zip(cleaned, value, strict=True)) else cleaned
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - a value that cannot print itself is left to the handler's error path
+        return value
+    return redactor.scrub(text) if redactor.holds_secret(text) else value
 
 
 _installed = False
@@ -170,6 +214,8 @@ def _redact_record(record: logging.LogRecord, redactor: Redactor = REDACTOR) -> 
     aws = record.name.startswith(_AWS_LOGGERS)
     if not aws and not redactor.secrets:
         return
+    if record.exc_info and redactor.secrets:
+        _redact_exception(record, redactor)
     try:
         message = record.getMessage()
     except (TypeError, ValueError):  # a malformed format string: leave it to the handler's error path
@@ -179,3 +225,22 @@ def _redact_record(record: logging.LogRecord, redactor: Redactor = REDACTOR) -> 
         cleaned = scrub_aws_secret_fields(cleaned)
     if cleaned != message:
         record.msg, record.args = cleaned, None
+
+
+_TRACEBACK_FORMATTER: Final = logging.Formatter()
+
+
+def _redact_exception(record: logging.LogRecord, redactor: Redactor) -> None:
+    """A record's exception (``logger.exception``) as printed, scrubbed when it holds a secret: the
+    traceback's text (its messages, chained exceptions included) replaces the exception itself, as
+    ``exc_text`` for logging's formatters and ``exception`` / ``exception_name`` for Powertools'."""
+    exc_info = record.exc_info
+    if not isinstance(exc_info, tuple) or exc_info[0] is None:
+        return
+    text = _TRACEBACK_FORMATTER.formatException(exc_info)
+    if not redactor.holds_secret(text):
+        return
+    record.exc_info = None
+    record.exc_text = redactor.scrub(text)
+    record.exception = record.exc_text
+    record.exception_name = exc_info[0].__name__

@@ -5,6 +5,7 @@ PagerDuty is the local stand-in over real HTTP; DynamoDB is moto."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
 from pagerduty_bridge.errors import BridgeError, PagerDutyApiError
 from pagerduty_bridge.models import EventAction
+from pagerduty_bridge.redaction import REDACTOR
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import assert_no_secret, dedup_key, lambda_environment, sns_event
+from tests.builders import assert_no_secret, dedup_key, lambda_environment, powertools_log_stream, sns_event
 from tests.conftest import FakeLambdaContext
 
 TABLE = "incidents"
@@ -96,3 +98,57 @@ def test_a_key_pagerduty_no_longer_knows_keeps_the_page_for_its_redelivery(
 )
 def test_only_a_400_refusing_the_key_is_kept(reason: str, retryable: bool) -> None:
     assert PagerDutyApiError(400, reason).retryable is retryable
+
+
+# --- redaction: what log lines carry besides their message -----------------------------------------------
+
+
+def registered_key() -> str:
+    key = uuid.uuid4().hex
+    REDACTOR.add([key])  # as every key is once loaded
+    return key
+
+
+def test_a_key_in_a_logged_exception_is_scrubbed_from_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """An unexpected failure is logged with its traceback ("unexpected failure"): a key in the
+    exception's message (or in the exception it was raised from) must not reach the log."""
+    key = registered_key()
+    caplog.set_level(logging.INFO)
+    with powertools_log_stream() as stream:
+        for name in (None, "pagerduty_bridge.processing"):
+            log = handler.logger if name is None else logging.getLogger(name)
+            try:
+                try:
+                    raise KeyError(key)
+                except KeyError as inner:
+                    raise RuntimeError(f"sending with {key} failed") from inner
+            except RuntimeError:
+                log.exception("unexpected failure", extra={"record": "Records[0]"})
+
+    printed = stream.getvalue()
+    assert printed.count("unexpected failure") == 2 and "RuntimeError" in printed and "KeyError" in printed
+    assert "Traceback" in printed, "the traceback itself is kept"
+    assert key not in printed, "a key in an exception's message reached the log"
+    assert key not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(lambda key: {"body": {"routing_key": key}}, id="dict"),
+        pytest.param(lambda key: ["first", f"with {key}"], id="list"),
+        pytest.param(lambda key: ({"nested": [key]},), id="tuple-of-dict-of-list"),
+        pytest.param(lambda key: ValueError(f"bad {key}"), id="exception-object"),
+    ],
+)
+def test_a_key_inside_a_structured_extra_is_scrubbed(value: Any) -> None:
+    """Powertools prints every ``extra`` field as JSON: a key inside a dict, a list or an object there is
+    as printed as one in a string."""
+    key = registered_key()
+    with powertools_log_stream() as stream:
+        handler.logger.info("structured", extra={"detail": value(key), "plain": "words"})
+
+    printed = stream.getvalue()
+    assert '"message":"structured"' in printed and '"plain":"words"' in printed
+    assert key not in printed, "a key inside a structured extra reached the log"
+    assert "****" in printed

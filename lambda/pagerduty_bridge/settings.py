@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlparse
 
@@ -28,6 +29,9 @@ from pagerduty_bridge.models import (
 _ROUTING_KEY_PATTERN: Final = re.compile(r"^[A-Za-z0-9]{32}$")
 MAX_RETRY_BUDGET_SECONDS: Final = 900.0
 """Lambda's longest invocation: no budget can outlast it."""
+MAX_RESOLVED_RETENTION_DAYS: Final = timedelta.max.days
+"""The most days a time span holds (999,999,999: resolved incidents are kept as good as forever);
+more cannot be counted, and the function could not start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,7 @@ def _number(low: float, high: float) -> Callable[[Any], float]:
     return parse
 
 
-def _whole(low: int) -> Callable[[Any], int]:
+def _whole(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool):
             raise ValueError("must be a whole number")
@@ -141,8 +145,8 @@ def _whole(low: int) -> Callable[[Any], int]:
             number = int(value)
         except (TypeError, ValueError):
             raise ValueError("must be a whole number") from None
-        if number < low:
-            raise ValueError(f"must be at least {low}")
+        if not low <= number <= high:
+            raise ValueError(f"must be at least {low} and at most {high}")
         return number
 
     return parse
@@ -199,7 +203,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "dedup_key_strategy": _choice(DedupKeyStrategy),
     "default_severity": _choice(AlertSeverity),
     "retry_budget_seconds": _number(0, MAX_RETRY_BUDGET_SECONDS),
-    "resolved_retention_days": _whole(1),
+    "resolved_retention_days": _whole(1, MAX_RESOLVED_RETENTION_DAYS),
     "event_defaults": _defaults,
     "alert_rules": _optional_text,
     "alert_rules_file": _optional_text,

@@ -15,13 +15,23 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
-from pagerduty_bridge.errors import BridgeError, PagerDutyApiError
-from pagerduty_bridge.models import EventAction
+from pagerduty_bridge.errors import BridgeError, ConfigurationError, PagerDutyApiError
+from pagerduty_bridge.models import EventAction, Incident, IncidentStatus
 from pagerduty_bridge.redaction import REDACTOR
+from pagerduty_bridge.runtime import lambda_runtime
+from pagerduty_bridge.settings import MAX_RESOLVED_RETENTION_DAYS
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import assert_no_secret, dedup_key, lambda_environment, powertools_log_stream, sns_event
+from tests.builders import (
+    T0,
+    assert_no_secret,
+    dedup_key,
+    lambda_environment,
+    powertools_log_stream,
+    sns_event,
+)
 from tests.conftest import FakeLambdaContext
 
 TABLE = "incidents"
@@ -152,3 +162,32 @@ def test_a_key_inside_a_structured_extra_is_scrubbed(value: Any) -> None:
     assert '"message":"structured"' in printed and '"plain":"words"' in printed
     assert key not in printed, "a key inside a structured extra reached the log"
     assert "****" in printed
+
+
+# --- settings from the environment ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("days", ["1000000000", "10000000000", "99999999999999999999"])
+def test_a_retention_beyond_what_can_be_counted_is_an_error_naming_its_variable(
+    days: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retention of more days than a time span holds crashed the function's first invocation with an
+    ``OverflowError`` that named nothing; it is a configuration error naming the variable."""
+    monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
+    monkeypatch.setenv(c.ENV_RESOLVED_RETENTION_DAYS, days)
+
+    with pytest.raises(ConfigurationError, match=c.ENV_RESOLVED_RETENTION_DAYS):
+        lambda_runtime()
+
+
+def test_the_longest_retention_still_builds_and_stores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(c.ENV_RESOLVED_RETENTION_DAYS, str(MAX_RESOLVED_RETENTION_DAYS))
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), TABLE)
+        monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
+        store = lambda_runtime().store
+        resolved = Incident(
+            dedup_key="kept-long", alarm_name="kept-long", status=IncidentStatus.RESOLVED, resolved_at=T0, updated_at=T0
+        )
+        store.put(resolved, expected_version=None)
+        assert store.get("kept-long") is not None

@@ -36,7 +36,9 @@ class KeySource(Protocol):
 
 def parse_secret(value: Any, where: str) -> dict[str, str]:
     """A secret's routing keys by alias, unchecked: a plain key (alias ``default``) or a JSON object of
-    aliases. Each key is checked when its alias is used, so one bad entry fails only its alias."""
+    aliases. Each key is checked when its alias is used, so one bad entry fails only its alias. The
+    whitespace around a key (a pasted newline) is not part of it, in a JSON entry as in a plain secret:
+    a routing key is letters and digits."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str) or not value.strip():
@@ -50,7 +52,7 @@ def parse_secret(value: Any, where: str) -> dict[str, str]:
         raise ConfigurationError(f"{where} looks like JSON but is not valid JSON") from None
     if not isinstance(decoded, dict) or not all(isinstance(v, str) for v in decoded.values()):
         raise ConfigurationError(f"{where} must be a JSON object of alias → routing key strings")
-    return decoded
+    return {alias: key.strip() for alias, key in decoded.items()}
 
 
 def is_ssm_parameter(reference: str) -> bool:

@@ -5,6 +5,7 @@ PagerDuty is the local stand-in over real HTTP; DynamoDB is moto."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -19,10 +20,11 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
 from pagerduty_bridge.errors import BridgeError, ConfigurationError, PagerDutyApiError
+from pagerduty_bridge.keys import RoutingKeys
 from pagerduty_bridge.models import EventAction, Incident, IncidentStatus
 from pagerduty_bridge.redaction import REDACTOR
 from pagerduty_bridge.runtime import lambda_runtime
-from pagerduty_bridge.settings import MAX_RESOLVED_RETENTION_DAYS
+from pagerduty_bridge.settings import MAX_RESOLVED_RETENTION_DAYS, Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import (
     T0,
@@ -191,3 +193,23 @@ def test_the_longest_retention_still_builds_and_stores(monkeypatch: pytest.Monke
         )
         store.put(resolved, expected_version=None)
         assert store.get("kept-long") is not None
+
+
+# --- routing keys from secrets ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("padded", ["{key}\n", " {key} ", "\t{key}\r\n"])
+def test_a_key_in_a_json_secret_is_read_without_the_whitespace_around_it(padded: str) -> None:
+    """A key pasted into a JSON secret with a newline or spaces around it (the console's key/value
+    editor keeps them) is the key, as it is in a plain secret: the alias pages."""
+    key, other = uuid.uuid4().hex, uuid.uuid4().hex
+    with mock_aws():
+        secrets = boto3.client("secretsmanager")
+        arn = secrets.create_secret(
+            Name="pagerduty-keys",
+            SecretString=json.dumps({"default": padded.format(key=key), "payments": padded.format(key=other)}),
+        )["ARN"]
+        single = secrets.create_secret(Name="pagerduty-team", SecretString=json.dumps({"team": padded.format(key=key)}))
+        keys = RoutingKeys(Settings(integration_key_secret_arn=arn, routing_key_secrets={"team": single["ARN"]}))
+
+        assert (keys.get("default"), keys.get("payments"), keys.get("team")) == (key, other, key)

@@ -32,9 +32,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError, PagerDutyDeliveryError, VersionConflictError
+from pagerduty_bridge.errors import (
+    BridgeError,
+    ConcurrentUpdateError,
+    PagerDutyApiError,
+    PagerDutyDeliveryError,
+    VersionConflictError,
+)
 from pagerduty_bridge.events_api import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, PagerDutyEvent
-from pagerduty_bridge.keys import KeySource
+from pagerduty_bridge.keys import KeySource, forget
 from pagerduty_bridge.lifecycle import Plan, Reason, trigger_accepted
 from pagerduty_bridge.models import EventAction, EventResponse, Incident, IncidentStatus
 from pagerduty_bridge.redaction import masked_body, scrub
@@ -191,6 +197,8 @@ class Delivery:
         try:
             response = self.sender.send_body(wire, budget_seconds=send_budget(claim.lease_until, self.clock(), budget))
         except BridgeError as exc:
+            if isinstance(exc, PagerDutyApiError) and exc.key_refused:
+                forget(self.keys, plan.target.routing_key_alias)  # it may have been rotated: the retry reads it
             outcome.error = exc
             outcome.incident = self._record_failure(stored, claim, exc)
             return outcome

@@ -61,6 +61,8 @@ deliver. Not retried at once (it would fail the same way), but kept for Lambda's
 failure destination or the dead-letter queue, and a redrive."""
 
 
+KEY_STATUSES: Final = frozenset({401, 403})
+"""PagerDuty's answers to a routing key it refuses (404 is a wrong URL)."""
 BAD_REQUEST: Final = 400
 KEY_REFUSED: Final = re.compile(r"\binvalid[ _]routing[ _]key\b", re.IGNORECASE)
 """How PagerDuty's 400 says it does not know the routing key (``errors: ["Invalid routing key"]``): an
@@ -94,6 +96,12 @@ class PagerDutyApiError(BridgeError):
         self.status = status
         self.reason = reason
         self.ambiguous = ambiguous
+
+    @property
+    def key_refused(self) -> bool:
+        """Whether PagerDuty refused the routing key (401, 403, or a 400 saying so): the key may have been
+        rotated since it was read."""
+        return self.status in KEY_STATUSES or refuses_the_key(self.status, self.reason)
 
 
 class PagerDutyDeliveryError(BridgeError):

@@ -188,6 +188,19 @@ class RoutingKeys:
         if callable(clear):
             clear()
 
+    def forget(self, alias: str) -> None:
+        """PagerDuty refused ``alias``'s key: read the secrets afresh on its next use (a key regenerated
+        in PagerDuty is put into its secret, and the cached value would be refused until it expired)."""
+        if alias not in self._plain:
+            self.clear_cache()
+
+
+def forget(keys: KeySource, alias: str) -> None:
+    """Have ``keys`` read ``alias``'s key afresh next time, when it is a source that caches keys."""
+    forget_alias = getattr(keys, "forget", None)
+    if callable(forget_alias):
+        forget_alias(alias)
+
 
 class StaticKeys:
     """Routing keys given as a mapping (the seed API, tests); ``fallback`` answers any other alias

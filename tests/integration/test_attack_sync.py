@@ -213,3 +213,37 @@ def test_a_key_in_a_json_secret_is_read_without_the_whitespace_around_it(padded:
         keys = RoutingKeys(Settings(integration_key_secret_arn=arn, routing_key_secrets={"team": single["ARN"]}))
 
         assert (keys.get("default"), keys.get("payments"), keys.get("team")) == (key, other, key)
+
+
+@pytest.mark.parametrize("refusal", [Respond(401), Respond(403), invalid_routing_key()], ids=["401", "403", "400"])
+def test_a_refused_key_is_read_again_so_the_retry_pages_with_the_rotated_one(
+    refusal: Respond, fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is regenerated in PagerDuty and the new one put into the secret: a warm container still
+    holds the old one (secrets are cached for minutes), and PagerDuty refuses it. The refusal makes the
+    container read the secret again, so Lambda's retry pages with the new key instead of failing again
+    until the cache expires and the page lands in the failure destination."""
+    old, new = uuid.uuid4().hex, uuid.uuid4().hex
+    with mock_aws():
+        create_table(boto3.client("dynamodb"), TABLE)
+        secrets = boto3.client("secretsmanager")
+        arn = secrets.create_secret(Name="pagerduty-integration-key", SecretString=old)["ARN"]
+        monkeypatch.setenv(c.ENV_TABLE_NAME, TABLE)
+        monkeypatch.setenv(c.ENV_EVENTS_URL, fake_pd.url)
+        monkeypatch.setenv(c.ENV_RETRY_BUDGET_SECONDS, "1")
+        monkeypatch.setenv(c.ENV_INTEGRATION_KEY_SECRET_ARN, arn)
+        monkeypatch.setattr(handler, "_runtime", None)
+
+        assert handler.lambda_handler(sns_event("before-rotation"), FakeLambdaContext())["failed"] == 0
+        secrets.put_secret_value(SecretId=arn, SecretString=new)  # the key regenerated, the secret updated
+        fake_pd.script(refusal)  # PagerDuty no longer knows the old key
+        event = sns_event("after-rotation")
+        with pytest.raises(BridgeError) as raised:
+            handler.lambda_handler(event, FakeLambdaContext())
+        assert raised.value.retryable
+
+        assert handler.lambda_handler(event, FakeLambdaContext())["failed"] == 0  # Lambda's retry
+
+    used = [r.body["routing_key"] for r in fake_pd.requests]
+    assert used == [old, old, new], "the retry was sent with the refused key"
+    assert (new, dedup_key("after-rotation")) in fake_pd.alerts

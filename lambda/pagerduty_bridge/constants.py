@@ -62,6 +62,9 @@ ENV_AWS_REGION: Final = "AWS_REGION"
 """Set by Lambda; the seed templates' CloudWatch dashboard link points at this region."""
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+ENV_LOG_LEVEL: Final = "LOG_LEVEL"
+"""Powertools' older name for ``POWERTOOLS_LOG_LEVEL``, which wins over it."""
 
 ALL_SETTINGS_ENV_VARS: Final = (
     ENV_INTEGRATION_KEY,

@@ -19,6 +19,7 @@ from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.processing import Deadline, EventResult, process_event
 from pagerduty_bridge.redaction import RedactingFilter, install_log_redaction
 from pagerduty_bridge.runtime import Runtime, lambda_runtime
+from pagerduty_bridge.settings import log_level
 
 SAFETY_MARGIN_SECONDS: Final = 5.0
 """Time kept back from the invocation's remaining time to write the outcome and return cleanly."""
@@ -42,11 +43,14 @@ def log_message_json(message: object) -> Any:
 # No log line prints the thread or process: their names need not be looked up for every record.
 logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 install_log_redaction()
-logger = Logger(service=c.service_name(os.environ), json_deserializer=log_message_json)
+_level, _level_problem = log_level(os.environ)
+logger = Logger(service=c.service_name(os.environ), level=_level, json_deserializer=log_message_json)
 # The package's own module loggers write through the same (JSON, redacting) handler.
 copy_config_to_registered_loggers(source_logger=logger, include={c.PACKAGE_NAME})
 for _handler in logger.handlers:
     _handler.addFilter(RedactingFilter())
+if _level_problem:
+    logger.warning(_level_problem)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.service_name(os.environ))
 _runtime: Runtime | None = None
 

@@ -74,6 +74,40 @@ def check_routing_key(key: str, where: str) -> str:
     return key
 
 
+_LOG_LEVELS: Final = {
+    "DEBUG": "DEBUG",
+    "INFO": "INFO",
+    "WARNING": "WARNING",
+    "ERROR": "ERROR",
+    "CRITICAL": "CRITICAL",
+    # Lambda's own levels (its advanced logging controls) and logging's other spellings: the nearest.
+    "TRACE": "DEBUG",
+    "WARN": "WARNING",
+    "FATAL": "CRITICAL",
+}
+DEFAULT_LOG_LEVEL: Final = "INFO"
+
+
+def log_level(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The log level ``POWERTOOLS_LOG_LEVEL`` (else ``LOG_LEVEL``) asks for, as logging spells it, and
+    what was wrong with the value (``None``: nothing). Powertools reads the variables itself and raises
+    while the function is imported for a level logging does not know (``TRACE``, ``verbose``): every
+    invocation would then fail. A level of Lambda's means its nearest; any other is ``INFO``, with the
+    problem naming the variable. ``(None, None)`` when neither is set."""
+    for variable in (c.ENV_POWERTOOLS_LOG_LEVEL, c.ENV_LOG_LEVEL):
+        value = environ.get(variable, "").strip()
+        if value:
+            level = _LOG_LEVELS.get(value.upper())
+            if level is None:
+                allowed = ", ".join(_LOG_LEVELS)
+                return (
+                    DEFAULT_LOG_LEVEL,
+                    f"{variable} is not a log level (one of {allowed}): {DEFAULT_LOG_LEVEL} is used",
+                )
+            return level, None
+    return None, None
+
+
 # --- parsers: a raw value (a string from the environment, or a typed value) → the field's value --------
 
 

@@ -25,7 +25,7 @@ from pagerduty_bridge.keys import ParameterFetcher
 from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import Incident, IncidentStatus
 from pagerduty_bridge.redaction import REDACTOR, RedactingFilter, install_log_redaction
-from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.settings import Settings, log_level
 from pagerduty_bridge.store import IncidentStore
 from pagerduty_bridge.webhook_sync import (
     HANDLED_EVENTS,
@@ -43,9 +43,12 @@ from pagerduty_bridge.webhook_sync import (
 MAX_CONFLICT_ATTEMPTS: Final = 5
 
 install_log_redaction()
-logger = Logger(service=c.service_name(os.environ))
+_level, _level_problem = log_level(os.environ)
+logger = Logger(service=c.service_name(os.environ), level=_level)
 for _handler in logger.handlers:
     _handler.addFilter(RedactingFilter())
+if _level_problem:
+    logger.warning(_level_problem)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.service_name(os.environ))
 _receiver: Receiver | None = None
 

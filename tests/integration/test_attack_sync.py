@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -247,3 +251,35 @@ def test_a_refused_key_is_read_again_so_the_retry_pages_with_the_rotated_one(
     used = [r.body["routing_key"] for r in fake_pd.requests]
     assert used == [old, old, new], "the retry was sent with the refused key"
     assert (new, dedup_key("after-rotation")) in fake_pd.alerts
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "level", "warned"),
+    [
+        ("LOG_LEVEL", "TRACE", "DEBUG", False),  # Lambda's own log levels: TRACE is the most verbose
+        ("POWERTOOLS_LOG_LEVEL", "fatal", "CRITICAL", False),
+        ("POWERTOOLS_LOG_LEVEL", " warn ", "WARNING", False),
+        ("LOG_LEVEL", "verbose", "INFO", True),
+        ("POWERTOOLS_LOG_LEVEL", "", "INFO", False),
+    ],
+)
+def test_a_log_level_the_logging_module_does_not_know_never_stops_the_functions_import(
+    variable: str, value: str, level: str, warned: bool, tmp_path: Path
+) -> None:
+    """Powertools raised ``ValueError: Unknown level`` while the function was imported: every page
+    failed until the variable was found. A level of Lambda's (TRACE, FATAL) means its nearest; anything
+    else is INFO, with a warning that names the variable."""
+    script = (
+        "import logging\n"
+        "from pagerduty_bridge import handler, webhook\n"
+        "print(logging.getLevelName(handler.logger.log_level), logging.getLevelName(webhook.logger.log_level))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("LOG_LEVEL", "POWERTOOLS_LOG_LEVEL")}
+    env |= {variable: value, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[-1] == f"{level} {level}"
+    assert (variable in run.stdout + run.stderr) is warned

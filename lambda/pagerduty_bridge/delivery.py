@@ -32,11 +32,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from pagerduty_bridge.constants import DEFAULT_ROUTING_KEY_ALIAS
 from pagerduty_bridge.errors import (
     BridgeError,
     ConcurrentUpdateError,
     PagerDutyApiError,
     PagerDutyDeliveryError,
+    RoutingKeyError,
+    UnknownAliasError,
     VersionConflictError,
 )
 from pagerduty_bridge.events_api import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, PagerDutyEvent
@@ -154,6 +157,10 @@ class Delivery:
             except VersionConflictError as conflict:
                 stored = conflict.current if conflict.known else self._read(key)  # type: ignore[assignment]
                 known = True
+            except RoutingKeyError:  # the guessed plan's alias: the stored incident may route elsewhere
+                if known:
+                    raise
+                stored, known = self._read(key), True
         raise ConcurrentUpdateError(f"incident {key} kept changing while being updated; retry later")
 
     # --- what this process knows of incidents ---------------------------------------------------------
@@ -191,14 +198,14 @@ class Delivery:
         assert plan.action is not None and plan.target is not None, "a plan that sends must say what to store"
         self._check_lease(key, stored)
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
-        wire = render(plan).to_wire(self.keys.get(plan.target.routing_key_alias))
+        plan, wire = addressed(self.keys, plan, render)
         claim = self._claim(stored, plan, budget)
         outcome = Outcome(plan.action, plan.reason.value, key, body=masked_body(wire), incident=claim)
         try:
             response = self.sender.send_body(wire, budget_seconds=send_budget(claim.lease_until, self.clock(), budget))
         except BridgeError as exc:
             if isinstance(exc, PagerDutyApiError) and exc.key_refused:
-                forget(self.keys, plan.target.routing_key_alias)  # it may have been rotated: the retry reads it
+                forget(self.keys, claim.routing_key_alias)  # it may have been rotated: the retry reads it
             outcome.error = exc
             outcome.incident = self._record_failure(stored, claim, exc)
             return outcome
@@ -355,6 +362,36 @@ class Delivery:
                 logger.warning("could not mark %s unconfirmed: %s", current.dedup_key, exc)
                 return current
         return current
+
+
+def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict[str, Any]]:
+    """The plan as it is sent, and its wire body with the routing key of its alias.
+
+    A trigger routed to an alias no source names at all (a typo in a rule or a ``pagerduty:routing``
+    tag, found only when an alarm routes by it) goes to the default alias instead: a page held until
+    someone fixes the configuration would wake nobody now. The event and the log say so, and the
+    incident remembers ``default``, so its resolve reaches the service it opened on. An alias whose key
+    cannot be read is not rerouted (the key may come back), nor is an acknowledge or resolve (the
+    incident is open on that alias's service, and only its key can close it)."""
+    assert plan.target is not None
+    alias = plan.target.routing_key_alias
+    try:
+        return plan, render(plan).to_wire(keys.get(alias))
+    except UnknownAliasError:
+        if plan.action is not EventAction.TRIGGER or alias == DEFAULT_ROUTING_KEY_ALIAS:
+            raise
+    note = f"routing alias {alias!r} has no routing key configured: sent to {DEFAULT_ROUTING_KEY_ALIAS!r} instead"
+    logger.warning("%s (%s)", note, plan.target.dedup_key)
+    plan = replace(plan, target=replace(plan.target, routing_key_alias=DEFAULT_ROUTING_KEY_ALIAS))
+    event = render(plan)
+    if event.payload is not None:
+        details = {**event.payload.custom_details, ROUTING_NOTE_DETAIL: note}
+        event = replace(event, payload=replace(event.payload, custom_details=details))
+    return plan, event.to_wire(keys.get(DEFAULT_ROUTING_KEY_ALIAS))
+
+
+ROUTING_NOTE_DETAIL: Final = "routing"
+"""The custom detail that tells a responder why a page reached the default service."""
 
 
 def send_budget(lease_until: datetime | None, now: datetime, budget: float) -> float:

@@ -125,6 +125,12 @@ class RoutingKeyError(ConfigurationError):
         self.alias = alias
 
 
+class UnknownAliasError(RoutingKeyError):
+    """No source names the alias at all (a typo in a rule or a ``pagerduty:routing`` tag): unlike a key
+    that cannot be read, waiting cannot bring it. A trigger goes to the default alias instead
+    (``delivery.addressed``)."""
+
+
 class DeadlineError(BridgeError):
     """Not enough of the invocation is left to handle this record: it goes back for another
     invocation (an SQS batch item failure, or Lambda's retry of the event) before it is started."""

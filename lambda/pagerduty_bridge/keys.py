@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError
+from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError, UnknownAliasError
 from pagerduty_bridge.models import Secret
 from pagerduty_bridge.redaction import REDACTOR
 from pagerduty_bridge.settings import Settings, check_routing_key
@@ -174,7 +174,7 @@ class RoutingKeys:
                 f"no PagerDuty integration key: set {c.ENV_INTEGRATION_KEY_SECRET_ARN} "
                 f"(or {c.ENV_INTEGRATION_KEY} locally)",
             )
-        raise RoutingKeyError(alias, f"no routing key is configured for alias {alias!r}")
+        raise UnknownAliasError(alias, f"no routing key is configured for alias {alias!r}")
 
     def _read(self, reference: str, where: str) -> dict[str, str]:
         """A secret's keys by alias, each registered with the redactor as soon as it is read: the answer
@@ -216,7 +216,7 @@ class StaticKeys:
         if secret is None:
             if self._fallback is not None:
                 return self._fallback
-            raise RoutingKeyError(alias, f"no routing key is configured for alias {alias!r}")
+            raise UnknownAliasError(alias, f"no routing key is configured for alias {alias!r}")
         try:
             return check_routing_key(secret.get_secret_value(), f"routing key {alias!r}")
         except ConfigurationError as exc:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError
+from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError, UnknownAliasError
 from pagerduty_bridge.keys import RoutingKeys, StaticKeys, parse_secret
 from pagerduty_bridge.redaction import REDACTOR, RedactingFilter, mask_key, scrub, scrub_aws_secret_fields
 from pagerduty_bridge.settings import Settings
@@ -58,9 +58,11 @@ def test_a_malformed_key_fails_only_its_own_alias_and_is_not_echoed() -> None:
         keys.get("payments")
     assert payments.value.alias == "payments" and payments.value.retryable
     assert "REPLACE-ME" not in str(payments.value)
-    with pytest.raises(RoutingKeyError, match="cannot read the secret"):
+    assert not isinstance(payments.value, UnknownAliasError), "a broken key is not a missing alias"
+    with pytest.raises(RoutingKeyError, match="cannot read the secret") as unreadable:
         keys.get("web")
-    with pytest.raises(RoutingKeyError, match="no routing key is configured for alias 'other'"):
+    assert not isinstance(unreadable.value, UnknownAliasError), "an unreadable secret may come back"
+    with pytest.raises(UnknownAliasError, match="no routing key is configured for alias 'other'"):
         keys.get("other")
 
 

@@ -364,6 +364,10 @@ class Delivery:
         return current
 
 
+ROUTING_NOTE_DETAIL: Final = "routing"
+"""The custom detail that tells a responder why a page reached the default service."""
+
+
 def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict[str, Any]]:
     """The plan as it is sent, and its wire body with the routing key of its alias.
 
@@ -388,10 +392,6 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
         details = {**event.payload.custom_details, ROUTING_NOTE_DETAIL: note}
         event = replace(event, payload=replace(event.payload, custom_details=details))
     return plan, event.to_wire(keys.get(DEFAULT_ROUTING_KEY_ALIAS))
-
-
-ROUTING_NOTE_DETAIL: Final = "routing"
-"""The custom detail that tells a responder why a page reached the default service."""
 
 
 def send_budget(lease_until: datetime | None, now: datetime, budget: float) -> float:

@@ -18,7 +18,7 @@ from typing import Final, TextIO
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.cli import audit, aws, devtools, incidents, replay, rules, silence, status, table
-from pagerduty_bridge.cli.common import EXIT_ERROR, CliError, Streams, warn
+from pagerduty_bridge.cli.common import EXIT_ERROR, CliError, CommandOutput, Streams, warn
 from pagerduty_bridge.cli.failures import describe
 from pagerduty_bridge.redaction import RedactingFilter
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    streams = Streams(out or sys.stdout, err or sys.stderr)
+    streams = Streams(CommandOutput(out or sys.stdout), CommandOutput(err or sys.stderr))  # type: ignore[arg-type]
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,49 @@ class CliError(Exception):
 class Streams:
     out: TextIO
     err: TextIO
+
+
+class CommandOutput:
+    """A command's stdout or stderr, which printing cannot fail.
+
+    Once the reader is gone (``… | head -1`` has read its line and closed the pipe) the rest of the
+    output is dropped and the command finishes its work: a ``--send`` stopped half way, with pages
+    left unsent after the first line printed, is worse than output nobody reads. The stream's file
+    descriptor is pointed at the null device, so the interpreter's last flush at exit fails neither."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._drop_the_rest()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop_the_rest()
+
+    def _drop_the_rest(self) -> None:
+        self.reader_gone = True
+        try:
+            descriptor = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream: nothing flushes it at exit
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, descriptor)
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 # --- options ------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the operator's paths (seed API, silences, reconciliation, redrive, audit) on odd
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,53 @@ def test_a_listing_into_a_closed_pipe_ends_quietly() -> None:
     run = run_with_closed_stdout("replay", "--samples")
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
+
+
+def terminal(encoding: str) -> io.TextIOWrapper:
+    """A terminal of another encoding than UTF-8 (``LANG=C``, a Latin-1 console), as Python opens it."""
+    return io.TextIOWrapper(io.BytesIO(), encoding=encoding, write_through=True)
+
+
+def printed(stream: io.TextIOWrapper) -> str:
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode(stream.encoding)
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "cp1252"])
+def test_json_output_on_a_terminal_that_is_not_utf8_is_the_same_json(encoding: str) -> None:
+    """The seed's summary holds an emoji: a non-UTF-8 terminal ended the command with "unexpected
+    UnicodeEncodeError (a bug)", exit 2, and printed nothing."""
+    utf8 = io.StringIO()
+    assert main(["replay", "--json", SEED_ALARM], out=utf8, err=io.StringIO()) == 0
+    out, err = terminal(encoding), terminal(encoding)
+    assert main(["replay", "--json", SEED_ALARM], out=out, err=err) == 0, printed(err)
+    assert json.loads(printed(out)) == json.loads(utf8.getvalue())
+    assert json.loads(printed(out))["event"]["payload"]["summary"] == "🚨 [PRODUCTION] High Failure Rate Alert"
+
+
+def test_human_output_and_errors_on_an_ascii_terminal_show_what_they_cannot_print_as_escapes() -> None:
+    out, err = terminal("ascii"), terminal("ascii")
+    assert main(["replay", SEED_ALARM, "nicht-gefunden-ä.json"], out=out, err=err) == 2
+    assert "\\ud83d\\udea8 [PRODUCTION] High Failure Rate Alert" in printed(out)
+    assert printed(err) == "pagerduty-bridge: nicht-gefunden-\\u00e4.json: no such file\n"
+
+
+@pytest.mark.parametrize("command", ["reconcile", "silence add", "health", "webhook verify"])
+def test_help_on_an_ascii_terminal_is_printed_where_main_prints(command: str) -> None:
+    """Help texts hold dashes and ellipses: an ASCII terminal got a traceback instead of the help."""
+    out, err = terminal("ascii"), terminal("ascii")
+    assert main([*command.split(), "--help"], out=out, err=err) == 0, printed(err)
+    assert printed(out).startswith(f"usage: pagerduty-bridge {command}")
+    assert main([*command.split(), "--no-such-flag"], out=out, err=err) == 2
+    assert "error: " in printed(err).splitlines()[-1]
+
+
+def test_a_process_whose_terminal_is_ascii_prints_every_sample() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda"), "PYTHONIOENCODING": "ascii"}
+    for argv in (("replay", "--samples"), ("reconcile", "--help")):
+        run = subprocess.run(
+            [sys.executable, "-m", "pagerduty_bridge", *argv], capture_output=True, env=env, check=False, timeout=120
+        )
+        assert (run.returncode, run.stderr) == (0, b""), run.stderr
+        run.stdout.decode("ascii")

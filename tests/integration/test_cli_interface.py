@@ -85,16 +85,17 @@ def test_the_top_level_options_have_help() -> None:
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_every_command_takes_json(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_command_takes_json(command: str) -> None:
     options = {option for action in COMMANDS[command]._actions for option in action.option_strings}
     assert "--json" in options
     run = cli(*command.split(), "--help")
-    assert run.code == 0 and "--json" in capsys.readouterr().out
+    assert run.code == 0 and "--json" in run.out
 
 
-def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli("--version").code == 0
-    assert capsys.readouterr().out.strip() == f"pagerduty-bridge {importlib.metadata.version('pagerduty-bridge')}"
+def test_version_is_the_installed_distributions() -> None:
+    run = cli("--version")
+    assert run.code == 0
+    assert run.out.strip() == f"pagerduty-bridge {importlib.metadata.version('pagerduty-bridge')}"
 
 
 def test_publish_test_alarm_and_rules_test_name_the_alarm_state_alarm_state() -> None:

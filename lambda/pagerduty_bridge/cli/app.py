@@ -13,7 +13,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from typing import Final, TextIO
 
 from pagerduty_bridge import constants as c
@@ -58,7 +58,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     streams = Streams(CommandOutput(out or sys.stdout), CommandOutput(err or sys.stderr))  # type: ignore[arg-type]
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse prints help, --version and usage errors to sys.stdout and sys.stderr: here they go
+        # where every other line of the command goes, through the same encoding and closed-pipe care.
+        with redirect_stdout(streams.out), redirect_stderr(streams.err):
+            args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     with _logging(streams, debug=args.debug):

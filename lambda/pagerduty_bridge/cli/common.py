@@ -8,6 +8,7 @@ Errors are one line on stderr naming what failed and what to check; ``--debug`` 
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import os
 import re
@@ -50,9 +51,31 @@ class Streams:
     err: TextIO
 
 
+def _escaped(error: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: what the encoding cannot hold, as JSON's ``\\uXXXX`` escapes (a UTF-16
+    surrogate pair beyond U+FFFF): JSON output stays the same JSON, human output readable."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    escapes = []
+    for char in error.object[error.start : error.end]:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            escapes.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            escapes.append(f"\\u{code:04x}")
+    return "".join(escapes), error.end
+
+
+ESCAPE_UNENCODABLE: Final = "pagerduty-bridge-json-escape"
+codecs.register_error(ESCAPE_UNENCODABLE, _escaped)
+
+
 class CommandOutput:
     """A command's stdout or stderr, which printing cannot fail.
 
+    Text the stream's encoding cannot hold (a terminal under ``LANG=C``, a Latin-1 console, a file
+    name that is not UTF-8) is written with JSON's ``\\uXXXX`` escapes instead of ending the command.
     Once the reader is gone (``… | head -1`` has read its line and closed the pipe) the rest of the
     output is dropped and the command finishes its work: a ``--send`` stopped half way, with pages
     left unsent after the first line printed, is worse than output nobody reads. The stream's file
@@ -65,7 +88,11 @@ class CommandOutput:
     def write(self, text: str) -> int:
         if not self.reader_gone:
             try:
-                self._stream.write(text)
+                try:
+                    self._stream.write(text)
+                except UnicodeEncodeError:
+                    encoding = getattr(self._stream, "encoding", None) or "ascii"
+                    self._stream.write(text.encode(encoding, ESCAPE_UNENCODABLE).decode(encoding))
             except BrokenPipeError:
                 self._drop_the_rest()
         return len(text)

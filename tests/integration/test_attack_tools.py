@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,16 @@ def test_a_process_whose_terminal_is_ascii_prints_every_sample() -> None:
         )
         assert (run.returncode, run.stderr) == (0, b""), run.stderr
         run.stdout.decode("ascii")
+
+
+def test_an_event_file_saved_with_a_bom_and_crlf_replays_as_the_same_event(tmp_path: Path) -> None:
+    """Windows editors and PowerShell save UTF-8 with a byte order mark: such a file was "not JSON"."""
+    text = Path(SEED_ALARM).read_text(encoding="utf-8")
+    saved = tmp_path / "saved-on-windows.json"
+    saved.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    plain, bom = io.StringIO(), io.StringIO()
+    assert main(["replay", "--json", SEED_ALARM], out=plain, err=io.StringIO()) == 0
+    err = io.StringIO()
+    assert main(["replay", "--json", str(saved)], out=bom, err=err) == 0, err.getvalue()
+    expected = json.loads(plain.getvalue())
+    assert json.loads(bom.getvalue()) == {**expected, "input": str(saved)}

@@ -79,7 +79,7 @@ def expand_paths(paths: Sequence[Path]) -> list[Path]:
 
 def read_event(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors write one) is no text
     except FileNotFoundError:
         raise InvalidMessageError("no such file") from None
     except IsADirectoryError:

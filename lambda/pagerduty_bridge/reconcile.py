@@ -76,13 +76,17 @@ class AlarmRef:
     account: str | None
     region: str | None
     name: str
+    located: bool = True
+    """The ARN said where the alarm lives. Without one it is only looked for in the run's own account
+    and region: finding it there is finding it, not finding it is no proof that it is gone (it may
+    live in another account or region, and be firing)."""
 
 
 def alarm_ref(incident: Incident, own_account: str | None, own_region: str | None) -> AlarmRef:
     match = _ALARM_ARN.match(incident.alarm_arn or "")
     if match:
         return AlarmRef(match.group("account"), match.group("region"), match.group("name"))
-    return AlarmRef(own_account, own_region, incident.alarm_name)
+    return AlarmRef(own_account, own_region, incident.alarm_name, located=False)
 
 
 CloudWatchFactory = Callable[[str | None, str | None], Any]
@@ -107,8 +111,9 @@ class AlarmReader:
 
     def states(self, refs: Iterable[AlarmRef]) -> dict[AlarmRef, str]:
         """Each alarm's state (``ALARM``, ``OK``, ``INSUFFICIENT_DATA``), ``GONE`` when it does not
-        exist where it lives, ``INVISIBLE`` when the run cannot look there: no role for its account, or
-        its place answered an error (each such place logged once as a warning)."""
+        exist where its ARN says it lives, ``INVISIBLE`` when the run cannot look there: no role for its
+        account, its place answered an error (each such place logged once as a warning), or it has no
+        ARN and is not where the run looked."""
         by_place: dict[tuple[str | None, str | None], list[AlarmRef]] = defaultdict(list)
         for ref in refs:
             by_place[(ref.account, ref.region)].append(ref)
@@ -138,7 +143,7 @@ class AlarmReader:
                 )
                 found.update(dict.fromkeys(place_refs, INVISIBLE))
                 continue
-            found.update({ref: current.get(ref.name, GONE) for ref in place_refs})
+            found.update({ref: current.get(ref.name, GONE if ref.located else INVISIBLE) for ref in place_refs})
         return found
 
 

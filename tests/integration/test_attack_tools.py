@@ -8,12 +8,19 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge.cli.app import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.store.dynamodb import create_table
+from tests.builders import REGION, CliRun, cli, dedup_key, put_cpu_alarm, sns_event
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
 SEED_ALARM = str(EVENTS / "01-seed-high-failure-rate-alarm.json")
@@ -121,3 +128,55 @@ def test_an_event_file_saved_with_a_bom_and_crlf_replays_as_the_same_event(tmp_p
     assert main(["replay", "--json", str(saved)], out=bom, err=err) == 0, err.getvalue()
     expected = json.loads(plain.getvalue())
     assert json.loads(bom.getvalue()) == {**expected, "input": str(saved)}
+
+
+# --- reconciliation ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Operator:
+    """The operator's CLI on a table of moto's server, sending to the PagerDuty stand-in."""
+
+    url: str
+    fake: FakePagerDuty
+    table: str
+    folder: Path
+
+    def run(self, *argv: str) -> CliRun:
+        return cli(*argv, "--table", self.table, "--endpoint-url", self.url, "--events-url", self.fake.url, "--send")
+
+    def replay(self, event: dict[str, Any]) -> None:
+        path = self.folder / f"{uuid.uuid4().hex}.json"
+        path.write_text(json.dumps(event), encoding="utf-8")
+        run = self.run("replay", str(path))
+        assert run.code == 0, run.err
+
+    def put_alarm(self, name: str, state: str) -> None:
+        put_cpu_alarm(boto3.client("cloudwatch", region_name=REGION, endpoint_url=self.url), name, state)
+
+
+@pytest.fixture
+def operator(moto_url: str, fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Operator:
+    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
+    table = f"incidents-{uuid.uuid4().hex[:8]}"
+    create_table(boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_url), table)
+    return Operator(moto_url, fake_pd, table, tmp_path)
+
+
+def test_an_alarm_known_only_by_name_and_not_found_here_is_kept_not_resolved_as_gone(operator: Operator) -> None:
+    """A notification without ``AlarmArn`` (older ones, hand-made ones) of an alarm in another
+    account: reading it by name here finds nothing, which says nothing about where it lives. The run
+    resolved the incident as "alarm_gone" — in PagerDuty too — while the alarm could be firing."""
+    operator.replay(sns_event("remote-cpu", "ALARM", "OK", AlarmArn="", AWSAccountId="111111111111"))
+    operator.replay(sns_event("local-cpu", "ALARM", "OK", AlarmArn=""))
+    operator.put_alarm("local-cpu", "OK")  # found by name here, and OK: resolved as before
+
+    run = operator.run("reconcile", "--json")
+
+    assert run.code == 0, run.err
+    results = {row["dedup_key"]: (row["action"], row["reason"]) for row in run.json()}
+    assert results == {
+        dedup_key("remote-cpu"): ("kept", "alarm_not_visible"),
+        dedup_key("local-cpu"): ("resolved", "alarm_ok"),
+    }
+    assert set(operator.fake.open_alerts()) == {dedup_key("remote-cpu")}

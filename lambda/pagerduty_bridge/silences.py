@@ -11,6 +11,8 @@ still in ALARM, the next notification â€” or the next scheduled reconciliation â
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import time
 import uuid
@@ -26,6 +28,8 @@ from pagerduty_bridge.timeutil import parse_time
 
 if TYPE_CHECKING:
     from pagerduty_bridge.notifications import Route
+
+logger = logging.getLogger(__name__)
 
 CACHE_SECONDS: Final = 5.0
 """How long a container reuses the silences it read: a new silence holds within five seconds."""
@@ -105,6 +109,25 @@ class Silence:
             created_at=time_of("created_at"),
             expired_at=parse_time(record.get("expired_at")),
         )
+
+
+def read_silence(data: object, where: str) -> Silence | None:
+    """The silence a stored record holds (its JSON text, or the decoded object); ``None``, with a
+    warning naming ``where``, when it holds none the bridge can use. Every notification reads the
+    silences: an item edited by hand or written by another version must not fail them all, and one
+    without matchers (or with a field no silence matches on) must not silence every alarm."""
+    try:
+        record = json.loads(data) if isinstance(data, str) else data
+        if not isinstance(record, Mapping):
+            raise ValueError("not a JSON object")
+        silence = Silence.from_dict(record)
+        check_matchers(silence.matchers)
+    except (TypeError, ValueError, KeyError) as exc:
+        logger.warning(
+            "silence skipped: %s is not a silence the bridge can use (%s: %s)", where, type(exc).__name__, exc
+        )
+        return None
+    return silence
 
 
 def check_matchers(matchers: Mapping[str, str]) -> dict[str, str]:

@@ -3,25 +3,30 @@ the operator's paths (seed API, silences, reconciliation, redrive, audit) on odd
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 
 from pagerduty_bridge import constants as c
+from pagerduty_bridge import handler
 from pagerduty_bridge.cli.app import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.store.dynamodb import create_table
-from tests.builders import REGION, CliRun, cli, dedup_key, put_cpu_alarm, sns_event
-from tests.conftest import EVENTS, ROOT, ROUTING_KEY
+from tests.builders import REGION, CliRun, cli, dedup_key, lambda_environment, put_cpu_alarm, sns_event
+from tests.conftest import EVENTS, ROOT, ROUTING_KEY, FakeLambdaContext
 
 SEED_ALARM = str(EVENTS / "01-seed-high-failure-rate-alarm.json")
 
@@ -180,3 +185,78 @@ def test_an_alarm_known_only_by_name_and_not_found_here_is_kept_not_resolved_as_
         dedup_key("local-cpu"): ("resolved", "alarm_ok"),
     }
     assert set(operator.fake.open_alerts()) == {dedup_key("remote-cpu")}
+
+
+# --- silences ---------------------------------------------------------------------------------------------
+
+
+def silence_item(data: str | None, key: str = "silence#handmade") -> dict[str, Any]:
+    """A silence item as the stack's table holds it, its ``data`` as given (``None``: no data at all)."""
+    item: dict[str, Any] = {
+        c.TABLE_PARTITION_KEY: {"S": key},
+        c.ACTIVE_INDEX_PARTITION_KEY: {"S": c.SILENCE_MARKER},
+        c.ACTIVE_INDEX_SORT_KEY: {"S": "2025-01-14T14:00:00.000Z"},
+    }
+    if data is not None:
+        item["data"] = {"S": data}
+    return item
+
+
+UNREADABLE_SILENCES = {
+    "no data": None,
+    "not JSON": "{not json",
+    "no id": json.dumps({"matchers": {"alarm_name": "*"}, "starts_at": "2025-01-14T14:00:00Z"}),
+    "no end": json.dumps({"id": "x", "matchers": {"alarm_name": "*"}, "starts_at": "2025-01-14T14:00:00Z"}),
+    "a list": "[]",
+    "no matchers": json.dumps({"id": "all", "matchers": {}, "starts_at": "2000-01-01T00:00:00Z",
+                               "ends_at": "2999-01-01T00:00:00Z", "created_at": "2000-01-01T00:00:00Z"}),
+    "a field no alarm has": json.dumps({"id": "typo", "matchers": {"alarmname": "*"}, "starts_at": "2000-01-01T00:00:00Z",
+                                        "ends_at": "2999-01-01T00:00:00Z", "created_at": "2000-01-01T00:00:00Z"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("data", UNREADABLE_SILENCES.values(), ids=UNREADABLE_SILENCES)
+def test_a_silence_item_the_bridge_cannot_read_silences_nothing_and_stops_no_page(
+    data: str | None, fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An item edited by hand in the console (or written by another version) among the silences: every
+    notification read the silences and failed on it — no alarm paged until someone deleted the item."""
+    with mock_aws():
+        assert cli("table", "create", "--table", "incidents").code == 0
+        lambda_environment(monkeypatch, table="incidents", events_url=fake_pd.url)
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.put_item(TableName="incidents", Item=silence_item(data))
+        added = cli("silence", "add", "--match", "alarm_name=quiet-*", "--for", "1h", "--comment", "upgrade",
+                    "--table", "incidents", "--json")  # fmt: skip
+        assert added.code == 0, added.err
+
+        answer = handler.lambda_handler(
+            sns_event("web-prod-cpu", "ALARM", "OK", datetime.now(UTC)), FakeLambdaContext()
+        )
+        handler.lambda_handler(sns_event("quiet-db", "ALARM", "OK", datetime.now(UTC)), FakeLambdaContext())
+
+        assert answer["failed"] == 0, answer
+        assert set(fake_pd.open_alerts()) == {dedup_key("web-prod-cpu")}, "the readable silence still holds"
+        listed = cli("silence", "list", "--table", "incidents", "--json")
+        assert listed.code == 0, listed.err
+        assert [s["id"] for s in listed.json()] == [added.json()["id"]]
+
+
+def test_a_state_file_with_a_silence_it_cannot_read_still_pages_and_lists_the_others(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    added = cli(
+        "silence", "add", "--match", "alarm_name=quiet-*", "--for", "1h", "--comment", "c", "--state", str(state)
+    )
+    assert added.code == 0, added.err
+    with contextlib.closing(sqlite3.connect(state)) as db, db:
+        db.execute("INSERT INTO silences (id, ends_at, data) VALUES ('bad', '2999-01-01', '{\"id\": 1')")
+        db.execute("INSERT INTO silences (id, ends_at, data) VALUES ('all', '2999-01-01', ?)",
+                   (UNREADABLE_SILENCES["no matchers"],))  # fmt: skip
+
+    replayed = cli("replay", "--json", SEED_ALARM, "--state", str(state))
+    listed = cli("silence", "list", "--json", "--state", str(state))
+
+    assert replayed.code == 0, replayed.err
+    assert replayed.json()["action"] == "trigger"
+    assert listed.code == 0, listed.err
+    assert [s["matchers"] for s in listed.json()] == [{"alarm_name": "quiet-*"}]

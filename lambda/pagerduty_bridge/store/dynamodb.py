@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
-from pagerduty_bridge.silences import TTL_GRACE, Silence
+from pagerduty_bridge.silences import TTL_GRACE, Silence, read_silence
 from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_record, needs_watch, to_record
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import epoch_seconds, shifted
@@ -196,7 +196,12 @@ class DynamoDBIncidentStore:
                 ExpressionAttributeValues={":marker": {"S": c.SILENCE_MARKER}},
             )
             for page in pages:
-                silences.extend(Silence.from_dict(json.loads(item["data"]["S"])) for item in page.get("Items", []))
+                for item in page.get("Items", []):
+                    key = str(item.get(c.TABLE_PARTITION_KEY, {}).get("S", "?"))[:256]
+                    data = item.get("data", {}).get("S")
+                    silence = read_silence(data, f"the item {key!r} in {self.table_name}")
+                    if silence is not None:
+                        silences.append(silence)
         except _AWS_ERRORS as exc:
             raise translate_client_error(exc, f"reading silences from {self.table_name}") from exc
         return silences

@@ -16,7 +16,7 @@ from typing import Final
 
 from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
-from pagerduty_bridge.silences import Silence
+from pagerduty_bridge.silences import Silence, read_silence
 from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_record, needs_watch, to_record
 
 _SCHEMA = """
@@ -133,8 +133,9 @@ class SQLiteIncidentStore:
         return [from_record(json.loads(row[0])) for row in rows]
 
     def list_silences(self) -> list[Silence]:
-        rows = self._query_all("SELECT data FROM silences ORDER BY ends_at, id")
-        return [Silence.from_dict(json.loads(row[0])) for row in rows]
+        rows = self._query_all("SELECT id, data FROM silences ORDER BY ends_at, id")
+        found = (read_silence(data, f"silence {key!r} in {self.path}") for key, data in rows)
+        return [silence for silence in found if silence is not None]
 
     def put_silence(self, silence: Silence) -> None:
         with self._lock:
@@ -178,10 +179,10 @@ class SQLiteIncidentStore:
                 raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
         return row
 
-    def _query_all(self, sql: str) -> list[tuple[str]]:
+    def _query_all(self, sql: str) -> list[tuple[str, ...]]:
         with self._lock:
             try:
-                rows: list[tuple[str]] = self._db.execute(sql).fetchall()
+                rows: list[tuple[str, ...]] = self._db.execute(sql).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
         return rows

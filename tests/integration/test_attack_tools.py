@@ -260,3 +260,42 @@ def test_a_state_file_with_a_silence_it_cannot_read_still_pages_and_lists_the_ot
     assert replayed.json()["action"] == "trigger"
     assert listed.code == 0, listed.err
     assert [s["matchers"] for s in listed.json()] == [{"alarm_name": "quiet-*"}]
+
+
+# --- the embedded store -----------------------------------------------------------------------------------
+
+UNREADABLE_ROWS = {
+    "fields missing": '{"dedup_key": "junk"}',
+    "not JSON": "{junk",
+    "a list": "[1, 2]",
+    "a bad status": json.dumps({"dedup_key": "junk", "alarm_name": "a", "status": "exploded", "updated_at": "2025-01-14T14:30:00Z"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("data", UNREADABLE_ROWS.values(), ids=UNREADABLE_ROWS)
+def test_a_row_of_the_state_file_the_bridge_cannot_read_hides_no_other_incident(data: str, tmp_path: Path) -> None:
+    """One row written by hand (or by another version) made every listing, ``stats`` and ``reconcile``
+    end in "unexpected TypeError (a bug)": the incidents beside it could not be seen. As the DynamoDB
+    store does, listings skip it, and reading it by its key is a store error naming it."""
+    state = tmp_path / "state.db"
+    two = (SEED_ALARM, str(EVENTS / "05-ec2-cpu-alarm.json"))
+    assert cli("replay", "--record", "--state", str(state), *two).code == 0
+    with contextlib.closing(sqlite3.connect(state)) as db, db:
+        db.execute(
+            "INSERT INTO incidents (dedup_key, version, is_open, triggered_at, data) VALUES ('junk', 1, 1, '0', ?)",
+            (data,),
+        )
+
+    listed = cli("incidents", "list", "--json", "--state", str(state))
+    stats = cli("stats", "--json", "--state", str(state))
+    shown = cli("incidents", "show", "junk", "--state", str(state))
+
+    assert listed.code == 0, listed.err
+    assert sorted(row["dedup_key"] for row in listed.json()) == [
+        "production-hybrid-routing-high-failure-rate-SupportModeSuccessRate",
+        "web-prod-cpu-high-CPUUtilization",
+    ]
+    assert (stats.code, stats.json()["active"]) == (0, 2), stats.err
+    assert shown.code == 2
+    assert "'junk'" in shown.err and "is not an incident the bridge can read" in shown.err, shown.err
+    assert "a bug" not in shown.err

@@ -7,6 +7,7 @@ DynamoDB's conditional writes — also across processes sharing one file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -18,6 +19,9 @@ from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
 from pagerduty_bridge.silences import Silence, read_silence
 from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_record, needs_watch, to_record
+from pagerduty_bridge.text import truncate
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -87,7 +91,7 @@ class SQLiteIncidentStore:
 
     def get(self, dedup_key: str) -> Incident | None:
         row = self._query_one("SELECT data FROM incidents WHERE dedup_key = ?", (dedup_key,))
-        return from_record(json.loads(row[0])) if row else None
+        return self._incident(dedup_key, row[0]) if row else None
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
         incident = bounded(incident)
@@ -125,12 +129,14 @@ class SQLiteIncidentStore:
             )
 
     def list_active(self) -> list[Incident]:
-        rows = self._query_all("SELECT data FROM incidents WHERE is_open = 1 ORDER BY triggered_at, dedup_key")
-        return [from_record(json.loads(row[0])) for row in rows]
+        return self._incidents(
+            self._query_all("SELECT dedup_key, data FROM incidents WHERE is_open = 1 ORDER BY triggered_at, dedup_key")
+        )
 
     def list_watched(self) -> list[Incident]:
-        rows = self._query_all("SELECT data FROM incidents WHERE watched = 1 ORDER BY triggered_at, dedup_key")
-        return [from_record(json.loads(row[0])) for row in rows]
+        return self._incidents(
+            self._query_all("SELECT dedup_key, data FROM incidents WHERE watched = 1 ORDER BY triggered_at, dedup_key")
+        )
 
     def list_silences(self) -> list[Silence]:
         rows = self._query_all("SELECT id, data FROM silences ORDER BY ends_at, id")
@@ -148,8 +154,9 @@ class SQLiteIncidentStore:
                 raise StoreError(f"cannot write silence {silence.id}: {exc}", retryable=True) from exc
 
     def list_all(self) -> list[Incident]:
-        rows = self._query_all("SELECT data FROM incidents ORDER BY triggered_at, dedup_key")
-        return [from_record(json.loads(row[0])) for row in rows]
+        return self._incidents(
+            self._query_all("SELECT dedup_key, data FROM incidents ORDER BY triggered_at, dedup_key")
+        )
 
     def delete(self, dedup_key: str) -> None:
         with self._lock:
@@ -170,6 +177,30 @@ class SQLiteIncidentStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _incident(self, dedup_key: str, data: str) -> Incident:
+        try:
+            record = json.loads(data)
+            if not isinstance(record, dict):
+                raise TypeError(f"a JSON {type(record).__name__}, not an object")
+            return from_record(record)
+        except (TypeError, ValueError, KeyError) as exc:  # a row written by hand, or by something else
+            raise StoreError(
+                f"the row {dedup_key[:256]!r} in {self.path} is not an incident the bridge can read "
+                f"({type(exc).__name__}: {truncate(str(exc), 256)})",
+                retryable=True,
+            ) from None
+
+    def _incidents(self, rows: list[tuple[str, ...]]) -> list[Incident]:
+        """The incidents the rows hold; a row that holds none is skipped with a warning (one foreign row
+        must not hide every incident from a listing, a reconciliation or ``stats``)."""
+        incidents: list[Incident] = []
+        for dedup_key, data in rows:
+            try:
+                incidents.append(self._incident(dedup_key, data))
+            except StoreError as exc:
+                logger.warning("skipped: %s", exc)
+        return incidents
 
     def _query_one(self, sql: str, params: tuple[object, ...]) -> tuple[str] | None:
         with self._lock:

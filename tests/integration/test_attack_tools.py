@@ -299,3 +299,51 @@ def test_a_row_of_the_state_file_the_bridge_cannot_read_hides_no_other_incident(
     assert shown.code == 2
     assert "'junk'" in shown.err and "is not an incident the bridge can read" in shown.err, shown.err
     assert "a bug" not in shown.err
+
+
+# --- audit --------------------------------------------------------------------------------------------------
+
+QUEUE_DEPTH = {
+    "Id": "depth",
+    "MetricStat": {
+        "Metric": {
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": "orders"}],
+        },
+        "Period": 60,
+        "Stat": "Maximum",
+    },
+    "ReturnData": False,
+}
+HANDLING_RULES = {
+    "kind": {"kind": "metric_math"},
+    "namespace": {"namespace": "AWS/SQS"},
+    "metric_name": {"metric_name": "ApproximateNumberOfMessagesVisible"},
+    "a metric's dimension": {"dimensions": {"QueueName": "orders"}},
+}
+
+
+@pytest.mark.parametrize("match", HANDLING_RULES.values(), ids=HANDLING_RULES)
+def test_audit_sees_a_rule_that_handles_a_metric_math_alarms_insufficient_data(
+    match: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler matches rules on a metric-math alarm's kind and on its metrics' namespace, name and
+    dimensions; the audit judged the alarm as a plain metric alarm without any, so it flagged
+    INSUFFICIENT_DATA as unhandled — and its fix removes the action the rule is there for."""
+    rules = {"rules": [{"name": "queue-stalled", "match": match, "insufficient_data": "trigger"}]}
+    monkeypatch.setenv(c.ENV_ALERT_RULES, json.dumps(rules))
+    with mock_aws():
+        topic = boto3.client("sns").create_topic(Name="pagerduty-bridge-alarms")["TopicArn"]
+        boto3.client("cloudwatch").put_metric_alarm(
+            AlarmName="orders-backlog",
+            AlarmActions=[topic],
+            OKActions=[topic],
+            InsufficientDataActions=[topic],
+            Metrics=[QUEUE_DEPTH, {"Id": "backlog", "Expression": "depth * 2", "ReturnData": True}],
+            EvaluationPeriods=1,
+            Threshold=100.0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+        run = cli("audit", "--topic-arn", topic, "--json")
+    assert (run.code, run.json()) == (0, []), run.out + run.err

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from pagerduty_bridge.alarms import parse_alarm_message
 from pagerduty_bridge.audit import InsufficientDataOk, audit
 from pagerduty_bridge.cli.common import (
     EXIT_FINDING,
@@ -24,10 +25,15 @@ from pagerduty_bridge.cli.common import (
     print_table,
     say,
 )
-from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, InsufficientDataAction
+from pagerduty_bridge.models import AlarmNotification, AlarmState, InsufficientDataAction
 from pagerduty_bridge.rules import AlertRules, load_rules
 from pagerduty_bridge.settings import Settings
 
+TRIGGER_FIELDS: Final = frozenset(
+    {"MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "EvaluationPeriods",
+     "Threshold", "ComparisonOperator", "Unit", "TreatMissingData", "Metrics", "ThresholdMetricId"}
+)  # fmt: skip
+"""What a metric alarm's definition and its notification's ``Trigger`` share."""
 TOPIC_OUTPUT_PREFIX: Final = "AlarmTopicArn"
 """The stack output holding the alarm topic's ARN (CDK appends a hash to the logical id)."""
 
@@ -66,21 +72,29 @@ def insufficient_data_handled(rules: AlertRules, settings: Settings) -> Insuffic
     def handled(alarm: Mapping[str, Any]) -> bool:
         if settings.insufficient_data_action is not InsufficientDataAction.IGNORE:
             return True
-        dimensions = {str(d.get("Name")): str(d.get("Value")) for d in alarm.get("Dimensions", []) or []}
-        notification = AlarmNotification(
-            kind=AlarmKind.COMPOSITE if "AlarmRule" in alarm else AlarmKind.METRIC,
-            alarm_name=str(alarm.get("AlarmName", "")),
-            new_state=AlarmState.INSUFFICIENT_DATA,
-            state_change_time=datetime.now(UTC),
-            namespace=alarm.get("Namespace"),
-            metric_name=alarm.get("MetricName"),
-            dimensions=dimensions,
-            description=alarm.get("AlarmDescription"),
-        )
+        notification = insufficient_data_notification(alarm, datetime.now(UTC))
         action = rules.resolve(notification, default_severity=settings.default_severity).insufficient_data
         return action not in (None, InsufficientDataAction.IGNORE)
 
     return handled
+
+
+def insufficient_data_notification(alarm: Mapping[str, Any], now: datetime) -> AlarmNotification:
+    """The INSUFFICIENT_DATA notification the alarm (as DescribeAlarms returns it) would send, read by the
+    handler's own parser: a rule sees the alarm's kind and its metrics' namespaces, names and dimensions
+    as it does in the Lambda. A metric alarm's definition is what its notification's ``Trigger`` holds."""
+    message: dict[str, Any] = {
+        "AlarmName": str(alarm.get("AlarmName", "")),
+        "AlarmArn": alarm.get("AlarmArn"),
+        "AlarmDescription": alarm.get("AlarmDescription"),
+        "NewStateValue": AlarmState.INSUFFICIENT_DATA.value,
+        "StateChangeTime": now.isoformat(),
+    }
+    if "AlarmRule" in alarm:
+        message["AlarmRule"] = alarm["AlarmRule"]
+    else:
+        message["Trigger"] = {key: value for key, value in alarm.items() if key in TRIGGER_FIELDS}
+    return parse_alarm_message(message, fallback_time=now)
 
 
 def audit_command(args: argparse.Namespace, streams: Streams) -> int:

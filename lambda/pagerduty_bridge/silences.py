@@ -147,6 +147,9 @@ def new_silence(
 ) -> Silence:
     if ends_at <= starts_at:
         raise ValueError("a silence must end after it starts")
+    if ends_at <= now:
+        # A mistyped date: added, it would hold nothing, and the maintenance it was meant for would page.
+        raise ValueError(f"a silence ending at {ends_at.isoformat()} is already over: check --starts, --for or --until")
     if not comment.strip():
         raise ValueError("a silence needs a --comment saying why")
     return Silence(

@@ -347,3 +347,16 @@ def test_audit_sees_a_rule_that_handles_a_metric_math_alarms_insufficient_data(
         )
         run = cli("audit", "--topic-arn", topic, "--json")
     assert (run.code, run.json()) == (0, []), run.out + run.err
+
+
+def test_a_silence_that_would_be_over_before_it_is_added_is_refused(tmp_path: Path) -> None:
+    """``--starts 2024-…`` for ``--starts 2025-…``: the silence was added (exit 0, an id printed), held
+    nothing, and the maintenance it was meant for paged."""
+    state = ("--state", str(tmp_path / "state.db"))
+    past = cli("silence", "add", "--match", "alarm_name=x-*", "--starts", "2020-03-01T22:00:00Z", "--for", "2h",
+               "--comment", "db upgrade", *state)  # fmt: skip
+    until = cli("silence", "add", "--match", "alarm_name=x-*", "--until", "2020-03-02T00:00:00Z",
+                "--comment", "db upgrade", *state)  # fmt: skip
+    assert (past.code, past.out, until.code, until.out) == (2, "", 2, ""), past.out + until.out
+    assert "2020-03-02T00:00:00+00:00 is already over" in past.err, past.err
+    assert cli("silence", "list", "--all", "--json", *state).json() == []

@@ -360,3 +360,16 @@ def test_a_silence_that_would_be_over_before_it_is_added_is_refused(tmp_path: Pa
     assert (past.code, past.out, until.code, until.out) == (2, "", 2, ""), past.out + until.out
     assert "2020-03-02T00:00:00+00:00 is already over" in past.err, past.err
     assert cli("silence", "list", "--all", "--json", *state).json() == []
+
+
+# --- redrive ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "ten"])
+def test_redrive_refuses_a_number_of_messages_that_reads_none(count: str) -> None:
+    """``--max-messages 0`` (or -1, taken for "all") read no message and reported "received 0,
+    redriven 0, kept 0", exit 0: a dead-letter queue full of pages looked empty."""
+    run = cli("redrive", "--queue-url", "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+              "--max-messages", count, "--state", "state.db")  # fmt: skip
+    assert run.code == 2
+    assert "--max-messages" in run.err and "received" not in run.out, run.out + run.err

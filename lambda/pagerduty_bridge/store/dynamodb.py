@@ -94,6 +94,16 @@ def translate_client_error(
     return StoreError(f"{action} failed: {code}: {message}", retryable=code not in _REQUEST_ERRORS)
 
 
+def already_written(exc: ClientError | BotoCoreError, item: dict[str, Any]) -> bool:
+    """Whether a conditional write failed on the very item it writes: its first request was applied but
+    its answer lost (a dropped connection, a read timeout), and botocore sent it again. The write is
+    done; taking it for another writer's would make the bridge back off from its own claim (the page
+    waits for a retry) or think its commit was overtaken."""
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code")
+    return code == "ConditionalCheckFailedException" and response.get("Item") == item
+
+
 def attribute_value(value: Any) -> dict[str, Any]:
     """A stored record's value as a DynamoDB attribute value.
 
@@ -168,6 +178,8 @@ class DynamoDBIncidentStore:
                 TableName=self.table_name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition
             )
         except _AWS_ERRORS as exc:
+            if already_written(exc, item):
+                return
             raise translate_client_error(exc, f"writing incident {incident.dedup_key}", current=self._incident) from exc
 
     def list_active(self) -> list[Incident]:

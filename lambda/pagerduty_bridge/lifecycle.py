@@ -11,6 +11,8 @@
 | INSUFFICIENT_DATA  | either              | per the INSUFFICIENT_DATA policy          |
 | any, not newer than the stored state change  | | none (``stale`` / ``duplicate``)         |
 
+(at an equal state-change time an ALARM counts as newer than any other state: ``wins_tie``)
+
 and around it: a trigger the rules suppress, or a silence covers, is recorded and not paged; an OK
 for an incident a responder resolved in PagerDuty sends nothing more; a notification with the same
 state-change time as a stored one whose delivery never completed (``pending_action`` still set) is a
@@ -140,7 +142,7 @@ def decide(
     if stored is not None and stored.state_changed_at is not None:
         if alarm.state_change_time < stored.state_changed_at:
             return None, Reason.STALE
-        if alarm.state_change_time == stored.state_changed_at:
+        if alarm.state_change_time == stored.state_changed_at and not wins_tie(alarm, stored):
             if stored.pending_action is not None:
                 return stored.pending_action, Reason.REDELIVERY
             return None, Reason.DUPLICATE
@@ -155,6 +157,17 @@ def decide(
             alarm, stored, Reason.INSUFFICIENT_DATA_RESOLVED, Reason.INSUFFICIENT_DATA_RESOLVED_UNTRACKED
         )
     return None, Reason.INSUFFICIENT_DATA_IGNORED
+
+
+def wins_tie(alarm: AlarmNotification, stored: Incident) -> bool:
+    """Whether ``alarm``, stamped with the same state-change time as the stored one, is taken as newer.
+
+    Which of two state changes stamped alike came last cannot be told (a sender stamping whole
+    seconds, two alarms sharing a dedup key), and SNS delivers them in any order. An ALARM wins over
+    any other state, so the end is the same in either order and is never a lost page: an incident
+    left open for an alarm that is OK is resolved by the scheduled run, a page never sent by nothing.
+    """
+    return alarm.new_state is AlarmState.ALARM and stored.alarm_state not in (None, AlarmState.ALARM)
 
 
 def _resolve_if_open(

@@ -20,7 +20,7 @@ from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.models import Incident
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import dedup_key, lambda_environment, sns_event
+from tests.builders import T0, dedup_key, lambda_environment, sns_event
 from tests.conftest import FakeLambdaContext
 
 TABLE = "incidents"
@@ -108,3 +108,24 @@ def test_attack_a_table_write_whose_answer_was_lost_still_pages_at_once(containe
     assert incident is not None
     assert incident.pending_action is None and incident.claim_token is None
     assert incident.unconfirmed_until is None, "nothing was in doubt: the trigger was accepted once"
+
+
+# --- two state changes stamped with the same time -------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", ["ALARM", "OK"])
+def test_attack_an_alarm_and_an_ok_stamped_alike_page_whichever_arrives_first(container: Container, first: str) -> None:
+    """Two notifications of one key carry the same ``StateChangeTime`` (a sender stamping whole seconds,
+    two alarms sharing a dedup key): which came last cannot be told, and SNS delivers in any order. The
+    end must not depend on the order, and may not be a lost page: the ALARM wins the tie (an open
+    incident whose alarm is OK is resolved by the scheduled run; a page never sent, by nothing)."""
+    states = {"ALARM": ("ALARM", "OK"), "OK": ("OK", "ALARM")}
+    second = "OK" if first == "ALARM" else "ALARM"
+    for state in (first, second, first):  # the first one again: SNS and Lambda deliver twice
+        container.invoke(sns_event("tie", *states[state], at=T0))
+
+    assert container.alert("tie") == "triggered"
+    triggers = [r for r in container.fake.requests if r.status == 202 and r.body["event_action"] == "trigger"]
+    assert len(triggers) == 1, "paged once, not again for a notification already handled"
+    incident = container.incident("tie")
+    assert incident is not None and incident.is_open and incident.pending_action is None

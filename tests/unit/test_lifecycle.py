@@ -356,3 +356,28 @@ def test_confirming_sends_an_unfinished_delivery_again() -> None:
     unsure_and_unfinished = replace(refused, unconfirmed_until=NOW + timedelta(minutes=1))
     assert plan_confirm(unsure_and_unfinished, NOW).reason is Reason.REDELIVERY, "finish first, confirm later"
     assert plan_confirm(replace(RESOLVED, pending_action=None), NOW) == Plan(Reason.CONFIRMED)
+
+
+@pytest.mark.parametrize(
+    ("row", "notification", "stored_state", "action", "reason"),
+    [
+        ("ALARM over OK", alarm(AlarmState.ALARM, AlarmState.OK), AlarmState.OK, EventAction.TRIGGER, Reason.ALARM),
+        (
+            "ALARM over INSUFFICIENT_DATA",
+            alarm(AlarmState.ALARM, AlarmState.INSUFFICIENT_DATA),
+            AlarmState.INSUFFICIENT_DATA,
+            EventAction.TRIGGER,
+            Reason.ALARM,
+        ),
+        ("OK under ALARM", OK_FROM_ALARM, AlarmState.ALARM, None, Reason.DUPLICATE),
+        ("ALARM again", ALARM, AlarmState.ALARM, None, Reason.DUPLICATE),
+        ("OK again", OK_FROM_ALARM, AlarmState.OK, None, Reason.DUPLICATE),
+    ],
+)
+def test_a_tie_in_state_change_time_goes_to_the_alarm(
+    row: str, notification: AlarmNotification, stored_state: AlarmState, action: EventAction | None, reason: Reason
+) -> None:
+    """Two state changes stamped alike: which came last cannot be told; an ALARM wins, in either order."""
+    stored = replace(RESOLVED, state_changed_at=T0, alarm_state=stored_state)
+    decided = plan(notification, stored, POLICY, NOW)
+    assert (decided.action, decided.reason) == (action, reason), row

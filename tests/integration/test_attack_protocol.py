@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -129,3 +130,30 @@ def test_attack_an_alarm_and_an_ok_stamped_alike_page_whichever_arrives_first(co
     assert len(triggers) == 1, "paged once, not again for a notification already handled"
     incident = container.incident("tie")
     assert incident is not None and incident.is_open and incident.pending_action is None
+
+
+# --- an item the bridge did not write -------------------------------------------------------------------
+
+
+def test_attack_an_item_written_without_a_version_does_not_hold_back_its_alarms_pages(container: Container) -> None:
+    """An item put in by hand or by another tool carries no ``version``. It reads as version 1, and a
+    write conditional on version 1 never matched it: every page of its alarm failed ("kept changing")
+    and went to the dead-letter queue, where a redrive fails the same way. The bridge pages over it."""
+    container.client.put_item(
+        TableName=TABLE,
+        Item={
+            "dedup_key": {"S": dedup_key("hand-made")},
+            "alarm_name": {"S": "hand-made"},
+            "status": {"S": "resolved"},
+            "updated_at": {"S": "2025-01-01T00:00:00.000000Z"},
+        },
+    )
+
+    answer = container.invoke(sns_event("hand-made"))
+
+    assert answer == {"processed": 1, "failed": 0}
+    assert container.alert("hand-made") == "triggered"
+    incident = container.incident("hand-made")
+    assert incident is not None and incident.is_open and incident.pending_action is None
+    assert container.invoke(sns_event("hand-made", "OK", "ALARM", at=T0 + timedelta(minutes=5)))["failed"] == 0
+    assert container.alert("hand-made") == "resolved"

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -23,6 +23,8 @@ from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_reco
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import epoch_seconds, shifted
 
+UNVERSIONED: Final = 1
+"""The version an item without one reads as (``Incident.version``'s default)."""
 WATCH_MARKER = "watch"
 """The sparse index's partition for closed incidents the scheduled run must look at (``needs_watch``)."""
 
@@ -92,6 +94,15 @@ def translate_client_error(
             )
         return VersionConflictError(f"{action}: the incident changed since it was read")
     return StoreError(f"{action} failed: {code}: {message}", retryable=code not in _REQUEST_ERRORS)
+
+
+def version_condition(expected_version: int) -> str:
+    """The condition a write conditional on ``expected_version`` makes. An item without a version (put
+    in by hand or by another tool) reads as version 1 (``Incident``'s default): a write expecting 1 may
+    replace it too, or no write would ever match it and its alarm could never page again."""
+    if expected_version == UNVERSIONED:
+        return f"version = :expected OR (attribute_exists({c.TABLE_PARTITION_KEY}) AND attribute_not_exists(version))"
+    return "version = :expected"
 
 
 def already_written(exc: ClientError | BotoCoreError, item: dict[str, Any]) -> bool:
@@ -170,7 +181,7 @@ class DynamoDBIncidentStore:
             condition: dict[str, Any] = {"ConditionExpression": f"attribute_not_exists({c.TABLE_PARTITION_KEY})"}
         else:
             condition = {
-                "ConditionExpression": "version = :expected",
+                "ConditionExpression": version_condition(expected_version),
                 "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
             }
         try:

@@ -195,7 +195,7 @@ class Reconciliation:
                 continue  # its invocation may still be sending: it finishes (or fails) on its own
             if incident.unconfirmed_until is not None:
                 self._confirm(incident)
-            elif not incident.is_open and incident.pending_action is not None:
+            elif incident.pending_action is not None:
                 self._finish(incident, state(incident))
         for incident in watched:
             if incident.last_reason == Reason.SILENCED.value and incident.origin is Origin.ALARM:
@@ -231,8 +231,10 @@ class Reconciliation:
         self._report(incident, incident.alarm_state.value if incident.alarm_state else None, outcome, done="confirmed")
 
     def _finish(self, incident: Incident, state: str) -> None:
-        """A closed incident whose delivery never finished: send it again. A pending resolve waits while
-        its alarm is in ALARM (the page stays; the newer notification decides)."""
+        """An incident whose delivery never finished (its notification's retries all failed, or the run's
+        own resolve did): send it again, a trigger while its alarm may fire, so the page does not wait
+        for a redrive. A pending resolve waits while its alarm is in ALARM (the page stays; the newer
+        notification decides); a trigger whose alarm is OK or gone was resolved just before."""
         if incident.origin is Origin.ALARM and incident.pending_action is EventAction.RESOLVE and state == "ALARM":
             self._keep(incident, state, "alarm_not_ok")
             return

@@ -33,7 +33,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
 from pagerduty_bridge import redrive as redrive_module
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
-from pagerduty_bridge.errors import DeadlineError, RoutingKeyError
+from pagerduty_bridge.errors import BridgeError, DeadlineError, RoutingKeyError
 from pagerduty_bridge.models import EventAction, IncidentStatus, Origin
 from pagerduty_bridge.processing import process_event
 from pagerduty_bridge.runtime import ASSUMED_ROLE_SECONDS, cloudwatch_client, lambda_runtime
@@ -255,6 +255,34 @@ def test_a_reconciliation_resolve_pagerduty_refused_is_finished_by_the_next_run(
     else:  # it fired again: the page stays; the newer notification decides
         assert set(bridge.fake.open_alerts()) == {key}
         assert bridge.reconciled()[key] == ("kept", "alarm_not_ok")
+
+
+@pytest.mark.parametrize("state_at_the_next_run", ["ALARM", "INSUFFICIENT_DATA", "OK"])
+def test_a_page_that_failed_every_retry_is_sent_by_the_next_run_while_its_alarm_fires(
+    bridge: Bridge, state_at_the_next_run: str
+) -> None:
+    """PagerDuty away through all of Lambda's retries: the trigger is left pending on an open incident
+    (and in the failure destination). The scheduled run must send it while the alarm may still fire,
+    not wait for someone to redrive; an alarm that recovered meanwhile is resolved instead."""
+    name, key = "web-prod-unpaged", dedup_key("web-prod-unpaged")
+    put_alarm(name, "ALARM")
+    bridge.fake.script(Respond(503, retry_after=60))  # no retry fits in the budget: the trigger fails
+    with pytest.raises(BridgeError):  # the invocation fails, for Lambda to retry
+        bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+    pending = bridge.store.get(key)
+    assert pending is not None and pending.is_open and pending.pending_action is EventAction.TRIGGER
+    assert bridge.fake.open_alerts() == {}
+
+    set_state(name, state_at_the_next_run)
+    bridge.schedule()
+
+    incident = bridge.store.get(key)
+    assert incident is not None and incident.pending_action is None
+    if state_at_the_next_run == "OK":
+        assert bridge.fake.open_alerts() == {} and incident.status is IncidentStatus.RESOLVED
+    else:
+        assert set(bridge.fake.open_alerts()) == {key}, "the alarm may still fire and nobody was paged"
+        assert incident.is_open
 
 
 # --- 2. alarms identified by ARN ------------------------------------------------------------------------

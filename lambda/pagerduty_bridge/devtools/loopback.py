@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import re
 import selectors
 import socket
 import socketserver
@@ -29,6 +30,11 @@ ACCEPT_TIMEOUT_SECONDS: Final = 0.5
 """Bounds one accept when a pending connection vanished before it was accepted (a rare race)."""
 CHUNK_LINE_LIMIT: Final = 1024
 """Longest chunk-size or trailer line read from a chunked body; anything longer is malformed."""
+_CONTENT_LENGTH = re.compile(rb"[0-9]+")
+"""RFC 9110 section 8.6: ``Content-Length = 1*DIGIT`` (no sign, no blanks or underscores inside)."""
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+"""RFC 9112 section 7.1: ``chunk-size = 1*HEXDIG``. Python's ``int(…, 16)`` also takes ``-1``, which as a
+length to read would mean "everything until the client closes": unbounded, past any limit."""
 
 
 class BodyTooLargeError(Exception):
@@ -58,9 +64,10 @@ def read_body(handler: BaseHTTPRequestHandler, limit: int) -> bytes:
     """
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
         return _read_chunked(handler, limit)
-    length = int(handler.headers.get("Content-Length") or 0)
-    if length < 0:
-        raise ValueError("negative Content-Length")
+    given = (handler.headers.get("Content-Length") or "0").strip().encode("utf-8", "replace")
+    if not _CONTENT_LENGTH.fullmatch(given):
+        raise ValueError(f"Content-Length must be digits, got {given!r}")
+    length = int(given)
     if length > limit:
         raise BodyTooLargeError
     return handler.rfile.read(length)
@@ -70,7 +77,10 @@ def _read_chunked(handler: BaseHTTPRequestHandler, limit: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
-        size = int(handler.rfile.readline(CHUNK_LINE_LIMIT).split(b";")[0].strip(), 16)
+        line = handler.rfile.readline(CHUNK_LINE_LIMIT).split(b";")[0].strip()
+        if not _CHUNK_SIZE.fullmatch(line):
+            raise ValueError(f"chunk size must be hexadecimal digits, got {line[:32]!r}")
+        size = int(line, 16)
         if size == 0:
             while handler.rfile.readline(CHUNK_LINE_LIMIT) not in (b"\r\n", b"\n", b""):
                 pass  # trailers

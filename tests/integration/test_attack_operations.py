@@ -1,0 +1,57 @@
+"""Operations commands and the local stand-ins, given what users and hostile clients really send."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.devtools.function_url import FunctionUrlServer
+
+TIMEOUT = 5.0
+"""Every socket read here: a hang fails the test instead of blocking the suite."""
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePagerDuty]:
+    with FakePagerDuty() as server:
+        yield server
+
+
+@pytest.fixture
+def function_url() -> Iterator[FunctionUrlServer]:
+    with FunctionUrlServer(lambda event, context: {"statusCode": 200, "body": "ok"}) as server:
+        yield server
+
+
+def exchange(url: str, request: bytes) -> tuple[bytes, float]:
+    """Send raw bytes, keep the connection open, and read the first answer: (its bytes, seconds waited)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT) as connection:
+        connection.sendall(request)
+        started = time.monotonic()
+        try:
+            answer = connection.recv(4096)
+        except TimeoutError:
+            answer = b""
+        return answer, time.monotonic() - started
+
+
+# --- the loopback servers' request framing -------------------------------------------------------------
+
+NEGATIVE_CHUNK = b"POST /v2/enqueue HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc"
+"""A chunk size below zero: no client sends it; read as a length it would mean "read until the end"."""
+
+
+@pytest.mark.parametrize("server", ["fake", "function_url"])
+def test_a_negative_chunk_size_is_malformed_framing_answered_at_once(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    stand_in = request.getfixturevalue(server)
+    answer, waited = exchange(stand_in.url, NEGATIVE_CHUNK)
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert waited < TIMEOUT / 2

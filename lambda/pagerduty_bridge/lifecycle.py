@@ -218,9 +218,10 @@ def _no_action(
     if records_state(reason):
         if stored is not None:
             recorded = _with_alarm_state(stored, alarm, now)
-        elif reason in (Reason.SILENCED, Reason.NO_OPEN_INCIDENT):
+        elif reason in (Reason.SILENCED, Reason.SUPPRESSED, Reason.NO_OPEN_INCIDENT):
             # Nothing is open, and the table must say so with this state change's time: an older ALARM
             # arriving after it (SNS does not keep order) is then stale, not a page for a recovered alarm.
+            # A suppressed or silenced trigger is recorded too: the table shows why nothing was paged.
             recorded = Incident(
                 dedup_key=policy.dedup_key,
                 alarm_name=alarm.alarm_name,

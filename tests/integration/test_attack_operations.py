@@ -5,12 +5,15 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.devtools.function_url import FunctionUrlServer
+from tests.builders import cli, cli_json
+from tests.conftest import EVENTS
 
 TIMEOUT = 5.0
 """Every socket read here: a hang fails the test instead of blocking the suite."""
@@ -55,3 +58,27 @@ def test_a_negative_chunk_size_is_malformed_framing_answered_at_once(
     answer, waited = exchange(stand_in.url, NEGATIVE_CHUNK)
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert waited < TIMEOUT / 2
+
+
+# --- what the table keeps ------------------------------------------------------------------------------
+
+
+def test_a_suppressed_trigger_of_an_alarm_the_table_never_saw_is_recorded_not_paged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: anomaly-record-only\n    match: {kind: anomaly_detection}\n    suppress: true\n"
+    )
+    monkeypatch.setenv("ALERT_RULES_FILE", str(rules))
+    state = str(tmp_path / "state.db")
+    replayed = cli("replay", "--record", "--json", "--state", state, str(EVENTS / "08-anomaly-detection-alarm.json"))
+    assert replayed.code == 0, replayed.err
+    line = replayed.json()
+    assert (line["action"], line["reason"]) == ("none", "suppressed")
+
+    shown = cli("incidents", "show", "orders-api-latency-anomaly", "--json", "--state", state)
+    assert shown.code == 0, shown.err
+    record = shown.json()
+    assert (record["status"], record["alarm_state"]) == ("resolved", "ALARM")
+    assert cli_json("incidents", "list", "--json", "--state", state) == [], "recorded, never open"

@@ -354,7 +354,8 @@ class Settings:
             try:
                 _PARSERS[name](value)
             except (ValueError, TypeError, ConfigurationError) as exc:
-                problems.append(f"{_ENV_BY_FIELD.get(name, name) if name not in overrides else name}: {exc}")
+                given = overrides.get(name) is not None  # an override of None left the variable's value
+                problems.append(f"{name if given else _ENV_BY_FIELD.get(name, name)}: {exc}")
         if problems:
             raise ConfigurationError("invalid settings: " + "; ".join(problems))
         return cls(**values)

@@ -82,3 +82,26 @@ def test_a_suppressed_trigger_of_an_alarm_the_table_never_saw_is_recorded_not_pa
     record = shown.json()
     assert (record["status"], record["alarm_state"]) == ("resolved", "ALARM")
     assert cli_json("incidents", "list", "--json", "--state", state) == [], "recorded, never open"
+
+
+# --- settings errors name what the user set --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PAGERDUTY_RETRY_BUDGET_SECONDS", "abc"),
+        ("PAGERDUTY_EVENTS_URL", "ftp://events.example.com/v2/enqueue"),
+        ("PAGERDUTY_RETRY_BUDGET_SECONDS", "-1"),
+    ],
+)
+def test_a_malformed_variable_is_named_by_every_command(
+    variable: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    stats = cli("stats", "--state", str(tmp_path / "state.db"))
+    assert stats.code == 2
+    assert f"{variable}:" in stats.err, stats.err
+    health = cli("health", "--json", "--state", str(tmp_path / "state.db"))
+    assert health.code == 1
+    assert f"{variable}:" in health.json()["checks"][0]["message"]

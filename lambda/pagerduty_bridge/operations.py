@@ -76,7 +76,9 @@ def compute_stats(incidents: Iterable[Incident], *, since: timedelta | None = No
     else:
         window = timedelta(hours=1)
     resolved = [i for i in counted if i.resolved_at is not None and not i.is_open]
-    durations = [d for d in (i.resolution_seconds for i in resolved) if d is not None]
+    # Resolutions and acknowledgements may be stamped by PagerDuty's clock (a webhook's occurred_at) and
+    # triggers by CloudWatch's: one stamped before its trigger is a skew, not a negative duration.
+    durations = [d for d in (i.resolution_seconds for i in resolved) if d is not None and d >= 0]
     acknowledged = [i for i in counted if i.acknowledged_at is not None]
     to_acknowledge = [s for s in (i.acknowledgement_seconds for i in acknowledged) if s is not None and s >= 0]
     auto = [i for i in resolved if i.resolution is Resolution.AUTO]

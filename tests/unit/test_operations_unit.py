@@ -56,6 +56,19 @@ def test_stats_over_a_mixed_history() -> None:
     assert recent.incidents == 2
 
 
+def test_a_resolution_recorded_before_its_trigger_counts_as_resolved_but_not_towards_the_mean() -> None:
+    """PagerDuty's clock says when a responder resolved (a webhook's ``occurred_at``) and CloudWatch's when
+    the alarm fired: a resolution stamped before the trigger is a skew, not a negative time to resolve,
+    as an acknowledgement stamped before it is not a negative time to acknowledge."""
+    history = [
+        incident("a", 0, resolved_after=10, ack=False, how=Resolution.AUTO),
+        incident("b", 30, resolved_after=-600, ack=False, how=Resolution.PAGERDUTY),
+    ]
+    stats = compute_stats(history, now=T0 + timedelta(hours=5))
+    assert (stats.resolved, stats.resolved_by["pagerduty"]) == (2, 1)
+    assert stats.mean_resolution_seconds == 600
+
+
 def test_stats_of_nothing() -> None:
     stats = compute_stats([], now=T0)
     assert (stats.incidents, stats.mean_resolution_seconds, stats.acknowledgement_rate) == (0, None, None)

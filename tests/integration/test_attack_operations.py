@@ -6,8 +6,10 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
@@ -105,3 +107,31 @@ def test_a_malformed_variable_is_named_by_every_command(
     health = cli("health", "--json", "--state", str(tmp_path / "state.db"))
     assert health.code == 1
     assert f"{variable}:" in health.json()["checks"][0]["message"]
+
+
+# --- health: every alias, each on its own ----------------------------------------------------------------
+
+GOOD_KEY = "abcdefghijklmnopqrstuvwxyz012345"
+
+
+@pytest.fixture
+def secrets(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    return boto3.client("secretsmanager", endpoint_url=moto_url, region_name="eu-west-1")
+
+
+def health_checks(moto_url: str, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    state = tmp_path / "state.db"
+    cli("replay", "--record", "--state", str(state), str(EVENTS / "01-seed-high-failure-rate-alarm.json"))
+    run = cli("health", "--json", "--state", str(state), "--endpoint-url", moto_url)
+    return {check["name"]: check for check in run.json()["checks"]}
+
+
+def test_a_missing_secret_is_not_mistaken_for_a_missing_table(
+    secrets: Any, moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pagerduty-gone-AbCdEf"
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY_SECRET_ARN", arn)
+    message = health_checks(moto_url, tmp_path)["routing_key default"]["message"]
+    assert "table" not in message, message
+    assert "secret" in message.removeprefix("PAGERDUTY_INTEGRATION_KEY_SECRET_ARN: cannot read the secret")

@@ -56,6 +56,11 @@ _CODE_HINTS: Final = {
     "ThrottlingException": "AWS is throttling these calls: try again in a minute",
     "Throttling": "AWS is throttling these calls: try again in a minute",
     "ProvisionedThroughputExceededException": "the table is throttling: try again in a minute",
+    "ParameterNotFound": "check the parameter's name and its region",
+}
+_OPERATION_HINTS: Final = {
+    # Secrets Manager answers a missing secret with the code DynamoDB uses for a missing table.
+    ("GetSecretValue", "ResourceNotFoundException"): "check the secret's ARN and its region",
 }
 
 
@@ -72,7 +77,8 @@ def hint(exc: BaseException) -> str:
     errors = _botocore_errors()
     if errors is not None and isinstance(exc, errors[1]):
         code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-        return _CODE_HINTS.get(code, _DEFAULT)
+        operation = str(getattr(exc, "operation_name", ""))
+        return _OPERATION_HINTS.get((operation, code)) or _CODE_HINTS.get(code, _DEFAULT)
     for kind in type(exc).__mro__:
         if kind.__name__ in _BOTOCORE_HINTS:
             return _BOTOCORE_HINTS[kind.__name__]

@@ -142,6 +142,13 @@ class RoutingKeys:
             named.add(c.DEFAULT_ROUTING_KEY_ALIAS)
         return sorted(named)
 
+    def secret_aliases(self) -> list[str]:
+        """The aliases the integration-key secret itself names (a read of the secret; none without one).
+        A secret that cannot be read or parsed is a ``ConfigurationError``."""
+        if not self._settings.integration_key_secret_arn:
+            return []
+        return sorted(self._read(self._settings.integration_key_secret_arn, c.ENV_INTEGRATION_KEY_SECRET_ARN))
+
     def get(self, alias: str) -> str:
         where = f"routing key {alias!r}"
         try:

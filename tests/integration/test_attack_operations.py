@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,21 @@ def health_checks(moto_url: str, tmp_path: Path) -> dict[str, dict[str, Any]]:
     cli("replay", "--record", "--state", str(state), str(EVENTS / "01-seed-high-failure-rate-alarm.json"))
     run = cli("health", "--json", "--state", str(state), "--endpoint-url", moto_url)
     return {check["name"]: check for check in run.json()["checks"]}
+
+
+def test_health_names_a_broken_alias_of_the_integration_key_secret(
+    secrets: Any, moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, step 3: one JSON secret can page several services; health checks each of its aliases."""
+    value = json.dumps({"default": GOOD_KEY, "payments": "not-a-key", "web": GOOD_KEY})
+    arn = secrets.create_secret(Name=f"pd-{uuid.uuid4().hex[:8]}", SecretString=value)["ARN"]
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY_SECRET_ARN", arn)
+    checks = health_checks(moto_url, tmp_path)
+    assert checks["routing_key default"]["ok"]
+    assert checks["routing_key web"]["ok"]
+    assert not checks["routing_key payments"]["ok"]
+    assert "malformed" in checks["routing_key payments"]["message"]
+    assert "not-a-key" not in json.dumps(checks)
 
 
 def test_a_missing_secret_is_not_mistaken_for_a_missing_table(

@@ -121,8 +121,12 @@ def key_checks(args: argparse.Namespace, settings: Settings) -> list[Check]:
                 f"no PagerDuty integration key: set {c.ENV_INTEGRATION_KEY_SECRET_ARN} (or {c.ENV_INTEGRATION_KEY} locally)",
             )
         ]
+    try:
+        in_secret = keys.secret_aliases()  # a JSON secret may route to several services
+    except ConfigurationError:
+        in_secret = []  # the check of the default alias, which reads the same secret, says why
     checks = []
-    for alias in keys.aliases():
+    for alias in sorted({*keys.aliases(), *in_secret}):
         try:
             keys.get(alias)
         except ConfigurationError as exc:

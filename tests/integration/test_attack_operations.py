@@ -152,3 +152,29 @@ def test_a_missing_secret_is_not_mistaken_for_a_missing_table(
     message = health_checks(moto_url, tmp_path)["routing_key default"]["message"]
     assert "table" not in message, message
     assert "secret" in message.removeprefix("PAGERDUTY_INTEGRATION_KEY_SECRET_ARN: cannot read the secret")
+
+
+# --- human output -----------------------------------------------------------------------------------------
+
+
+def test_stats_for_people_shows_resolutions_by_how_in_words_not_a_python_dict(tmp_path: Path) -> None:
+    state = str(tmp_path / "state.db")
+    events = [
+        str(EVENTS / name) for name in ("01-seed-high-failure-rate-alarm.json", "02-seed-high-failure-rate-ok.json")
+    ]
+    assert cli("replay", "--record", "--state", state, *events).code == 0
+    shown = cli("stats", "--state", state)
+    assert shown.code == 0, shown.err
+    line = next(line for line in shown.out.splitlines() if line.startswith("resolved_by"))
+    assert line.split(maxsplit=1)[1] == "auto 1, manual 0, reconciled 0, pagerduty 0"
+
+
+def test_health_for_people_keeps_its_columns_with_long_alias_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", GOOD_KEY)
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEYS", json.dumps({"payments-and-billing": GOOD_KEY}))
+    shown = cli("health", "--state", "/nonexistent/state.db")
+    checks = cli("health", "--json", "--state", "/nonexistent/state.db").json()["checks"]
+    lines = shown.out.splitlines()
+    assert len(lines) == len(checks)
+    starts = {line.index(check["message"]) for line, check in zip(lines, checks, strict=True)}
+    assert len(starts) == 1, shown.out

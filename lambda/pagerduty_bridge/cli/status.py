@@ -75,8 +75,17 @@ def show_stats(args: argparse.Namespace, streams: Streams) -> int:
         print(json_line(figures), file=streams.out)
     else:
         for key, value in figures.items():
-            say(streams, f"{key:30} {value if value is not None else '-'}")
+            say(streams, f"{key:30} {_shown(value)}")
     return EXIT_OK
+
+
+def _shown(value: object) -> str:
+    """A figure for people: ``-`` for none, a breakdown (resolutions by how) as ``auto 2, manual 0``."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{name} {count}" for name, count in value.items())
+    return str(value)
 
 
 def show_health(args: argparse.Namespace, streams: Streams) -> int:
@@ -86,8 +95,9 @@ def show_health(args: argparse.Namespace, streams: Streams) -> int:
         body = {"healthy": healthy, "checks": [{"name": c.name, "ok": c.ok, "message": c.message} for c in checks]}
         print(json_line(body), file=streams.out)
     else:
+        width = max(18, *(len(check.name) for check in checks))  # an alias's name can be long
         for check in checks:
-            say(streams, f"{'ok  ' if check.ok else 'WARN'}  {check.name:18} {check.message}")
+            say(streams, f"{'ok  ' if check.ok else 'WARN'}  {check.name:{width}} {check.message}")
     return EXIT_OK if healthy else EXIT_FINDING
 
 

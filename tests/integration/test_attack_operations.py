@@ -178,3 +178,17 @@ def test_health_for_people_keeps_its_columns_with_long_alias_names(monkeypatch: 
     assert len(lines) == len(checks)
     starts = {line.index(check["message"]) for line, check in zip(lines, checks, strict=True)}
     assert len(starts) == 1, shown.out
+
+
+@pytest.mark.parametrize("given", ["-1", "-10", "ten"])
+def test_health_refuses_a_maximum_below_zero_as_a_usage_error(given: str) -> None:
+    shown = cli("health", f"--max-active={given}", "--state", "/nonexistent/state.db")
+    assert shown.code == 2
+    assert "--max-active" in shown.err
+
+
+def test_health_with_a_maximum_of_zero_warns_on_any_active_incident(tmp_path: Path) -> None:
+    state = str(tmp_path / "state.db")
+    assert cli("replay", "--record", "--state", state, str(EVENTS / "01-seed-high-failure-rate-alarm.json")).code == 0
+    checks = cli("health", "--max-active=0", "--json", "--state", state).json()["checks"]
+    assert checks[-1] == {"name": "active_incidents", "ok": False, "message": "1 active incidents (more than 0)"}

@@ -192,3 +192,14 @@ def test_health_with_a_maximum_of_zero_warns_on_any_active_incident(tmp_path: Pa
     assert cli("replay", "--record", "--state", state, str(EVENTS / "01-seed-high-failure-rate-alarm.json")).code == 0
     checks = cli("health", "--max-active=0", "--json", "--state", state).json()["checks"]
     assert checks[-1] == {"name": "active_incidents", "ok": False, "message": "1 active incidents (more than 0)"}
+
+
+# --- webhook verify ---------------------------------------------------------------------------------------
+
+
+def test_webhook_verify_given_a_raw_body_without_its_signature_says_what_is_missing(tmp_path: Path) -> None:
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"event": {"id": "01", "event_type": "incident.resolved", "data": {}}}))
+    shown = cli("webhook", "verify", "--secret", "s3cret", str(body))
+    assert shown.code == 2
+    assert "--signature" in shown.err

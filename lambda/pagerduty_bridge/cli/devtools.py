@@ -131,9 +131,12 @@ def _delivery(args: argparse.Namespace) -> tuple[bytes, str | None]:
         raise CliError(f"{args.file}: not a function URL event (JSON); give the raw body with --signature") from None
     from pagerduty_bridge.webhook_sync import SIGNATURE_HEADER, header, raw_body
 
+    if isinstance(event, dict) and "event" in event and "body" not in event:
+        # A webhook's own body saved as it came: read as a function URL event it would have no body.
+        raise CliError(f"{args.file}: a webhook's raw body, not a function URL event: give its --signature")
     body = raw_body(event) if isinstance(event, dict) else None
     if body is None:
-        raise CliError(f"{args.file}: no readable body in the event")
+        raise CliError(f"{args.file}: no readable body in the event; give a raw body with --signature")
     return body, header(event, SIGNATURE_HEADER)
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+from pagerduty_bridge.settings import drop_unreadable_powertools_settings
+
+# Powertools reads its own variables as it is imported, and raises for a value it cannot read: the
+# function would page nothing. Such values are dropped before anything imports it (named in a warning).
+_POWERTOOLS_PROBLEMS = drop_unreadable_powertools_settings(os.environ)
+
 import gc
 import json
 import logging
-import os
 from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -49,8 +56,9 @@ logger = Logger(service=c.service_name(os.environ), level=_level, json_deseriali
 copy_config_to_registered_loggers(source_logger=logger, include={c.PACKAGE_NAME})
 for _handler in logger.handlers:
     _handler.addFilter(RedactingFilter())
-if _level_problem:
-    logger.warning(_level_problem)
+for _problem in [*_POWERTOOLS_PROBLEMS, _level_problem]:
+    if _problem:
+        logger.warning(_problem)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.service_name(os.environ))
 _runtime: Runtime | None = None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any, Final
@@ -106,6 +106,45 @@ def log_level(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
                 )
             return level, None
     return None, None
+
+
+POWERTOOLS_FLAGS: Final = (
+    "POWERTOOLS_DEV",
+    "POWERTOOLS_DEBUG",
+    "POWERTOOLS_LOGGER_LOG_EVENT",
+    "POWERTOOLS_LOG_DEDUPLICATION_DISABLED",
+    "POWERTOOLS_METRICS_DISABLED",
+    "POWERTOOLS_PARAMETERS_SSM_DECRYPT",
+    "POWERTOOLS_TRACE_DISABLED",
+)
+"""Powertools' switches the functions may meet, each read with its ``strtobool``."""
+POWERTOOLS_SAMPLE_RATE: Final = "POWERTOOLS_LOGGER_SAMPLE_RATE"
+_TRUTH_VALUES: Final = frozenset({"1", "y", "yes", "t", "true", "on", "0", "n", "no", "f", "false", "off"})
+"""What Powertools' ``strtobool`` reads (lower-cased, not stripped); anything else raises."""
+
+
+def drop_unreadable_powertools_settings(environ: MutableMapping[str, str]) -> list[str]:
+    """Remove from ``environ`` each Powertools variable Powertools itself could not read, and say which.
+
+    Powertools reads its variables as it is imported, as a logger is built, or at every metrics flush,
+    and raises for a value it cannot read (``POWERTOOLS_DEV=sure``: ``invalid truth value``; a sampling
+    rate of ``10%``): the function would then page nothing, and no error would name the variable. A
+    value removed is Powertools' default; each problem names its variable, for a warning. Call it
+    before Powertools is imported."""
+    problems: list[str] = []
+    for name in POWERTOOLS_FLAGS:
+        value = environ.get(name)
+        if value is not None and value.lower() not in _TRUTH_VALUES:
+            del environ[name]
+            problems.append(f"{name}={value[:64]!r} is not true or false (1/0, yes/no, on/off): ignored")
+    rate = environ.get(POWERTOOLS_SAMPLE_RATE)
+    if rate is not None:
+        try:
+            float(rate)
+        except ValueError:
+            del environ[POWERTOOLS_SAMPLE_RATE]
+            problems.append(f"{POWERTOOLS_SAMPLE_RATE}={rate[:64]!r} is not a number from 0 to 1: ignored")
+    return problems
 
 
 # --- parsers: a raw value (a string from the environment, or a typed value) → the field's value --------

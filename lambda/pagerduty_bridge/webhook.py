@@ -11,6 +11,13 @@ not be written.
 from __future__ import annotations
 
 import os
+
+from pagerduty_bridge.settings import drop_unreadable_powertools_settings
+
+# Powertools reads its own variables as it is imported, and raises for a value it cannot read: the
+# function would page nothing. Such values are dropped before anything imports it (named in a warning).
+_POWERTOOLS_PROBLEMS = drop_unreadable_powertools_settings(os.environ)
+
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -47,8 +54,9 @@ _level, _level_problem = log_level(os.environ)
 logger = Logger(service=c.service_name(os.environ), level=_level)
 for _handler in logger.handlers:
     _handler.addFilter(RedactingFilter())
-if _level_problem:
-    logger.warning(_level_problem)
+for _problem in [*_POWERTOOLS_PROBLEMS, _level_problem]:
+    if _problem:
+        logger.warning(_problem)
 metrics = Metrics(namespace=c.METRICS_NAMESPACE, service=c.service_name(os.environ))
 _receiver: Receiver | None = None
 

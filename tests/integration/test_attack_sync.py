@@ -283,3 +283,36 @@ def test_a_log_level_the_logging_module_does_not_know_never_stops_the_functions_
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines()[-1] == f"{level} {level}"
     assert (variable in run.stdout + run.stderr) is warned
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("POWERTOOLS_DEV", "sure"),
+        ("POWERTOOLS_DEBUG", "enabled"),
+        ("POWERTOOLS_LOGGER_LOG_EVENT", "sure"),
+        ("POWERTOOLS_LOG_DEDUPLICATION_DISABLED", "2"),
+        ("POWERTOOLS_METRICS_DISABLED", "nope"),
+        ("POWERTOOLS_LOGGER_SAMPLE_RATE", "10%"),
+    ],
+)
+def test_a_powertools_variable_it_cannot_read_never_stops_a_page(variable: str, value: str, tmp_path: Path) -> None:
+    """Powertools reads its own variables and raised on a value it cannot read (``invalid truth value``,
+    a sampling rate of ``10%``), at import or at every metrics flush: the function could not page at all.
+    Such a value is ignored, with a warning naming the variable, and the page goes out."""
+    script = (
+        "from pagerduty_bridge import handler, webhook\n"
+        "print('IMPORTED')\n"
+        "handler.metrics.add_metric(name='Probe', unit='Count', value=1)\n"
+        "handler.metrics.flush_metrics()\n"
+        "print('FLUSHED')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POWERTOOLS_")}
+    env |= {variable: value, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "IMPORTED" in run.stdout and "FLUSHED" in run.stdout
+    warnings = [line for line in (run.stdout + run.stderr).splitlines() if variable in line]
+    assert warnings, "nothing named the variable that was ignored"

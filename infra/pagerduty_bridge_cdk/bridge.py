@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar, Unpack
 
-from aws_cdk import CfnOutput, Tags
+from aws_cdk import CfnOutput, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -23,6 +23,7 @@ from pagerduty_bridge_cdk.dashboard import BridgeDashboard
 from pagerduty_bridge_cdk.delivery import BufferedDelivery, DirectDelivery
 from pagerduty_bridge_cdk.health import HealthAlarms
 from pagerduty_bridge_cdk.incident_table import IncidentTable
+from pagerduty_bridge_cdk.readers import ConfigError
 from pagerduty_bridge_cdk.reconciliation import DEAD_LETTERS_ALARM_DESCRIPTION, Reconciliation
 from pagerduty_bridge_cdk.secrets import INTEGRATION_KEY, BridgeSecret
 from pagerduty_bridge_cdk.webhook import WebhookReceiver
@@ -54,6 +55,7 @@ class PagerDutyBridge(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, environment: str, **props: Unpack[BridgeProps]) -> None:
         # Validated before the construct joins the tree: a bad prop leaves nothing half-built behind.
         config = BridgeConfig.from_props(environment=environment, **props)
+        _check_environment_is_free(scope, config.environment)
         super().__init__(scope, construct_id)
         self.config = config
         self.alarm_topic = AlarmTopic(self, "AlarmTopic", existing_topic_arn=config.alarm_topic_arn)
@@ -197,3 +199,21 @@ class PagerDutyBridge(Construct):
     def _build_tags(self) -> None:
         Tags.of(self).add("service", constants.SERVICE_NAME)
         Tags.of(self).add("environment", self.config.environment)
+
+
+def _check_environment_is_free(scope: Construct, environment: str) -> None:
+    """Refuse a second bridge of ``environment`` in the account and region of one already in the app: the
+    two would share their dashboard's name (a deploy failure) and the metrics their health alarms watch
+    (the handler's metrics carry the environment, not the bridge), so each would alarm on the other's
+    failures. Env-agnostic stacks all deploy where the CLI points, so they count as one place."""
+    stack = Stack.of(scope)
+    for construct in scope.node.root.node.find_all():
+        if not isinstance(construct, PagerDutyBridge) or construct.config.environment != environment:
+            continue
+        other = Stack.of(construct)
+        if (other.account, other.region) == (stack.account, stack.region):
+            raise ConfigError(
+                f"prop environment={environment!r} is already the environment of the bridge "
+                f"{construct.node.path} in the same account and region: the two would share a dashboard name "
+                "and the metrics their health alarms watch. Give each bridge its own environment."
+            )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Final
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -49,8 +49,15 @@ AUTO_RESOLUTION_RATE: Final = "100 * FILL(auto, 0) / resolved"
 """Automatic resolutions per resolved incident, in percent, likewise."""
 
 
+def dashboard_name(environment: str, region: str) -> str:
+    """``pagerduty-bridge-<environment>-<region>``. A dashboard's name is unique in its account across
+    every region (dashboards are global), while a bridge serves the alarms of its own region only: one
+    environment with a bridge in each of two regions needs two names."""
+    return f"pagerduty-bridge-{environment}-{region}"
+
+
 class BridgeDashboard(Construct):
-    """Key figures, incident traffic, and the function's and the queues' health, one per environment."""
+    """Key figures, incident traffic, and the function's and the queues' health, one per environment and region."""
 
     def __init__(
         self,
@@ -64,7 +71,10 @@ class BridgeDashboard(Construct):
         super().__init__(scope, construct_id)
         self._metric = partial(bridge_metric, service=constants.deployed_service_name(environment))
         self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"pagerduty-bridge-{environment}", default_interval=Duration.days(1)
+            self,
+            "Dashboard",
+            dashboard_name=dashboard_name(environment, Stack.of(self).region),
+            default_interval=Duration.days(1),
         )
         self.dashboard.add_widgets(self._key_figures_widget())
         self.dashboard.add_widgets(self._creation_rate_widget(), self._resolution_time_widget(), self._rates_widget())

@@ -69,8 +69,11 @@ ACTIONS_DISABLED_WARNING_ID: Final = "pagerduty-bridge:alarmActionsDisabled"
 def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = False) -> AlarmT:
     """Add ``topic`` as the alarm's ALARM and OK action (and INSUFFICIENT_DATA with ``insufficient_data``),
     each only if the alarm does not have it already. An L1 alarm whose action lists are a token known
-    only at deploy is a ``ValueError`` (wiring one state alone would leave it half-wired)."""
+    only at deploy is a ``ValueError`` (wiring one state alone would leave it half-wired). An alarm that
+    cannot publish to ``topic`` (see :func:`unreachable`) is left unwired, with an error annotation."""
     construct: IConstruct = alarm
+    if is_alarm(construct) and refuse_unreachable(construct, topic):
+        return alarm
     if is_l1_alarm(construct):
         unresolved = page_l1_alarm(construct, topic, insufficient_data=insufficient_data)
         if unresolved:
@@ -98,17 +101,55 @@ def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = Fa
     return alarm
 
 
-def check_it_can_page(alarm: AnyAlarm, topic: sns.ITopic) -> None:
-    """Annotate an alarm wired to ``topic`` that cannot page through it: one in another region than the
-    topic (an error: CloudWatch alarm actions reach topics of their own region only, and the deploy
-    fails), one with more actions for a state than CloudWatch allows (an error, likewise), one whose
-    actions are disabled (a warning: it pages nobody until they are enabled)."""
-    alarm_region, topic_region = Stack.of(alarm).region, Stack.of(topic).region
+def unreachable(alarm: AnyAlarm, topic: sns.ITopic) -> str | None:
+    """Why ``alarm`` cannot publish to ``topic``, or None when it can (or cannot be known before deploy).
+
+    CloudWatch alarm actions reach SNS topics of their own region only, and a topic the bridge creates
+    lets CloudWatch publish for alarms of its own account only. Beyond that, CDK references a created
+    topic from another stack only within one environment: an alarm in a stack pinned to an account and
+    region cannot name the topic of an env-agnostic bridge (or the other way round)."""
+    alarm_stack, topic_stack = Stack.of(alarm), Stack.of(topic)
+    created = Token.is_unresolved(topic.topic_arn)  # an existing topic is imported by its literal ARN
+    alarm_region = alarm_stack.region
+    topic_region = topic_stack.region if created else topic.env.region
+    path = alarm.node.path
     if not Token.is_unresolved(alarm_region) and not Token.is_unresolved(topic_region) and alarm_region != topic_region:
-        Annotations.of(alarm).add_error(
-            f"alarm {alarm.node.path} is in {alarm_region}, the bridge's topic in {topic_region}: CloudWatch "
+        return (
+            f"alarm {path} is in {alarm_region}, the bridge's topic in {topic_region}: CloudWatch "
             "alarm actions reach SNS topics of their own region only. Deploy a bridge in its region."
         )
+    if not created:
+        return None  # the topic's owner decides which accounts' alarms may publish to it
+    alarm_account, topic_account = alarm_stack.account, topic_stack.account
+    resolved = not Token.is_unresolved(alarm_account) and not Token.is_unresolved(topic_account)
+    if resolved and alarm_account != topic_account:
+        return (
+            f"alarm {path} is in account {alarm_account}; the bridge's topic {topic.node.path} takes alarms "
+            f"of account {topic_account} only. Deploy a bridge in the alarm's account, or give the bridge "
+            "an existing topic (alarm_topic_arn) whose policy lets that account's alarms publish."
+        )
+    if alarm_stack.environment != topic_stack.environment:
+        return (
+            f"alarm {path} is in a stack of {alarm_stack.environment}, the bridge's topic {topic.node.path} in "
+            f"one of {topic_stack.environment}: an alarm pages only through a bridge of its own account and "
+            "region, and CDK cannot tell that they are the same. Give both stacks the same env."
+        )
+    return None
+
+
+def refuse_unreachable(alarm: AnyAlarm, topic: sns.ITopic) -> bool:
+    """Annotate an alarm that cannot publish to ``topic`` with an error saying why; whether it was one.
+    Such an alarm is left unwired: naming the topic would fail the synth or the deploy, less clearly."""
+    reason = unreachable(alarm, topic)
+    if reason is not None:
+        Annotations.of(alarm).add_error(reason)
+    return reason is not None
+
+
+def check_it_can_page(alarm: AnyAlarm, topic: sns.ITopic) -> None:
+    """Annotate an alarm wired to ``topic`` that cannot page through it: one with more actions for a state
+    than CloudWatch allows (an error: the deploy fails), one whose actions are disabled (a warning: it
+    pages nobody until they are enabled)."""
     for state, (_, name) in _L1_PROPERTIES.items():
         actions = actions_of(alarm, state)
         if actions is not None and len(actions) > MAX_ACTIONS_PER_STATE:
@@ -356,6 +397,8 @@ class PageOnAlarms:
             return
         if isinstance(alarm, cloudwatch.AlarmBase):
             self._bridge.page(alarm, insufficient_data=self._insufficient_data)
+            return
+        if refuse_unreachable(alarm, self._bridge.topic):
             return
         unresolved = page_l1_alarm(alarm, self._bridge.topic, insufficient_data=self._insufficient_data)
         if not unresolved:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import App, Aspects, Environment, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk.cx_api import CloudAssembly
 from constructs import Construct
 
-from pagerduty_bridge_cdk import ConfigError, PagerDutyBridge
+from pagerduty_bridge_cdk import ConfigError, PageOnAlarms, PagerDutyBridge
 from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, OTHER_ACCOUNT, REGION
 
 OTHER_REGION = "us-east-1"
@@ -90,3 +90,41 @@ def test_a_second_bridge_of_an_environment_in_the_same_account_and_region_is_ref
     assert scope.node.try_find_child("OtherPager") is None
     _bridge(scope, "StagingPager", environment="staging")
     _bridge(Stack(app, "Elsewhere", env=Environment(account=OTHER_ACCOUNT, region=REGION)), "Pager")
+
+
+# --- Alarms of other stacks ---------------------------------------------------------------------------
+
+
+def test_an_alarm_the_bridges_topic_cannot_hear_is_an_error_naming_it_not_a_failed_synth(tmp_path: Path) -> None:
+    """An alarm in another account (the created topic takes this account's alarms only), in another region
+    without cross-region references, or in a stack pinned to an environment while the bridge's is
+    env-agnostic: page() and PageOnAlarms wired them anyway, and the synth died on CDK's
+    "CannotUseCrossEnvironment … physical name must be explicit set". Now each is an error annotation on
+    the alarm saying why, and the alarm is left unwired."""
+    app = App(outdir=str(tmp_path))
+    home = Stack(app, "Home", env=HOME)
+    bridge = _bridge(home)
+    other_account = Stack(app, "OtherAccount", env=Environment(account=OTHER_ACCOUNT, region=REGION))
+    other_region = Stack(app, "OtherRegion", env=Environment(account=ACCOUNT, region=OTHER_REGION))
+    bridge.page(_alarm(other_account, "Paged"))
+    Aspects.of(other_account).add(PageOnAlarms(bridge))
+    _alarm(other_account, "Aspected")
+    bridge.page(_alarm(other_region, "Paged"))
+    anywhere = Stack(app, "Anywhere")
+    agnostic_bridge = _bridge(anywhere, environment="anywhere")
+    agnostic_bridge.page(_alarm(home, "PinnedForAnAgnosticBridge"))
+    assembly = app.synth()
+
+    for stack in (other_account, other_region):
+        for alarm in _resources(assembly, stack, "AWS::CloudWatch::Alarm").values():
+            assert "AlarmActions" not in alarm["Properties"] and "OKActions" not in alarm["Properties"]
+    account_errors = _messages(assembly, other_account, "ERROR")
+    assert len(account_errors) == 2
+    for name, text in zip(("Paged", "Aspected"), sorted(account_errors, reverse=True), strict=True):
+        assert f"alarm OtherAccount/{name} is in account {OTHER_ACCOUNT}" in text
+        assert "the bridge's topic Home/Pager/" in text and f"takes alarms of account {ACCOUNT} only" in text
+    (region_error,) = _messages(assembly, other_region, "ERROR")
+    assert f"alarm OtherRegion/Paged is in {OTHER_REGION}, the bridge's topic in {REGION}" in region_error
+    (agnostic_error,) = _messages(assembly, home, "ERROR")
+    assert "alarm Home/PinnedForAnAgnosticBridge" in agnostic_error and "Anywhere/Pager" in agnostic_error
+    assert "of its own account and region" in agnostic_error and "same env" in agnostic_error

@@ -219,7 +219,15 @@ class BridgeConfig:
         unknown = sorted(set(props) - (set(PARAMETERS) - CONTEXT_ONLY))
         if unknown:
             raise TypeError(f"PagerDutyBridge got unexpected prop(s): {', '.join(unknown)}")
-        return cls(**_read(PropsSource(props), PROPS))
+        source = PropsSource(props)
+        # The standalone app defaults to "dev"; a construct names its environment. An empty value (an
+        # unset variable) must not make a second "dev" bridge.
+        if "environment" in props and Reader(source, PROPS, PARAMETERS).raw("environment") is None:
+            raise ConfigError(
+                f"prop environment={props['environment']!r} is required: the deployment's name, a lowercase "
+                "letter then lowercase letters, digits and dashes (at most 24)"
+            )
+        return cls(**_read(source, PROPS))
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> BridgeConfig:

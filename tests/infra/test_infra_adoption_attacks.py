@@ -128,3 +128,16 @@ def test_an_alarm_the_bridges_topic_cannot_hear_is_an_error_naming_it_not_a_fail
     (agnostic_error,) = _messages(assembly, home, "ERROR")
     assert "alarm Home/PinnedForAnAgnosticBridge" in agnostic_error and "Anywhere/Pager" in agnostic_error
     assert "of its own account and region" in agnostic_error and "same env" in agnostic_error
+
+
+# --- Props at their edges ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ["", "   ", None, "none"])
+def test_an_empty_environment_is_refused_not_taken_for_dev(environment: str | None) -> None:
+    """``environment`` is the one required prop; an empty value (a variable that was never set) made a
+    bridge of environment ``dev``, beside or in place of the team's real dev bridge."""
+    stack = Stack(App(), "User", env=HOME)
+    with pytest.raises(ConfigError, match=r"^prop environment=.* is required"):
+        _bridge(stack, environment=environment)
+    assert stack.node.try_find_child("Pager") is None

@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_cdk import App, Environment
 
-from pagerduty_bridge_cdk.config import BridgeConfig, ConfigError
+from pagerduty_bridge_cdk.config import BridgeConfig, ConfigError, check_context_keys
 from pagerduty_bridge_cdk.nag import add_checks, unacknowledged_findings
 from pagerduty_bridge_cdk.stack import PagerDutyBridgeStack
 
@@ -22,6 +22,7 @@ from pagerduty_bridge_cdk.stack import PagerDutyBridgeStack
 def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> tuple[App, PagerDutyBridgeStack]:
     """The app with its one stack and the rule pack; ``context`` and ``outdir`` are for tests."""
     app = App(context=dict(context) if context is not None else None, outdir=outdir)
+    check_context_keys(app.node.get_all_context())
     config = BridgeConfig.from_context(app.node.try_get_context)
     stack = PagerDutyBridgeStack(
         app,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
@@ -45,7 +45,7 @@ from pagerduty_bridge_cdk.readers import (
 )
 from pagerduty_bridge_cdk.timing import MAX_BATCH_SIZE, FunctionTimeout
 
-__all__ = ["CONTEXT_PARAMETERS", "PARAMETERS", "BridgeConfig", "BridgeProps", "ConfigError"]
+__all__ = ["CONTEXT_PARAMETERS", "PARAMETERS", "BridgeConfig", "BridgeProps", "ConfigError", "check_context_keys"]
 
 HalfWiredAlarms = Literal["error", "warn"]
 
@@ -255,6 +255,38 @@ class BridgeConfig:
     @property
     def all_stacks_change_events(self) -> bool:
         return ALL_STACKS in self.change_events
+
+
+def check_context_keys(keys: Iterable[str]) -> None:
+    """Refuse a context key that is a parameter spelled another way (``reserved_concurrency``,
+    ``ReconcileMinutes``) or a prop only the construct takes: the app would ignore it without a word.
+
+    Every other key is left alone: context also holds CDK's feature flags and whatever else an app keeps
+    there."""
+    known = {_spelling_free(key): key for key in CONTEXT_PARAMETERS}
+    props_only = {_spelling_free(camel_case(name)): camel_case(name) for name in PROPS_ONLY}
+    for key in keys:
+        if key in CONTEXT_PARAMETERS:
+            continue
+        meant = known.get(_spelling_free(key))
+        if meant is not None:
+            raise ConfigError(
+                f"context parameter {key} is not one of the bridge's: did you mean {meant}? Context parameters "
+                "are spelled in camelCase (props in snake_case)."
+            )
+        if _spelling_free(key) in props_only:
+            raise ConfigError(
+                f"context parameter {key} is a prop of the construct only (PagerDutyBridge("
+                f"{_snake_case(props_only[_spelling_free(key)])}=...)): the standalone app holds no alarms of yours"
+            )
+
+
+def _spelling_free(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
+
+
+def _snake_case(key: str) -> str:
+    return "".join(f"_{char.lower()}" if char.isupper() else char for char in key)
 
 
 class _FieldSource:

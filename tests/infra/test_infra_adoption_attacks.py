@@ -14,6 +14,7 @@ from aws_cdk.cx_api import CloudAssembly
 from constructs import Construct
 
 from pagerduty_bridge_cdk import ConfigError, PageOnAlarms, PagerDutyBridge
+from pagerduty_bridge_cdk.app import build_app
 from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, OTHER_ACCOUNT, REGION
 
 OTHER_REGION = "us-east-1"
@@ -141,3 +142,31 @@ def test_an_empty_environment_is_refused_not_taken_for_dev(environment: str | No
     with pytest.raises(ConfigError, match=r"^prop environment=.* is required"):
         _bridge(stack, environment=environment)
     assert stack.node.try_find_child("Pager") is None
+
+
+# --- Context parameters of the standalone app ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "meant"),
+    [
+        ("reserved_concurrency", "none", "reservedConcurrency"),  # the props' spelling, as the README shows it
+        ("ReconcileMinutes", "0", "reconcileMinutes"),
+        ("health-alarm-email", HEALTH_EMAIL, "healthAlarmEmail"),
+        ("BUFFERED", "true", "buffered"),
+    ],
+)
+def test_a_context_parameter_spelled_another_way_stops_the_synth_naming_the_right_spelling(
+    key: str, value: str, meant: str
+) -> None:
+    """``-c reserved_concurrency=none`` (the prop's name) was ignored without a word: the stack deployed
+    with the default reserved concurrency the team had meant to turn off."""
+    with pytest.raises(
+        ConfigError, match=rf"^context parameter {key} is not one of the bridge's: did you mean {meant}\?"
+    ):
+        build_app({"account": ACCOUNT, "region": REGION, key: value})
+
+
+def test_a_prop_only_parameter_given_as_context_says_it_is_a_prop() -> None:
+    with pytest.raises(ConfigError, match=r"^context parameter halfWiredAlarms is a prop of the construct only"):
+        build_app({"account": ACCOUNT, "region": REGION, "halfWiredAlarms": "warn"})

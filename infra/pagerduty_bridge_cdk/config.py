@@ -41,6 +41,7 @@ from pagerduty_bridge_cdk.readers import (
     PropsSource,
     Reader,
     Source,
+    arn_region,
     camel_case,
 )
 from pagerduty_bridge_cdk.timing import MAX_BATCH_SIZE, FunctionTimeout
@@ -463,6 +464,14 @@ def _check_combinations(values: dict[str, Any], naming: Naming) -> None:
     if values["integration_key_secret_kms_key_arn"] and not values["integration_key_secret_arn"]:
         raise ConfigError(
             f"{key('integration_key_secret_kms_key_arn')} is only meaningful with {key('integration_key_secret_arn')}"
+        )
+    secret_region = arn_region(values["integration_key_secret_arn"])
+    key_region = arn_region(values["integration_key_secret_kms_key_arn"])
+    if secret_region and key_region and secret_region != key_region:
+        raise ConfigError(
+            f"{naming.label('integration_key_secret_kms_key_arn')}={values['integration_key_secret_kms_key_arn']!r} "
+            f"is in {key_region}, the secret in {secret_region}: Secrets Manager encrypts a secret with a key of "
+            "the secret's own region"
         )
     if values["webhook_secret_arn"] and not values["webhooks"]:
         raise ConfigError(f"{key('webhook_secret_arn')} is only meaningful with {key('webhooks')}")

@@ -32,6 +32,15 @@ STACK_NAME_GLOB = re.compile(r"^[A-Za-z*][A-Za-z0-9*-]{0,127}$")
 standing for any run of characters, as an EventBridge wildcard pattern reads it."""
 
 
+def arn_region(arn: str | None) -> str | None:
+    """The region a literal ARN names; None for no ARN, an ARN CloudFormation fills in, or one of a
+    global service (no region)."""
+    if arn is None or Token.is_unresolved(arn):
+        return None
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None
+
+
 class ConfigError(ValueError):
     """A parameter is missing a valid value; the message names the parameter as it was given."""
 

@@ -20,6 +20,7 @@ from constructs import Construct
 
 from pagerduty_bridge import constants
 from pagerduty_bridge_cdk.nag import acknowledge
+from pagerduty_bridge_cdk.readers import arn_region
 
 PLACEHOLDER: Final = constants.INTEGRATION_KEY_PLACEHOLDER
 """What the created integration-key secret holds until the key is put in; never a valid key."""
@@ -116,6 +117,11 @@ class BridgeSecret(Construct):
         acknowledge(secret, "SMG4", self.purpose.rotation_reason)
         return secret.secret_arn
 
+    @property
+    def _region(self) -> str:
+        """The secret's region, where Secrets Manager decrypts it: from its ARN, else the stack's."""
+        return arn_region(self.secret_arn) or Stack.of(self).region
+
     def grant_read(self, role: iam.IRole) -> None:
         """Let ``role`` read this secret's value, and decrypt it only through Secrets Manager."""
         role.add_to_principal_policy(
@@ -131,8 +137,6 @@ class BridgeSecret(Construct):
                     sid=f"Decrypt{self.purpose.sid}Secret",
                     actions=["kms:Decrypt"],
                     resources=[self.key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}
-                    },
+                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self._region}.amazonaws.com"}},
                 )
             )

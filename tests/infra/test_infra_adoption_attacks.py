@@ -170,3 +170,40 @@ def test_a_context_parameter_spelled_another_way_stops_the_synth_naming_the_righ
 def test_a_prop_only_parameter_given_as_context_says_it_is_a_prop() -> None:
     with pytest.raises(ConfigError, match=r"^context parameter halfWiredAlarms is a prop of the construct only"):
         build_app({"account": ACCOUNT, "region": REGION, "halfWiredAlarms": "warn"})
+
+
+# --- IAM ---------------------------------------------------------------------------------------------
+
+
+def test_a_secret_of_another_region_is_decrypted_through_that_regions_secrets_manager(tmp_path: Path) -> None:
+    """A bridge per region reading one integration-key secret, kept in one region under a key of the
+    team's: the Decrypt grant was limited to Secrets Manager of the bridge's own region, while Secrets
+    Manager decrypts in the secret's region, so every page of the other regions failed, AccessDenied."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Away", env=Environment(account=ACCOUNT, region=OTHER_REGION))
+    _bridge(
+        stack,
+        integration_key_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pagerduty/key-AbCdEf",
+        integration_key_secret_kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    )
+    policies = _resources(app.synth(), stack, "AWS::IAM::Policy").values()
+    decrypts = [
+        statement["Condition"]
+        for policy in policies
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "DecryptIntegrationKeySecret"
+    ]
+    assert decrypts == [{"StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}}]
+
+
+def test_a_secrets_key_in_another_region_than_the_secret_is_refused() -> None:
+    """Secrets Manager encrypts a secret with a key of the secret's own region: any other key is a typo
+    that would only show as a function failing every page."""
+    with pytest.raises(
+        ConfigError, match=r"^prop integration_key_secret_kms_key_arn=.* is in us-east-1, the secret in eu-west-1"
+    ):
+        _bridge(
+            Stack(App(), "User", env=HOME),
+            integration_key_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pagerduty/key-AbCdEf",
+            integration_key_secret_kms_key_arn=f"arn:aws:kms:{OTHER_REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        )

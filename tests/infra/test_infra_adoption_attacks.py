@@ -131,6 +131,20 @@ def test_an_alarm_the_bridges_topic_cannot_hear_is_an_error_naming_it_not_a_fail
     assert "of its own account and region" in agnostic_error and "same env" in agnostic_error
 
 
+def test_an_alarm_in_another_region_than_an_existing_topic_is_an_error_naming_it(tmp_path: Path) -> None:
+    """The region that counts is the topic's own, from its ARN, not the bridge stack's: an alarm of this
+    region wired to an existing topic of another would fail its deploy ("Invalid region")."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Home", env=HOME)
+    bridge = _bridge(stack, alarm_topic_arn=f"arn:aws:sns:{OTHER_REGION}:{ACCOUNT}:ops-alarms")
+    paged = bridge.page(_alarm(stack, "Paged"))
+    assembly = app.synth()
+    (error,) = _messages(assembly, stack, "ERROR")
+    assert f"alarm Home/Paged is in {REGION}, the bridge's topic in {OTHER_REGION}" in error
+    logical_id = stack.get_logical_id(paged.node.default_child)  # type: ignore[arg-type]
+    assert "AlarmActions" not in _resources(assembly, stack, "AWS::CloudWatch::Alarm")[logical_id]["Properties"]
+
+
 # --- Props at their edges ------------------------------------------------------------------------------
 
 

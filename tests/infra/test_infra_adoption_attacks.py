@@ -11,9 +11,10 @@ import pytest
 from aws_cdk import App, Aspects, Environment, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk.cx_api import CloudAssembly
+from cfnlint.api import ManualArgs, lint_file  # type: ignore[import-untyped]
 from constructs import Construct
 
-from pagerduty_bridge_cdk import ConfigError, PageOnAlarms, PagerDutyBridge
+from pagerduty_bridge_cdk import ConfigError, PageOnAlarms, PagerDutyBridge, nag
 from pagerduty_bridge_cdk.app import build_app
 from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, OTHER_ACCOUNT, REGION
 
@@ -221,3 +222,34 @@ def test_a_secrets_key_in_another_region_than_the_secret_is_refused() -> None:
             integration_key_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pagerduty/key-AbCdEf",
             integration_key_secret_kms_key_arn=f"arn:aws:kms:{OTHER_REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
         )
+
+
+# --- Env-agnostic stacks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        pytest.param({"reconcile_minutes": 0}, id="nothing-on"),
+        pytest.param(
+            {"snap_start": True, "buffered": True, "webhooks": True, "change_events": True, "max_concurrency": 4},
+            id="everything-on",
+        ),
+    ],
+)
+def test_an_env_agnostic_bridge_is_nag_clean_and_lint_clean(tmp_path: Path, features: dict[str, Any]) -> None:
+    """A stack without account or region (deployed wherever the CLI points) puts tokens where the
+    pinned variants have literals: in policies' conditions, the change-event pattern, the dashboard's
+    name."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Anywhere")
+    bridge = _bridge(stack, **features)
+    Aspects.of(stack).add(PageOnAlarms(bridge))
+    _alarm(stack, "Checkout")
+    nag.add_checks(app)
+    assembly = app.synth()
+    assert _messages(assembly, stack, "ERROR") == [] and _messages(assembly, stack, "WARNING") == []
+    assert nag.unacknowledged_findings(assembly.directory) == []
+    template = Path(assembly.directory) / f"{stack.artifact_id}.template.json"
+    matches = lint_file(template, config=ManualArgs(regions=[REGION, OTHER_REGION]))
+    assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id.startswith("E")] == []

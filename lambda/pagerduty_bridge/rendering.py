@@ -346,7 +346,9 @@ def change_event(change: StackStatusChange, settings: Settings) -> ChangeEvent:
         "environment": settings.environment,
     }
     return ChangeEvent(
-        summary=f"[{settings.environment.upper()}] CloudFormation stack {change.stack_name}: {change.status}",
+        summary=printable(
+            f"[{settings.environment.upper()}] CloudFormation stack {change.stack_name}: {change.status}"
+        ),
         source=f"cloudformation/{change.stack_name}",
         timestamp=change.time,
         custom_details={k: v for k, v in details.items() if v is not None},

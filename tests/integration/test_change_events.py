@@ -121,3 +121,14 @@ def test_a_forged_region_never_becomes_the_console_links_host(region: str) -> No
     assert parsed.content.region_code is None
     assert change_event(parsed.content, Settings()).links == ()
     assert change_event(replace(parsed.content, region_code=region), Settings()).links == ()
+
+
+@pytest.mark.parametrize("name", ["web\u202eevil", "web\x1b[2Jnew", "web\rUPDATE_FAILED"])
+def test_a_stack_name_shows_its_control_characters_in_the_summary_instead_of_obeying_them(name: str) -> None:
+    """Real CloudFormation names cannot hold them, but a forged event can: a responder's screen must show
+    them, not reverse, clear or overwrite the summary (as alarm summaries already do)."""
+    (parsed,) = parse_event(stack_event("UPDATE_COMPLETE"))
+    assert isinstance(parsed, Notification) and isinstance(parsed.content, StackStatusChange)
+    summary = change_event(replace(parsed.content, stack_name=name), Settings()).summary
+    assert not any(ch in summary for ch in "\u202e\x1b\r")
+    assert "web" in summary

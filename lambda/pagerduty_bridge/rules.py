@@ -9,7 +9,8 @@ has a ``match`` (every condition given must hold) and what to set. Precedence, h
 3. the built-in rules reproducing the seed's three templates (high failure rate, high latency, cost);
 4. the settings' defaults (``DEFAULT_SEVERITY``, routing alias ``default``).
 
-Fields a rule leaves out fall through to the next level. An invalid document fails at start with an
+Fields a rule leaves out fall through to the next level; a seed template, which decides the whole page,
+falls through to a user rule only when that rule says nothing about the page itself. An invalid document fails at start with an
 error naming the rule and the field.
 """
 
@@ -71,6 +72,20 @@ _INHERITED: Final = (
 )
 """The fields a matching rule sets when it gives them (links and details always come from it)."""
 
+_PAGE_FIELDS: Final = (
+    "severity",
+    "summary",
+    "recommendations",
+    "runbook_url",
+    "links",
+    "component",
+    "group",
+    "event_class",
+    "custom_details",
+)
+"""What a rule may say about the page itself. A seed template decides all of these, so it falls through
+only to a rule that gives none of them (one that only routes, keys or suppresses an alarm, say)."""
+
 
 def builtin_rules(component: str) -> tuple[Rule, ...]:
     """The seed's three templates as rules: ``{env}-{component}-{template}`` alarms use them."""
@@ -85,7 +100,8 @@ class AlertRules:
 
     def __init__(self, rules: Sequence[Rule] = (), *, component: str = "hybrid-routing") -> None:
         self.rules = tuple(rules)
-        self.all_rules = self.rules + builtin_rules(component)
+        self.builtins = builtin_rules(component)
+        self.all_rules = self.rules + self.builtins
 
     def first_match(self, alarm: AlarmNotification) -> Rule | None:
         return next((rule for rule in self.all_rules if rule.match.matches(alarm)), None)
@@ -101,11 +117,20 @@ class AlertRules:
         values: dict[str, Any] = {"severity": default_severity, "routing_key": default_routing}
         if rule is not None:
             values["rule"] = rule.name
+            values["template"] = self._template_beneath(alarm, rule)
             values.update({name: value for name in _INHERITED if (value := getattr(rule, name)) is not None})
             values["links"] = rule.links
             values["custom_details"] = dict(rule.custom_details)
         values.update(_alarm_overrides(alarm))
         return Resolved(**values)
+
+    def _template_beneath(self, alarm: AlarmNotification, rule: Rule) -> str | None:
+        """The seed template of the built-in rule beneath ``rule`` when ``rule`` leaves the page to it:
+        a field a rule leaves out falls through, and a seed alarm's template is its built-in rule's."""
+        if any(getattr(rule, name) for name in _PAGE_FIELDS):
+            return None
+        beneath = next((builtin for builtin in self.builtins if builtin.match.matches(alarm)), None)
+        return beneath.template if beneath is not None else None
 
     def routing_aliases(self) -> set[str]:
         """Every routing alias a user rule routes to."""

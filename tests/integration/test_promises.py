@@ -41,7 +41,7 @@ from tests.builders import (
     sns_event,
     sns_event_of,
 )
-from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_event
+from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY, FakeLambdaContext, assert_valid_event
 
 TABLE = "incidents"
 REGION = "eu-west-1"
@@ -194,6 +194,47 @@ def test_links_over_2048_characters_are_dropped_and_the_page_still_goes_out(
     assert_valid_event(trigger)
     assert [link["href"] for link in trigger["links"]] == [fits]
     assert len(trigger.get("client_url", "")) <= MAX_LINK_HREF_LENGTH
+
+
+# --- Alert rules -----------------------------------------------------------------------------------------
+
+
+def test_a_field_a_rule_leaves_out_falls_through_to_the_seed_template(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """README: "Precedence, highest first: …; the first matching rule; the built-in rules that reproduce the
+    seed's three templates; the defaults … A field a rule leaves out falls through": a rule that only
+    routes the seed's high-latency alarm keeps its warning template, on the rule's service."""
+    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
+    sample = EVENTS / "03-high-latency-alarm.json"
+    templated = replay_sent(fake_pd, sample, tmp_path / "without-rules.db")
+    fake_pd.reset()
+
+    rules = {"rules": [{"name": "production", "match": {"alarm_name": "production-*"}, "routing_key": "prod"}]}
+    monkeypatch.setenv(c.ENV_ALERT_RULES, json.dumps(rules))
+    monkeypatch.setenv(c.ENV_ROUTING_KEYS, json.dumps({"prod": OTHER_ROUTING_KEY}))
+    routed = replay_sent(fake_pd, sample, tmp_path / "with-rules.db")
+
+    assert routed["routing_key"] == OTHER_ROUTING_KEY
+    assert routed["payload"]["severity"] == "warning"
+    assert {**routed, "routing_key": ROUTING_KEY} == templated
+
+
+def test_a_rule_that_says_how_a_seed_alarm_pages_is_not_overridden_by_the_seed_template(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """README: "the first matching rule" comes before "the built-in rules that reproduce the seed's three
+    templates": a rule's own severity and summary for a seed alarm are what PagerDuty receives."""
+    monkeypatch.setenv(c.ENV_INTEGRATION_KEY, ROUTING_KEY)
+    rule = {"name": "quiet", "match": {"alarm_name": "production-*"}, "severity": "info", "summary": "{alarm_name}"}
+    monkeypatch.setenv(c.ENV_ALERT_RULES, json.dumps({"rules": [rule]}))
+
+    sent = replay_sent(fake_pd, EVENTS / "03-high-latency-alarm.json", tmp_path / "state.db")
+
+    assert (sent["payload"]["severity"], sent["payload"]["summary"]) == (
+        "info",
+        "production-hybrid-routing-high-latency",
+    )
 
 
 # --- Silences --------------------------------------------------------------------------------------------

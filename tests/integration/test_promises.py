@@ -24,8 +24,10 @@ from moto import mock_aws
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty, Respond
-from pagerduty_bridge.events_api import MAX_LINK_HREF_LENGTH
+from pagerduty_bridge.errors import PagerDutyApiError
+from pagerduty_bridge.events_api import MAX_LINK_HREF_LENGTH, EventsClient
 from pagerduty_bridge.models import Incident, IncidentStatus
+from pagerduty_bridge.pacing import Pacer, key_digest
 from pagerduty_bridge.silences import TTL_GRACE
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.timeutil import parse_time
@@ -81,6 +83,15 @@ def bridge(
         client = boto3.client("dynamodb", region_name=REGION)
         create_table(client, TABLE)
         yield Bridge(fake_pd, client, stream, caplog)
+
+
+def promised_trigger() -> dict[str, Any]:
+    return {
+        "routing_key": ROUTING_KEY,
+        "event_action": "trigger",
+        "dedup_key": "held",
+        "payload": {"summary": "held", "source": "promises", "severity": "critical"},
+    }
 
 
 def replay_sent(fake: FakePagerDuty, event: Path, state: Path) -> dict[str, Any]:
@@ -194,6 +205,41 @@ def test_links_over_2048_characters_are_dropped_and_the_page_still_goes_out(
     assert_valid_event(trigger)
     assert [link["href"] for link in trigger["links"]] == [fits]
     assert len(trigger.get("client_url", "")) <= MAX_LINK_HREF_LENGTH
+
+
+@pytest.mark.parametrize(("retry_after", "hold"), [(None, 10.0), ("30", 30.0), ("86400", 60.0)])
+def test_a_429_holds_its_key_as_long_as_the_readme_says_and_halves_its_pace(
+    fake_pd: FakePagerDuty, retry_after: str | None, hold: float
+) -> None:
+    """README: "``429`` … this container holds sends for that key: for ``Retry-After`` when given (up to
+    PagerDuty's 60 s window); else for 10 s, and it halves its pace for the key"."""
+    pacer = Pacer()
+    client = EventsClient(fake_pd.url, pacer=pacer)
+    fake_pd.script(Respond(429, retry_after=retry_after))
+    key = key_digest(ROUTING_KEY, fake_pd.url)
+
+    with pytest.raises(PagerDutyApiError):
+        client.send_body(promised_trigger(), budget_seconds=1.0)  # the hold is longer than the budget
+
+    assert hold - 2 <= pacer.delay(key) <= hold + 1
+    told = retry_after is not None
+    assert pacer.rate(key) == pytest.approx(pacer.max_rate if told else pacer.max_rate / 2)
+
+
+def test_a_missing_state_change_time_takes_the_receipt_time(bridge: Bridge) -> None:
+    """README: "A missing ``StateChangeTime`` also takes the receipt time": the page goes out, and the
+    incident's ordering mark is the SNS ``Timestamp``."""
+    message = alarm_message("timeless")
+    del message["StateChangeTime"]
+    event = sns_event_of(message)
+
+    assert bridge.invoke(event) == {"processed": 1, "failed": 0}
+
+    (trigger,) = bridge.accepted()
+    assert trigger["dedup_key"] == dedup_key("timeless")
+    opened = bridge.incident(dedup_key("timeless"))
+    assert opened is not None
+    assert opened.state_changed_at == parse_time(event["Records"][0]["Sns"]["Timestamp"])
 
 
 # --- Alert rules -----------------------------------------------------------------------------------------

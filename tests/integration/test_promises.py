@@ -28,7 +28,7 @@ from pagerduty_bridge.errors import PagerDutyApiError
 from pagerduty_bridge.events_api import MAX_LINK_HREF_LENGTH, EventsClient
 from pagerduty_bridge.models import Incident, IncidentStatus
 from pagerduty_bridge.pacing import Pacer, key_digest
-from pagerduty_bridge.silences import TTL_GRACE
+from pagerduty_bridge.silences import TTL_GRACE, SilenceCache
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.timeutil import parse_time
 from tests.builders import (
@@ -302,3 +302,23 @@ def test_a_silence_is_removed_by_dynamodbs_ttl_a_week_after_it_ends(moto_url: st
 
     assert timedelta(days=7) == TTL_GRACE
     assert abs(int(item[c.TTL_ATTRIBUTE]["N"]) - (ends + timedelta(days=7)).timestamp()) <= 1
+
+
+def test_a_silence_added_to_a_warm_containers_table_holds_within_five_seconds(bridge: Bridge) -> None:
+    """README: "the function reads them on every notification, cached five seconds, so a silence holds
+    within seconds"."""
+    clock = [1000.0]
+    assert bridge.invoke(sns_event("warm-up", "ALARM", "OK", T0)) == {"processed": 1, "failed": 0}
+    runtime = handler.get_runtime()
+    runtime.notifications().silences = SilenceCache(runtime.store, monotonic=lambda: clock[0])
+    bridge.invoke(sns_event("warm-up", "OK", "ALARM", T0 + timedelta(minutes=1)))  # the container reads silences
+
+    assert (
+        cli("silence", "add", "--match", "alarm_name=db-*", "--for", "1h", "--comment", "c", "--table", TABLE).code == 0
+    )
+    clock[0] += 5.0
+    bridge.invoke(sns_event("db-cpu", "ALARM", "OK", T0))
+
+    assert [b["dedup_key"] for b in bridge.accepted("trigger")] == [dedup_key("warm-up")], "the silence did not hold"
+    silenced = bridge.incident(dedup_key("db-cpu"))
+    assert silenced is not None and silenced.silence_id is not None

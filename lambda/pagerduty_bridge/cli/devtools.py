@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,10 +55,12 @@ def register(commands: Any) -> None:
 
 
 def run_fake(args: argparse.Namespace, streams: Streams) -> int:
-    from pagerduty_bridge.devtools.fake_pagerduty.command import serve_forever
+    from pagerduty_bridge.devtools.fake_pagerduty.command import serve_forever, stop_on_interrupt
 
     if bool(args.webhook_url) != bool(args.webhook_secret):
         raise CliError("--webhook-url and --webhook-secret go together")
+    if threading.current_thread() is threading.main_thread():  # run in-process by a test: no signals there
+        stop_on_interrupt()
     try:
         return serve_forever(
             args.host,

@@ -186,6 +186,13 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def stop_on_interrupt() -> None:
+    """Ctrl-C and a supervisor's SIGTERM both stop the stand-in cleanly, even when its parent ignored
+    SIGINT (a background job of a shell without job control hands that on). Main thread only."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pagerduty_bridge.devtools.fake_pagerduty [--port N]``: serve until Ctrl-C or SIGTERM."""
     parser = build_parser()
@@ -196,9 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if (args.webhook_url is None) != (args.webhook_secret is None):
         parser.error("--webhook-url and --webhook-secret go together")
-    # Ctrl-C and a supervisor's SIGTERM both stop cleanly, even if the parent process ignored SIGINT.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_interrupt()
     return serve_forever(
         args.host,
         args.port,

@@ -382,3 +382,31 @@ def test_one_endpoint_for_every_aws_client(
     assert cli("redrive", "--queue-url", queue, "--table", table, *endpoint).code == 0
     resolved = cli_json("reconcile", "--json", *send)
     assert [(r["dedup_key"], r["action"], r["reason"]) for r in resolved] == [(SAMPLE_KEY, "resolved", "alarm_gone")]
+
+
+def test_fake_pagerduty_stops_on_ctrl_c_even_when_started_with_sigint_ignored() -> None:
+    """A background job of a shell without job control (a CI runner, a script's ``&``) starts with SIGINT
+    ignored and hands that on: the stand-in must still stop cleanly on Ctrl-C, as on SIGTERM."""
+    started_ignoring = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "runpy.run_module('pagerduty_bridge', run_name='__main__', alter_sys=True)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda")}
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        process = subprocess.Popen(
+            [sys.executable, "-c", started_ignoring, "fake-pagerduty", "--port", "0", "--json"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert process.stdout is not None
+            assert "events_url" in process.stdout.readline()
+            process.send_signal(stop)
+            assert process.wait(timeout=10) == 0, stop
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()

@@ -3,7 +3,8 @@
 Auto-detected envelopes: Lambda SNS events (one or more records), SQS events carrying SNS
 notifications (or raw messages), SNS HTTP(S) notification bodies, EventBridge "CloudWatch Alarm State
 Change" / "Configuration Change" events, CloudFormation "Stack Status Change" events, the alarm's
-direct Lambda action, and bare alarm messages.
+direct Lambda action, and bare alarm messages. A message serialised twice (a JSON string holding a JSON
+object, as a forwarder that encodes what already was JSON publishes it) is read as the object it holds.
 
 A record that cannot be understood becomes a ``BadRecord`` naming what is wrong and where; the records
 beside it are still returned, whatever the bad one holds (no value inside a record can raise out of
@@ -174,7 +175,7 @@ def _sqs(record: Mapping[str, Any], where: str, now: datetime, batch_item_id: st
         batch_item_id=batch_item_id,
     )
     try:
-        decoded = loads(body)
+        decoded = _decoded(body)
     except ValueError:
         return Notification(
             f"{where}.body",
@@ -193,6 +194,19 @@ def _message_id(record: Any) -> str | None:
     if isinstance(sns, Mapping) and sns.get("MessageId"):
         return str(sns["MessageId"])
     return str(record["messageId"]) if record.get("messageId") else None
+
+
+def _decoded(text: str) -> Any:
+    """``loads(text)``, read once more when it is a JSON string holding a JSON object: a message
+    serialised twice (a forwarder's ``json.dumps`` of a message that already was JSON) is still itself."""
+    decoded = loads(text)
+    if isinstance(decoded, str) and decoded.lstrip().startswith(("{", "\ufeff")):
+        try:
+            inner = loads(decoded)
+        except ValueError:
+            return decoded
+        return inner if isinstance(inner, Mapping) else decoded
+    return decoded
 
 
 def _sqs_sent(record: Mapping[str, Any]) -> datetime | None:
@@ -258,7 +272,7 @@ def _sns(sns: Mapping[str, Any], where: str, origin: _Origin) -> Notification:
         raise InvalidMessageError(f"{where}.Message is missing or not a string")
     context = {"message_id": message_id, "source": topic, "batch_item_id": origin.batch_item_id}
     try:
-        decoded = loads(message)
+        decoded = _decoded(message)
     except ValueError:
         return Notification(f"{where}.Message", _unrecognized(subject, message, received), **context)
     if isinstance(decoded, Mapping) and is_cloudwatch_alarm(decoded):

@@ -1,0 +1,79 @@
+"""Every delivery shape, end to end: what the handler answers Lambda (a partial batch response, a raise
+or a clean return) and what PagerDuty hears, on moto's DynamoDB and the local PagerDuty stand-in.
+
+The same notification must page (or resolve) exactly once whatever envelope it came in; what no retry
+can help is answered, not sent back again and again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pagerduty_bridge import handler
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.builders import (
+    T0,
+    alarm_message,
+    dedup_key,
+    lambda_environment,
+    sns_event_of,
+    sns_notification,
+    sqs_event,
+    sqs_record,
+)
+from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_event
+
+TABLE = "incidents"
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[DynamoDBIncidentStore]:
+    """The Lambda's environment on moto's DynamoDB and the stand-in; a fresh runtime per test."""
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, retry_budget_seconds=1)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        create_table(client, TABLE)
+        yield DynamoDBIncidentStore(client, TABLE)
+
+
+def invoke(event: dict[str, Any]) -> Any:
+    return handler.lambda_handler(event, FakeLambdaContext())
+
+
+# --- a message encoded twice ------------------------------------------------------------------------------
+
+TWICE: dict[str, Callable[[str], dict[str, Any]]] = {
+    "sns-message": sns_event_of,
+    "sqs-sns-message": lambda text: sqs_event(sqs_record(sns_notification(text, http=True))),
+    "sqs-raw-body": lambda text: sqs_event(sqs_record(text)),
+}
+
+
+@pytest.mark.parametrize("wrap", list(TWICE))
+def test_attack_an_alarm_encoded_twice_pages_and_resolves_as_itself(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty, wrap: str
+) -> None:
+    """A forwarder that serialises a message that is already JSON (``json.dumps(sns["Message"])``)
+    publishes the alarm as a JSON string holding the alarm's JSON. Read as text, its ALARM became an
+    ``info`` message and its OK another one: the incident was never paged as critical, nor resolved."""
+    for state, old_state, at in (("ALARM", "OK", T0), ("OK", "ALARM", T0 + timedelta(minutes=5))):
+        text = json.dumps(json.dumps(alarm_message("orders-cpu", state, old_state, at)))
+        response = invoke(TWICE[wrap](text))
+        assert response in ({"processed": 1, "failed": 0}, {"batchItemFailures": []})
+
+    assert [(r.body["event_action"], r.body["dedup_key"]) for r in fake_pd.requests] == [
+        ("trigger", dedup_key("orders-cpu")),
+        ("resolve", dedup_key("orders-cpu")),
+    ]
+    assert fake_pd.requests[0].body["payload"]["severity"] == "critical"
+    for request in fake_pd.requests:
+        assert_valid_event(request.body)
+    assert fake_pd.open_alerts(ROUTING_KEY) == {}

@@ -177,14 +177,27 @@ def _sqs(record: Mapping[str, Any], where: str, now: datetime, batch_item_id: st
     try:
         decoded = _decoded(body)
     except ValueError:
-        return Notification(
-            f"{where}.body",
-            _unrecognized(None, body, origin.received),
-            message_id=batch_item_id,
-            source=origin.source,
-            batch_item_id=batch_item_id,
-        )
-    return _body(decoded, f"{where}.body", origin)
+        return _raw_message(f"{where}.body", None, body, origin)
+    try:
+        return _body(decoded, f"{where}.body", origin)
+    except _NotAnEnvelope:
+        if not isinstance(decoded, Mapping):
+            raise
+        # Raw message delivery: the body is the message published on the topic. A JSON one that is no
+        # alarm (an AWS Health event, an Auto Scaling notification) is forwarded, as inside an envelope.
+        detail_type = decoded.get("detail-type")
+        return _raw_message(f"{where}.body", detail_type if isinstance(detail_type, str) else None, body, origin)
+
+
+def _raw_message(where: str, title: str | None, body: str, origin: _Origin) -> Notification:
+    """An SQS body that is a message of its own, not an alarm: forwarded whole, like any on the topic."""
+    return Notification(
+        where,
+        _unrecognized(title, body, origin.received),
+        message_id=origin.batch_item_id,
+        source=origin.source,
+        batch_item_id=origin.batch_item_id,
+    )
 
 
 def _message_id(record: Any) -> str | None:

@@ -29,7 +29,7 @@ from tests.builders import (
     sqs_event,
     sqs_record,
 )
-from tests.conftest import ROUTING_KEY, FakeLambdaContext, assert_valid_event
+from tests.conftest import EVENTS, ROUTING_KEY, FakeLambdaContext, assert_valid_event, load_json
 
 TABLE = "incidents"
 
@@ -77,3 +77,50 @@ def test_attack_an_alarm_encoded_twice_pages_and_resolves_as_itself(
     for request in fake_pd.requests:
         assert_valid_event(request.body)
     assert fake_pd.open_alerts(ROUTING_KEY) == {}
+
+
+# --- raw message delivery: the body is the message -----------------------------------------------------------
+
+HEALTH_EVENT = {
+    "version": "0",
+    "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+    "detail-type": "AWS Health Event",
+    "source": "aws.health",
+    "account": "123456789012",
+    "time": "2025-01-14T14:31:00Z",
+    "region": "eu-west-1",
+    "resources": [],
+    "detail": {"service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE", "eventTypeCategory": "issue"},
+}
+
+
+def autoscaling_message() -> str:
+    message: str = load_json(EVENTS / "24-autoscaling-notification.json")["Records"][0]["Sns"]["Message"]
+    return message
+
+
+@pytest.mark.parametrize(
+    ("body", "title"),
+    [(json.dumps(HEALTH_EVENT), "AWS Health Event"), (autoscaling_message(), None)],
+    ids=["aws-health-event", "autoscaling-notification"],
+)
+def test_attack_a_raw_delivered_message_that_is_no_alarm_is_forwarded_not_sent_to_the_dead_letter_queue(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty, body: str, title: str | None
+) -> None:
+    """With raw message delivery on the queue's subscription, the SQS body is the message published on
+    the topic. A JSON message that is no alarm (an AWS Health event, an Auto Scaling notification) is
+    forwarded as an ``info`` alert on the first receive, as it is inside an SNS envelope — not reported
+    as unreadable until, after every receive, it lands in the dead-letter queue unsent."""
+    record = sqs_record(body)
+
+    assert invoke(sqs_event(record)) == {"batchItemFailures": []}
+
+    (request,) = fake_pd.requests
+    assert_valid_event(request.body)
+    payload = request.body["payload"]
+    assert payload["severity"] == "info"
+    assert json.loads(payload["custom_details"]["text"]) == json.loads(body)
+    if title is not None:
+        assert payload["summary"].endswith(f"Message on the alarm topic: {title}")
+    assert invoke(sqs_event(record)) == {"batchItemFailures": []}
+    assert len(fake_pd.requests) == 1, "received again, it is a duplicate"

@@ -3,7 +3,8 @@
 Three kinds of message arrive there: an SNS notification (the subscription's DLQ, or the buffered
 queue's redrive DLQ), a Lambda on-failure destination record whose ``requestPayload`` is the original
 event — a notification, a CloudFormation stack change, or a scheduled reconciliation run that failed —
-and anything else. Notifications go through the handler's own path; a scheduled run is run once more
+and anything else, read as the function reads the buffer's messages (with raw message delivery, the
+message published on the topic). Notifications go through the handler's own path; a scheduled run is run once more
 (``run_schedule``), which is what the next one would do anyway. A message is deleted only when
 everything in it was handled, so redriving is idempotent (what was already delivered is a duplicate
 and sends nothing); what cannot be handled stays, with the reason.
@@ -53,12 +54,17 @@ ScheduleRunner = Callable[[], str | None]
 """Runs one reconciliation; ``None`` when it went through, else why not."""
 
 
-def original_event(body: str) -> Any:
-    """The event a dead letter stands for: a destination record's ``requestPayload``, else the body."""
+def original_event(body: str, message_id: str = "") -> Any:
+    """The event a dead letter stands for: a destination record's ``requestPayload``; a Lambda event
+    or a scheduled run's event as it is; else an SQS event of the message, so that it is read exactly as
+    the function reads the buffer's messages (an SNS notification, or with raw message delivery the
+    message itself: an alarm, or anything else published on the topic, forwarded)."""
     decoded = loads(body)
     if isinstance(decoded, dict) and isinstance(decoded.get("requestPayload"), dict):
         return decoded["requestPayload"]
-    return decoded
+    if isinstance(decoded, dict) and ("Records" in decoded or is_schedule(decoded)):
+        return decoded
+    return {"Records": [{"eventSource": "aws:sqs", "messageId": message_id, "body": body}]}
 
 
 def redrive(
@@ -89,7 +95,7 @@ def redrive(
         for message in messages:
             seen.add(str(message.get("MessageId")))
             report.received += 1
-            why = _process(message.get("Body", ""), notifications, run_schedule, report)
+            why = _process(message, notifications, run_schedule, report)
             if why is None:
                 if delete:
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -102,11 +108,11 @@ def redrive(
 
 
 def _process(
-    body: str, notifications: Notifications, run_schedule: ScheduleRunner, report: RedriveReport
+    message: dict[str, Any], notifications: Notifications, run_schedule: ScheduleRunner, report: RedriveReport
 ) -> str | None:
     """``None`` when everything in the message was handled, else why not."""
     try:
-        event = original_event(body)
+        event = original_event(message.get("Body", ""), str(message.get("MessageId") or ""))
     except ValueError as exc:
         return f"not JSON ({exc})"
     if is_schedule(event):

@@ -22,6 +22,7 @@ from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import (
     T0,
     alarm_message,
+    cli,
     dedup_key,
     lambda_environment,
     sns_event_of,
@@ -124,3 +125,38 @@ def test_attack_a_raw_delivered_message_that_is_no_alarm_is_forwarded_not_sent_t
         assert payload["summary"].endswith(f"Message on the alarm topic: {title}")
     assert invoke(sqs_event(record)) == {"batchItemFailures": []}
     assert len(fake_pd.requests) == 1, "received again, it is a duplicate"
+
+
+# --- redrive: what the buffer's dead-letter queue holds is read as the function reads the buffer -------------
+
+
+def test_attack_redrive_reads_a_dead_letter_as_the_function_reads_the_queue(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With raw message delivery, the buffer's messages (and so its dead letters) are the messages
+    themselves. What the function forwards or pages from the queue — an AWS Health event, an Auto
+    Scaling notification, an alarm serialised twice — ``redrive`` must too, not keep for ever as an
+    event of no known envelope."""
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    bodies = [
+        json.dumps(HEALTH_EVENT),
+        autoscaling_message(),
+        json.dumps(json.dumps(alarm_message("orders-cpu"))),
+    ]
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        queue = sqs.create_queue(QueueName="buffer-dead-letters")["QueueUrl"]
+        for body in bodies:
+            sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+        run = cli("redrive", "--queue-url", queue, "--send", "--events-url", fake_pd.url, "--json")
+
+        assert run.code == 0, run.out + run.err
+        assert run.json() == {"received": 3, "redriven": 3, "schedules": 0, "kept": []}
+        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+        assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    severities = sorted(r.body["payload"]["severity"] for r in fake_pd.requests)
+    assert severities == ["critical", "info", "info"]
+    assert dedup_key("orders-cpu") in fake_pd.open_alerts(ROUTING_KEY)
+    for request in fake_pd.requests:
+        assert_valid_event(request.body)

@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import InvalidEventError, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.events_api import (
+    MAX_ANSWER_BYTES,
     EventPayload,
     EventsClient,
     PagerDutyEvent,
     bounded_dedup_key,
     classify_response,
     format_timestamp,
+    read_answer,
     wire_bytes,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction
@@ -216,3 +218,112 @@ def test_an_error_pagerduty_does_not_give_is_kept_for_retry(status: int, text: s
         classify_response(status, "", text, content_type="text/html; charset=utf-8")
     assert caught.value.retryable
     assert f"answer {status} (text/html) is not PagerDuty's" in str(caught.value)
+
+
+@pytest.mark.parametrize("length", [c.MAX_DEDUP_KEY_LENGTH - 1, c.MAX_DEDUP_KEY_LENGTH])
+def test_a_dedup_key_up_to_the_limit_goes_as_it_is(length: int) -> None:
+    key = "k" * length
+    assert bounded_dedup_key(key) == key
+
+
+@pytest.mark.parametrize("length", [c.MAX_DEDUP_KEY_LENGTH + 1, 300, 5000])
+def test_long_dedup_keys_that_differ_anywhere_stay_apart(length: int) -> None:
+    """Random text seldom runs past 255 characters: these do, and differ only where the bounded key's
+    readable prefix has already stopped (two alarm ARNs with a long shared beginning)."""
+    key = "a" * length
+    bounded = bounded_dedup_key(key)
+    assert len(bounded) == c.MAX_DEDUP_KEY_LENGTH
+    assert bounded.startswith(key[:200])
+    for changed in (key[:-1] + "b", "a" * (length - 40) + "b" + "a" * 39, key + "a"):
+        assert bounded_dedup_key(changed) != bounded, "keys that differ past the prefix share a dedup key"
+        assert len(bounded_dedup_key(changed)) == c.MAX_DEDUP_KEY_LENGTH
+
+
+def test_an_oversized_event_cuts_a_long_text_rather_than_dropping_it() -> None:
+    """A long log line is cut to its first kilobyte, which is what the responder reads first; only what
+    still does not fit goes whole."""
+    details: dict[str, object] = {"log": "y" * 600_000, "small": "kept", "many": ["z" * 1000] * 200}
+    kept = trigger(details=details).to_wire(ROUTING_KEY)["payload"]["custom_details"]
+    assert kept["log"].startswith("y" * 1000) and kept["log"].endswith("…")
+    assert len(kept["log"]) == 1024
+    assert kept["many"] == ["z" * 1000] * 200, "what fitted once the long text was cut must stay"
+    assert kept["_truncated"] == ["log"]
+
+
+def test_an_acceptance_that_echoes_the_routing_key_does_not_carry_it_on() -> None:
+    key = "R" + "9" * 31
+    text = json.dumps({"status": "success", "message": f"Event processed for {key}", "dedup_key": "k"})
+    response = classify_response(202, "Accepted", text, routing_key=key)
+    assert key not in response.message
+    assert response.message == "Event processed for ****"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "refused"),
+    [
+        (401, "Unauthorized", True),
+        (403, "Forbidden", True),
+        (400, "Bad Request: Event object is invalid (Invalid routing key)", True),
+        (400, "Bad Request: Event object is invalid ('payload.summary' is missing)", False),
+        (404, "Not Found", False),
+        (404, "Not Found: invalid routing key", False),
+        (429, "Too Many Requests", False),
+        (503, "Service Unavailable", False),
+    ],
+)
+def test_only_an_answer_refusing_the_key_reads_the_key_again(status: int, reason: str, refused: bool) -> None:
+    """A refused key is read afresh from its secret (it may have been rotated); a wrong URL (404), a
+    throttle or an outage says nothing about the key."""
+    assert PagerDutyApiError(status, reason).key_refused is refused
+
+
+class EndlessAnswer:
+    """An answer body that never ends; counts what the reader took from it."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self.closed = False
+        self.released = False
+
+    def read1(self, amount: int) -> bytes:
+        chunk = b"x" * min(amount, 4096)
+        self.taken += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+def test_an_endless_answer_is_read_no_further_than_an_answer_can_be() -> None:
+    answer = EndlessAnswer()
+    data, short = read_answer(answer, deadline=None)  # type: ignore[arg-type]
+    assert short == f"longer than {MAX_ANSWER_BYTES} bytes"
+    assert len(data) == MAX_ANSWER_BYTES
+    assert answer.taken == MAX_ANSWER_BYTES + 1, "read past the cap (one byte over is how it knows)"
+    assert answer.closed and answer.released, "a connection not read to its end must not be reused"
+
+
+class BrokenPool(RecordingPool):
+    """Fails every request the way a connection cut after the request went out does (the message
+    quoting what was sent, as some proxies' errors do)."""
+
+    def urlopen(self, method: str, path: str, **kwargs: Any) -> urllib3.HTTPResponse:
+        self.calls.append(kwargs)
+        sent = kwargs["body"].decode()
+        raise urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(f"reset after {sent}"))
+
+
+def test_a_connection_cut_after_the_request_is_ambiguous_and_names_no_key() -> None:
+    """The request went out and no answer came back: PagerDuty may have taken the event, so the send is
+    ambiguous (the scheduled run checks its state again), and the error says so without the key."""
+    key = "R" + "7" * 31
+    client = EventsClient("https://events.example.com/v2/enqueue", pool=BrokenPool())  # type: ignore[arg-type]
+    with pytest.raises(PagerDutyDeliveryError) as failed:
+        client.send(trigger(), key, budget_seconds=0.2)
+    assert failed.value.ambiguous
+    assert failed.value.retryable
+    assert "ProtocolError" in str(failed.value)
+    assert key not in str(failed.value) and key not in failed.value.cause

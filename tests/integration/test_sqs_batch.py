@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -16,8 +17,9 @@ from moto import mock_aws
 
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, FakePagerDuty, Respond
-from pagerduty_bridge.errors import StoreError
-from pagerduty_bridge.models import EventAction, IncidentStatus
+from pagerduty_bridge.errors import StoreError, UnexpectedError
+from pagerduty_bridge.models import EventAction, Incident, IncidentStatus
+from pagerduty_bridge.runtime import lambda_runtime
 from pagerduty_bridge.store.dynamodb import (
     ACTIVE_INDEX,
     TABLE_ATTRIBUTES,
@@ -211,3 +213,47 @@ def test_attack_a_failed_record_that_names_no_message_fails_the_whole_batch(
     response = handler.lambda_handler(sqs_event(delivered, failing), FakeLambdaContext())
 
     assert response == {"batchItemFailures": [{"itemIdentifier": ""}]}
+
+
+class StoreWithABug:
+    """The table, except that writing one alarm's incident fails as nothing foresaw (a bug of the
+    bridge's, or of a library it calls): a plain exception, not a ``BridgeError``."""
+
+    def __init__(self, table: DynamoDBIncidentStore, broken_key: str) -> None:
+        self.table = table
+        self.broken_key = broken_key
+
+    def put(self, incident: Incident, *, expected_version: int | None) -> None:
+        if incident.dedup_key == self.broken_key:
+            raise RuntimeError("unforeseen")
+        self.table.put(incident, expected_version=expected_version)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+
+@pytest.fixture
+def buggy_runtime(store: DynamoDBIncidentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = lambda_runtime()
+    runtime.store = StoreWithABug(store, dedup_key(OTHER_ALARM))  # type: ignore[assignment]
+    monkeypatch.setattr(handler, "_runtime", runtime)
+
+
+@pytest.mark.usefixtures("buggy_runtime")
+def test_a_record_that_meets_a_bug_is_received_again_and_its_neighbour_pages(fake_pd: FakePagerDuty) -> None:
+    """A failure nobody foresaw says nothing about whether a retry helps: the record is kept (received
+    again, then the dead-letter queue for redrive), never answered as done with its page unsent."""
+    delivered = sqs_alarm(CPU_ALARM)
+    failing = sqs_alarm(OTHER_ALARM)
+
+    response = handler.lambda_handler(sqs_event(delivered, failing), FakeLambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": failing["messageId"]}]}
+    assert set(fake_pd.open_alerts(ROUTING_KEY)) == {dedup_key(CPU_ALARM)}
+
+
+@pytest.mark.usefixtures("buggy_runtime")
+def test_a_notification_that_meets_a_bug_is_raised_for_lambdas_retry(fake_pd: FakePagerDuty) -> None:
+    with pytest.raises(UnexpectedError, match="unexpected RuntimeError; kept for retry"):
+        handler.lambda_handler(sns_event(OTHER_ALARM), FakeLambdaContext())
+    assert fake_pd.requests == []

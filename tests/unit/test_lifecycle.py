@@ -214,10 +214,23 @@ def test_a_silenced_alarm_during_after_and_its_ok() -> None:
     assert after.target is not None and after.target.last_reason is None and after.target.silence_id is None
 
 
-def test_a_silence_does_not_hold_back_an_unfinished_delivery() -> None:
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(minutes=1)], ids=["redelivered", "newer"])
+@pytest.mark.parametrize(
+    ("policy", "held_back"),
+    [(replace(POLICY, silence_id="s-1"), Reason.SILENCED), (replace(POLICY, suppress=True), Reason.SUPPRESSED)],
+    ids=["silenced", "suppressed"],
+)
+def test_a_silence_does_not_hold_back_an_unfinished_delivery(
+    policy: Policy, held_back: Reason, later: timedelta
+) -> None:
+    """The trigger was claimed before the silence (or rule) began and never finished: the same
+    notification again, or a newer ALARM that is itself held back, sends it, or it is lost."""
     pending = incident(IncidentStatus.TRIGGERED, at=T0, pending_action=EventAction.TRIGGER)
-    decided = plan(alarm(AlarmState.ALARM, at=T0), pending, replace(POLICY, silence_id="s-1"), NOW)
+    decided = plan(alarm(AlarmState.ALARM, at=T0 + later), pending, policy, NOW)
     assert (decided.action, decided.reason) == (EventAction.TRIGGER, Reason.REDELIVERY)
+    assert decided.target is not None and decided.target.state_changed_at == T0 + later
+    if later:
+        assert decided.target.last_reason == held_back.value, "the table must say why the newer one paged nothing"
 
 
 # --- PagerDuty's side -----------------------------------------------------------------------------------

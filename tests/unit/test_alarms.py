@@ -151,7 +151,23 @@ def test_eventbridge_alarm_kinds(name: str, kind: AlarmKind) -> None:
 
 def test_eventbridge_tags_are_carried() -> None:
     alarm = _only_alarm(sample("eventbridge-state-change.json"))
-    assert alarm.tags
+    assert alarm.tags == {"team": "web-platform", "service": "web-prod", "severity": "critical"}
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        {"AlarmTags": {"pagerduty:routing": "payments", "tier": 1}},
+        {"Tags": [{"Key": "pagerduty:routing", "Value": "payments"}, {"Key": "tier", "Value": 1}]},
+        {"AlarmTags": [{"key": "pagerduty:routing", "value": "payments"}, {"key": "tier", "value": "1"}, {"x": 1}]},
+    ],
+    ids=["map", "key-value-list", "lower-case-list"],
+)
+def test_an_sns_alarms_tags_are_carried(tagged: dict[str, object]) -> None:
+    """Tags route and grade a page (``pagerduty:routing``, ``pagerduty:severity``): an alarm message
+    that carries them, as a map or as AWS's Key/Value list, must keep every one, as text."""
+    alarm = parse_alarm_message(alarm_message("tagged", **tagged))
+    assert alarm.tags == {"pagerduty:routing": "payments", "tier": "1"}
 
 
 @pytest.mark.parametrize(

@@ -302,6 +302,25 @@ def test_redelivered_and_out_of_order_events_never_move_an_incident_backwards(wo
     )
 
 
+def test_a_redelivered_reopening_does_not_reopen_what_the_alarms_ok_closed_since(world: World) -> None:
+    """PagerDuty delivers a webhook again when it missed the answer (for hours). A redelivery of the
+    newest event it sent is no older than what the table holds: only its id tells it apart, and applied
+    again, a redelivered ``incident.reopened`` would reopen an incident the alarm's OK has closed."""
+    world.alarm()
+    reopened = delivery("incident.reopened", minutes=2, event_id="ev-reopen")
+    assert post(delivery("incident.resolved", minutes=1, event_id="ev-resolve")) == 200
+    assert post(reopened) == 200
+    assert world.incident().status is IncidentStatus.TRIGGERED
+    world.alarm("OK", "ALARM", minutes=5)
+    closed = world.incident()
+    assert closed.status is IncidentStatus.RESOLVED
+
+    answer = webhook.lambda_handler(reopened, FakeLambdaContext())
+
+    assert (answer["statusCode"], answer["body"]) == (200, "webhook_redelivered")
+    assert world.incident() == closed, "a redelivery must change nothing"
+
+
 def test_a_webhook_never_reopens_an_incident_whose_alarm_is_ok_unless_pagerduty_says_reopened(world: World) -> None:
     world.alarm()
     world.alarm("OK", "ALARM", minutes=5)

@@ -163,6 +163,9 @@ def test_bad_or_missing_signatures_are_refused_and_change_nothing(world: World) 
     assert post(delivery("incident.acknowledged", minutes=1, signature=None)) == 400
     assert post(delivery("incident.acknowledged", minutes=1, signature="sha256=abc")) == 400
     assert post(delivery("incident.acknowledged", minutes=1, signature="v1=" + "f" * 64)) == 401
+    padded = delivery("incident.acknowledged", minutes=1)
+    padded["headers"]["x-pagerduty-signature"] += ",sha256=abc"
+    assert post(padded) == 400, "a header is malformed by any part, even beside a good signature"
     assert world.incident() == before
 
 

@@ -113,6 +113,32 @@ def test_the_alarms_own_tags_win_over_rules() -> None:
     assert (resolved.rule, resolved.severity, resolved.routing_key) == ("web-cpu", AlertSeverity.INFO, "payments")
 
 
+@pytest.mark.parametrize(
+    ("tags", "severity", "suppress", "runbook"),
+    [
+        ({"pagerduty:severity": " warning ", "pagerduty:suppress": " Yes "}, AlertSeverity.WARNING, True, None),
+        ({"pagerduty:suppress": "TRUE", "pagerduty:runbook": "https://wiki/cpu"}, None, True, "https://wiki/cpu"),
+        ({"pagerduty:suppress": "1"}, None, True, None),
+        ({"pagerduty:suppress": "false", "pagerduty:runbook": "see the wiki"}, None, False, None),
+        ({"pagerduty:suppress": "no", "pagerduty:severity": "loud"}, None, False, None),
+        ({"pagerduty:suppress": "0", "pagerduty:runbook": "javascript:alert(1)"}, None, False, None),
+        ({"suppress": "true", "severity": "info"}, None, False, None),
+    ],
+)
+def test_an_alarms_tags_say_what_they_mean_and_nothing_else(
+    tags: dict[str, str], severity: AlertSeverity | None, suppress: bool, runbook: str | None
+) -> None:
+    """A tag is read as a person writes it (any case, stray blanks), and one that does not say yes, or
+    is not a web link, is no override: ``pagerduty:suppress=false`` must never silence an alarm's pages."""
+    document = json.dumps({"rules": [{"name": "web", "match": {"alarm_name": "web-*"}}]})
+    alarm = alarm_from("05-ec2-cpu-alarm.json", tags=tags)
+    resolved = parse_rules(document, where="inline").resolve(alarm, default_severity=AlertSeverity.CRITICAL)
+    assert resolved.rule == "web"
+    assert resolved.severity is (severity or AlertSeverity.CRITICAL)
+    assert resolved.suppress is suppress
+    assert resolved.runbook_url == runbook
+
+
 def test_a_rules_severity_is_read_in_any_case_as_the_seed_wrote_it() -> None:
     document = json.dumps({"rules": [{"name": "web", "match": {"alarm_name": "web-*"}, "severity": "WARNING"}]})
     resolved = parse_rules(document, where="inline").resolve(

@@ -166,6 +166,11 @@ def test_bad_or_missing_signatures_are_refused_and_change_nothing(world: World) 
     padded = delivery("incident.acknowledged", minutes=1)
     padded["headers"]["x-pagerduty-signature"] += ",sha256=abc"
     assert post(padded) == 400, "a header is malformed by any part, even beside a good signature"
+    other_scheme = delivery("incident.acknowledged", minutes=1)
+    other_scheme["headers"]["x-pagerduty-signature"] = other_scheme["headers"]["x-pagerduty-signature"].replace(
+        "v1=", "v2="
+    )
+    assert post(other_scheme) == 400, "only v1= is HMAC-SHA256 of the body"
     assert world.incident() == before
 
 

@@ -25,7 +25,7 @@ from pagerduty_bridge.devtools.function_url import FunctionUrlServer
 from pagerduty_bridge.models import Incident, IncidentStatus, Resolution
 from pagerduty_bridge.runtime import Runtime, lambda_runtime
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import T0, assert_no_secret, cli, cli_json, dedup_key, lambda_environment, sns_event
+from tests.builders import T0, assert_no_secret, cli, cli_json, dedup_key, emf_metrics, lambda_environment, sns_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
 
 SECRET = "whsec-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -471,3 +471,19 @@ def test_the_time_an_incident_was_acknowledged_is_the_first_acknowledgement(worl
     post(delivery("incident.unacknowledged", minutes=3))
     post(delivery("incident.acknowledged", minutes=4))
     assert world.incident().acknowledged_at == datetime(2025, 1, 14, 14, 32, tzinfo=UTC)
+
+
+def test_an_event_about_an_incident_already_resolved_counts_no_second_resolution(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The resolutions on the dashboard are incidents closed: a later event about one already closed (a
+    priority change, an acknowledgement arriving late) is recorded, not counted as closing it again."""
+    world.alarm()
+    assert post(delivery("incident.resolved", minutes=1)) == 200
+    capsys.readouterr()
+    assert post(delivery("incident.priority_updated", minutes=2)) == 200
+    assert post(delivery("incident.acknowledged", minutes=3)) == 200
+    counted = emf_metrics(capsys.readouterr().out)
+    assert counted[c.METRIC_WEBHOOK_APPLIED] == 2, "both events were recorded: nothing was tested"
+    assert counted[c.METRIC_INCIDENT_RESOLVED] == 0
+    assert world.incident().status is IncidentStatus.RESOLVED

@@ -300,3 +300,17 @@ def test_template_component_says_which_alarm_names_use_the_seed_templates(monkey
     resolved = loaded.resolve(ours, default_severity=AlertSeverity.CRITICAL)
     assert (resolved.rule, resolved.template) == ("seed-high-latency", "high-latency")
     assert loaded.resolve(seeds, default_severity=AlertSeverity.CRITICAL).template is None
+
+
+def test_inline_rules_win_over_a_rules_file(tmp_path: Path) -> None:
+    """Both set (a file baked into the asset, rules overridden at deploy time): the inline rules are
+    the ones in force, and the file is not even read."""
+    inline = json.dumps({"rules": [{"name": "inline", "match": {"alarm_name": "web-*"}}]})
+    for settings in (
+        Settings(alert_rules=inline, alert_rules_file=str(EXAMPLE)),
+        Settings(alert_rules=inline, alert_rules_file=str(tmp_path / "missing.json")),
+    ):
+        resolved = load_rules(settings).resolve(
+            alarm_from("05-ec2-cpu-alarm.json"), default_severity=AlertSeverity.CRITICAL
+        )
+        assert resolved.rule == "inline"

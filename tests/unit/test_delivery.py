@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pagerduty_bridge.delivery import Delivery, DryRunSender
-from pagerduty_bridge.errors import ConcurrentUpdateError, PagerDutyApiError
+from pagerduty_bridge.errors import ConcurrentUpdateError, PagerDutyApiError, UnknownAliasError
 from pagerduty_bridge.events_api import PagerDutyEvent
 from pagerduty_bridge.keys import StaticKeys
 from pagerduty_bridge.lifecycle import Plan, Policy, Reason, plan, plan_confirm
@@ -255,3 +255,28 @@ def test_attack_a_send_accepted_after_another_container_took_over_leaves_the_inc
     assert stored.unconfirmed_until is not None and stored.unconfirmed_until > clock.now
     confirm = plan_confirm(stored, stored.unconfirmed_until)
     assert (confirm.reason, confirm.action) == (Reason.CONFIRM, EventAction.RESOLVE), "the resolve is sent again"
+
+
+def test_a_resolve_for_an_alias_no_longer_configured_is_kept_not_sent_to_the_default_service() -> None:
+    """Only a trigger falls back to the default alias: an incident open on another service can only be
+    closed with that service's key, and a resolve sent to the default one would close nothing there
+    while the table recorded the incident closed."""
+    store = CountingStore()
+    opened = Incident(
+        dedup_key=KEY,
+        alarm_name="checkout-5xx",
+        status=IncidentStatus.TRIGGERED,
+        routing_key_alias="web",
+        state_changed_at=T0,
+        alarm_state=AlarmState.ALARM,
+        triggered_at=T0,
+        updated_at=T0,
+    )
+    store.inner.put(opened, expected_version=None)
+    sender = DryRunSender()
+
+    with pytest.raises(UnknownAliasError, match="'web'"):
+        deliver(delivery_with(store, sender), alarm(AlarmState.OK, 5))
+
+    assert sender.sent == []
+    assert store.inner.get(KEY) == opened, "nothing was sent, so nothing may be recorded"

@@ -287,6 +287,27 @@ def test_an_open_incident_without_a_trigger_time_is_still_listed(store: Incident
     assert keys(store.list_active()) == ["no-start"]
 
 
+def test_list_watched_holds_the_closed_incidents_the_scheduled_run_must_see(store: IncidentStore) -> None:
+    """Closed, but not done with: a request whose outcome is unknown, a delivery never finished, a
+    silenced alarm still in ALARM. The scheduled run finds them only here."""
+    closed = resolved(incident("closed", triggered_at=T0), T0)
+    store.put(closed, expected_version=None)
+    store.put(incident("open"), expected_version=None)
+    store.put(
+        replace(closed, dedup_key="unconfirmed", unconfirmed_until=T0 + timedelta(minutes=15)), expected_version=None
+    )
+    store.put(replace(closed, dedup_key="pending", pending_action=EventAction.RESOLVE), expected_version=None)
+    silenced = replace(closed, dedup_key="silenced", last_reason="silenced", alarm_state=AlarmState.ALARM)
+    store.put(silenced, expected_version=None)
+    store.put(replace(silenced, dedup_key="silenced-then-ok", alarm_state=AlarmState.OK), expected_version=None)
+
+    assert sorted(keys(store.list_watched())) == ["pending", "silenced", "unconfirmed"]
+
+    settled = replace(silenced, alarm_state=AlarmState.OK, last_reason=None, version=silenced.version + 1)
+    store.put(settled, expected_version=silenced.version)
+    assert sorted(keys(store.list_watched())) == ["pending", "unconfirmed"], "a settled incident is watched no more"
+
+
 def test_resolving_removes_from_list_active_but_not_from_list_all(store: IncidentStore) -> None:
     first = incident("first", triggered_at=T0)
     second = incident("second", triggered_at=T0 + timedelta(minutes=1))

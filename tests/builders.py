@@ -32,6 +32,19 @@ REGION = "eu-west-1"
 METRIC = "CPUUtilization"
 T0 = datetime(2025, 1, 14, 14, 30, tzinfo=UTC)
 
+HEALTH_EVENT: dict[str, Any] = {
+    "version": "0",
+    "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+    "detail-type": "AWS Health Event",
+    "source": "aws.health",
+    "account": ACCOUNT,
+    "time": "2025-01-14T14:31:00Z",
+    "region": REGION,
+    "resources": [],
+    "detail": {"service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE", "eventTypeCategory": "issue"},
+}
+"""An AWS Health event, as EventBridge delivers it: no alarm, published to the alarm topic by a rule."""
+
 _TEMPLATE: dict[str, Any] = load_json(EVENTS / "05-ec2-cpu-alarm.json")
 
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import pytest
 import requests
+from moto import mock_aws
 
-from tests.builders import moto_server
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.builders import REGION, lambda_environment, moto_server
+
+LAMBDA_TABLE = "incidents"
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +27,14 @@ def http() -> Iterator[requests.Session]:
     """An HTTP session for talking to the local servers (the PagerDuty stand-in, a function URL)."""
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture
+def lambda_store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[DynamoDBIncidentStore]:
+    """The Lambda's environment on moto's DynamoDB (table ``incidents``) and the stand-in, a one-second
+    retry budget; a fresh runtime per test. The store is the table the handler writes."""
+    lambda_environment(monkeypatch, table=LAMBDA_TABLE, events_url=fake_pd.url, retry_budget_seconds=1)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client, LAMBDA_TABLE)
+        yield DynamoDBIncidentStore(client, LAMBDA_TABLE)

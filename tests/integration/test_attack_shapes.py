@@ -8,7 +8,7 @@ can help is answered, not sent back again and again.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,13 +18,13 @@ from moto import mock_aws
 
 from pagerduty_bridge import handler
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore
 from tests.builders import (
+    HEALTH_EVENT,
     T0,
     alarm_message,
     cli,
     dedup_key,
-    lambda_environment,
     sns_event_of,
     sns_notification,
     sqs_event,
@@ -36,13 +36,9 @@ TABLE = "incidents"
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[DynamoDBIncidentStore]:
+def store(lambda_store: DynamoDBIncidentStore) -> DynamoDBIncidentStore:
     """The Lambda's environment on moto's DynamoDB and the stand-in; a fresh runtime per test."""
-    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, retry_budget_seconds=1)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_table(client, TABLE)
-        yield DynamoDBIncidentStore(client, TABLE)
+    return lambda_store
 
 
 def invoke(event: dict[str, Any]) -> Any:
@@ -81,18 +77,6 @@ def test_attack_an_alarm_encoded_twice_pages_and_resolves_as_itself(
 
 
 # --- raw message delivery: the body is the message -----------------------------------------------------------
-
-HEALTH_EVENT = {
-    "version": "0",
-    "id": "7bf73129-1428-4cd3-a780-95db273d1602",
-    "detail-type": "AWS Health Event",
-    "source": "aws.health",
-    "account": "123456789012",
-    "time": "2025-01-14T14:31:00Z",
-    "region": "eu-west-1",
-    "resources": [],
-    "detail": {"service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE", "eventTypeCategory": "issue"},
-}
 
 
 def autoscaling_message() -> str:

@@ -8,7 +8,6 @@ SNS notifications as SNS writes them into a queue (``SigningCertURL``, not the L
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -27,6 +26,7 @@ from pagerduty_bridge.store.dynamodb import (
     create_table,
 )
 from tests.builders import (
+    HEALTH_EVENT,
     dedup_key,
     lambda_environment,
     sns_event,
@@ -46,13 +46,9 @@ OUTAGE_ANSWERS = 20
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[DynamoDBIncidentStore]:
+def store(lambda_store: DynamoDBIncidentStore) -> DynamoDBIncidentStore:
     """The Lambda's environment on moto's DynamoDB and the stand-in; a fresh runtime per test."""
-    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, retry_budget_seconds=1)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        create_table(client, TABLE)
-        yield DynamoDBIncidentStore(client, TABLE)
+    return lambda_store
 
 
 def test_a_transient_failure_is_reported_as_that_record_only(
@@ -123,17 +119,7 @@ def test_another_eventbridge_event_on_the_topic_is_forwarded_not_sent_to_the_dea
 ) -> None:
     """An AWS Health event published to the alarm topic is no alarm: like any other message there, it is
     forwarded as an ``info`` alert on the first receive, not redelivered until it lands in the DLQ."""
-    health = {
-        "version": "0",
-        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
-        "detail-type": "AWS Health Event",
-        "source": "aws.health",
-        "account": "123456789012",
-        "time": "2025-01-14T14:31:00Z",
-        "region": "eu-west-1",
-        "resources": [],
-        "detail": {"service": "EC2", "eventTypeCode": "AWS_EC2_OPERATIONAL_ISSUE", "eventTypeCategory": "issue"},
-    }
+    health = HEALTH_EVENT
     notification = sns_notification(json.dumps(health), http=True)
     notification.pop("Subject")
 

@@ -27,6 +27,7 @@ from pagerduty_bridge.cli.common import (
     print_table,
     say,
     warn,
+    whole_number,
     wire,
 )
 from pagerduty_bridge.errors import BridgeError
@@ -76,23 +77,16 @@ def register(commands: Any) -> None:
     )
     queue.add_argument("--queue-url", required=True, metavar="URL", help="the queue, a stack output (required)")
     queue.add_argument(
-        "--max-messages", type=positive_int, default=1000, metavar="N", help="at most N, 1 or more (default: 1000)"
+        "--max-messages",
+        type=whole_number(1, "reads no message: give 1 or more"),
+        default=1000,
+        metavar="N",
+        help="at most N, 1 or more (default: 1000)",
     )
     add_json(queue, '{"received", "redriven", "schedules", "kept": [{"message_id", "reason"}]}')
     add_delivery_options(queue)
     add_store_options(queue, creates=True)
     queue.set_defaults(func=redrive_command)
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of 1 or more (0 or -1 would read nothing and report an empty queue)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} reads no message: give 1 or more")
-    return value
 
 
 def every(count: int, done: Callable[[T], int], report: Callable[[T], None]) -> Callable[[T], None]:

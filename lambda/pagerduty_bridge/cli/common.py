@@ -123,6 +123,21 @@ class CommandOutput:
 # --- options ------------------------------------------------------------------------------------------
 
 
+def whole_number(minimum: int, below: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``minimum`` or more; ``below`` says why less is refused."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} {below}")
+        return value
+
+    return parse
+
+
 def add_json(parser: argparse.ArgumentParser, what: str = "one JSON document") -> None:
     parser.add_argument(
         "--json", action="store_true", help=f"machine-readable output: {what} (default: text for people)"

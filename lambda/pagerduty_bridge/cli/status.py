@@ -19,6 +19,7 @@ from pagerduty_bridge.cli.common import (
     load_settings,
     open_store,
     say,
+    whole_number,
 )
 from pagerduty_bridge.cli.failures import describe
 from pagerduty_bridge.errors import BridgeError, ConfigurationError, PagerDutyApiError
@@ -49,7 +50,7 @@ def register(commands: Any) -> None:
     )
     health.add_argument(
         "--max-active",
-        type=_count,
+        type=whole_number(0, "is below 0: give 0 (warn on any active incident) or more"),
         default=DEFAULT_MAX_ACTIVE_INCIDENTS,
         metavar="N",
         help=f"warn above N active incidents (default: {DEFAULT_MAX_ACTIVE_INCIDENTS})",
@@ -60,17 +61,6 @@ def register(commands: Any) -> None:
     add_json(health, '{"healthy": …, "checks": […]}')
     add_store_options(health)
     health.set_defaults(func=show_health)
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number of 0 or more (below 0, every store would be "too many")."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is below 0: give 0 (warn on any active incident) or more")
-    return value
 
 
 def show_stats(args: argparse.Namespace, streams: Streams) -> int:

@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol
 
 from aws_cdk import Token
 
+from pagerduty_bridge.keys import region_of
+
 Architecture = Literal["arm64", "x86_64"]
 
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
@@ -33,12 +35,11 @@ standing for any run of characters, as an EventBridge wildcard pattern reads it.
 
 
 def arn_region(arn: str | None) -> str | None:
-    """The region a literal ARN names; None for no ARN, an ARN CloudFormation fills in, or one of a
-    global service (no region)."""
+    """The region a literal ARN names, read as the function reads it (``keys.region_of``); None for no
+    ARN, an ARN CloudFormation fills in, or one of a global service (no region)."""
     if arn is None or Token.is_unresolved(arn):
         return None
-    parts = arn.split(":")
-    return parts[3] if len(parts) > 3 and parts[3] else None
+    return region_of(arn)
 
 
 class ConfigError(ValueError):

@@ -140,8 +140,9 @@ class RedactingFilter(logging.Filter):
                         setattr(record, name, self.redactor.scrub(value))
             # An extra that is not text (a dict, a list, an object) is printed too: as JSON, or as its
             # ``str``. Only the extras (not the record's own attributes) can be such values.
-            for name, value in list(fields.items()):
-                if name not in _RECORD_ATTRIBUTES and not isinstance(value, str | int | float | bool | None):
+            for name in fields.keys() - _RECORD_ATTRIBUTES:
+                value = fields[name]
+                if not isinstance(value, str | int | float | bool | None):
                     cleaned = _scrubbed_value(value, self.redactor)
                     if cleaned is not value:
                         setattr(record, name, cleaned)

@@ -64,6 +64,7 @@ failure destination or the dead-letter queue, and a redrive."""
 KEY_STATUSES: Final = frozenset({401, 403})
 """PagerDuty's answers to a routing key it refuses (404 is a wrong URL)."""
 BAD_REQUEST: Final = 400
+"""PagerDuty's refusal of the event itself (with ``errors[]``), or of its routing key (``KEY_REFUSED``)."""
 KEY_REFUSED: Final = re.compile(r"\binvalid[ _]routing[ _]key\b", re.IGNORECASE)
 """How PagerDuty's 400 says it does not know the routing key (``errors: ["Invalid routing key"]``): an
 integration deleted, or its key revoked or regenerated. Like a 401/403, the key is wrong, not the event:

@@ -31,6 +31,7 @@ from urllib3.util.retry import Retry
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import (
+    BAD_REQUEST,
     RETRIED_STATUSES,
     InvalidEventError,
     PagerDutyApiError,
@@ -68,8 +69,6 @@ more is someone else's (a proxy's page, a stream), and reading all of it could e
 memory or outlast its budget."""
 ACCEPTED_STATUS: Final = 202
 """PagerDuty's only answer of acceptance: the event is queued."""
-BAD_REQUEST_STATUS: Final = 400
-"""PagerDuty's refusal of the event itself (with ``errors[]``): sending it again cannot help."""
 THROTTLED_STATUS: Final = 429
 """PagerDuty's answer beyond its rate limit for a routing key (``pacing``)."""
 
@@ -594,7 +593,7 @@ def _pagerdutys_error(status: int, data: dict[str, Any] | None) -> bool:
     none). Dropping an event on anyone else's word would lose the page."""
     if worth_sending_again(status):
         return True
-    return status == BAD_REQUEST_STATUS and data is not None and isinstance(data.get("errors"), list)
+    return status == BAD_REQUEST and data is not None and isinstance(data.get("errors"), list)
 
 
 def _describe_network_error(exc: Exception, elapsed: float) -> str:

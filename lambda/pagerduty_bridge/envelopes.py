@@ -8,7 +8,9 @@ object, as a forwarder that encodes what already was JSON publishes it) is read 
 
 A record that cannot be understood becomes a ``BadRecord`` naming what is wrong and where; the records
 beside it are still returned, whatever the bad one holds (no value inside a record can raise out of
-here). Only an event that is no envelope at all raises ``InvalidMessageError``.
+here). An alarm or stack event that cannot be read is no bad record: it becomes an
+``UnrecognizedMessage`` naming its fault, forwarded like any other message, in every envelope. Only an
+event that is no envelope at all raises ``InvalidMessageError``.
 
 Every notification carries when it was received (its envelope's time, or the clock), and an alarm's
 state-change time more than ``timeutil.MAX_CLOCK_SKEW`` ahead of that is not believed: it becomes the
@@ -17,6 +19,7 @@ receipt time (``timeutil.believable``).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -179,7 +182,7 @@ def _sqs(record: Mapping[str, Any], where: str, now: datetime, batch_item_id: st
     except ValueError:
         return _raw_message(f"{where}.body", None, body, origin)
     try:
-        return _body(decoded, f"{where}.body", origin)
+        return _body(decoded, f"{where}.body", origin, body)
     except _NotAnEnvelope:
         if not isinstance(decoded, Mapping):
             raise
@@ -227,16 +230,34 @@ def _sqs_sent(record: Mapping[str, Any]) -> datetime | None:
     return parse_epoch_millis(attributes.get("SentTimestamp")) if isinstance(attributes, Mapping) else None
 
 
-def _body(body: Any, where: str, origin: _Origin) -> Notification:
-    """A decoded JSON body: SNS HTTP notification, EventBridge event, alarm action or bare alarm."""
+def _body(body: Any, where: str, origin: _Origin, text: str | None = None) -> Notification:
+    """A decoded JSON body (``text``: as it came, when it came as text): SNS HTTP notification,
+    EventBridge event, alarm action or bare alarm. An alarm or stack event that cannot be read is
+    forwarded whole with its fault named, as it is from the topic: a retry cannot mend it, and an
+    answered invocation or a dead letter would keep it from the responders."""
+    try:
+        return _envelope(body, where, origin)
+    except _NotAnEnvelope:
+        raise
+    except InvalidMessageError as exc:
+        if not isinstance(body, Mapping) or _is_sns_notification(body):
+            raise  # a broken SNS envelope: nothing in it is known to be a message
+        detail_type = body.get("detail-type")
+        title = detail_type if isinstance(detail_type, str) else None
+        forwarded = _unrecognized(
+            title, text or json.dumps(body, ensure_ascii=False), origin.received, problem=str(exc)
+        )
+        return Notification(where, forwarded, source=origin.source, batch_item_id=origin.batch_item_id)
+
+
+def _envelope(body: Any, where: str, origin: _Origin) -> Notification:
     if not isinstance(body, Mapping):
         raise _NotAnEnvelope(f"{where} is a JSON {type(body).__name__}, not a known envelope")
-    sns_type = body.get("Type")
-    if isinstance(sns_type, str) and "MessageId" in body and "TopicArn" in body:
-        if sns_type in SNS_CONTROL_TYPES:
+    if _is_sns_notification(body):
+        if body["Type"] in SNS_CONTROL_TYPES:
             return Notification(
                 where,
-                ControlMessage(kind=f"sns_{sns_type}"),
+                ControlMessage(kind=f"sns_{body['Type']}"),
                 message_id=str(body["MessageId"]),
                 source=str(body["TopicArn"]),
                 batch_item_id=origin.batch_item_id,
@@ -254,6 +275,10 @@ def _body(body: Any, where: str, origin: _Origin) -> Notification:
         f"{where} is no known envelope: expected a Lambda SNS or SQS event, an SNS notification, an EventBridge "
         "alarm event, an alarm action or a CloudWatch alarm message"
     )
+
+
+def _is_sns_notification(body: Mapping[str, Any]) -> bool:
+    return isinstance(body.get("Type"), str) and "MessageId" in body and "TopicArn" in body
 
 
 def _alarm_action(body: Mapping[str, Any], where: str, origin: _Origin) -> Notification:

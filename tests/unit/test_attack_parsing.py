@@ -28,7 +28,7 @@ from pagerduty_bridge.rules import AlertRules, decode_document, parse_rules
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.text import printable
 from tests.builders import T0, alarm_message, eventbridge_event, sns_event_of, sns_notification, sqs_event, sqs_record
-from tests.conftest import FIXTURES, assert_valid_event, load_json
+from tests.conftest import EVENTS, FIXTURES, assert_valid_event, load_json
 
 VARIANTS = FIXTURES / "alarm_variants"
 QUICKLY = 2.0
@@ -227,6 +227,42 @@ def test_an_unreadable_alarm_on_the_topic_is_forwarded_naming_its_fault(shape: A
     body = unrecognized_event(parsed.content, Settings(), source=parsed.source).to_wire("k" * 32)
     assert_valid_event(body)
     assert "orders-cpu" in body["payload"]["custom_details"]["text"]
+
+
+def _broken_state(sample: str) -> dict[str, Any]:
+    event = load_json(EVENTS / sample)
+    if "alarmData" in event:
+        event["alarmData"]["state"]["value"] = "ALARMING"
+    elif "detail" in event:
+        event["detail"]["state"]["value"] = "ALARMING"
+    else:
+        event["NewStateValue"] = "ALARMING"
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "record"),
+    [
+        (lambda: sqs_event(sqs_record(alarm_message("orders-cpu", "ALARMING"))), "Records[0].body"),
+        (lambda: sqs_event(sqs_record(_eventbridge_with_state("ALARMING"))), "Records[0].body"),
+        (lambda: _broken_state("15-eventbridge-state-change.json"), "event"),
+        (lambda: _broken_state("16-alarm-lambda-action.json"), "event"),
+        (lambda: _broken_state("17-bare-alarm-message.json"), "event"),
+    ],
+    ids=["sqs-raw-alarm", "sqs-raw-eventbridge", "eventbridge-target", "alarm-lambda-action", "bare-alarm-invoke"],
+)
+def test_an_unreadable_alarm_is_forwarded_in_every_envelope(event: Any, record: str) -> None:
+    # The same fault that pages from the topic was dead-lettered from a raw-delivery queue (held until
+    # someone redrove it) and, invoked directly (an alarm's Lambda action, an EventBridge target),
+    # answered with a log line and lost: nothing retries an invocation that answered.
+    (parsed,) = parse_event(event(), now=T0)
+    assert isinstance(parsed, Notification), parsed
+    assert isinstance(parsed.content, UnrecognizedMessage)
+    assert parsed.content.problem is not None and "ALARMING" in parsed.content.problem
+    assert parsed.record == record
+    body = unrecognized_event(parsed.content, Settings(), source=parsed.source).to_wire("k" * 32)
+    assert_valid_event(body)
+    assert "ALARMING" in body["payload"]["custom_details"]["text"]
 
 
 def _eventbridge_with_state(value: str | None) -> dict[str, Any]:

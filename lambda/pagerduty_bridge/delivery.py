@@ -47,7 +47,7 @@ from pagerduty_bridge.keys import KeySource, forget
 from pagerduty_bridge.lifecycle import Plan, Reason, trigger_accepted
 from pagerduty_bridge.models import EventAction, EventResponse, Incident, IncidentStatus
 from pagerduty_bridge.redaction import masked_body, scrub
-from pagerduty_bridge.store import IncidentStore
+from pagerduty_bridge.store import IncidentStore, next_version
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import shifted
 
@@ -187,7 +187,7 @@ class Delivery:
         """A plan that sends nothing: write its target (if any), conditional on what was read."""
         if plan.target is not None:
             expected = stored.version if stored is not None else None
-            written = replace(plan.target, version=(expected or 0) + 1)
+            written = replace(plan.target, version=next_version(expected))
             self.store.put(written, expected_version=expected)
             self._remember(written)
         return Outcome(None, plan.reason.value, key, incident=plan.target or stored)
@@ -237,7 +237,7 @@ class Delivery:
             trigger_sent_at=now
             if plan.action is EventAction.TRIGGER and stored is not None
             else plan.target.trigger_sent_at,
-            version=(expected or 0) + 1,
+            version=next_version(expected),
         )
         self.store.put(claim, expected_version=expected)
         self._remember(claim)

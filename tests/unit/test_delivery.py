@@ -125,6 +125,27 @@ def test_a_wrong_guess_costs_one_failed_write_never_a_wrong_action() -> None:
     assert store.writes == 1, "one failed conditional write told the truth"
 
 
+def test_an_incident_made_again_after_a_clear_is_not_taken_for_the_one_remembered() -> None:
+    # After `incidents clear`, the next writer made the incident anew. Its versions restarted at 1, so
+    # after as many writes as the old one had, a warm container's remembered (old) incident matched its
+    # version exactly: a write conditional on it passed, and a stale ALARM paged an alarm that is OK.
+    store = CountingStore()
+    remembering = delivery_with(store)
+    deliver(remembering, alarm(AlarmState.ALARM, 0))
+    deliver(remembering, alarm(AlarmState.OK, 5))
+    store.inner.clear()
+    other = delivery_with(store)
+    deliver(other, alarm(AlarmState.ALARM, 10))
+    deliver(other, alarm(AlarmState.OK, 20))
+    sender = DryRunSender()
+    remembering.sender = sender
+    outcome = deliver(remembering, alarm(AlarmState.ALARM, 15))  # delayed: older than the OK at minute 20
+    assert (outcome.action, outcome.reason) == (None, "stale")
+    assert sender.sent == [], "the stale ALARM was sent on a guess the store could not tell apart"
+    stored = store.inner.get(KEY)
+    assert stored is not None and stored.status is IncidentStatus.RESOLVED
+
+
 def test_a_plan_that_writes_nothing_is_checked_against_the_store() -> None:
     store = CountingStore()
     deliver(delivery_with(store), alarm(AlarmState.ALARM, 0))

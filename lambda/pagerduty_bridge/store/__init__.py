@@ -5,7 +5,8 @@
 
 Every write is conditional on the version that was read (``expected_version``; ``None`` means "must
 not exist yet"), so two concurrent invocations can never both win; the loser gets
-``VersionConflictError`` and decides again on fresh data.
+``VersionConflictError`` and decides again on fresh data. Versions count up from a random first one
+(``next_version``), so an incident made anew never repeats the versions of one of its key before it.
 
 Every stored text is bounded (``TEXT_LIMITS``): whatever an alarm is called or PagerDuty answers, an
 item fits DynamoDB's 400 KB and the page still goes out.
@@ -14,6 +15,7 @@ item fits DynamoDB's 400 KB and the page still goes out.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -55,6 +57,22 @@ MAX_DETAILS: Final = 16
 """PagerDuty-side details kept (reassigned, escalated, priority …), each value at most 256 characters."""
 MAX_WEBHOOK_EVENT_IDS: Final = 20
 """The newest webhook event ids kept, to recognise a redelivery."""
+
+FIRST_VERSION_SPAN: Final = (1 << 32, 1 << 52)
+"""Where a new incident's first version is drawn: far above 1 (an item written without a version reads as
+version 1) and below 2**53 (a version read by JavaScript, in JSON, stays exact)."""
+
+
+def next_version(expected: int | None) -> int:
+    """The version a write conditional on ``expected`` stores: the next one, or a random first one for an
+    incident made anew. Counting from 1 again after ``incidents clear`` (or an expired item) let a warm
+    container's remembered incident match the new one's version exactly, and a write planned on the
+    old one pass its condition."""
+    if expected is not None:
+        return expected + 1
+    low, high = FIRST_VERSION_SPAN
+    return low + secrets.randbelow(high - low)
+
 
 _ENUMS: Final[dict[str, type[Enum]]] = {
     "status": IncidentStatus,

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pagerduty_bridge.errors import VersionConflictError
 from pagerduty_bridge.models import Incident
 from pagerduty_bridge.silences import Silence
-from pagerduty_bridge.store import IncidentStore, bounded, needs_watch
+from pagerduty_bridge.store import IncidentStore, bounded, needs_watch, next_version
 
 _DELETED = None
 
@@ -97,7 +97,7 @@ class OverlayStore:
         for incident in self.written():
             current = self.base.get(incident.dedup_key)
             expected = current.version if current is not None else None
-            self.base.put(replace(incident, version=(expected or 0) + 1), expected_version=expected)
+            self.base.put(replace(incident, version=next_version(expected)), expected_version=expected)
 
 
 def _ordered(incidents: Iterable[Incident]) -> list[Incident]:

@@ -426,14 +426,18 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime)
     never moves it backwards, nor does one older than the bridge's last trigger (PagerDuty opened a new
     incident for that trigger if the one the event is about was resolved by then: a late resolution of
     the old one must not close the new one); a webhook never reopens an incident whose alarm is OK
-    unless PagerDuty says ``reopened``. Acknowledgements and resolutions made in PagerDuty are recorded
-    with who and when.
+    unless PagerDuty says ``reopened``, and a reopening older than the incident's resolution does not
+    (delivered late, or again once its id is forgotten: that resolution reached PagerDuty after it).
+    Acknowledgements and resolutions made in PagerDuty are recorded with who and when.
     """
     if stored is None:
         return Plan(Reason.WEBHOOK_NOT_OURS)
     if event.event_id in stored.webhook_event_ids:
         return Plan(Reason.WEBHOOK_REDELIVERED)
-    if any(mark is not None and event.occurred_at < mark for mark in (stored.pd_updated_at, stored.trigger_sent_at)):
+    marks = [stored.pd_updated_at, stored.trigger_sent_at]
+    if event.event_type == "incident.reopened" and not stored.is_open:
+        marks.append(stored.resolved_at)
+    if any(mark is not None and event.occurred_at < mark for mark in marks):
         return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, _remember(stored, event, now, newest=False))
     return Plan(Reason.PAGERDUTY_UPDATE, None, _apply_webhook(_remember(stored, event, now, newest=True), event))
 

@@ -34,6 +34,7 @@ from pagerduty_bridge.models import Incident, IncidentStatus
 from pagerduty_bridge.redaction import REDACTOR, RedactingFilter, install_log_redaction
 from pagerduty_bridge.settings import Settings, log_level
 from pagerduty_bridge.store import IncidentStore
+from pagerduty_bridge.timeutil import believable
 from pagerduty_bridge.webhook_sync import (
     HANDLED_EVENTS,
     MAX_BODY_BYTES,
@@ -177,7 +178,7 @@ def handle(event: dict[str, Any], receiver: Receiver, now: datetime) -> dict[str
     if incident_event is None:
         metrics.add_metric(name=c.METRIC_WEBHOOK_IGNORED, unit="Count", value=1)
         return answer(200, "not an incident event: ignored")
-    reason = receiver.apply(incident_event, now)
+    reason = receiver.apply(_believed(incident_event, now), now)
     if reason is Reason.WEBHOOK_NOT_OURS:
         metrics.add_metric(name=c.METRIC_WEBHOOK_IGNORED, unit="Count", value=1)
     logger.info(
@@ -190,6 +191,20 @@ def handle(event: dict[str, Any], receiver: Receiver, now: datetime) -> dict[str
         },
     )
     return answer(200, reason.value)
+
+
+def _believed(event: IncidentWebhook, now: datetime) -> IncidentWebhook:
+    """``event`` with an ``occurred_at`` more than the allowed skew ahead of its receipt taken as the
+    receipt time (and logged): believed, it would become the incident's ordering mark, and every real
+    acknowledgement or resolution after it would look older and be dropped."""
+    occurred = believable(event.occurred_at, now)
+    if occurred == event.occurred_at:
+        return event
+    logger.warning(
+        "webhook time is ahead of its receipt: taken as the receipt time",
+        extra={"event_id": event.event_id, "occurred_at": event.occurred_at.isoformat()},
+    )
+    return replace(event, occurred_at=occurred)
 
 
 def _rejected(status: int, why: str) -> dict[str, Any]:

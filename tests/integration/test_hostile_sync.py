@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pagerduty_bridge.models import IncidentStatus, Resolution
@@ -70,3 +71,35 @@ def test_a_reopening_after_the_resolution_still_reopens(world: World) -> None:
     world.alarm("OK", "ALARM", minutes=5)
     assert post(delivery("incident.reopened", minutes=6)) == 200
     assert world.incident().status is IncidentStatus.TRIGGERED
+
+
+# --- a clock far ahead ------------------------------------------------------------------------------------
+
+
+def test_a_webhook_stamped_far_in_the_future_does_not_make_every_later_one_stale(world: World) -> None:
+    """A PagerDuty-side time far ahead of its receipt (a clock gone wrong, or a forged stamp) must not
+    become the incident's ordering mark: every real acknowledgement and resolution after it would be
+    taken as older and dropped, the incident shown open for good. It is taken as the receipt time."""
+    world.alarm(minutes=0)
+    ahead = occurring_at(delivery("incident.acknowledged", minutes=1), "9999-12-31T23:59:59Z")
+    received = datetime.now(UTC)
+
+    assert post(ahead) == 200
+
+    acknowledged = world.incident()
+    assert acknowledged.status is IncidentStatus.ACKNOWLEDGED
+    assert acknowledged.pd_updated_at is not None and acknowledged.pd_updated_at < received + timedelta(minutes=5)
+    assert acknowledged.acknowledged_at is not None and acknowledged.acknowledged_at.year < 9999
+    later = occurring_at(
+        delivery("incident.resolved", minutes=2), (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    )
+    assert post(later) == 200
+    assert world.incident().resolution is Resolution.PAGERDUTY, "the real resolution after it was dropped"
+
+
+def test_a_webhook_a_little_ahead_keeps_its_own_time(world: World) -> None:
+    """Clocks disagree by seconds: a time within the allowed skew is PagerDuty's and kept as it is."""
+    world.alarm(minutes=0)
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=2)
+    assert post(occurring_at(delivery("incident.acknowledged", minutes=1), ahead.isoformat())) == 200
+    assert world.incident().acknowledged_at == ahead

@@ -439,7 +439,7 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime)
         marks.append(stored.resolved_at)
     if any(mark is not None and event.occurred_at < mark for mark in marks):
         return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, _remember(stored, event, now, newest=False))
-    return Plan(Reason.PAGERDUTY_UPDATE, None, _apply_webhook(_remember(stored, event, now, newest=True), event))
+    return Plan(Reason.PAGERDUTY_UPDATE, None, _apply_webhook(_remember(stored, event, now, newest=True), event, now))
 
 
 def _remember(stored: Incident, event: IncidentWebhook, now: datetime, *, newest: bool) -> Incident:
@@ -459,7 +459,7 @@ def _remember(stored: Incident, event: IncidentWebhook, now: datetime, *, newest
     )
 
 
-def _apply_webhook(incident: Incident, event: IncidentWebhook) -> Incident:
+def _apply_webhook(incident: Incident, event: IncidentWebhook, now: datetime) -> Incident:
     kind = event.event_type.removeprefix("incident.")
     if kind == "acknowledged" and incident.is_open:
         return replace(
@@ -473,8 +473,20 @@ def _apply_webhook(incident: Incident, event: IncidentWebhook) -> Incident:
     if kind == "resolved" and incident.is_open:
         return _closed(incident, Resolution.PAGERDUTY, at=event.occurred_at, by=event.agent)
     if kind == "reopened" and not incident.is_open:
-        return _reopened(incident, last_reason=REOPENED_IN_PAGERDUTY)
+        return _resolve_done(_reopened(incident, last_reason=REOPENED_IN_PAGERDUTY), now)
     return incident
+
+
+def _resolve_done(reopened: Incident, now: datetime) -> Incident:
+    """``reopened`` without a resolve that waits to be sent again: PagerDuty had the incident resolved
+    (there was something to reopen), and the responder's reopening is the newer decision; sent again, the
+    resolve would close their incident and leave the table saying it is open. A resolve still in flight
+    (its lease running) is left to finish: the reopening may predate its landing."""
+    if reopened.pending_action is not EventAction.RESOLVE:
+        return reopened
+    if reopened.lease_until is not None and reopened.lease_until > now:
+        return reopened
+    return replace(reopened, pending_action=None, claim_token=None, lease_until=None, last_error=None)
 
 
 def _reopened(incident: Incident, *, last_reason: str | None) -> Incident:

@@ -10,8 +10,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pagerduty_bridge.models import IncidentStatus, Resolution
-from tests.integration.test_webhooks import SECRET, World, delivery, post, world
+import pytest
+
+from pagerduty_bridge import handler, webhook
+from pagerduty_bridge.devtools.fake_pagerduty import Drop
+from pagerduty_bridge.errors import PagerDutyDeliveryError
+from pagerduty_bridge.models import EventAction, IncidentStatus, Resolution
+from tests.integration.test_webhooks import KEY, SECRET, World, delivery, post, world
 
 __all__ = ["world"]
 
@@ -103,3 +108,58 @@ def test_a_webhook_a_little_ahead_keeps_its_own_time(world: World) -> None:
     ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=2)
     assert post(occurring_at(delivery("incident.acknowledged", minutes=1), ahead.isoformat())) == 200
     assert world.incident().acknowledged_at == ahead
+
+
+# --- a reopening while the bridge's resolve waits to be sent again ---------------------------------------
+
+
+def resolve_unanswered(world: World) -> None:
+    """The alarm clears; its resolve reaches PagerDuty but no answer comes back before the budget ends
+    (the stand-in holds the request past the read timeout, then drops it; PagerDuty's side of it is
+    played by resolving the alert), so the resolve is kept pending, to be sent again by Lambda's retry."""
+    world.fake.script(Drop(delay=3.0))
+    with pytest.raises(PagerDutyDeliveryError):
+        world.alarm("OK", "ALARM", minutes=5)
+    world.fake.resolve_alert(KEY)
+    pending = world.incident()
+    assert pending.pending_action is EventAction.RESOLVE and pending.lease_until is None
+
+
+def test_a_resolve_sent_again_does_not_close_what_a_responder_reopened_meanwhile(world: World) -> None:
+    """A responder reopens the incident in PagerDuty after the bridge's unanswered resolve (there was a
+    resolved incident to reopen: the resolve, or someone, closed it). Sending that resolve again on
+    Lambda's retry would close the responder's incident behind their back and leave the table saying
+    it is open: the reopening is the newer decision, and the pending resolve is done."""
+    world.alarm(minutes=0)
+    resolve_unanswered(world)
+    assert post(delivery("incident.reopened", minutes=6)) == 200
+    sent = len(world.fake.requests)
+
+    assert world.alarm("OK", "ALARM", minutes=5) == {"processed": 1, "failed": 0}
+
+    assert len(world.fake.requests) == sent, "the resolve was sent again over the responder's reopening"
+    incident = world.incident()
+    assert incident.is_open and incident.pending_action is None
+
+
+def test_a_reopening_never_ends_a_resolve_still_on_its_way(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the resolve is in flight (its lease running) the reopening may be older than its landing:
+    the delivery finishes on its own, and its claim stays."""
+    world.alarm(minutes=0)
+    sender = handler.get_runtime().notifications().delivery.sender
+    send = sender.send_body
+    claims: list[Any] = []
+
+    def on_the_worlds_clock(event: dict[str, Any]) -> int:
+        return int(webhook.handle(event, webhook.get_receiver(), world.now)["statusCode"])
+
+    def reopened_in_flight(body: dict[str, Any], **kwargs: Any) -> Any:
+        assert on_the_worlds_clock(delivery("incident.resolved", minutes=5.5)) == 200
+        assert on_the_worlds_clock(delivery("incident.reopened", minutes=6)) == 200
+        claims.append(world.incident().pending_action)
+        return send(body, **kwargs)
+
+    monkeypatch.setattr(sender, "send_body", reopened_in_flight)
+    assert world.alarm("OK", "ALARM", minutes=5) == {"processed": 1, "failed": 0}
+    assert claims == [EventAction.RESOLVE]
+    assert world.incident().pending_action is None

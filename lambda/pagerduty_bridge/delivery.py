@@ -28,7 +28,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -286,7 +286,7 @@ class Delivery:
         return self._settle(
             claim,
             lambda current: replace(
-                before,
+                kept_beside(before, claim, current),
                 state_changed_at=claim.state_changed_at,
                 alarm_state=claim.alarm_state,
                 pending_action=None,
@@ -392,6 +392,15 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
         details = {**event.payload.custom_details, ROUTING_NOTE_DETAIL: note}
         event = replace(event, payload=replace(event.payload, custom_details=details))
     return plan, event.to_wire(keys.get(DEFAULT_ROUTING_KEY_ALIAS))
+
+
+def kept_beside(before: Incident, claim: Incident, current: Incident) -> Incident:
+    """``before`` (the incident as a refused claim found it) with what was written beside the claim since:
+    undoing the claim must not undo a webhook's acknowledgement or resolution recorded meanwhile."""
+    changed = {
+        f.name: getattr(current, f.name) for f in fields(Incident) if getattr(current, f.name) != getattr(claim, f.name)
+    }
+    return replace(before, **changed) if changed else before
 
 
 def send_budget(lease_until: datetime | None, now: datetime, budget: float) -> float:

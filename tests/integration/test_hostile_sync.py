@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from pagerduty_bridge import handler, webhook
-from pagerduty_bridge.devtools.fake_pagerduty import Drop
+from pagerduty_bridge.devtools.fake_pagerduty import Drop, Respond
 from pagerduty_bridge.errors import PagerDutyDeliveryError
-from pagerduty_bridge.models import EventAction, IncidentStatus, Resolution
+from pagerduty_bridge.models import AlarmState, EventAction, IncidentStatus, Resolution
 from tests.integration.test_webhooks import KEY, SECRET, World, delivery, post, world
 
 __all__ = ["world"]
@@ -163,3 +163,34 @@ def test_a_reopening_never_ends_a_resolve_still_on_its_way(world: World, monkeyp
     assert world.alarm("OK", "ALARM", minutes=5) == {"processed": 1, "failed": 0}
     assert claims == [EventAction.RESOLVE]
     assert world.incident().pending_action is None
+
+
+# --- a webhook beside a delivery that PagerDuty refuses -----------------------------------------------------
+
+
+def test_a_resolution_recorded_while_a_refused_trigger_was_sent_is_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alarm fires again (after INSUFFICIENT_DATA) and the bridge sends a trigger, which PagerDuty
+    refuses as invalid (a 400 with its errors: dropped, the incident kept as it was before the claim).
+    A responder's resolution recorded while it was on its way must survive that undoing: PagerDuty
+    holds the incident resolved, and the table must not say open, nor forget who resolved it."""
+    world.alarm(minutes=0)
+    world.alarm("INSUFFICIENT_DATA", "ALARM", minutes=2)
+    sender = handler.get_runtime().notifications().delivery.sender
+    send = sender.send_body
+
+    def resolved_meanwhile(body: dict[str, Any], **kwargs: Any) -> Any:
+        assert post(delivery("incident.resolved", minutes=3.5, event_id="ev-resolve", agent="Jane Responder")) == 200
+        return send(body, **kwargs)
+
+    monkeypatch.setattr(sender, "send_body", resolved_meanwhile)
+    world.fake.script(Respond(400))
+    world.alarm("ALARM", "INSUFFICIENT_DATA", minutes=3)
+
+    incident = world.incident()
+    assert incident.pending_action is None and incident.last_error is not None, "the refusal was recorded"
+    assert (incident.status, incident.resolution) == (IncidentStatus.RESOLVED, Resolution.PAGERDUTY)
+    assert incident.resolved_by is not None and "Jane Responder" in incident.resolved_by
+    assert "ev-resolve" in incident.webhook_event_ids
+    assert incident.alarm_state is AlarmState.ALARM, "the state change itself is recorded"

@@ -471,22 +471,24 @@ def _apply_webhook(incident: Incident, event: IncidentWebhook, now: datetime) ->
     if kind == "unacknowledged" and incident.status is IncidentStatus.ACKNOWLEDGED:
         return replace(incident, status=IncidentStatus.TRIGGERED)
     if kind == "resolved" and incident.is_open:
-        return _closed(incident, Resolution.PAGERDUTY, at=event.occurred_at, by=event.agent)
+        closed = _closed(incident, Resolution.PAGERDUTY, at=event.occurred_at, by=event.agent)
+        # A key's first incident: the only trigger ever sent for it landed, or there was nothing to resolve.
+        return _done(closed, EventAction.TRIGGER, now) if incident.trigger_sent_at is None else closed
     if kind == "reopened" and not incident.is_open:
-        return _resolve_done(_reopened(incident, last_reason=REOPENED_IN_PAGERDUTY), now)
+        return _done(_reopened(incident, last_reason=REOPENED_IN_PAGERDUTY), EventAction.RESOLVE, now)
     return incident
 
 
-def _resolve_done(reopened: Incident, now: datetime) -> Incident:
-    """``reopened`` without a resolve that waits to be sent again: PagerDuty had the incident resolved
-    (there was something to reopen), and the responder's reopening is the newer decision; sent again, the
-    resolve would close their incident and leave the table saying it is open. A resolve still in flight
-    (its lease running) is left to finish: the reopening may predate its landing."""
-    if reopened.pending_action is not EventAction.RESOLVE:
-        return reopened
-    if reopened.lease_until is not None and reopened.lease_until > now:
-        return reopened
-    return replace(reopened, pending_action=None, claim_token=None, lease_until=None, last_error=None)
+def _done(incident: Incident, action: EventAction, now: datetime) -> Incident:
+    """``incident`` without a pending ``action`` that waits to be sent again, once what PagerDuty reports
+    shows it landed and was overtaken by a responder: sent again, a trigger resolved in PagerDuty would
+    page the responder a second time, a resolve would close an incident they reopened (leaving the table
+    saying open). One still in flight (its lease running) is left to finish: the change may predate it."""
+    if incident.pending_action is not action:
+        return incident
+    if incident.lease_until is not None and incident.lease_until > now:
+        return incident
+    return replace(incident, pending_action=None, claim_token=None, lease_until=None, last_error=None)
 
 
 def _reopened(incident: Incident, *, last_reason: str | None) -> Incident:

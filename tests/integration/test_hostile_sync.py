@@ -7,15 +7,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from pagerduty_bridge import handler, webhook
-from pagerduty_bridge.devtools.fake_pagerduty import Drop, Respond
+from pagerduty_bridge.devtools.fake_pagerduty import Delay, Drop, Respond
 from pagerduty_bridge.errors import PagerDutyDeliveryError
 from pagerduty_bridge.models import AlarmState, EventAction, IncidentStatus, Resolution
+from tests.conftest import ROUTING_KEY
 from tests.integration.test_webhooks import KEY, SECRET, World, delivery, post, world
 
 __all__ = ["world"]
@@ -194,3 +196,30 @@ def test_a_resolution_recorded_while_a_refused_trigger_was_sent_is_kept(
     assert incident.resolved_by is not None and "Jane Responder" in incident.resolved_by
     assert "ev-resolve" in incident.webhook_event_ids
     assert incident.alarm_state is AlarmState.ALARM, "the state change itself is recorded"
+
+
+# --- a resolution in PagerDuty while the bridge's first trigger waits to be sent again ------------------
+
+
+def test_a_resolution_in_pagerduty_ends_the_first_trigger_that_waits_to_be_sent_again(world: World) -> None:
+    """The alarm's first trigger reaches PagerDuty, but its answer does not come back in time: the
+    trigger is kept pending for Lambda's retry. The responder, paged, resolves the incident in
+    PagerDuty. That resolution is about the key's only incident, so the trigger landed: sending it
+    again on the retry would page the responder a second time for the same state change."""
+    world.fake.script(Delay(3.0))
+    with pytest.raises(PagerDutyDeliveryError):
+        world.alarm(minutes=0)
+    deadline = time.monotonic() + 10
+    while KEY not in world.fake.open_alerts(ROUTING_KEY) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    world.fake.resolve_alert(KEY, agent="Jane Responder")
+    assert world.incident().pending_action is EventAction.TRIGGER
+    assert post(delivery("incident.resolved", minutes=1, agent="Jane Responder")) == 200
+    sent = len(world.fake.requests)
+
+    world.alarm(minutes=0)
+
+    assert len(world.fake.requests) == sent, "the trigger was sent again: the responder is paged twice"
+    assert KEY not in world.fake.open_alerts(ROUTING_KEY)
+    incident = world.incident()
+    assert (incident.resolution, incident.pending_action) == (Resolution.PAGERDUTY, None)

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from pagerduty_bridge.events_api import EventPayload, Link, PagerDutyEvent, bounded_dedup_key, name_dedup_key
 from pagerduty_bridge.models import AlertSeverity, EventAction
-from pagerduty_bridge.text import fmt_number, number
+from pagerduty_bridge.text import fmt_number, number, printable
 
 if TYPE_CHECKING:
     from pagerduty_bridge.seed.models import AlertMessage
@@ -39,8 +39,11 @@ class SeedTemplate:
         return f"{environment}-{defaults.component}-{self.slug}"
 
     def match(self, alarm_name: str, defaults: EventDefaults) -> str | None:
-        """The environment named by ``alarm_name`` when it is this template's alarm, else ``None``."""
-        match = re.fullmatch(rf"(?P<env>.+)-{re.escape(defaults.component)}-{re.escape(self.slug)}", alarm_name)
+        """The environment named by ``alarm_name`` when it is this template's alarm, else ``None``: any
+        characters, a line break too, as the built-in rule's glob takes them (else the page would name the
+        configured environment and another alarm)."""
+        pattern = rf"(?P<env>.+)-{re.escape(defaults.component)}-{re.escape(self.slug)}"
+        match = re.fullmatch(pattern, alarm_name, re.DOTALL)
         return match.group("env") if match else None
 
 
@@ -124,7 +127,8 @@ def seed_event(
         event_action=EventAction.TRIGGER,
         dedup_key=dedup_key or bounded_dedup_key(f"{alarm_name}-{template.metric_name}"),
         payload=EventPayload(
-            summary=f"{template.icon} [{environment.upper()}] {template.title}",
+            # The environment comes from an alarm's name: its controls are shown, not obeyed (see rendering).
+            summary=printable(f"{template.icon} [{environment.upper()}] {template.title}"),
             source=source,
             severity=template.severity,
             timestamp=timestamp,
@@ -194,7 +198,7 @@ def alert_event(alert: AlertMessage, settings: Settings) -> PagerDutyEvent:
         event_action=EventAction.TRIGGER,
         dedup_key=dedup_key,
         payload=EventPayload(
-            summary=summary,
+            summary=printable(summary),
             source=f"{alert.environment}-{settings.event_defaults.component}",
             severity=alert.severity,
             timestamp=alert.timestamp,

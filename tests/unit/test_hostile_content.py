@@ -1,0 +1,80 @@
+"""Alarms, rules and seed alerts whose content is hostile or merely odd: what PagerDuty receives stays true.
+
+Each test reproduces one way such content got past the parser, the rules or the renderer, through the
+public functions the handler and the seed API use.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from pagerduty_bridge.envelopes import Notification, parse_event
+from pagerduty_bridge.models import AlarmNotification, AlertSeverity, DedupKeyStrategy, EventAction
+from pagerduty_bridge.rendering import alarm_event, dedup_key_for
+from pagerduty_bridge.rules import AlertRules
+from pagerduty_bridge.seed import templates
+from pagerduty_bridge.seed.models import AlertMessage
+from pagerduty_bridge.settings import Settings
+from tests.builders import T0, alarm_message, sns_event_of
+from tests.conftest import assert_valid_event
+
+ROUTING_KEY = "k" * 32
+CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""What a screen acts on instead of showing: C0/C1 controls, line separators, direction controls."""
+
+
+def alarm_of(message: dict[str, Any]) -> AlarmNotification:
+    (parsed,) = parse_event(sns_event_of(message), now=T0)
+    assert isinstance(parsed, Notification), parsed
+    assert isinstance(parsed.content, AlarmNotification), parsed.content
+    return parsed.content
+
+
+def page_of(message: dict[str, Any], rules: AlertRules | None = None) -> dict[str, Any]:
+    """The trigger PagerDuty receives for ``message``, checked against PagerDuty's schema."""
+    alarm = alarm_of(message)
+    resolved = (rules or AlertRules()).resolve(alarm, default_severity=AlertSeverity.CRITICAL)
+    key = dedup_key_for(alarm, DedupKeyStrategy.ALARM_NAME)
+    body = alarm_event(alarm, Settings(), EventAction.TRIGGER, dedup_key=key, resolved=resolved).to_wire(ROUTING_KEY)
+    assert_valid_event(body)
+    return body
+
+
+# --- a seed alarm's name cannot rewrite the summary responders read -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("control", "shown"),
+    [("\u202e", "\\u202e"), ("\u2067", "\\u2067"), ("\x1b[2J", "\\x1b[2J"), ("\r", "\\r"), ("\n\u2028", "\\n\\u2028")],
+)
+@pytest.mark.parametrize("template", templates.SEED_TEMPLATE_NAMES)
+def test_a_control_in_a_seed_alarms_environment_is_shown_not_obeyed(control: str, shown: str, template: str) -> None:
+    # "prod\u202e-hybrid-routing-high-failure-rate" uses the seed template, whose summary is built from the
+    # environment its name holds: "🚨 [PROD\u202e] High Failure Rate Alert" showed the title backwards.
+    name = f"prod{control}-hybrid-routing-{template}"
+    body = page_of(alarm_message(name))
+    summary = body["payload"]["summary"]
+    assert not CONTROLS.search(summary), repr(summary)
+    assert f"[PROD{shown}] " in summary
+    assert body["payload"]["custom_details"]["alarmName"] == name  # what identifies it stays as it is
+
+
+def test_a_control_in_a_seed_alerts_name_is_shown_not_obeyed() -> None:
+    # The seed API's ``create_incident_from_alert`` summarises ``[ENV] alarm: metric current vs threshold``.
+    alert = AlertMessage.model_validate(
+        {
+            "severity": "critical",
+            "alarmName": "orders\u202e-db",
+            "metricName": "CPU\x1b[2K",
+            "threshold": 80,
+            "currentValue": 93,
+            "timestamp": T0,
+            "environment": "prod\u2066",
+        }
+    )
+    body = templates.alert_event(alert, Settings()).to_wire(ROUTING_KEY)
+    assert_valid_event(body)
+    assert body["payload"]["summary"] == "[PROD\\u2066] orders\\u202e-db: CPU\\x1b[2K 93 vs 80"

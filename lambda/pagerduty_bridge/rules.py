@@ -202,7 +202,9 @@ def decode_document(text: str, where: str, *, yaml: bool | None = None) -> Any:
         raise ConfigurationError(f"{where}: YAML rules need PyYAML; write them as JSON instead") from None
     try:
         return pyyaml.safe_load(stripped)
-    except pyyaml.YAMLError as exc:
+    except (pyyaml.YAMLError, ValueError, TypeError) as exc:
+        # PyYAML's constructors raise bare ValueErrors for a value its tag cannot take (``2024-02-30``,
+        # ``!!float high``, an integer beyond Python's 4300 digits): still the document's fault.
         raise ConfigurationError(f"{where}: not valid YAML ({exc})") from None
     except RecursionError:
         raise ConfigurationError(f"{where}: nested too deeply to be a rules document") from None

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from pagerduty_bridge.envelopes import Notification, parse_event
+from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.models import AlarmNotification, AlertSeverity, DedupKeyStrategy, EventAction
 from pagerduty_bridge.rendering import alarm_event, dedup_key_for
-from pagerduty_bridge.rules import AlertRules
+from pagerduty_bridge.rules import AlertRules, parse_rules
 from pagerduty_bridge.seed import templates
 from pagerduty_bridge.seed.models import AlertMessage
 from pagerduty_bridge.settings import Settings
@@ -78,3 +79,24 @@ def test_a_control_in_a_seed_alerts_name_is_shown_not_obeyed() -> None:
     body = templates.alert_event(alert, Settings()).to_wire(ROUTING_KEY)
     assert_valid_event(body)
     assert body["payload"]["summary"] == "[PROD\\u2066] orders\\u202e-db: CPU\\x1b[2K 93 vs 80"
+
+
+# --- a YAML rules document that cannot be read is a configuration error naming it ---------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("2024-02-30", id="impossible-date"),
+        pytest.param("2024-13-01 10:00:00", id="impossible-timestamp"),
+        pytest.param("1" * 5000, id="integer-beyond-conversion-limit"),
+        pytest.param('!!float "high"', id="float-tag-on-a-word"),
+        pytest.param('!!int "0x"', id="int-tag-on-nothing"),
+    ],
+)
+def test_a_yaml_value_that_cannot_be_constructed_names_the_document(value: str) -> None:
+    # PyYAML raises a bare ValueError for these, not a YAMLError: the CLI called it "a bug", the function
+    # failed its start without naming the file.
+    document = f"rules:\n- name: orders\n  match: {{alarm_name: 'orders-*'}}\n  custom_details:\n    since: {value}\n"
+    with pytest.raises(ConfigurationError, match=r"^rules\.yaml: not valid YAML"):
+        parse_rules(document, where="rules.yaml")

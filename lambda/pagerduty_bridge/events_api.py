@@ -61,6 +61,11 @@ BACKOFF_JITTER_SECONDS: Final = 0.25
 MAX_LINK_HREF_LENGTH: Final = 2048
 """Links longer than this are dropped from an event: no browser or phone follows them, and a forged
 alarm name must not push the event past PagerDuty's 512 KB."""
+MAX_LINK_TEXT_LENGTH: Final = 1024
+"""What a link's text is cut to: a line on a screen, as the summary is."""
+MAX_LINKS_BYTES: Final = 64 * 1024
+"""The most an event's links take together (about thirty of the longest): the rest of PagerDuty's
+512 KB is left to the alarm's details."""
 MAX_ERROR_DETAIL_LENGTH: Final = 1024
 """How much of PagerDuty's (or a proxy's) answer an error message carries."""
 MAX_ANSWER_BYTES: Final = 64 * 1024
@@ -125,7 +130,7 @@ class PagerDutyEvent:
         }
         if self.payload is not None and self.event_action is EventAction.TRIGGER:
             body["payload"] = _payload_wire(self.payload)
-            links = [link.wire() for link in self.links if len(link.href) <= MAX_LINK_HREF_LENGTH]
+            links = bounded_links(self.links)
             if links:
                 body["links"] = links
             if self.images:
@@ -174,10 +179,29 @@ class ChangeEvent:
         }
         if self.custom_details:
             body["payload"]["custom_details"] = dict(self.custom_details)
-        links = [link.wire() for link in self.links if len(link.href) <= MAX_LINK_HREF_LENGTH]
+        links = bounded_links(self.links)
         if links:
             body["links"] = links
         return fit_event_size(body)
+
+
+def bounded_links(links: tuple[Link, ...]) -> list[dict[str, str]]:
+    """The links an event carries: each href no longer than ``MAX_LINK_HREF_LENGTH``, each text cut to
+    ``MAX_LINK_TEXT_LENGTH``, and in order only as many as fit ``MAX_LINKS_BYTES``. Only custom details
+    are shrunk to fit PagerDuty's 512 KB: a rule's links, bounded by nothing else, made every page of its
+    alarms too large to be taken. The alarm's own links come first, so they are the ones kept."""
+    kept: list[dict[str, str]] = []
+    room = MAX_LINKS_BYTES
+    for link in links:
+        if len(link.href) > MAX_LINK_HREF_LENGTH:
+            continue
+        text = None if link.text is None else truncate(link.text, MAX_LINK_TEXT_LENGTH)
+        wire = Link(link.href, text).wire()
+        room -= len(json.dumps(wire, ensure_ascii=False).encode())
+        if room < 0:
+            break
+        kept.append(wire)
+    return kept
 
 
 def format_timestamp(value: datetime) -> str:

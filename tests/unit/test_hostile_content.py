@@ -6,6 +6,7 @@ public functions the handler and the seed API use.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -100,3 +101,31 @@ def test_a_yaml_value_that_cannot_be_constructed_names_the_document(value: str) 
     document = f"rules:\n- name: orders\n  match: {{alarm_name: 'orders-*'}}\n  custom_details:\n    since: {value}\n"
     with pytest.raises(ConfigurationError, match=r"^rules\.yaml: not valid YAML"):
         parse_rules(document, where="rules.yaml")
+
+
+# --- whatever a rule links to, the page fits PagerDuty's 512 KB ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        pytest.param([{"href": f"https://wiki.example.com/{'x' * 2000}/{n}"} for n in range(300)], id="many-links"),
+        pytest.param([{"href": "https://wiki.example.com/orders", "text": "Orders " * 100_000}], id="long-link-text"),
+    ],
+)
+def test_a_rules_links_never_push_a_page_past_what_pagerduty_takes(links: list[dict[str, str]]) -> None:
+    # Only custom details were shrunk: 300 links of 2 KB (or one link whose text is 700 KB) made every page
+    # of the rule's alarms larger than 512 KB, and PagerDuty refuses such an event with a 400 — the page lost.
+    rules = parse_rules(
+        json.dumps([{"name": "orders", "match": {"alarm_name": "orders-*"}, "links": links}]), where="R"
+    )
+    body = page_of(alarm_message("orders-cpu", AlarmTags={"pagerduty:runbook": "https://wiki.example.com/run"}), rules)
+    assert body["payload"]["summary"].startswith("[PRODUCTION] ALARM orders-cpu: CPUUtilization 93.2 > 80")
+    assert body["payload"]["custom_details"]["alarmName"] == "orders-cpu"
+    # What the alarm itself links to comes first and stays; the rule's own links go as far as they fit.
+    assert [link["href"] for link in body["links"][:2]] == [
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#alarmsV2:alarm/orders-cpu",
+        "https://wiki.example.com/run",
+    ]
+    assert all(len(link.get("text", "")) <= 1024 for link in body["links"])
+    assert "_truncated" not in body["payload"]["custom_details"]

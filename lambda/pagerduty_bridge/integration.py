@@ -19,7 +19,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle
 from pagerduty_bridge.delivery import Delivery, DryRunSender, EventSender, Outcome, not_found
 from pagerduty_bridge.errors import IncidentNotFoundError
-from pagerduty_bridge.events_api import EventsClient, PagerDutyEvent
+from pagerduty_bridge.events_api import EventsClient, PagerDutyEvent, bounded_dedup_key
 from pagerduty_bridge.keys import KeySource, StaticKeys
 from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import (
@@ -41,6 +41,13 @@ from pagerduty_bridge.store import IncidentStore
 __all__ = ["DryRunSender", "EventSender", "Outcome", "PagerDutyIntegration"]
 
 DEFAULT_ROUTING_KEY_ALIAS = c.DEFAULT_ROUTING_KEY_ALIAS
+
+
+def _wire_key(dedup_key: str) -> str:
+    """The key PagerDuty knows an incident by, and so the table too: a lone surrogate as U+FFFD, a key
+    over 255 characters as its bounded form. A caller may name an incident either way; a table keyed
+    otherwise would hold a key that the trigger's answer and PagerDuty's webhooks never name."""
+    return bounded_dedup_key(clean(dedup_key))
 
 
 class PagerDutyIntegration:
@@ -143,8 +150,8 @@ class PagerDutyIntegration:
         if not event.dedup_key.strip():
             # PagerDuty would make up a key of its own, and no resolve could ever name the incident.
             raise ValueError("trigger_incident needs a dedup_key that is not blank")
-        if clean(event.dedup_key) != event.dedup_key:  # a lone surrogate: stored and sent as U+FFFD
-            event = replace(event, dedup_key=clean(event.dedup_key))
+        if _wire_key(event.dedup_key) != event.dedup_key:
+            event = replace(event, dedup_key=_wire_key(event.dedup_key))
         alarm_name = str(payload.custom_details.get("alarmName") or payload.source)
         return self.delivery.run(
             event.dedup_key,
@@ -163,6 +170,7 @@ class PagerDutyIntegration:
         return None if not_found(outcome) else self._response(outcome)
 
     def acknowledge_incident(self, dedup_key: str) -> EventResponse:
+        dedup_key = _wire_key(dedup_key)
         outcome = self.delivery.run(
             dedup_key,
             lambda stored: lifecycle.plan_acknowledge(stored, dedup_key, self._clock()),
@@ -191,6 +199,7 @@ class PagerDutyIntegration:
         budget_seconds: float | None = None,
     ) -> Outcome:
         """Resolve ``dedup_key``, reporting the whole outcome (``observed``: see ``lifecycle.plan_close``)."""
+        dedup_key = _wire_key(dedup_key)
         return self.delivery.run(
             dedup_key,
             lambda stored: lifecycle.plan_close(

@@ -11,16 +11,21 @@ import re
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import ConfigurationError
+from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
+from pagerduty_bridge.integration import PagerDutyIntegration
 from pagerduty_bridge.models import AlarmNotification, AlertSeverity, DedupKeyStrategy, EventAction
 from pagerduty_bridge.rendering import alarm_event, dedup_key_for
 from pagerduty_bridge.rules import AlertRules, parse_rules
 from pagerduty_bridge.seed import templates
-from pagerduty_bridge.seed.models import AlertMessage
+from pagerduty_bridge.seed.models import AlertMessage, ServiceConfig
 from pagerduty_bridge.settings import Settings
 from tests.builders import T0, alarm_message, sns_event_of
+from tests.conftest import ROUTING_KEY as PAGERDUTY_ROUTING_KEY
 from tests.conftest import assert_valid_event
 
 ROUTING_KEY = "k" * 32
@@ -129,3 +134,27 @@ def test_a_rules_links_never_push_a_page_past_what_pagerduty_takes(links: list[d
     ]
     assert all(len(link.get("text", "")) <= 1024 for link in body["links"])
     assert "_truncated" not in body["payload"]["custom_details"]
+
+
+# --- the seed API keeps an incident under the key PagerDuty knows it by --------------------------------------
+
+
+def test_an_incident_triggered_with_a_key_over_255_characters_is_tracked_under_the_key_pagerduty_has(
+    fake_pd: FakePagerDuty,
+) -> None:
+    # PagerDuty got the bounded key (a prefix and a hash) but the table kept the long one: the key the
+    # trigger answered with was "not found" for acknowledge and resolve, as it is for PagerDuty's webhooks.
+    config = ServiceConfig(integration_key=SecretStr(PAGERDUTY_ROUTING_KEY), service_name="checkout")
+    bridge = PagerDutyIntegration(config, events_url=fake_pd.url, settings=Settings(retry_budget_seconds=2.0))
+    long_key = "checkout-" + "é" * 300
+    event = PagerDutyEvent(
+        event_action=EventAction.TRIGGER,
+        dedup_key=long_key,
+        payload=EventPayload(summary="checkout down", source="checkout", severity=AlertSeverity.CRITICAL),
+    )
+    answered = bridge.trigger_incident(event).dedup_key
+    assert answered is not None and len(answered) == 255
+    assert list(bridge.get_active_incidents()) == [answered] == list(fake_pd.open_alerts())
+    bridge.acknowledge_incident(answered)
+    bridge.resolve_incident(long_key)  # the key as the caller wrote it names the same incident
+    assert fake_pd.open_alerts() == {} and bridge.get_active_incidents() == {}

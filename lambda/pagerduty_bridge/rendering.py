@@ -311,7 +311,7 @@ def unrecognized_event(message: UnrecognizedMessage, settings: Settings, *, sour
         dedup_key=unrecognized_dedup_key(message),
         payload=EventPayload(
             summary=printable(f"[{settings.environment.upper()}] Message on the alarm topic: {title}"),
-            source=source or "aws.sns",
+            source=source if source and source.strip() else "aws.sns",  # PagerDuty refuses a blank one
             severity=AlertSeverity.INFO,
             timestamp=message.received_at,
             class_="unrecognized-message",

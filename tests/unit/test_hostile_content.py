@@ -18,13 +18,19 @@ from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
 from pagerduty_bridge.integration import PagerDutyIntegration
-from pagerduty_bridge.models import AlarmNotification, AlertSeverity, DedupKeyStrategy, EventAction
-from pagerduty_bridge.rendering import alarm_event, dedup_key_for
+from pagerduty_bridge.models import (
+    AlarmNotification,
+    AlertSeverity,
+    DedupKeyStrategy,
+    EventAction,
+    UnrecognizedMessage,
+)
+from pagerduty_bridge.rendering import alarm_event, dedup_key_for, unrecognized_event
 from pagerduty_bridge.rules import AlertRules, parse_rules
 from pagerduty_bridge.seed import templates
 from pagerduty_bridge.seed.models import AlertMessage, ServiceConfig
 from pagerduty_bridge.settings import Settings
-from tests.builders import T0, alarm_message, sns_event_of
+from tests.builders import T0, alarm_message, sns_event_of, sqs_event, sqs_record
 from tests.conftest import ROUTING_KEY as PAGERDUTY_ROUTING_KEY
 from tests.conftest import assert_valid_event
 
@@ -158,3 +164,18 @@ def test_an_incident_triggered_with_a_key_over_255_characters_is_tracked_under_t
     bridge.acknowledge_incident(answered)
     bridge.resolve_incident(long_key)  # the key as the caller wrote it names the same incident
     assert fake_pd.open_alerts() == {} and bridge.get_active_incidents() == {}
+
+
+# --- a forwarded message names a source PagerDuty accepts ----------------------------------------------------
+
+
+@pytest.mark.parametrize("topic", ["   ", "\t", "\u3000"])
+def test_a_message_from_a_topic_named_only_blanks_is_forwarded_with_a_source(topic: str) -> None:
+    # An SNS notification written into a queue by hand names its topic itself: "TopicArn": " " became the
+    # forwarded alert's source, and PagerDuty refuses a blank source with a 400 — the message lost.
+    body = {"Type": "Notification", "MessageId": "m-1", "TopicArn": topic, "Message": "Budget exceeded"}
+    (parsed,) = parse_event(sqs_event(sqs_record(body)), now=T0)
+    assert isinstance(parsed, Notification) and isinstance(parsed.content, UnrecognizedMessage)
+    sent = unrecognized_event(parsed.content, Settings(), source=parsed.source).to_wire(ROUTING_KEY)
+    assert_valid_event(sent)
+    assert sent["payload"]["source"] == "aws.sns"

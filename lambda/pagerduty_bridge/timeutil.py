@@ -10,6 +10,7 @@ datetime in UTC or ``None``; nothing here raises on a value it was given.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -22,6 +23,8 @@ LATEST: Final = datetime.max.replace(tzinfo=UTC)
 _MAX_EPOCH_MILLIS: Final = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z in epoch milliseconds: the last instant ``datetime`` can hold."""
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_LEAP_SECOND: Final = re.compile(r"(?<=[Tt ])(?P<minute>[0-9]{2}:[0-9]{2}):60(?:[.,][0-9]+)?(?=[^0-9]|$)")
+"""The time of day of a leap second, its fraction included (which the last instant of the minute replaces)."""
 
 
 def utc(value: datetime) -> datetime:
@@ -33,7 +36,8 @@ def utc(value: datetime) -> datetime:
 
 
 def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 time (any offset, ``Z``, ``+0000``) in UTC, or ``None`` for anything else.
+    """An ISO 8601 time (any offset, ``Z`` or ``z``, ``+0000``, a leap second) in UTC, or ``None`` for
+    anything else.
 
     Never raises: not a string, not ISO 8601, out of ``datetime``'s range once in UTC, non-ASCII digits.
     """
@@ -42,8 +46,23 @@ def parse_time(value: object) -> datetime | None:
     text = value.strip()
     if not text or not text.isascii():
         return None
+    if text.endswith("z") and len(text) > 1:  # RFC 3339 allows a lower-case "z" (and "t", which Python takes)
+        text = text[:-1] + "Z"
     try:
         return utc(datetime.fromisoformat(text))
+    except (ValueError, OverflowError):
+        return _leap_second(text)
+
+
+def _leap_second(text: str) -> datetime | None:
+    """A leap second (``23:59:60``, which RFC 3339 allows and ``datetime`` cannot hold) as the last
+    instant of its minute: after every earlier time, before the next minute. ``None`` for anything else."""
+    leap = _LEAP_SECOND.search(text)
+    if leap is None:
+        return None
+    try:
+        minute = datetime.fromisoformat(text[: leap.start()] + leap.group("minute") + ":59" + text[leap.end() :])
+        return utc(minute.replace(microsecond=999_999))
     except (ValueError, OverflowError):
         return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ from pagerduty_bridge.rules import AlertRules, parse_rules
 from pagerduty_bridge.seed import templates
 from pagerduty_bridge.seed.models import AlertMessage, ServiceConfig
 from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.timeutil import parse_time
 from tests.builders import T0, alarm_message, sns_event_of, sqs_event, sqs_record
 from tests.conftest import ROUTING_KEY as PAGERDUTY_ROUTING_KEY
 from tests.conftest import assert_valid_event
@@ -179,3 +181,36 @@ def test_a_message_from_a_topic_named_only_blanks_is_forwarded_with_a_source(top
     sent = unrecognized_event(parsed.content, Settings(), source=parsed.source).to_wire(ROUTING_KEY)
     assert_valid_event(sent)
     assert sent["payload"]["source"] == "aws.sns"
+
+
+# --- every RFC 3339 time is a time ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stamp", "instant"),
+    [
+        pytest.param("2025-01-14T14:30:00.000z", datetime(2025, 1, 14, 14, 30, tzinfo=UTC), id="lower-case-z"),
+        pytest.param("2025-01-14t14:30:00z", datetime(2025, 1, 14, 14, 30, tzinfo=UTC), id="lower-case-t-and-z"),
+        pytest.param(
+            "2016-12-31T23:59:60.000+0000", datetime(2016, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), id="leap-second"
+        ),
+        pytest.param(
+            "2017-01-01T00:59:60.5+01:00", datetime(2016, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), id="leap-offset"
+        ),
+        pytest.param("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), id="leap-z"),
+    ],
+)
+def test_an_alarm_stamped_in_any_rfc_3339_form_pages_as_an_alarm(stamp: str, instant: datetime) -> None:
+    # RFC 3339 allows a lower-case "z" (and "t") and a leap second ("23:59:60"); either made the state change
+    # "no time": the ALARM went out as an info message on the topic, and its OK resolved nothing.
+    alarm = alarm_of(alarm_message("orders-cpu", StateChangeTime=stamp))
+    assert alarm.state_change_time == instant
+    assert parse_time(stamp) == instant
+    # A leap second is the last instant of its minute: before the next one, after the one it follows.
+    times = [parse_time(text) for text in ("2016-12-31T23:59:59.999Z", "2016-12-31T23:59:60Z", "2017-01-01T00:00Z")]
+    assert None not in times and times == sorted(t for t in times if t is not None) and len(set(times)) == 3
+
+
+@pytest.mark.parametrize("value", ["2016-12-31T23:59:61Z", "2016-12-31T23:60:00Z", "2016-12-31T24:59:60Z", "z", "Z"])
+def test_what_only_resembles_a_leap_second_or_a_zone_is_still_no_time(value: str) -> None:
+    assert parse_time(value) is None

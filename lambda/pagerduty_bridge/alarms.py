@@ -71,7 +71,7 @@ def parse_alarm_message(message: Mapping[str, Any], *, fallback_time: datetime |
         "account_id": _text(message.get("AWSAccountId")),
         "region_name": _text(message.get("Region")),
         "new_state": new_state,
-        "old_state": _state(old_raw, "OldStateValue") if old_raw not in (None, "") else None,
+        "old_state": _state(old_raw, "OldStateValue") if not _blank(old_raw) else None,
         "reason": _text(message.get("NewStateReason")) or "",
         "state_change_time": _time(message.get("StateChangeTime"), "StateChangeTime", fallback_time),
         "alarm_rule": _text(message.get("AlarmRule")),
@@ -114,7 +114,7 @@ def parse_alarm_data(
         "region_code": aws_region(_text(region_code)),
         "new_state": _state(state.get("value"), "state.value"),
         "old_state": _state(previous.get("value"), "previousState.value")
-        if isinstance(previous, Mapping) and previous.get("value")
+        if isinstance(previous, Mapping) and previous.get("value") and not _blank(previous["value"])
         else None,
         "reason": _text(state.get("reason")) or "",
         "state_change_time": _time(state.get("timestamp"), "state.timestamp", fallback_time),
@@ -203,8 +203,13 @@ def _state(value: Any, field: str) -> AlarmState:
         ) from None
 
 
+def _blank(value: Any) -> bool:
+    """``None``, or text of blanks only: a field written so says nothing, as one left out."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _time(value: Any, field: str, fallback: datetime | None) -> datetime:
-    if value in (None, ""):
+    if _blank(value):
         if fallback is not None:
             return utc(fallback)
         raise InvalidMessageError(f"{field} is missing")

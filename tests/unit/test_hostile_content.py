@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ from pagerduty_bridge.seed import templates
 from pagerduty_bridge.seed.models import AlertMessage, ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.timeutil import parse_time
-from tests.builders import T0, alarm_message, sns_event_of, sqs_event, sqs_record
+from tests.builders import T0, alarm_message, eventbridge_event, sns_event_of, sqs_event, sqs_record
 from tests.conftest import ROUTING_KEY as PAGERDUTY_ROUTING_KEY
 from tests.conftest import assert_valid_event
 
@@ -214,3 +214,25 @@ def test_an_alarm_stamped_in_any_rfc_3339_form_pages_as_an_alarm(stamp: str, ins
 @pytest.mark.parametrize("value", ["2016-12-31T23:59:61Z", "2016-12-31T23:60:00Z", "2016-12-31T24:59:60Z", "z", "Z"])
 def test_what_only_resembles_a_leap_second_or_a_zone_is_still_no_time(value: str) -> None:
     assert parse_time(value) is None
+
+
+# --- a field written as blanks is a field left out ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t\n"])
+def test_an_alarm_whose_optional_fields_are_blanks_pages_as_one_that_leaves_them_out(blank: str) -> None:
+    # An empty StateChangeTime or OldStateValue was read as missing (the receipt time, no old state), but
+    # one of blanks made the whole alarm unreadable: its ALARM went out as an info message on the topic.
+    alarm = alarm_of(alarm_message("orders-cpu", StateChangeTime=blank, OldStateValue=blank))
+    sent = T0 + timedelta(milliseconds=100)  # the SNS Timestamp: the receipt time
+    assert (alarm.new_state.value, alarm.old_state, alarm.state_change_time) == ("ALARM", None, sent)
+    body = page_of(alarm_message("orders-cpu", StateChangeTime=blank, OldStateValue=blank))
+    assert body["payload"]["severity"] == "critical"
+
+
+def test_an_eventbridge_alarm_whose_previous_state_is_blanks_pages_as_one_without_it() -> None:
+    event = eventbridge_event("orders-cpu")
+    event["detail"]["previousState"]["value"] = "  "
+    (parsed,) = parse_event(event, now=T0)
+    assert isinstance(parsed, Notification) and isinstance(parsed.content, AlarmNotification), parsed
+    assert (parsed.content.new_state.value, parsed.content.old_state) == ("ALARM", None)

@@ -88,9 +88,11 @@ only to a rule that gives none of them (one that only routes, keys or suppresses
 
 
 def builtin_rules(component: str) -> tuple[Rule, ...]:
-    """The seed's three templates as rules: ``{env}-{component}-{template}`` alarms use them."""
+    """The seed's three templates as rules: ``{env}-{component}-{template}`` alarms use them, an
+    environment of one character at least (``?*``), as the template reads it from the name: else the
+    page would name the configured environment, and another alarm."""
     return tuple(
-        Rule(name=f"seed-{name}", match=Match(alarm_name=Pattern.of(f"*-{component}-{name}")), template=name)
+        Rule(name=f"seed-{name}", match=Match(alarm_name=Pattern.of(f"?*-{component}-{name}")), template=name)
         for name in SEED_TEMPLATE_NAMES
     )
 

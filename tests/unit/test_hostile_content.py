@@ -236,3 +236,14 @@ def test_an_eventbridge_alarm_whose_previous_state_is_blanks_pages_as_one_withou
     (parsed,) = parse_event(event, now=T0)
     assert isinstance(parsed, Notification) and isinstance(parsed.content, AlarmNotification), parsed
     assert (parsed.content.new_state.value, parsed.content.old_state) == ("ALARM", None)
+
+
+@pytest.mark.parametrize("template", templates.SEED_TEMPLATE_NAMES)
+def test_an_alarm_named_for_a_seed_template_without_an_environment_is_paged_as_itself(template: str) -> None:
+    # "-hybrid-routing-high-failure-rate" matched the built-in rule's glob ("*" takes nothing) but named no
+    # environment, so the page took the configured one: its details and source named another alarm,
+    # "production-hybrid-routing-high-failure-rate".
+    name = f"-hybrid-routing-{template}"
+    body = page_of(alarm_message(name))
+    assert body["payload"]["custom_details"]["alarmName"] == name
+    assert "production-hybrid-routing" not in json.dumps(body)

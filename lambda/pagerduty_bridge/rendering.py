@@ -241,16 +241,17 @@ def alarm_event(
         return PagerDutyEvent(event_action=action, dedup_key=dedup_key)
     template = SEED_TEMPLATES_BY_NAME.get(resolved.template or "")
     if template is not None and alarm.new_state is AlarmState.ALARM:
-        environment = template.match(alarm.alarm_name, settings.event_defaults) or settings.environment
+        own = template.match(alarm.alarm_name, settings.event_defaults)  # the environment a seed alarm names
         return seed_event(
             template,
-            environment=environment,
+            environment=own or settings.environment,
             current=alarm.current_value,
             threshold=alarm.threshold,
             timestamp=alarm.state_change_time,
             defaults=settings.event_defaults,
             region=alarm.region_code,
             dedup_key=dedup_key,
+            alarm=None if own is not None else (alarm.alarm_name, alarm.metric_name),
         )
     url = console_url(alarm)
     summary = alarm_summary(alarm, settings.environment)

@@ -247,3 +247,20 @@ def test_an_alarm_named_for_a_seed_template_without_an_environment_is_paged_as_i
     body = page_of(alarm_message(name))
     assert body["payload"]["custom_details"]["alarmName"] == name
     assert "production-hybrid-routing" not in json.dumps(body)
+
+
+# --- a page names the alarm it is for ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", templates.SEED_TEMPLATE_NAMES)
+def test_an_alarm_a_rule_pages_with_a_seed_template_is_named_in_its_page(template: str) -> None:
+    # A rule may page any alarm with a seed template; the details then named the template's own alarm and
+    # metric ("production-hybrid-routing-high-latency", "SupportModeLatency"), so nothing on the page
+    # said which alarm had fired.
+    rules = parse_rules(
+        json.dumps([{"name": "api", "match": {"alarm_name": "api-*"}, "template": template}]), where="R"
+    )
+    body = page_of(alarm_message("api-latency-eu"), rules)
+    details = body["payload"]["custom_details"]
+    assert (details["alarmName"], details["metricName"]) == ("api-latency-eu", "CPUUtilization")
+    assert body["payload"]["summary"].endswith(f"[PRODUCTION] {templates.SEED_TEMPLATES_BY_NAME[template].title}")

@@ -118,14 +118,18 @@ def seed_event(
     defaults: EventDefaults,
     region: str | None = None,
     dedup_key: str | None = None,
+    alarm: tuple[str, str | None] | None = None,
 ) -> PagerDutyEvent:
     """The seed's templated trigger, field for field; under ``dedup_key`` when the alarm (or alert) it
-    answers has a key of its own, else the seed's ``{alarm name}-{metric name}``."""
-    alarm_name = template.alarm_name(environment, defaults)
+    answers has a key of its own, else the seed's ``{alarm name}-{metric name}``. ``alarm``: the name and
+    metric of an alarm a rule pages with this template, which its details name instead of the template's
+    own (nothing else on the page would say which alarm fired)."""
+    seed_name = template.alarm_name(environment, defaults)
+    alarm_name, metric_name = alarm or (seed_name, template.metric_name)
     source = f"{environment}-{defaults.component}"
     return PagerDutyEvent(
         event_action=EventAction.TRIGGER,
-        dedup_key=dedup_key or bounded_dedup_key(f"{alarm_name}-{template.metric_name}"),
+        dedup_key=dedup_key or bounded_dedup_key(f"{seed_name}-{template.metric_name}"),
         payload=EventPayload(
             # The environment comes from an alarm's name: its controls are shown, not obeyed (see rendering).
             summary=printable(f"{template.icon} [{environment.upper()}] {template.title}"),
@@ -137,7 +141,7 @@ def seed_event(
             class_=template.event_class,
             custom_details={
                 "alarmName": alarm_name,
-                "metricName": template.metric_name,
+                "metricName": metric_name,
                 "threshold": number(threshold),
                 "currentValue": number(current),
                 "environment": environment,

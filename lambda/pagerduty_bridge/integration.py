@@ -213,7 +213,7 @@ class PagerDutyIntegration:
         return {incident.dedup_key: incident for incident in self.store.list_active()}
 
     def get_incident(self, dedup_key: str) -> Incident | None:
-        return self.store.get(dedup_key)
+        return self.store.get(_wire_key(dedup_key))
 
     def clear_active_incidents(self) -> None:
         """Forget every tracked incident (PagerDuty is not told: this only clears the table)."""

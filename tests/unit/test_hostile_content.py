@@ -163,7 +163,10 @@ def test_an_incident_triggered_with_a_key_over_255_characters_is_tracked_under_t
     answered = bridge.trigger_incident(event).dedup_key
     assert answered is not None and len(answered) == 255
     assert list(bridge.get_active_incidents()) == [answered] == list(fake_pd.open_alerts())
-    bridge.acknowledge_incident(answered)
+    acknowledged = bridge.acknowledge_incident(answered)
+    assert acknowledged.dedup_key == answered
+    incident = bridge.get_incident(long_key)
+    assert incident is not None and incident.status.value == "acknowledged"
     bridge.resolve_incident(long_key)  # the key as the caller wrote it names the same incident
     assert fake_pd.open_alerts() == {} and bridge.get_active_incidents() == {}
 

@@ -212,7 +212,11 @@ class SilenceCache:
         if not silences:
             return None
         values = alarm_values(alarm, route)
-        return next((s.id for s in silences if s.matches(values)), None)
+        # The one that holds longest: the scheduled run pages when the recorded silence is over, and it
+        # cannot match the others again (it keeps no dimensions or tags), so a shorter one would page
+        # while a longer one still covers the alarm.
+        covering = [s for s in silences if s.matches(values)]
+        return max(covering, key=lambda s: s.ends_at).id if covering else None
 
     def is_active(self, silence_id: str, now: datetime) -> bool:
         return any(s.id == silence_id and s.active(now) for s in self.current())

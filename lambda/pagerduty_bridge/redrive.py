@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from botocore.exceptions import ClientError
+
 from pagerduty_bridge.envelopes import is_schedule
 from pagerduty_bridge.errors import BridgeError, InvalidMessageError
 from pagerduty_bridge.processing import process_event
@@ -30,6 +32,9 @@ RECEIVE_BATCH: Final = 10
 """SQS returns at most ten messages per ReceiveMessage call."""
 VISIBILITY_SECONDS: Final = 120
 """Long enough for ten notifications with their retries; a message not deleted reappears after it."""
+MAX_IDLE_RECEIVES: Final = 5
+"""Receives in a row that bring only messages this run already handled before it stops (they could not be
+hidden again): the queue holds nothing new it can reach."""
 
 
 @dataclass
@@ -80,18 +85,23 @@ def redrive(
     """Process up to ``max_messages``; delete each fully handled one (unless ``delete`` is off: a dry run)."""
     report = RedriveReport()
     seen: set[str] = set()
-    while report.received < max_messages:
+    idle = 0
+    while report.received < max_messages and idle < MAX_IDLE_RECEIVES:
         response = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=min(RECEIVE_BATCH, max_messages - report.received),
             WaitTimeSeconds=0,
             VisibilityTimeout=VISIBILITY_SECONDS,
         )
-        # A message kept earlier in this run comes back once its visibility ends (handling the rest
-        # took longer): it was handled, and is not handled, sent or reported again. Only those left: done.
-        messages = [m for m in response.get("Messages", []) if str(m.get("MessageId")) not in seen]
-        if not messages:
+        received = response.get("Messages", [])
+        if not received:
             break
+        # A message kept earlier in this run comes back once its visibility ends (handling the rest
+        # took longer): it was handled, and is not handled, sent or reported again. It is hidden again,
+        # so that the messages behind it are read: only an empty answer says the queue is drained.
+        messages = [m for m in received if str(m.get("MessageId")) not in seen]
+        hide_again(sqs, queue_url, [m for m in received if str(m.get("MessageId")) in seen])
+        idle = 0 if messages else idle + 1
         for message in messages:
             seen.add(str(message.get("MessageId")))
             report.received += 1
@@ -105,6 +115,18 @@ def redrive(
         if progress is not None:
             progress(report)
     return report
+
+
+def hide_again(sqs: BaseClient, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    """Hide messages this run already handled for another ``VISIBILITY_SECONDS``; one deleted or taken
+    by someone else meanwhile (its receipt handle no longer valid) is simply not there to hide."""
+    for message in messages:
+        try:
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=VISIBILITY_SECONDS
+            )
+        except ClientError:
+            continue
 
 
 def _process(

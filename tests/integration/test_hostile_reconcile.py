@@ -6,10 +6,16 @@ names the promise it keeps.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
+import boto3
+import pytest
+from moto import mock_aws
+
+from pagerduty_bridge import redrive as redrive_module
 from pagerduty_bridge.silences import Silence, expired
-from tests.builders import T0, dedup_key, sns_event
+from tests.builders import REGION, T0, dedup_key, sns_event
 from tests.integration.test_reconciliation import Bridge, bridge, put_alarm, sent
 
 __all__ = ["bridge"]  # the fixture, shared with the reconciliation tests
@@ -54,3 +60,36 @@ def test_an_alarm_under_two_silences_is_not_paged_when_the_shorter_one_ends(brid
     bridge.new_container()
     bridge.schedule()
     assert sent(bridge.fake, "trigger") == [key], "paged once both are over"
+
+
+# --- redrive ---------------------------------------------------------------------------------------------
+
+
+def test_redrive_reaches_every_message_when_the_kept_ones_come_back_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead-letter queue longer than one receive, its first ten kept (PagerDuty down: each spends its
+    retry budget, longer together than their visibility): when they are visible again before the rest
+    were read, the run goes on to the rest instead of taking "only old ones came back" for "drained"."""
+    monkeypatch.setattr(redrive_module, "VISIBILITY_SECONDS", 2)
+    slept: list[float] = []
+
+    def slow_first_batch(_: redrive_module.RedriveReport) -> None:
+        if not slept:  # the first ten took longer than their visibility
+            slept.append(2.2)
+            time.sleep(2.2)
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+        ids = [sqs.send_message(QueueUrl=url, MessageBody=f"not json {n}")["MessageId"] for n in range(25)]
+
+        report = redrive_module.redrive(
+            sqs,
+            url,
+            None,  # type: ignore[arg-type]
+            run_schedule=lambda: None,
+            max_messages=100,
+            progress=slow_first_batch,
+        )
+
+    assert report.received == 25, "every message was looked at"
+    assert sorted(message_id for message_id, _ in report.kept) == sorted(ids), "each kept once"

@@ -219,6 +219,9 @@ class PeekingQueue:
         self._handles.extend(m["ReceiptHandle"] for m in response.get("Messages", []))
         return response
 
+    def change_message_visibility(self, **request: Any) -> None:
+        self._sqs.change_message_visibility(**request)
+
     def delete_message(self, **request: Any) -> None:
         raise AssertionError("a dry run deletes nothing")
 

@@ -12,7 +12,8 @@ A scheduled run (and ``pagerduty-bridge reconcile``) does three things:
    ended, their state is asserted again (``lifecycle.plan_confirm``). A closed incident whose delivery
    never finished (the run's own resolve that PagerDuty refused: no notification will finish it) is
    sent again once its lease is over, unless its alarm is in ALARM again.
-3. **Page** an alarm whose silence is over while it is still in ALARM.
+3. **Page** an alarm whose silence is over while it is still in ALARM (or still without data, when
+   missing data was the page the silence held).
 
 Incidents that did not come from an alarm (forwarded messages, triggers made by hand) are told apart
 by their origin and left alone. The run stops before the invocation's deadline; what is left waits for
@@ -250,7 +251,7 @@ class Reconciliation:
             # can be read or speaks again.
             self._keep(incident, None, "alarm_not_visible")
             return
-        if state != "ALARM":
+        if not _still_paging(incident, state):
             # The alarm recovered during its silence: nothing to page, nothing more to watch.
             self._run(incident, lambda stored: _plan_unwatch(stored, incident, self.clock()), _asserting_event)
             return
@@ -299,6 +300,14 @@ class Reconciliation:
         self.results.append(
             Reconciled(incident.dedup_key, incident.alarm_name, state, done, reason or outcome.reason, seconds)
         )
+
+
+def _still_paging(incident: Incident, state: str) -> bool:
+    """The alarm is still in the state whose page the silence held: ALARM, or INSUFFICIENT_DATA when
+    missing data was what paged (``INSUFFICIENT_DATA_ACTION=trigger``: a host that stopped reporting
+    has not recovered because its silence ended)."""
+    silenced = incident.alarm_state.value if incident.alarm_state is not None else None
+    return state == "ALARM" or (state == "INSUFFICIENT_DATA" and silenced == state)
 
 
 def _in_flight(incident: Incident, now: datetime) -> bool:

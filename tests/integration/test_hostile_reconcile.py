@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge import redrive as redrive_module
 from pagerduty_bridge.silences import Silence, expired
 from tests.builders import REGION, T0, dedup_key, sns_event
@@ -60,6 +61,31 @@ def test_an_alarm_under_two_silences_is_not_paged_when_the_shorter_one_ends(brid
     bridge.new_container()
     bridge.schedule()
     assert sent(bridge.fake, "trigger") == [key], "paged once both are over"
+
+
+def test_a_silenced_insufficient_data_page_is_sent_when_the_silence_ends_while_data_is_still_missing(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``INSUFFICIENT_DATA_ACTION=trigger`` missing data pages (a host that stopped reporting). A
+    silence covered that page; when the silence is over and the alarm still has no data, the scheduled
+    run pages it, as it pages an alarm still in ALARM: the page is late, not lost."""
+    monkeypatch.setenv(c.ENV_INSUFFICIENT_DATA_ACTION, "trigger")
+    now = datetime.now(UTC)
+    held = silence("maintenance", "web-*", starts=now - timedelta(hours=1), ends=now + timedelta(hours=1))
+    bridge.store.put_silence(held)
+    name, key = "web-prod-cpu", dedup_key("web-prod-cpu")
+    bridge.invoke(sns_event(name, "INSUFFICIENT_DATA", "OK", T0))
+    put_alarm(name, "INSUFFICIENT_DATA")
+    assert bridge.fake.accepted() == [], "silenced"
+    assert [i.dedup_key for i in bridge.store.list_watched()] == [key]
+
+    bridge.store.put_silence(expired(held, now))
+    bridge.new_container()
+    bridge.schedule()
+
+    assert sent(bridge.fake, "trigger") == [key], "paged once the silence is over"
+    bridge.schedule()
+    assert sent(bridge.fake, "trigger") == [key], "and only once"
 
 
 # --- redrive ---------------------------------------------------------------------------------------------

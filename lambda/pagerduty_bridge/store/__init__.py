@@ -234,12 +234,16 @@ def from_record(record: dict[str, Any]) -> Incident:
 def needs_watch(incident: Incident) -> bool:
     """A closed incident the scheduled run must see: a request whose outcome is unknown may still
     land, a delivery never finished (the run's own resolve that PagerDuty refused has no notification
-    to finish it), or a silenced alarm is still in ALARM (it pages once its silence is over)."""
+    to finish it), or a silenced alarm is still in ALARM (it pages once its silence is over) — or in
+    INSUFFICIENT_DATA: a silence held only a page, so missing data was set to page then."""
     if incident.is_open:
         return False
     if incident.unconfirmed_until is not None or incident.pending_action is not None:
         return True
-    return incident.last_reason == "silenced" and incident.alarm_state is AlarmState.ALARM
+    return incident.last_reason == "silenced" and incident.alarm_state in (
+        AlarmState.ALARM,
+        AlarmState.INSUFFICIENT_DATA,
+    )
 
 
 def expiry_epoch(incident: Incident, retention: timedelta) -> int | None:

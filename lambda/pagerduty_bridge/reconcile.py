@@ -35,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle
 from pagerduty_bridge.delivery import Delivery, Outcome
-from pagerduty_bridge.errors import BridgeError
+from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError
 from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
 from pagerduty_bridge.lifecycle import Plan, Reason
 from pagerduty_bridge.models import EventAction, Incident, Origin, Resolution
@@ -53,6 +53,8 @@ MAX_PROBLEM_LENGTH: Final = 1024
 """Why a region or account could not be read, as logged: enough for AWS's message, not a proxy's page."""
 GONE: Final = "GONE"
 INVISIBLE: Final = "INVISIBLE"
+IN_FLIGHT: Final = "in_flight"
+"""Why an incident is kept while another invocation's delivery holds its claim."""
 _ALARM_ARN: Final = re.compile(
     r"^arn:(?P<partition>aws[\w-]*):cloudwatch:(?P<region>[\w-]+):(?P<account>\d{12}):alarm:(?P<name>.+)$"
 )
@@ -212,6 +214,11 @@ class Reconciliation:
         if state not in (GONE, "OK"):
             self._keep(incident, state, "alarm_not_ok")
             return
+        if _in_flight(incident, self.clock()):
+            # Another invocation is sending for it right now: it finishes on its own, the next run
+            # resolves what is still open. Not a failed delivery: no health alarm for a busy incident.
+            self._keep(incident, None if state == GONE else state, IN_FLIGHT)
+            return
         if incident.last_reason == lifecycle.REOPENED_IN_PAGERDUTY:
             self._keep(incident, state, lifecycle.REOPENED_IN_PAGERDUTY)
             return
@@ -289,6 +296,10 @@ class Reconciliation:
             self._keep(incident, state, "deferred_no_time")
             return
         error = outcome if isinstance(outcome, BridgeError) else outcome.error
+        if isinstance(error, ConcurrentUpdateError):
+            # A delivery claimed the incident after the run read it: left to it, as above.
+            self._keep(incident, state, IN_FLIGHT)
+            return
         if error is not None:
             self.results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "failed", str(error)))
             return

@@ -6,8 +6,12 @@ names the promise it keeps.
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -15,11 +19,22 @@ from moto import mock_aws
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import redrive as redrive_module
+from pagerduty_bridge.models import EventAction
 from pagerduty_bridge.silences import Silence, expired
-from tests.builders import REGION, T0, dedup_key, sns_event
-from tests.integration.test_reconciliation import Bridge, bridge, put_alarm, sent
+from tests.builders import ACCOUNT, REGION, T0, dedup_key, eventbridge_event, sns_event, sqs_alarm
+from tests.conftest import EVENTS
+from tests.integration.test_reconciliation import Bridge, Operator, bridge, failure_record, operator, put_alarm, sent
 
-__all__ = ["bridge"]  # the fixture, shared with the reconciliation tests
+__all__ = ["bridge", "operator"]  # the fixtures, shared with the reconciliation tests
+
+
+def alarm_action(name: str) -> dict[str, Any]:
+    """The event an alarm's own Lambda action invokes the function with (events/16), for ``name``."""
+    event: dict[str, Any] = json.loads((EVENTS / "16-alarm-lambda-action.json").read_text())
+    event["alarmArn"] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+    event["region"], event["accountId"] = REGION, ACCOUNT
+    event["alarmData"]["alarmName"] = name
+    return event
 
 
 def silence(name: str, glob: str, *, starts: datetime, ends: datetime) -> Silence:
@@ -32,6 +47,40 @@ def silence(name: str, glob: str, *, starts: datetime, ends: datetime) -> Silenc
         created_by="test",
         created_at=starts,
     )
+
+
+# --- the scheduled run --------------------------------------------------------------------------------------
+
+
+def test_an_incident_whose_delivery_is_in_flight_is_left_to_it_not_counted_as_a_failed_delivery(
+    bridge: Bridge,
+) -> None:
+    """README: "a delivery whose lease is still running is left to its invocation". The alarm reads OK
+    while another invocation holds the incident's claim (it is sending right now): the run keeps the
+    incident for the next run; it does not count a failed delivery (the ``DeliveryFailed`` health alarm
+    would wake someone for nothing) nor fail ``reconcile``."""
+    name, key = "web-prod-busy", dedup_key("web-prod-busy")
+    bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+    put_alarm(name, "OK")
+    opened = bridge.store.get(key)
+    assert opened is not None and opened.is_open
+    now = datetime.now(UTC)
+    sending = replace(
+        opened,
+        pending_action=EventAction.TRIGGER,
+        claim_token="another-invocation",
+        lease_until=now + timedelta(minutes=1),
+        version=opened.version + 1,
+    )
+    bridge.store.put(sending, expected_version=opened.version)
+    before = bridge.metrics()
+
+    summary = bridge.schedule()
+
+    assert bridge.reconciled() == {key: ("kept", "in_flight")}
+    assert summary["failed"] == 0
+    assert bridge.metrics()[c.METRIC_DELIVERY_FAILED] == before[c.METRIC_DELIVERY_FAILED]
+    assert sent(bridge.fake, "resolve") == []
 
 
 # --- silences --------------------------------------------------------------------------------------------
@@ -119,3 +168,29 @@ def test_redrive_reaches_every_message_when_the_kept_ones_come_back_first(monkey
 
     assert report.received == 25, "every message was looked at"
     assert sorted(message_id for message_id, _ in report.kept) == sorted(ids), "each kept once"
+
+
+def test_redrive_handles_every_shape_a_dead_letter_takes(operator: Operator) -> None:
+    """An SNS notification (a subscription's DLQ, the buffer's DLQ), an EventBridge state change (a
+    rule target's DLQ), and the on-failure records of an alarm's own Lambda action and of a direct
+    EventBridge invocation: each pages its alarm once, and the queue is drained."""
+    shapes = {
+        "web-dlq-sns": lambda n: json.dumps(sns_event(n)["Records"][0]["Sns"]),
+        "web-dlq-buffered": lambda n: str(sqs_alarm(n)["body"]),
+        "web-dlq-eventbridge": lambda n: json.dumps(eventbridge_event(n)),
+        "web-dlq-failed-eventbridge": lambda n: failure_record(eventbridge_event(n)),
+        "web-dlq-alarm-action": lambda n: failure_record(alarm_action(n)),
+    }
+    for name, body in shapes.items():
+        operator.put_alarm(name, "ALARM")
+        operator.enqueue(body(name))
+
+    run = operator.redrive()
+
+    assert run.code == 0, run.out + run.err
+    assert run.json()["kept"] == []
+    assert operator.messages_left() == 0
+    triggered = Counter(
+        b["payload"]["custom_details"].get("alarmName") or b["dedup_key"] for b in operator.fake.accepted()
+    )
+    assert sorted(triggered) == sorted(shapes) and set(triggered.values()) == {1}, triggered

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.delivery import Delivery
@@ -83,6 +83,12 @@ class Runtime:
 ASSUMED_ROLE_SESSION = "pagerduty-bridge-reconcile"
 ASSUMED_ROLE_SECONDS = 900
 """The shortest session STS grants: a reconciliation run is over well before it ends."""
+AWS_CONNECT_SECONDS: Final = 3.0
+AWS_READ_SECONDS: Final = 5.0
+"""DescribeAlarms (and the role's AssumeRole) answer in well under a second: a place silent for this
+long is down, and its alarms are left unread for this run (``alarm_not_visible``)."""
+AWS_MAX_ATTEMPTS: Final = 2
+"""One retry (botocore's standard mode: throttling and transient errors) per call, not four."""
 
 
 def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoint_url: str | None = None) -> Any:
@@ -93,13 +99,23 @@ def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoi
     """
     import boto3
     import botocore.session
+    from botocore.config import Config
     from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
+    # botocore's defaults (60 s to connect, 60 s to read, five attempts) let one region that takes
+    # requests and never answers hold the whole run past its deadline: every other incident waits.
+    config = Config(
+        connect_timeout=AWS_CONNECT_SECONDS,
+        read_timeout=AWS_READ_SECONDS,
+        retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS},
+    )
     if role_arn is None:
-        return boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
+        return boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url, config=config)
     source = boto3.Session()
     fetcher = AssumeRoleCredentialFetcher(
-        client_creator=lambda service, **kwargs: source.client(service, endpoint_url=endpoint_url, **kwargs),
+        client_creator=lambda service, **kwargs: source.client(
+            service, endpoint_url=endpoint_url, **{"config": config, **kwargs}
+        ),
         source_credentials=source.get_credentials(),
         role_arn=role_arn,
         extra_args={"RoleSessionName": ASSUMED_ROLE_SESSION, "DurationSeconds": ASSUMED_ROLE_SECONDS},
@@ -107,7 +123,9 @@ def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoi
     assumed = botocore.session.Session()
     # botocore takes ready-made credentials on a session this way (what its own assume-role profiles do).
     assumed._credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
-    return boto3.Session(botocore_session=assumed).client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
+    return boto3.Session(botocore_session=assumed).client(
+        "cloudwatch", region_name=region, endpoint_url=endpoint_url, config=config
+    )
 
 
 def lambda_runtime(settings: Settings | None = None) -> Runtime:

@@ -7,8 +7,12 @@ names the promise it keeps.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +23,26 @@ from moto import mock_aws
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import redrive as redrive_module
+from pagerduty_bridge.devtools.fake_pagerduty import Delay
 from pagerduty_bridge.models import EventAction
+from pagerduty_bridge.reconcile import INVISIBLE, AlarmReader, AlarmRef
+from pagerduty_bridge.runtime import cloudwatch_client
 from pagerduty_bridge.silences import Silence, expired
-from tests.builders import ACCOUNT, REGION, T0, dedup_key, eventbridge_event, sns_event, sqs_alarm
+from tests.builders import (
+    ACCOUNT,
+    REGION,
+    T0,
+    dedup_key,
+    eventbridge_event,
+    put_cpu_alarm,
+    schedule_event,
+    sns_event,
+    sqs_alarm,
+)
 from tests.conftest import EVENTS
 from tests.integration.test_reconciliation import Bridge, Operator, bridge, failure_record, operator, put_alarm, sent
 
+HUNG_REGION = "ap-hung-9"
 __all__ = ["bridge", "operator"]  # the fixtures, shared with the reconciliation tests
 
 
@@ -81,6 +99,81 @@ def test_an_incident_whose_delivery_is_in_flight_is_left_to_it_not_counted_as_a_
     assert summary["failed"] == 0
     assert bridge.metrics()[c.METRIC_DELIVERY_FAILED] == before[c.METRIC_DELIVERY_FAILED]
     assert sent(bridge.fake, "resolve") == []
+
+
+def test_a_run_out_of_time_leaves_the_rest_to_the_next_run_and_resolves_each_incident_once(bridge: Bridge) -> None:
+    """Many incidents whose OK was lost, PagerDuty slow to answer, a short invocation: the run resolves
+    what fits, defers the rest unstarted (nothing pending, nothing failed), within its time; the next
+    runs finish the rest, and no incident is resolved twice."""
+    names = [f"web-late-{index:02d}" for index in range(8)]
+    for name in names:
+        bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+        put_alarm(name, "OK")
+    bridge.fake.script(*[Delay(0.8)] * len(names))
+
+    started = time.monotonic()
+    first = bridge.invoke(schedule_event(), remaining_ms=12_000)
+    assert time.monotonic() - started < 12, "within the invocation"
+    assert 0 < first["resolved"] < len(names), first
+    assert first["failed"] == 0 and first["kept"] == len(names) - first["resolved"]
+    assert all(i.pending_action is None for i in [*bridge.store.list_active(), *bridge.store.list_watched()])
+
+    for _ in range(len(names)):
+        if not bridge.store.list_active():
+            break
+        bridge.invoke(schedule_event(), remaining_ms=12_000)
+    assert bridge.store.list_active() == []
+    assert Counter(sent(bridge.fake, "resolve")) == Counter({dedup_key(name): 1 for name in names})
+
+
+@contextmanager
+def unanswering_server() -> Iterator[str]:
+    """An endpoint that takes connections and requests and never answers: a region whose CloudWatch
+    hangs (packets dropped past the load balancer), the worst a place can do."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with suppress(OSError):
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        listener.close()
+
+
+def test_a_region_that_never_answers_holds_the_run_up_for_seconds_not_minutes(moto_url: str) -> None:
+    """README: "A place that cannot be read holds up nothing else." A region whose CloudWatch takes the
+    request and never answers is given up on within seconds (not botocore's 60 s read timeout, five
+    times over), so the scheduled run still reaches every other incident before its deadline."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION, endpoint_url=moto_url)
+    put_cpu_alarm(cloudwatch, "web-here-cpu", "OK")
+    with unanswering_server() as hung:
+
+        def clients(region: str | None, role: str | None) -> Any:
+            return cloudwatch_client(region, role, endpoint_url=hung if region == HUNG_REGION else moto_url)
+
+        reader = AlarmReader(clients, own_account=ACCOUNT, own_region=REGION)
+        here, there = AlarmRef(ACCOUNT, REGION, "web-here-cpu"), AlarmRef(ACCOUNT, HUNG_REGION, "web-there-cpu")
+        found: list[dict[AlarmRef, str]] = []
+        reading = threading.Thread(target=lambda: found.append(reader.states([there, here])), daemon=True)
+        started = time.monotonic()
+        reading.start()
+        reading.join(timeout=30)
+        seconds = time.monotonic() - started
+
+    assert found, f"still waiting on the hung region after {seconds:.0f} s"
+    assert found[0] == {here: "OK", there: INVISIBLE}
 
 
 # --- silences --------------------------------------------------------------------------------------------

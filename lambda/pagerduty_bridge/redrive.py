@@ -106,15 +106,25 @@ def redrive(
             seen.add(str(message.get("MessageId")))
             report.received += 1
             why = _process(message, notifications, run_schedule, report)
+            if why is None and delete:
+                why = delete_handled(sqs, queue_url, message)
             if why is None:
-                if delete:
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
                 report.redriven += 1
             else:
                 report.kept.append((str(message.get("MessageId")), why))
         if progress is not None:
             progress(report)
     return report
+
+
+def delete_handled(sqs: BaseClient, queue_url: str, message: dict[str, Any]) -> str | None:
+    """Delete a message this run handled; why not, when the queue refuses (someone else deleted it, or
+    purged the queue, meanwhile). The run goes on: what it handled is a duplicate if it is redriven again."""
+    try:
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    except ClientError as exc:
+        return f"handled, but not deleted ({exc}): redriven again it is a duplicate"
+    return None
 
 
 def hide_again(sqs: BaseClient, queue_url: str, messages: list[dict[str, Any]]) -> None:

@@ -287,3 +287,27 @@ def test_redrive_handles_every_shape_a_dead_letter_takes(operator: Operator) -> 
         b["payload"]["custom_details"].get("alarmName") or b["dedup_key"] for b in operator.fake.accepted()
     )
     assert sorted(triggered) == sorted(shapes) and set(triggered.values()) == {1}, triggered
+
+
+def test_redrive_goes_on_when_a_message_it_handled_was_deleted_by_someone_else_meanwhile() -> None:
+    """Another operator purges (or drains) the queue while a redrive is handling its messages: the
+    delete of what this run handled fails, and the run says so for each message and goes on; it does
+    not end in an AWS error with its report, and the rest of the queue, lost."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+        for _ in range(3):
+            sqs.send_message(QueueUrl=url, MessageBody=failure_record(schedule_event()))
+        runs: list[str] = []
+
+        def reconcile_while_someone_purges() -> str | None:
+            runs.append("run")
+            if len(runs) == 1:
+                sqs.purge_queue(QueueUrl=url)
+            return None
+
+        report = redrive_module.redrive(sqs, url, None, run_schedule=reconcile_while_someone_purges)  # type: ignore[arg-type]
+
+    assert (report.received, report.schedules) == (3, 3)
+    assert report.redriven + len(report.kept) == 3
+    assert all("not deleted" in why for _, why in report.kept), report.kept

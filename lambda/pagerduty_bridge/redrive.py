@@ -5,7 +5,8 @@ queue's redrive DLQ), a Lambda on-failure destination record whose ``requestPayl
 event — a notification, a CloudFormation stack change, or a scheduled reconciliation run that failed —
 and anything else, read as the function reads the buffer's messages (with raw message delivery, the
 message published on the topic). Notifications go through the handler's own path; a scheduled run is run once more
-(``run_schedule``), which is what the next one would do anyway. A message is deleted only when
+(``run_schedule``, once however many failed runs the queue holds), which is what the next one
+would do anyway. A message is deleted only when
 everything in it was handled, so redriving is idempotent (what was already delivered is a duplicate
 and sends nothing); what cannot be handled stays, with the reason.
 """
@@ -84,6 +85,7 @@ def redrive(
 ) -> RedriveReport:
     """Process up to ``max_messages``; delete each fully handled one (unless ``delete`` is off: a dry run)."""
     report = RedriveReport()
+    run_schedule = once(run_schedule)
     seen: set[str] = set()
     idle = 0
     while report.received < max_messages and idle < MAX_IDLE_RECEIVES:
@@ -115,6 +117,20 @@ def redrive(
         if progress is not None:
             progress(report)
     return report
+
+
+def once(run_schedule: ScheduleRunner) -> ScheduleRunner:
+    """``run_schedule`` run at the first failed scheduled run found, its outcome reused for the others:
+    each stands for "the next run", and one run now is all of them (a queue of hundreds would otherwise
+    re-read every alarm and resend every failing incident hundreds of times)."""
+    outcome: list[str | None] = []
+
+    def run() -> str | None:
+        if not outcome:
+            outcome.append(run_schedule())
+        return outcome[0]
+
+    return run
 
 
 def delete_handled(sqs: BaseClient, queue_url: str, message: dict[str, Any]) -> str | None:

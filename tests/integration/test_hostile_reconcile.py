@@ -311,3 +311,32 @@ def test_redrive_goes_on_when_a_message_it_handled_was_deleted_by_someone_else_m
     assert (report.received, report.schedules) == (3, 3)
     assert report.redriven + len(report.kept) == 3
     assert all("not deleted" in why for _, why in report.kept), report.kept
+
+
+@pytest.mark.parametrize("outcome", [None, "the reconciliation run failed for 1 incident(s)"])
+def test_many_failed_scheduled_runs_in_the_queue_are_run_once_per_redrive(outcome: str | None) -> None:
+    """Days of failed scheduled runs wait in the on-failure queue (PagerDuty was down): each stands for
+    the same thing, the next run. One redrive runs the reconciliation once and settles them all by its
+    outcome, instead of running it once per message (each spending its retry budget again on every
+    incident still failing: hours for a queue of a few hundred)."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+        for _ in range(5):
+            sqs.send_message(QueueUrl=url, MessageBody=failure_record(schedule_event()))
+        runs: list[str | None] = []
+
+        def reconcile() -> str | None:
+            runs.append(outcome)
+            return outcome
+
+        report = redrive_module.redrive(sqs, url, None, run_schedule=reconcile)  # type: ignore[arg-type]
+        left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+
+    assert len(runs) == 1
+    assert (report.received, report.schedules) == (5, 5)
+    if outcome is None:
+        assert (report.redriven, report.kept) == (5, [])
+        assert left["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+    else:
+        assert report.redriven == 0 and [why for _, why in report.kept] == [outcome] * 5

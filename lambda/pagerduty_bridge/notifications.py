@@ -7,7 +7,7 @@ notification goes through (``pagerduty-bridge rules test`` prints it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -38,6 +38,10 @@ class SilenceLookup(Protocol):
         ...
 
     def is_active(self, silence_id: str, now: datetime) -> bool: ...
+
+    def covering(self, known: Mapping[str, str], now: datetime) -> str | None:
+        """The id of a silence covering an alarm of which only ``known`` is known (the scheduled run's view)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -166,6 +166,8 @@ def describe_alarms(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
 class SilenceCheck(Protocol):
     def is_active(self, silence_id: str, now: datetime) -> bool: ...
 
+    def covering(self, known: Mapping[str, str], now: datetime) -> str | None: ...
+
 
 @dataclass
 class Reconciliation:
@@ -262,6 +264,16 @@ class Reconciliation:
             # The alarm recovered during its silence: nothing to page, nothing more to watch.
             self._run(incident, lambda stored: _plan_unwatch(stored, incident, self.clock()), _asserting_event)
             return
+        if self.silences is not None:
+            ref = alarm_ref(incident, self.alarms.own_account, self.alarms.own_region)
+            other = self.silences.covering(_known_values(incident, ref), self.clock())
+            if other is not None:
+                # Another silence holds it now (back-to-back windows): it pages when that one is over.
+                self._run(
+                    incident, lambda stored: _plan_silenced(stored, incident, other, self.clock()), _asserting_event
+                )
+                self._keep(incident, state, Reason.SILENCED.value)
+                return
         outcome = self._run(
             incident, lambda stored: _plan_after_silence(stored, incident, self.clock()), _asserting_event
         )
@@ -365,6 +377,21 @@ def _plan_after_silence(stored: Incident | None, observed: Incident, now: dateti
         updated_at=now,
     )
     return Plan(Reason.ALARM, EventAction.TRIGGER, target)
+
+
+def _known_values(incident: Incident, ref: AlarmRef) -> dict[str, str]:
+    """What a silence can be judged on from the table alone (``silences.alarm_values`` has the rest)."""
+    known = {"alarm_name": incident.alarm_name, "dedup_key": incident.dedup_key, "severity": incident.severity.value}
+    if ref.located:
+        known.update(account=ref.account or "", region=ref.region or "")
+    return known
+
+
+def _plan_silenced(stored: Incident | None, observed: Incident, silence_id: str, now: datetime) -> Plan:
+    """Another silence covers the alarm now: record it, so the run pages when that one is over."""
+    if not lifecycle.unchanged(stored, observed):
+        return Plan(Reason.RECONCILE_RACE_LOST)
+    return Plan(Reason.SILENCED, None, replace(stored, silence_id=silence_id, updated_at=now))
 
 
 def _plan_unwatch(stored: Incident | None, observed: Incident, now: datetime) -> Plan:

@@ -220,3 +220,10 @@ class SilenceCache:
 
     def is_active(self, silence_id: str, now: datetime) -> bool:
         return any(s.id == silence_id and s.active(now) for s in self.current())
+
+    def covering(self, known: Mapping[str, str], now: datetime) -> str | None:
+        """The active silence ending last that covers an alarm of which only ``known`` is known: every
+        matcher on a known field, and matching. One on any other field cannot be judged: it covers
+        nothing here, so a page is never held back on a guess."""
+        held = [s for s in self.current() if s.active(now) and set(s.matchers) <= set(known) and s.matches(known)]
+        return max(held, key=lambda s: s.ends_at).id if held else None

@@ -25,7 +25,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge import redrive as redrive_module
 from pagerduty_bridge.devtools.fake_pagerduty import Delay
 from pagerduty_bridge.models import EventAction
-from pagerduty_bridge.reconcile import INVISIBLE, AlarmReader, AlarmRef
+from pagerduty_bridge.reconcile import GONE, INVISIBLE, AlarmReader, AlarmRef
 from pagerduty_bridge.runtime import cloudwatch_client
 from pagerduty_bridge.silences import Silence, expired
 from tests.builders import (
@@ -126,6 +126,34 @@ def test_a_run_out_of_time_leaves_the_rest_to_the_next_run_and_resolves_each_inc
     assert Counter(sent(bridge.fake, "resolve")) == Counter({dedup_key(name): 1 for name in names})
 
 
+def test_more_alarms_than_one_describe_call_takes_are_each_read_once_none_taken_for_gone() -> None:
+    """250 incidents in one place (DescribeAlarms takes 100 names a call and answers in pages): every
+    alarm that exists is read with its own state, and only the ones deleted are gone."""
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        names = [f"web-{index:03d}" for index in range(250)]
+        for index, name in enumerate(names):
+            if index % 10 != 9:  # every tenth alarm was deleted since it paged
+                put_cpu_alarm(cloudwatch, name, "ALARM" if index % 2 else "OK")
+        calls: list[int] = []
+
+        def clients(region: str | None, role: str | None) -> Any:
+            client = boto3.client("cloudwatch", region_name=region)
+            client.meta.events.register(
+                "provide-client-params.cloudwatch.DescribeAlarms",
+                lambda params, **_: calls.append(len(params.get("AlarmNames", []))),
+            )
+            return client
+
+        reader = AlarmReader(clients, own_account=ACCOUNT, own_region=REGION)
+        refs = [AlarmRef(ACCOUNT, REGION, name) for name in names]
+        states = reader.states([*refs, *refs[:5]])  # an alarm with two incidents is asked for once
+
+    expected = {ref: GONE if index % 10 == 9 else ("ALARM" if index % 2 else "OK") for index, ref in enumerate(refs)}
+    assert states == expected
+    assert all(0 < n <= 100 for n in calls) and sum(calls) == len(names), calls
+
+
 @contextmanager
 def unanswering_server() -> Iterator[str]:
     """An endpoint that takes connections and requests and never answers: a region whose CloudWatch
@@ -203,6 +231,57 @@ def test_an_alarm_under_two_silences_is_not_paged_when_the_shorter_one_ends(brid
     bridge.new_container()
     bridge.schedule()
     assert sent(bridge.fake, "trigger") == [key], "paged once both are over"
+
+
+def test_back_to_back_silences_hand_over_without_a_page(bridge: Bridge) -> None:
+    """Two maintenance windows back to back (or a second silence added while the first holds): the
+    alarm fired under the first; when it ends the second covers the alarm, so the scheduled run does
+    not page and keeps watching — and pages once the second is over too."""
+    now = datetime.now(UTC)
+    first = silence("window-1", "web-prod-*", starts=now - timedelta(hours=2), ends=now + timedelta(hours=1))
+    bridge.store.put_silence(first)
+    name, key = "web-prod-db", dedup_key("web-prod-db")
+    bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+    put_alarm(name, "ALARM")
+    second = silence("window-2", "web-prod-db", starts=now - timedelta(minutes=1), ends=now + timedelta(hours=2))
+    bridge.store.put_silence(second)
+    bridge.store.put_silence(expired(first, now))
+    bridge.new_container()
+
+    bridge.schedule()
+
+    assert sent(bridge.fake, "trigger") == [], "the second window covers it"
+    watched = bridge.store.list_watched()
+    assert [(i.dedup_key, i.silence_id) for i in watched] == [(key, "window-2")]
+
+    bridge.store.put_silence(expired(second, now))
+    bridge.new_container()
+    bridge.schedule()
+    bridge.schedule()
+    assert sent(bridge.fake, "trigger") == [key], "paged once, when no window covers it"
+
+
+def test_a_later_silence_on_a_field_the_table_does_not_keep_does_not_hold_back_the_page(bridge: Bridge) -> None:
+    """The scheduled run can judge a silence only on what the table keeps of the alarm (its name, dedup
+    key, severity, account and region): one matching on anything else (a dimension, a tag) cannot be
+    told to cover it, and a page is never lost on a guess."""
+    now = datetime.now(UTC)
+    first = silence("window-1", "web-prod-*", starts=now - timedelta(hours=2), ends=now + timedelta(hours=1))
+    bridge.store.put_silence(first)
+    name, key = "web-prod-db", dedup_key("web-prod-db")
+    bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+    put_alarm(name, "ALARM")
+    other = replace(
+        silence("by-namespace", "web-prod-*", starts=now - timedelta(minutes=1), ends=now + timedelta(hours=2)),
+        matchers={"alarm_name": "web-prod-*", "namespace": "AWS/EC2"},
+    )
+    bridge.store.put_silence(other)
+    bridge.store.put_silence(expired(first, now))
+    bridge.new_container()
+
+    bridge.schedule()
+
+    assert sent(bridge.fake, "trigger") == [key]
 
 
 def test_a_silenced_insufficient_data_page_is_sent_when_the_silence_ends_while_data_is_still_missing(

@@ -4,11 +4,11 @@ Three kinds of message arrive there: an SNS notification (the subscription's DLQ
 queue's redrive DLQ), a Lambda on-failure destination record whose ``requestPayload`` is the original
 event — a notification, a CloudFormation stack change, or a scheduled reconciliation run that failed —
 and anything else, read as the function reads the buffer's messages (with raw message delivery, the
-message published on the topic). Notifications go through the handler's own path; a scheduled run is run once more
-(``run_schedule``, once however many failed runs the queue holds), which is what the next one
-would do anyway. A message is deleted only when
-everything in it was handled, so redriving is idempotent (what was already delivered is a duplicate
-and sends nothing); what cannot be handled stays, with the reason.
+message published on the topic). Notifications go through the handler's own path; a scheduled run is
+run once more (``run_schedule``, once however many failed runs the queue holds), which is what the next
+one would do anyway. A message is deleted only when everything in it was handled, so redriving is
+idempotent (what was already delivered is a duplicate and sends nothing); what cannot be handled stays,
+with the reason.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def account_of(context: LambdaContext) -> str | None:
 def reconcile_now(runtime: Runtime, deadline: Deadline, *, own_account: str | None) -> dict[str, int]:
     """The scheduled run: heal incidents whose OK never came, confirm unknown outcomes, page alarms
     whose silence is over, within the invocation's time (what is left over waits for the next run)."""
-    from pagerduty_bridge.reconcile import AlarmReader, Reconciliation, count, summary
+    from pagerduty_bridge.reconcile import AlarmReader, Reconciliation, count, insufficient_data_clears, summary
 
     notifications = runtime.notifications()
     reader = AlarmReader(
@@ -107,6 +107,9 @@ def reconcile_now(runtime: Runtime, deadline: Deadline, *, own_account: str | No
         silences=notifications.silences,
         deadline=deadline,
         retry_budget_seconds=runtime.settings.retry_budget_seconds,
+        insufficient_data_clears=insufficient_data_clears(
+            runtime.settings.insufficient_data_action, notifications.rules.all_rules
+        ),
     )
     results = run.run()
     count(results, _metric)

@@ -38,9 +38,10 @@ from pagerduty_bridge.delivery import Delivery, Outcome
 from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError
 from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
 from pagerduty_bridge.lifecycle import Plan, Reason
-from pagerduty_bridge.models import EventAction, Incident, Origin, Resolution
+from pagerduty_bridge.models import EventAction, Incident, InsufficientDataAction, Origin, Resolution
 from pagerduty_bridge.processing import UNBOUNDED, Deadline
 from pagerduty_bridge.redaction import scrub
+from pagerduty_bridge.rule_model import Rule
 from pagerduty_bridge.text import truncate
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ class Reconciliation:
     deadline: Deadline = UNBOUNDED
     retry_budget_seconds: float = 30.0
     results: list[Reconciled] = field(default_factory=list)
+    insufficient_data_clears: bool = False
+    """Missing data resolves every alarm (``insufficient_data_clears``): INSUFFICIENT_DATA counts as OK."""
 
     def run(self) -> list[Reconciled]:
         store = self.delivery.store
@@ -213,7 +216,8 @@ class Reconciliation:
         if state == INVISIBLE:
             self._keep(incident, None, "alarm_not_visible")
             return
-        if state not in (GONE, "OK"):
+        cleared = state in (GONE, "OK") or (state == "INSUFFICIENT_DATA" and self.insufficient_data_clears)
+        if not cleared:
             self._keep(incident, state, "alarm_not_ok")
             return
         if _in_flight(incident, self.clock()):
@@ -224,8 +228,7 @@ class Reconciliation:
         if incident.last_reason == lifecycle.REOPENED_IN_PAGERDUTY:
             self._keep(incident, state, lifecycle.REOPENED_IN_PAGERDUTY)
             return
-        note = "alarm is OK in CloudWatch" if state == "OK" else "alarm no longer exists"
-        reason = "alarm_ok" if state == "OK" else "alarm_gone"
+        note, reason = _CLEARED[state]
         outcome = self._run(
             incident,
             lambda stored: lifecycle.plan_close(
@@ -323,6 +326,23 @@ class Reconciliation:
         self.results.append(
             Reconciled(incident.dedup_key, incident.alarm_name, state, done, reason or outcome.reason, seconds)
         )
+
+
+_CLEARED: Final = {
+    "OK": ("alarm is OK in CloudWatch", "alarm_ok"),
+    GONE: ("alarm no longer exists", "alarm_gone"),
+    "INSUFFICIENT_DATA": ("alarm has insufficient data (INSUFFICIENT_DATA_ACTION=resolve)", "alarm_insufficient_data"),
+}
+"""Each state that clears an alarm: the resolution's note, the result's reason."""
+
+
+def insufficient_data_clears(default: InsufficientDataAction, rules: Iterable[Rule]) -> bool:
+    """Missing data resolves every alarm: the default says so and no rule says otherwise. The run cannot
+    tell which rule an alarm falls under (the table keeps no dimensions or tags), so one rule that may
+    ignore or page missing data makes it keep every such incident, as before."""
+    return default is InsufficientDataAction.RESOLVE and all(
+        rule.insufficient_data in (None, InsufficientDataAction.RESOLVE) for rule in rules
+    )
 
 
 def _still_paging(incident: Incident, state: str) -> bool:

@@ -154,6 +154,39 @@ def test_more_alarms_than_one_describe_call_takes_are_each_read_once_none_taken_
     assert all(0 < n <= 100 for n in calls) and sum(calls) == len(names), calls
 
 
+@pytest.mark.parametrize(
+    ("rules", "resolved"),
+    [
+        (None, True),
+        ({"rules": [{"name": "web", "match": {"alarm_name": "web-*"}, "insufficient_data": "ignore"}]}, False),
+    ],
+    ids=["every-alarm-resolves-on-missing-data", "a-rule-may-say-otherwise"],
+)
+def test_an_incident_whose_alarm_lost_its_data_is_resolved_when_missing_data_resolves(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, rules: dict[str, Any] | None, resolved: bool
+) -> None:
+    """``INSUFFICIENT_DATA_ACTION=resolve``: missing data clears an alarm (an instance terminated while
+    its alarm fired). Its INSUFFICIENT_DATA notification was lost, and the alarm stays without data for
+    good: the scheduled run resolves the incident, as it resolves one whose alarm is OK. When a rule
+    may treat missing data otherwise, the run cannot tell which rule the alarm falls under: it keeps."""
+    monkeypatch.setenv(c.ENV_INSUFFICIENT_DATA_ACTION, "resolve")
+    if rules is not None:
+        monkeypatch.setenv(c.ENV_ALERT_RULES, json.dumps(rules))
+    name, key = "web-prod-terminated", dedup_key("web-prod-terminated")
+    bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+    put_alarm(name, "INSUFFICIENT_DATA")
+
+    bridge.schedule()
+
+    if resolved:
+        assert bridge.reconciled() == {key: ("resolved", "alarm_insufficient_data")}
+        assert sent(bridge.fake, "resolve") == [key]
+        assert bridge.store.list_active() == []
+    else:
+        assert bridge.reconciled() == {key: ("kept", "alarm_not_ok")}
+        assert sent(bridge.fake, "resolve") == []
+
+
 @contextmanager
 def unanswering_server() -> Iterator[str]:
     """An endpoint that takes connections and requests and never answers: a region whose CloudWatch

@@ -31,7 +31,7 @@ from pagerduty_bridge.cli.common import (
     wire,
 )
 from pagerduty_bridge.errors import BridgeError
-from pagerduty_bridge.reconcile import AlarmReader, Reconciled, Reconciliation
+from pagerduty_bridge.reconcile import AlarmReader, Reconciled, Reconciliation, insufficient_data_clears
 from pagerduty_bridge.redrive import RedriveReport, redrive
 from pagerduty_bridge.sample_alarms import TEST_ALARM_NAME, test_alarm_message
 
@@ -182,8 +182,21 @@ def run_reconciliation(args: argparse.Namespace, wired: Wired, streams: Streams)
         silences=wired.notifications.silences,
         retry_budget_seconds=wired.settings.retry_budget_seconds,
         results=results,
+        insufficient_data_clears=missing_data_clears(wired),
     )
     return list(run.run())
+
+
+def missing_data_clears(wired: Wired) -> bool:
+    """Whether missing data resolves every alarm, by the settings and the rules; rules that cannot be
+    read (reconcile needs none otherwise) say nothing for sure: no."""
+    from pagerduty_bridge.rules import load_rules
+
+    try:
+        rules = load_rules(wired.settings)
+    except (BridgeError, ValueError, OSError):
+        return False
+    return insufficient_data_clears(wired.settings.insufficient_data_action, rules.all_rules)
 
 
 def reconcile_command(args: argparse.Namespace, streams: Streams) -> int:

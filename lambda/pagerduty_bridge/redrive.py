@@ -33,6 +33,10 @@ RECEIVE_BATCH: Final = 10
 """SQS returns at most ten messages per ReceiveMessage call."""
 VISIBILITY_SECONDS: Final = 120
 """Long enough for ten notifications with their retries; a message not deleted reappears after it."""
+CONFIRM_EMPTY_WAIT_SECONDS: Final = 1
+"""A long poll's wait, asked when a short poll answers empty. A short poll (``WaitTimeSeconds=0``) asks
+only some of SQS's servers and may answer empty while a few messages are there (the usual dead-letter
+queue); a long poll asks them all, so only its empty answer says the queue is drained."""
 MAX_IDLE_RECEIVES: Final = 5
 """Receives in a row that bring only messages this run already handled before it stops (they could not be
 hidden again): the queue holds nothing new it can reach."""
@@ -88,16 +92,21 @@ def redrive(
     run_schedule = once(run_schedule)
     seen: set[str] = set()
     idle = 0
+    wait = 0
     while report.received < max_messages and idle < MAX_IDLE_RECEIVES:
         response = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=min(RECEIVE_BATCH, max_messages - report.received),
-            WaitTimeSeconds=0,
+            WaitTimeSeconds=wait,
             VisibilityTimeout=VISIBILITY_SECONDS,
         )
         received = response.get("Messages", [])
         if not received:
-            break
+            if wait:
+                break
+            wait = CONFIRM_EMPTY_WAIT_SECONDS  # a short poll's empty answer is confirmed by a long poll
+            continue
+        wait = 0
         # A message kept earlier in this run comes back once its visibility ends (handling the rest
         # took longer): it was handled, and is not handled, sent or reported again. It is hidden again,
         # so that the messages behind it are read: only an empty answer says the queue is drained.

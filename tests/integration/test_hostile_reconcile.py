@@ -452,3 +452,40 @@ def test_many_failed_scheduled_runs_in_the_queue_are_run_once_per_redrive(outcom
         assert left["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
     else:
         assert report.redriven == 0 and [why for _, why in report.kept] == [outcome] * 5
+
+
+class ShortPollingSampler:
+    """SQS as AWS documents short polling (``WaitTimeSeconds=0``): it asks only some of its servers, so
+    a queue of a few messages may answer empty while they are there; a long poll asks them all."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+
+    def receive_message(self, **request: Any) -> dict[str, Any]:
+        if not request.get("WaitTimeSeconds"):
+            return {}
+        return dict(self._sqs.receive_message(**request))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+
+def test_redrive_does_not_take_a_short_polls_empty_answer_for_an_empty_queue() -> None:
+    """Dead-letter queues hold a few messages: the usual case where a short poll misses them. redrive
+    reported "0 received" and left them there, while the operator took the queue for drained."""
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="dead-letters")["QueueUrl"]
+        ids = [sqs.send_message(QueueUrl=url, MessageBody=f"not json {n}")["MessageId"] for n in range(3)]
+        sampler = ShortPollingSampler(sqs)
+
+        report = redrive_module.redrive(
+            sampler,  # type: ignore[arg-type]
+            url,
+            None,  # type: ignore[arg-type]
+            run_schedule=lambda: None,
+            max_messages=100,
+        )
+
+    assert report.received == 3, "the messages a short poll missed were read"
+    assert sorted(message_id for message_id, _ in report.kept) == sorted(ids)

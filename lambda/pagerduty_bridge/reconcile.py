@@ -23,6 +23,7 @@ the next run.
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +43,7 @@ from pagerduty_bridge.models import EventAction, Incident, InsufficientDataActio
 from pagerduty_bridge.processing import UNBOUNDED, Deadline
 from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.rule_model import Rule
+from pagerduty_bridge.runtime import AWS_CONNECT_SECONDS, AWS_MAX_ATTEMPTS, AWS_READ_SECONDS
 from pagerduty_bridge.text import truncate
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ MAX_ALARM_NAME_LENGTH: Final = 255
 """CloudWatch's limit: a longer name (a forged notification's) cannot be an alarm."""
 MAX_PROBLEM_LENGTH: Final = 1024
 """Why a region or account could not be read, as logged: enough for AWS's message, not a proxy's page."""
+PLACE_READ_SECONDS: Final = (AWS_CONNECT_SECONDS + AWS_READ_SECONDS) * AWS_MAX_ATTEMPTS
+"""The longest one place's read takes with the run's CloudWatch clients, when the place hangs (16 s).
+A place after the first is read only while this much of the run is left."""
 GONE: Final = "GONE"
 INVISIBLE: Final = "INVISIBLE"
 IN_FLIGHT: Final = "in_flight"
@@ -113,42 +118,65 @@ class AlarmReader:
         self.own_region = own_region
         self.role_arns = dict(role_arns or {})
 
-    def states(self, refs: Iterable[AlarmRef]) -> dict[AlarmRef, str]:
+    def states(self, refs: Iterable[AlarmRef], *, deadline: Deadline = UNBOUNDED) -> dict[AlarmRef, str]:
         """Each alarm's state (``ALARM``, ``OK``, ``INSUFFICIENT_DATA``), ``GONE`` when it does not
         exist where its ARN says it lives, ``INVISIBLE`` when the run cannot look there: no role for its
-        account, its place answered an error (each such place logged once as a warning), or it has no
-        ARN and is not where the run looked."""
+        account, its place answered an error (each such place logged once as a warning), it has no
+        ARN and is not where the run looked, or a hung read of its place would not fit before ``deadline``
+        (after the first place: each run reads one). The run's own place is read first, the others in a
+        random order: a place left for lack of time is not the one left every run."""
         by_place: dict[tuple[str | None, str | None], list[AlarmRef]] = defaultdict(list)
         for ref in refs:
             by_place[(ref.account, ref.region)].append(ref)
         found: dict[AlarmRef, str] = {}
-        for (account, region), place_refs in by_place.items():
-            role = None if account in (None, self.own_account) else self.role_arns.get(account or "")
-            if account not in (None, self.own_account) and role is None:
-                found.update(dict.fromkeys(place_refs, INVISIBLE))
-                continue
-            names = [ref.name for ref in place_refs if 0 < len(ref.name) <= MAX_ALARM_NAME_LENGTH]
-            where = region or self.own_region
-            try:
-                current = describe_alarms(self._clients(where, role), names)
-            except (ClientError, BotoCoreError) as exc:
-                # A region that is down or not enabled, a role not assumable (yet): this place's alarms
-                # are unknown, not gone, and the rest of the run must not wait for it.
-                problem = truncate(scrub(str(exc)), MAX_PROBLEM_LENGTH)
+        places = _in_reading_order(by_place, self.own_account, self.own_region)
+        for index, ((account, region), place_refs) in enumerate(places):
+            remaining = deadline.remaining()
+            if index > 0 and remaining is not None and remaining < PLACE_READ_SECONDS:
                 logger.warning(
-                    "alarms unreadable",
-                    extra={
-                        "account": account or self.own_account,
-                        "region": where,
-                        "role_arn": role,
-                        "incidents": len(place_refs),
-                        "problem": problem,
-                    },
+                    "alarms not read: no time left in this run",
+                    extra={"account": account or self.own_account, "region": region, "incidents": len(place_refs)},
                 )
                 found.update(dict.fromkeys(place_refs, INVISIBLE))
                 continue
-            found.update({ref: current.get(ref.name, GONE if ref.located else INVISIBLE) for ref in place_refs})
+            found.update(self._read_place(account, region, place_refs))
         return found
+
+    def _read_place(self, account: str | None, region: str | None, place_refs: list[AlarmRef]) -> dict[AlarmRef, str]:
+        role = None if account in (None, self.own_account) else self.role_arns.get(account or "")
+        if account not in (None, self.own_account) and role is None:
+            return dict.fromkeys(place_refs, INVISIBLE)
+        names = [ref.name for ref in place_refs if 0 < len(ref.name) <= MAX_ALARM_NAME_LENGTH]
+        where = region or self.own_region
+        try:
+            current = describe_alarms(self._clients(where, role), names)
+        except (ClientError, BotoCoreError) as exc:
+            # A region that is down or not enabled, a role not assumable (yet): this place's alarms
+            # are unknown, not gone, and the rest of the run must not wait for it.
+            problem = truncate(scrub(str(exc)), MAX_PROBLEM_LENGTH)
+            logger.warning(
+                "alarms unreadable",
+                extra={
+                    "account": account or self.own_account,
+                    "region": where,
+                    "role_arn": role,
+                    "incidents": len(place_refs),
+                    "problem": problem,
+                },
+            )
+            return dict.fromkeys(place_refs, INVISIBLE)
+        return {ref: current.get(ref.name, GONE if ref.located else INVISIBLE) for ref in place_refs}
+
+
+def _in_reading_order(
+    by_place: dict[tuple[str | None, str | None], list[AlarmRef]], own_account: str | None, own_region: str | None
+) -> list[tuple[tuple[str | None, str | None], list[AlarmRef]]]:
+    """The run's own place (and alarms known by name only) first, then the others shuffled."""
+    places = list(by_place.items())
+    random.shuffle(places)
+    return sorted(
+        places, key=lambda item: item[0][0] not in (None, own_account) or item[0][1] not in (None, own_region)
+    )
 
 
 def describe_alarms(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
@@ -189,8 +217,11 @@ class Reconciliation:
         active = [i for i in store.list_active() if i.origin is Origin.ALARM]
         watched = store.list_watched()
         states = self.alarms.states(
-            alarm_ref(i, self.alarms.own_account, self.alarms.own_region)
-            for i in [*active, *(w for w in watched if w.origin is Origin.ALARM)]
+            (
+                alarm_ref(i, self.alarms.own_account, self.alarms.own_region)
+                for i in [*active, *(w for w in watched if w.origin is Origin.ALARM)]
+            ),
+            deadline=self.deadline,
         )
 
         def state(incident: Incident) -> str:

@@ -19,12 +19,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import redrive as redrive_module
 from pagerduty_bridge.devtools.fake_pagerduty import Delay
 from pagerduty_bridge.models import EventAction
+from pagerduty_bridge.processing import Deadline
 from pagerduty_bridge.reconcile import GONE, INVISIBLE, AlarmReader, AlarmRef
 from pagerduty_bridge.runtime import cloudwatch_client
 from pagerduty_bridge.silences import Silence, expired
@@ -235,6 +237,41 @@ def test_a_region_that_never_answers_holds_the_run_up_for_seconds_not_minutes(mo
 
     assert found, f"still waiting on the hung region after {seconds:.0f} s"
     assert found[0] == {here: "OK", there: INVISIBLE}
+
+
+def test_places_the_run_has_no_time_left_for_are_left_unread_its_own_place_first() -> None:
+    """Each hung place costs the run its clients' whole timeouts (about 16 s): three or four of them
+    held the run past the invocation's deadline before it resolved anything, run after run. Places are
+    read while one more read fits the deadline, the run's own region first (its alarms are most of the
+    incidents); the rest are unread this run (kept, not gone) and the run goes on to resolve."""
+    elapsed = [0.0]
+    deadline = Deadline(end=40.0, clock=lambda: elapsed[0])
+    asked: list[str | None] = []
+
+    class HungCloudWatch:
+        def __init__(self, region: str | None) -> None:
+            self.region = region
+
+        def get_paginator(self, _: str) -> Any:
+            asked.append(self.region)
+            elapsed[0] += 16.0  # connect and read timeouts, twice, then the client gives up
+            raise EndpointConnectionError(endpoint_url=f"https://monitoring.{self.region}.amazonaws.com")
+
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        put_cpu_alarm(cloudwatch, "web-here-cpu", "OK")
+
+        def clients(region: str | None, role: str | None) -> Any:
+            return cloudwatch if region == REGION else HungCloudWatch(region)
+
+        reader = AlarmReader(clients, own_account=ACCOUNT, own_region=REGION)
+        there = [AlarmRef(ACCOUNT, region, "web-there-cpu") for region in ("ap-hung-1", "ap-hung-2", "ap-hung-3")]
+        here = AlarmRef(ACCOUNT, REGION, "web-here-cpu")
+        states = reader.states([*there, here], deadline=deadline)
+
+    assert states == {here: "OK", **dict.fromkeys(there, INVISIBLE)}
+    assert len(asked) == 2, f"a place was read with no time left for it: {asked}"
+    assert elapsed[0] <= 40.0
 
 
 # --- silences --------------------------------------------------------------------------------------------

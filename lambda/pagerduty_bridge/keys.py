@@ -50,9 +50,28 @@ def parse_secret(value: Any, where: str) -> dict[str, str]:
         decoded = json.loads(text)
     except ValueError:
         raise ConfigurationError(f"{where} looks like JSON but is not valid JSON") from None
-    if not isinstance(decoded, dict) or not all(isinstance(v, str) for v in decoded.values()):
+    if not isinstance(decoded, dict) or not any(isinstance(v, str) for v in decoded.values()):
         raise ConfigurationError(f"{where} must be a JSON object of alias → routing key strings")
-    return {alias: key.strip() for alias, key in decoded.items()}
+    # An entry that is no string (``null`` for an alias switched off, a number) is no key: only its
+    # alias fails (``NOT_A_KEY``), every other alias of the secret goes on paging. What it holds is
+    # scrubbed all the same: a key may hide in it (``{"key": "…"}``).
+    REDACTOR.add(nested_strings([v for v in decoded.values() if not isinstance(v, str)]))
+    return {alias: key.strip() if isinstance(key, str) else NOT_A_KEY for alias, key in decoded.items()}
+
+
+NOT_A_KEY: Final = ""
+"""What ``parse_secret`` holds for an alias whose entry is not a string: a key no alias can use."""
+
+
+def nested_strings(value: Any) -> list[str]:
+    """Every string in a decoded JSON value, however deep: what a secret holds that may be a key."""
+    if isinstance(value, str):
+        return [value, value.strip()]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in nested_strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in nested_strings(item)]
+    return []
 
 
 def is_ssm_parameter(reference: str) -> bool:
@@ -174,6 +193,10 @@ class RoutingKeys:
         if self._settings.integration_key_secret_arn:
             keys = self._read(self._settings.integration_key_secret_arn, c.ENV_INTEGRATION_KEY_SECRET_ARN)
             if alias in keys:
+                if not keys[alias]:
+                    raise ConfigurationError(
+                        f"{c.ENV_INTEGRATION_KEY_SECRET_ARN} ({alias}) holds no routing key string"
+                    )
                 return keys[alias]
         if alias == c.DEFAULT_ROUTING_KEY_ALIAS:
             raise RoutingKeyError(

@@ -1,0 +1,112 @@
+"""Hostile and odd answers around the delivery: secrets of odd shapes, crashes between steps, tables and
+PagerDuty answering strangely. Each test is a defect that was reproduced first, then fixed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.parameters import clear_caches
+from moto import mock_aws
+
+from pagerduty_bridge import constants as c
+from pagerduty_bridge import handler
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.errors import RoutingKeyError, UnknownAliasError
+from pagerduty_bridge.keys import RoutingKeys
+from pagerduty_bridge.models import Incident
+from pagerduty_bridge.redaction import scrub
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from tests.builders import T0, dedup_key, lambda_environment, sns_event
+from tests.conftest import ROUTING_KEY, FakeLambdaContext
+
+TABLE = "incidents"
+REGION = "eu-west-1"
+
+
+def fresh_key() -> str:
+    """A well-formed routing key no earlier test has loaded."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Bridge:
+    """The function in a new container, on moto and the PagerDuty stand-in."""
+
+    fake: FakePagerDuty
+    client: Any
+    key: str
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = handler.lambda_handler(event, FakeLambdaContext())
+        return result
+
+    def incident(self, name: str) -> Incident | None:
+        return DynamoDBIncidentStore(self.client, TABLE).get(dedup_key(name))
+
+    def alert(self, name: str, key: str | None = None) -> str | None:
+        alert = self.fake.alerts.get((key or self.key, dedup_key(name)))
+        return alert.status if alert is not None else None
+
+
+@pytest.fixture
+def bridge(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Iterator[Bridge]:
+    key = fresh_key()
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, key=key, retry_budget_seconds=1)
+    clear_caches()  # Powertools keeps its Secrets Manager provider per process
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client, TABLE)
+        yield Bridge(fake_pd, client, key)
+    clear_caches()
+
+
+def use_secret(bridge: Bridge, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """The integration key comes from a Secrets Manager secret holding ``value``."""
+    arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=f"pagerduty-{uuid.uuid4().hex[:8]}", SecretString=value
+    )["ARN"]
+    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
+    monkeypatch.setenv(c.ENV_INTEGRATION_KEY_SECRET_ARN, arn)
+
+
+# --- secrets of odd shapes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("odd", [None, 12345, ["a", "b"], {"key": "nested"}, True])
+def test_attack_an_entry_of_another_type_in_a_json_secret_fails_only_its_own_alias(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, odd: object
+) -> None:
+    """``{"default": "…", "payments": null}`` (an alias switched off by hand, a number pasted): the
+    default alias still pages; only the odd alias's pages fail, kept for retry."""
+    use_secret(bridge, monkeypatch, json.dumps({"default": bridge.key, "payments": odd}))
+
+    response = bridge.invoke(sns_event("odd-entry-default"))
+
+    assert response == {"processed": 1, "failed": 0}
+    assert bridge.alert("odd-entry-default") == "triggered"
+    ok = bridge.invoke(sns_event("odd-entry-default", "OK", "ALARM", at=T0 + timedelta(minutes=1)))
+    assert ok == {"processed": 1, "failed": 0}
+    assert bridge.alert("odd-entry-default") == "resolved"
+
+
+def test_attack_the_odd_entry_of_a_json_secret_is_a_broken_alias_not_a_missing_one() -> None:
+    """The odd entry's alias is named, so its pages are kept for retry (not rerouted to ``default``), and
+    whatever the entry holds is scrubbed from logs like any key."""
+    hidden = fresh_key()
+    secret = json.dumps({"default": ROUTING_KEY, "payments": None, "web": {"key": hidden}})
+    keys = RoutingKeys(Settings(integration_key_secret_arn="s"), fetch=lambda reference, where: secret)
+
+    assert keys.get("default") == ROUTING_KEY
+    for alias in ("payments", "web"):
+        with pytest.raises(RoutingKeyError, match="holds no routing key string") as caught:
+            keys.get(alias)
+        assert not isinstance(caught.value, UnknownAliasError) and caught.value.retryable
+    assert hidden not in scrub(f"echoed {hidden}")

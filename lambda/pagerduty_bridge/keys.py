@@ -12,6 +12,7 @@ the process's redactor as soon as the secret is read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 
@@ -37,13 +38,13 @@ class KeySource(Protocol):
 def parse_secret(value: Any, where: str) -> dict[str, str]:
     """A secret's routing keys by alias, unchecked: a plain key (alias ``default``) or a JSON object of
     aliases. Each key is checked when its alias is used, so one bad entry fails only its alias. The
-    whitespace around a key (a pasted newline) is not part of it, in a JSON entry as in a plain secret:
-    a routing key is letters and digits."""
+    whitespace and invisible marks around a key (a pasted newline, an editor's byte-order mark) are not
+    part of it, around the whole secret as around a JSON entry: a routing key is letters and digits."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not trimmed(value):
         raise ConfigurationError(f"{where} is empty")
-    text = value.strip()
+    text = trimmed(value)
     if not text.startswith("{"):
         return {c.DEFAULT_ROUTING_KEY_ALIAS: text}
     try:
@@ -56,7 +57,17 @@ def parse_secret(value: Any, where: str) -> dict[str, str]:
     # alias fails (``NOT_A_KEY``), every other alias of the secret goes on paging. What it holds is
     # scrubbed all the same: a key may hide in it (``{"key": "…"}``).
     REDACTOR.add(nested_strings([v for v in decoded.values() if not isinstance(v, str)]))
-    return {alias: key.strip() if isinstance(key, str) else NOT_A_KEY for alias, key in decoded.items()}
+    return {alias: trimmed(key) if isinstance(key, str) else NOT_A_KEY for alias, key in decoded.items()}
+
+
+_AROUND: Final = re.compile(r"^[\s\ufeff\u200b-\u200d\u2060]+|[\s\ufeff\u200b-\u200d\u2060]+$")
+"""Blanks and invisible marks at either end: a byte-order mark an editor wrote, a zero-width space or
+joiner pasted with the key. No console shows them, and a routing key has none."""
+
+
+def trimmed(text: str) -> str:
+    """``text`` without the blanks and invisible marks around it (never those inside it)."""
+    return _AROUND.sub("", text)
 
 
 NOT_A_KEY: Final = ""
@@ -66,7 +77,7 @@ NOT_A_KEY: Final = ""
 def nested_strings(value: Any) -> list[str]:
     """Every string in a decoded JSON value, however deep: what a secret holds that may be a key."""
     if isinstance(value, str):
-        return [value, value.strip()]
+        return [value, trimmed(value)]
     if isinstance(value, dict):
         return [text for item in value.values() for text in nested_strings(item)]
     if isinstance(value, list):
@@ -210,7 +221,7 @@ class RoutingKeys:
         """A secret's keys by alias, each registered with the redactor as soon as it is read: the answer
         that holds one alias's key holds the others' too, asked for or not, well-formed or not."""
         keys = parse_secret(self._fetch(reference, where), where)
-        REDACTOR.add(text for key in keys.values() for text in (key, key.strip()))
+        REDACTOR.add(keys.values())
         return keys
 
     def clear_cache(self) -> None:

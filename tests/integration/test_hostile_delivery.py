@@ -110,3 +110,18 @@ def test_attack_the_odd_entry_of_a_json_secret_is_a_broken_alias_not_a_missing_o
             keys.get(alias)
         assert not isinstance(caught.value, UnknownAliasError) and caught.value.retryable
     assert hidden not in scrub(f"echoed {hidden}")
+
+
+@pytest.mark.parametrize("json_secret", [False, True], ids=["plain", "json"])
+@pytest.mark.parametrize("mark", ["\ufeff", "\u200b", "\u2060"], ids=["bom", "zero-width-space", "word-joiner"])
+def test_attack_an_invisible_mark_around_a_secret_does_not_stop_every_page(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, json_secret: bool, mark: str
+) -> None:
+    """A key saved by an editor that writes a byte-order mark, or pasted from a page with a zero-width
+    character beside it, looks like the key in every console: it is read as the key, and a JSON secret
+    so marked as JSON (not as one malformed plain key that fails every alias)."""
+    value = json.dumps({"default": bridge.key}) if json_secret else bridge.key
+    use_secret(bridge, monkeypatch, f"{mark}{value}{mark}\r\n")
+
+    assert bridge.invoke(sns_event("invisible-mark")) == {"processed": 1, "failed": 0}
+    assert bridge.alert("invisible-mark") == "triggered"

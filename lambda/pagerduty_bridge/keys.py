@@ -5,13 +5,14 @@ Sources, for each alias: the plaintext settings (local use only), one secret per
 alias, or a JSON object of aliases). Secrets are Secrets Manager secrets or SSM SecureString
 parameters, read through Powertools Parameters and cached ``SECRET_MAX_AGE_SECONDS`` so a rotated key
 is picked up. A secret that cannot be read or holds no valid key fails only the alias that needs it:
-every other alias goes on paging. Every key a secret holds (every alias, used or not) is registered with
+every other alias goes on paging (and one whose refresh fails keeps the value it held when last read). Every key a secret holds (every alias, used or not) is registered with
 the process's redactor as soon as the secret is read.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
@@ -21,6 +22,8 @@ from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError, Unknown
 from pagerduty_bridge.models import Secret
 from pagerduty_bridge.redaction import REDACTOR
 from pagerduty_bridge.settings import Settings, check_routing_key
+
+logger = logging.getLogger(__name__)
 
 SECRET_MAX_AGE_SECONDS: Final = 300
 """How long a fetched secret is reused: one read per container per five minutes."""
@@ -156,6 +159,8 @@ class RoutingKeys:
         self._settings = settings
         self._fetch: SecretFetcher = fetch or ParameterFetcher()
         self._plain: dict[str, Secret] = dict(settings.routing_keys)
+        self._last_read: dict[str, dict[str, str]] = {}
+        """Each secret's keys as last read, for when a later read fails (``_read``)."""
         if settings.integration_key is not None:
             self._plain[c.DEFAULT_ROUTING_KEY_ALIAS] = settings.integration_key
         REDACTOR.add(key.get_secret_value() for key in self._plain.values())
@@ -219,9 +224,22 @@ class RoutingKeys:
 
     def _read(self, reference: str, where: str) -> dict[str, str]:
         """A secret's keys by alias, each registered with the redactor as soon as it is read: the answer
-        that holds one alias's key holds the others' too, asked for or not, well-formed or not."""
-        keys = parse_secret(self._fetch(reference, where), where)
+        that holds one alias's key holds the others' too, asked for or not, well-formed or not.
+
+        A secret read before whose refresh fails (Secrets Manager throttling or out of reach once the
+        cached value expired) keeps its last value, with a warning: the key paged a moment ago pages on,
+        rather than every alarm failing until the service answers again."""
+        try:
+            value = self._fetch(reference, where)
+        except ConfigurationError as exc:
+            last = self._last_read.get(reference)
+            if last is None:
+                raise
+            logger.warning("%s; paging with the value it held when last read", exc)
+            return last
+        keys = parse_secret(value, where)
         REDACTOR.add(keys.values())
+        self._last_read[reference] = keys
         return keys
 
     def clear_cache(self) -> None:

@@ -3,9 +3,10 @@ PagerDuty answering strangely. Each test is a defect that was reproduced first, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,10 +14,11 @@ from typing import Any
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.parameters import clear_caches
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge import handler
+from pagerduty_bridge import handler, keys
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import RoutingKeyError, UnknownAliasError
 from pagerduty_bridge.keys import RoutingKeys
@@ -125,3 +127,42 @@ def test_attack_an_invisible_mark_around_a_secret_does_not_stop_every_page(
 
     assert bridge.invoke(sns_event("invisible-mark")) == {"processed": 1, "failed": 0}
     assert bridge.alert("invisible-mark") == "triggered"
+
+
+@contextlib.contextmanager
+def secrets_manager_refusing(code: str) -> Iterator[Callable[[bool], None]]:
+    """Secrets Manager answering ``GetSecretValue`` with ``code`` while switched on (a throttle, an
+    outage, a network path to it that broke): clients made from boto3's default session, as the function's
+    are, hear it. Yields the switch."""
+    refusing = [False]
+
+    def refuse(**_: object) -> None:
+        if refusing[0]:
+            raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, "GetSecretValue")
+
+    events = boto3._get_default_session().events
+    events.register("before-call.secrets-manager.GetSecretValue", refuse)
+    try:
+        yield lambda on: refusing.__setitem__(0, on)
+    finally:
+        refusing[0] = False
+        events.unregister("before-call.secrets-manager.GetSecretValue", refuse)
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "InternalServiceError"])
+def test_attack_secrets_manager_failing_a_refresh_does_not_stop_pages_with_the_key_just_used(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch, code: str
+) -> None:
+    """The cached key expires (every five minutes) and Secrets Manager throttles or fails the read that
+    refreshes it: the key the function paged with a moment ago still pages, instead of every alarm
+    failing until Secrets Manager answers again."""
+    monkeypatch.setattr(keys, "SECRET_MAX_AGE_SECONDS", 0)  # every read refreshes: five minutes later
+    use_secret(bridge, monkeypatch, bridge.key)
+    with secrets_manager_refusing(code) as refusing:
+        assert bridge.invoke(sns_event("before-the-throttle")) == {"processed": 1, "failed": 0}
+        refusing(True)
+
+        response = bridge.invoke(sns_event("during-the-throttle"))
+
+    assert response == {"processed": 1, "failed": 0}
+    assert bridge.alert("during-the-throttle") == "triggered"

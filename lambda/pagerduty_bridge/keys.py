@@ -134,14 +134,29 @@ class ParameterFetcher:
                 )
             return secrets.get(reference, max_age=SECRET_MAX_AGE_SECONDS)
         except parameters.exceptions.GetParameterError as exc:
-            raise ConfigurationError(
-                f"{where}: cannot read the secret ({type(exc.__cause__ or exc).__name__})"
-            ) from None
+            raise ConfigurationError(f"{where}: cannot read the secret ({aws_answer(exc)})") from None
 
     def clear(self) -> None:
         """Forget cached values (after a SnapStart restore, a snapshot's secrets may be stale)."""
         for provider in (*self._secrets.values(), *self._parameters.values()):
             provider.clear_cache()
+
+
+def aws_answer(exc: BaseException) -> str:
+    """What the service answered under a Powertools error (which wraps it as its context, not its cause):
+    the AWS error code (``AccessDeniedException``, ``ThrottlingException`` …) or the innermost error's
+    type. Never its message: it is the code that says what to fix."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in seen:
+        seen.append(cause)
+        response = getattr(cause, "response", None)
+        error = response.get("Error") if isinstance(response, dict) else None
+        code = error.get("Code") if isinstance(error, dict) else None
+        if isinstance(code, str) and code:
+            return code
+        cause = cause.__cause__ or cause.__context__
+    return type(seen[-1]).__name__
 
 
 def region_of(reference: str) -> str | None:

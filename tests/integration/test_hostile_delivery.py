@@ -166,3 +166,17 @@ def test_attack_secrets_manager_failing_a_refresh_does_not_stop_pages_with_the_k
 
     assert response == {"processed": 1, "failed": 0}
     assert bridge.alert("during-the-throttle") == "triggered"
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException", "ResourceNotFoundException"])
+def test_attack_a_secret_that_cannot_be_read_says_what_secrets_manager_answered(code: str) -> None:
+    """Throttling, a missing permission and a deleted secret need different fixes: the error (in the log
+    and in ``health``) names Secrets Manager's answer, not only that Powertools could not get it."""
+    clear_caches()
+    with mock_aws(), secrets_manager_refusing(code) as refusing:
+        refusing(True)
+        arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:pagerduty-AbCdEf"
+        with pytest.raises(RoutingKeyError) as caught:
+            RoutingKeys(Settings(integration_key_secret_arn=arn)).get("default")
+    clear_caches()
+    assert code in str(caught.value)

@@ -28,6 +28,26 @@ logger = logging.getLogger(__name__)
 SECRET_MAX_AGE_SECONDS: Final = 300
 """How long a fetched secret is reused: one read per container per five minutes."""
 
+
+SECRET_CONNECT_TIMEOUT_SECONDS: Final = 2.0
+SECRET_READ_TIMEOUT_SECONDS: Final = 3.0
+SECRET_READ_ATTEMPTS: Final = 2
+"""A secret read gives up within seconds: Secrets Manager and SSM answer in milliseconds, and boto3's
+defaults (60 s to connect, 60 s to read, each retried) would hold every page for the function's whole
+timeout when the service stops answering, while the key read last (``RoutingKeys._read``) could page."""
+
+
+def secret_client_config() -> Any:
+    """The botocore configuration of the clients that read secrets (see ``SECRET_READ_ATTEMPTS``)."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=SECRET_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=SECRET_READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": SECRET_READ_ATTEMPTS},
+    )
+
+
 SecretFetcher = Callable[[str, str], Any]
 """(reference, where) → the secret's value; raises ``ConfigurationError`` naming ``where``."""
 
@@ -113,7 +133,7 @@ class ParameterFetcher:
             return self._client(service, region=region)
         import boto3
 
-        return boto3.client(service, region_name=region)
+        return boto3.client(service, region_name=region, config=secret_client_config())
 
     def __call__(self, reference: str, where: str) -> Any:
         from aws_lambda_powertools.utilities import parameters

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -180,3 +182,76 @@ def test_attack_a_secret_that_cannot_be_read_says_what_secrets_manager_answered(
             RoutingKeys(Settings(integration_key_secret_arn=arn)).get("default")
     clear_caches()
     assert code in str(caught.value)
+
+
+class StallingSecretsManager:
+    """A Secrets Manager endpoint that answers ``GetSecretValue`` with ``value`` ``answers`` times, then
+    takes requests and never answers (a VPC endpoint or a network path to it that broke)."""
+
+    def __init__(self, value: str, answers: int = 1) -> None:
+        self.value, self.answers = value, answers
+        self.stalled = 0
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while conn.recv(65536):
+                if self.answers <= 0:
+                    self.stalled += 1
+                    self.stop.wait()
+                    return
+                self.answers -= 1
+                body = json.dumps(
+                    {
+                        "ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf",
+                        "Name": "pd",
+                        "VersionId": "v1",
+                        "SecretString": self.value,
+                        "VersionStages": ["AWSCURRENT"],
+                    }
+                ).encode()
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {len(body)}\r\n\r\n"
+                conn.sendall(head.encode() + body)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def test_attack_a_secrets_manager_that_stops_answering_does_not_hold_every_page(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Secrets Manager takes the refresh's request and never answers: the read gives up within seconds
+    and the key read last pages, instead of each page waiting out boto3's 60 s read timeout (times its
+    retries) and the function's timeout ending the invocation with nothing paged."""
+    monkeypatch.setattr(keys, "SECRET_MAX_AGE_SECONDS", 0)  # every read refreshes: five minutes later
+    stalling = StallingSecretsManager(bridge.key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", stalling.url)
+    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
+    monkeypatch.setenv(
+        c.ENV_INTEGRATION_KEY_SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf"
+    )
+    try:
+        assert bridge.invoke(sns_event("before-the-stall")) == {"processed": 1, "failed": 0}
+        answered: list[dict[str, Any]] = []
+        worker = threading.Thread(target=lambda: answered.append(bridge.invoke(sns_event("during-the-stall"))))
+        worker.start()
+        worker.join(timeout=15)
+        assert stalling.stalled, "the refresh never reached the stalling endpoint"
+        assert answered == [{"processed": 1, "failed": 0}], "the page waited on a Secrets Manager that never answers"
+    finally:
+        stalling.close()
+    assert bridge.alert("during-the-stall") == "triggered"

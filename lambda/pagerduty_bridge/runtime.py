@@ -128,6 +128,14 @@ def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoi
     )
 
 
+TABLE_CONNECT_TIMEOUT_SECONDS: Final = 2.0
+TABLE_READ_TIMEOUT_SECONDS: Final = 5.0
+"""DynamoDB answers in milliseconds. boto3's 60 s defaults let one request on a pooled connection that
+died while the container was frozen (a NAT forgets it: no FIN, no answer) outlast the function's
+timeout, ending the invocation with nothing paged; given up after this, the request is retried at once
+on a new connection (a write whose answer was lost is recognised: ``dynamodb.already_written``)."""
+
+
 def lambda_runtime(settings: Settings | None = None) -> Runtime:
     """The Lambda's runtime: settings from the environment, the DynamoDB table it names."""
     settings = settings or Settings.from_env()
@@ -141,6 +149,13 @@ def lambda_runtime(settings: Settings | None = None) -> Runtime:
     # Every request this client makes is built by the store's own code (tested against moto's and the
     # stack's table); DynamoDB validates each on its side. botocore's client-side check of every
     # attribute of every item is a tenth of a write's CPU that finds nothing here.
-    client = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    client = boto3.client(
+        "dynamodb",
+        config=Config(
+            parameter_validation=False,
+            connect_timeout=TABLE_CONNECT_TIMEOUT_SECONDS,
+            read_timeout=TABLE_READ_TIMEOUT_SECONDS,
+        ),
+    )
     retention = timedelta(days=settings.resolved_retention_days)
     return Runtime(settings=settings, store=DynamoDBIncidentStore(client, settings.table_name, retention=retention))

@@ -255,3 +255,84 @@ def test_attack_a_secrets_manager_that_stops_answering_does_not_hold_every_page(
     finally:
         stalling.close()
     assert bridge.alert("during-the-stall") == "triggered"
+
+
+# --- a table that stops answering -------------------------------------------------------------------------
+
+
+class SeveringProxy:
+    """A TCP proxy to ``upstream`` whose next connection is dead the way a NAT or a frozen container's
+    idle connection dies: no FIN, no RST; what is sent on it simply never gets an answer. (moto's server
+    closes each connection after its answer, so the dead pooled connection is played by the next one.)
+    Connections after it work."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.to_sever = 0
+        self.severed_requests = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            dead = [self.to_sever > 0]
+            self.to_sever -= dead[0]
+            threading.Thread(target=self._copy, args=(client, server, dead, True), daemon=True).start()
+            threading.Thread(target=self._copy, args=(server, client, dead, False), daemon=True).start()
+
+    def _copy(self, source: socket.socket, target: socket.socket, dead: list[bool], request: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if dead[0]:
+                    self.severed_requests += request
+                    continue  # swallowed: nothing reaches the table, no answer comes back
+                target.sendall(data)
+
+    def sever_next(self) -> None:
+        self.to_sever = 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_attack_a_table_connection_that_died_while_idle_costs_seconds_not_the_batch(
+    fake_pd: FakePagerDuty, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function's pooled connection to DynamoDB died while the container was frozen (no FIN: a NAT
+    forgot it). The next write on it gets no answer: it is given up within seconds and made again on a
+    new connection, so the page goes out, instead of waiting out boto3's 60 s read timeout — past the
+    function's own timeout, which ends the invocation with nothing paged and the whole batch back."""
+    table = f"incidents-{uuid.uuid4().hex[:8]}"
+    create_table(boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION), table)
+    proxy = SeveringProxy(moto_url)
+    key = fresh_key()
+    # The default budget's order: a claim written seconds late still leaves its lease time to send.
+    lambda_environment(monkeypatch, table=table, events_url=fake_pd.url, key=key, retry_budget_seconds=20)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
+    try:
+        first = handler.lambda_handler(sns_event("before-the-freeze"), FakeLambdaContext())
+        assert first == {"processed": 1, "failed": 0}
+        proxy.sever_next()
+        answered: list[dict[str, Any]] = []
+        context = FakeLambdaContext(remaining_millis=30_000)
+        worker = threading.Thread(
+            target=lambda: answered.append(handler.lambda_handler(sns_event("after-the-freeze"), context)),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(timeout=25)
+    finally:
+        proxy.close()
+    assert proxy.severed_requests, "no request went over the severed connection"
+    assert answered == [{"processed": 1, "failed": 0}], "the page waited on a connection that was dead"
+    alert = fake_pd.alerts.get((key, dedup_key("after-the-freeze")))
+    assert alert is not None and alert.status == "triggered"

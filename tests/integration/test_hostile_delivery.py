@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler, keys
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import RoutingKeyError, UnknownAliasError
-from pagerduty_bridge.keys import RoutingKeys
+from pagerduty_bridge.keys import RoutingKeys, parse_secret
 from pagerduty_bridge.models import Incident
 from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.settings import Settings
@@ -336,3 +337,11 @@ def test_attack_a_table_connection_that_died_while_idle_costs_seconds_not_the_ba
     assert answered == [{"processed": 1, "failed": 0}], "the page waited on a connection that was dead"
     alert = fake_pd.alerts.get((key, dedup_key("after-the-freeze")))
     assert alert is not None and alert.status == "triggered"
+
+
+def test_attack_a_secret_of_blanks_between_two_characters_is_trimmed_in_linear_time() -> None:
+    """Up to 64 KB of anything may be in a secret: trimming what surrounds a key never backtracks."""
+    value = "a" + " \u200b" * 32_000 + "b"
+    started = time.monotonic()
+    assert parse_secret(f"\ufeff{value}\n", "W") == {"default": value}
+    assert time.monotonic() - started < 1.0

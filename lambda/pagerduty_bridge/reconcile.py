@@ -43,7 +43,7 @@ from pagerduty_bridge.models import EventAction, Incident, InsufficientDataActio
 from pagerduty_bridge.processing import UNBOUNDED, Deadline
 from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.rule_model import Rule
-from pagerduty_bridge.runtime import AWS_CONNECT_SECONDS, AWS_MAX_ATTEMPTS, AWS_READ_SECONDS
+from pagerduty_bridge.runtime import AWS_CONNECT_TIMEOUT_SECONDS, AWS_MAX_ATTEMPTS, AWS_READ_TIMEOUT_SECONDS
 from pagerduty_bridge.text import truncate
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ MAX_ALARM_NAME_LENGTH: Final = 255
 """CloudWatch's limit: a longer name (a forged notification's) cannot be an alarm."""
 MAX_PROBLEM_LENGTH: Final = 1024
 """Why a region or account could not be read, as logged: enough for AWS's message, not a proxy's page."""
-PLACE_READ_SECONDS: Final = (AWS_CONNECT_SECONDS + AWS_READ_SECONDS) * AWS_MAX_ATTEMPTS
-"""The longest one place's read takes with the run's CloudWatch clients, when the place hangs (16 s).
+PLACE_READ_SECONDS: Final = (AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS) * AWS_MAX_ATTEMPTS
+"""The longest one place's read takes with the run's CloudWatch clients, when the place hangs (14 s).
 A place after the first is read only while this much of the run is left."""
 GONE: Final = "GONE"
 INVISIBLE: Final = "INVISIBLE"

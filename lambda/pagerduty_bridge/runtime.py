@@ -80,15 +80,29 @@ class Runtime:
                 sender.reset()
 
 
+AWS_CONNECT_TIMEOUT_SECONDS: Final = 2.0
+AWS_READ_TIMEOUT_SECONDS: Final = 5.0
+"""DynamoDB and CloudWatch answer in milliseconds. boto3's 60 s defaults let one request on a pooled
+connection that died while the container was frozen (a NAT forgets it: no FIN, no answer) outlast the
+function's timeout, ending the invocation with nothing paged (or the scheduled run with nothing healed,
+at every run: it comes after the container idled); given up after this, the request is retried at once
+on a new connection (a write whose answer was lost is recognised: ``dynamodb.already_written``)."""
+
+
+def aws_config(**options: Any) -> Any:
+    """botocore's configuration for the function's AWS clients: ``options`` and the timeouts above."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS, read_timeout=AWS_READ_TIMEOUT_SECONDS, **options)
+
+
 ASSUMED_ROLE_SESSION = "pagerduty-bridge-reconcile"
 ASSUMED_ROLE_SECONDS = 900
 """The shortest session STS grants: a reconciliation run is over well before it ends."""
-AWS_CONNECT_SECONDS: Final = 3.0
-AWS_READ_SECONDS: Final = 5.0
-"""DescribeAlarms (and the role's AssumeRole) answer in well under a second: a place silent for this
-long is down, and its alarms are left unread for this run (``alarm_not_visible``)."""
 AWS_MAX_ATTEMPTS: Final = 2
-"""One retry (botocore's standard mode: throttling and transient errors) per call, not four."""
+"""CloudWatch calls of the scheduled run: one retry (botocore's standard mode: throttling and transient
+errors), not four. A region that takes requests and never answers costs the run one read timeout
+twice, and every other incident waits for it."""
 
 
 def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoint_url: str | None = None) -> Any:
@@ -99,16 +113,9 @@ def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoi
     """
     import boto3
     import botocore.session
-    from botocore.config import Config
     from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 
-    # botocore's defaults (60 s to connect, 60 s to read, five attempts) let one region that takes
-    # requests and never answers hold the whole run past its deadline: every other incident waits.
-    config = Config(
-        connect_timeout=AWS_CONNECT_SECONDS,
-        read_timeout=AWS_READ_SECONDS,
-        retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS},
-    )
+    config = aws_config(retries={"mode": "standard", "max_attempts": AWS_MAX_ATTEMPTS})
     if role_arn is None:
         return boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url, config=config)
     source = boto3.Session()
@@ -128,34 +135,18 @@ def cloudwatch_client(region: str | None, role_arn: str | None = None, *, endpoi
     )
 
 
-TABLE_CONNECT_TIMEOUT_SECONDS: Final = 2.0
-TABLE_READ_TIMEOUT_SECONDS: Final = 5.0
-"""DynamoDB answers in milliseconds. boto3's 60 s defaults let one request on a pooled connection that
-died while the container was frozen (a NAT forgets it: no FIN, no answer) outlast the function's
-timeout, ending the invocation with nothing paged; given up after this, the request is retried at once
-on a new connection (a write whose answer was lost is recognised: ``dynamodb.already_written``)."""
-
-
 def lambda_runtime(settings: Settings | None = None) -> Runtime:
     """The Lambda's runtime: settings from the environment, the DynamoDB table it names."""
     settings = settings or Settings.from_env()
     if not settings.table_name:
         raise ConfigurationError(f"{c.ENV_TABLE_NAME} is not set: the Lambda needs its incident table")
     import boto3
-    from botocore.config import Config
 
     from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore
 
     # Every request this client makes is built by the store's own code (tested against moto's and the
     # stack's table); DynamoDB validates each on its side. botocore's client-side check of every
     # attribute of every item is a tenth of a write's CPU that finds nothing here.
-    client = boto3.client(
-        "dynamodb",
-        config=Config(
-            parameter_validation=False,
-            connect_timeout=TABLE_CONNECT_TIMEOUT_SECONDS,
-            read_timeout=TABLE_READ_TIMEOUT_SECONDS,
-        ),
-    )
+    client = boto3.client("dynamodb", config=aws_config(parameter_validation=False))
     retention = timedelta(days=settings.resolved_retention_days)
     return Runtime(settings=settings, store=DynamoDBIncidentStore(client, settings.table_name, retention=retention))

@@ -29,7 +29,7 @@ from pagerduty_bridge.models import Incident
 from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import T0, dedup_key, lambda_environment, sns_event
+from tests.builders import T0, dedup_key, lambda_environment, put_cpu_alarm, schedule_event, sns_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
 
 TABLE = "incidents"
@@ -345,3 +345,38 @@ def test_attack_a_secret_of_blanks_between_two_characters_is_trimmed_in_linear_t
     started = time.monotonic()
     assert parse_secret(f"\ufeff{value}\n", "W") == {"default": value}
     assert time.monotonic() - started < 1.0
+
+
+def test_attack_a_cloudwatch_connection_that_died_while_idle_does_not_stop_the_scheduled_run(
+    fake_pd: FakePagerDuty, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduled run comes every quarter of an hour, so the container's connection to CloudWatch
+    has idled long enough for a NAT to forget it. Its first read of the alarms gets no answer: given up
+    within seconds and made again, the run still resolves the incident whose OK was lost, instead of
+    waiting out boto3's 60 s and being ended by the function's timeout at every run."""
+    table = f"incidents-{uuid.uuid4().hex[:8]}"
+    create_table(boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION), table)
+    name = f"cw-stall-{uuid.uuid4().hex[:8]}"
+    put_cpu_alarm(boto3.client("cloudwatch", endpoint_url=moto_url, region_name=REGION), name, "OK")
+    proxy = SeveringProxy(moto_url)
+    key = fresh_key()
+    lambda_environment(monkeypatch, table=table, events_url=fake_pd.url, key=key, retry_budget_seconds=20)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", proxy.url)
+    try:
+        assert handler.lambda_handler(sns_event(name), FakeLambdaContext()) == {"processed": 1, "failed": 0}
+        proxy.sever_next()
+        ran: list[dict[str, Any]] = []
+        context = FakeLambdaContext(remaining_millis=30_000)
+        worker = threading.Thread(
+            target=lambda: ran.append(handler.lambda_handler(schedule_event(T0 + timedelta(hours=1)), context)),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(timeout=25)
+    finally:
+        proxy.close()
+    assert proxy.severed_requests, "no request went over the severed connection"
+    assert ran, "the scheduled run waited on a connection that was dead"
+    alert = fake_pd.alerts.get((key, dedup_key(name)))
+    assert alert is not None and alert.status == "resolved", ran

@@ -240,7 +240,7 @@ def test_a_region_that_never_answers_holds_the_run_up_for_seconds_not_minutes(mo
 
 
 def test_places_the_run_has_no_time_left_for_are_left_unread_its_own_place_first() -> None:
-    """Each hung place costs the run its clients' whole timeouts (about 16 s): three or four of them
+    """Each hung place costs the run its clients' whole timeouts (about 14 s): three or four of them
     held the run past the invocation's deadline before it resolved anything, run after run. Places are
     read while one more read fits the deadline, the run's own region first (its alarms are most of the
     incidents); the rest are unread this run (kept, not gone) and the run goes on to resolve."""
@@ -254,7 +254,7 @@ def test_places_the_run_has_no_time_left_for_are_left_unread_its_own_place_first
 
         def get_paginator(self, _: str) -> Any:
             asked.append(self.region)
-            elapsed[0] += 16.0  # connect and read timeouts, twice, then the client gives up
+            elapsed[0] += 14.0  # connect and read timeouts, twice, then the client gives up
             raise EndpointConnectionError(endpoint_url=f"https://monitoring.{self.region}.amazonaws.com")
 
     with mock_aws():

@@ -72,6 +72,11 @@ MAX_ANSWER_BYTES: Final = 64 * 1024
 """The most of an answer the bridge reads. PagerDuty's are a few hundred bytes (a 400 lists its errors);
 more is someone else's (a proxy's page, a stream), and reading all of it could exhaust the function's
 memory or outlast its budget."""
+MAX_IDLE_SECONDS: Final = 30.0
+"""Connections idle longer than this are not used again: load balancers close theirs after about a
+minute and NATs forget them, and a container frozen meanwhile never hears of it. A page sent on such
+a connection waits out its read timeout, its outcome unknown, though PagerDuty never saw it; a new
+connection costs one TLS handshake."""
 ACCEPTED_STATUS: Final = 202
 """PagerDuty's only answer of acceptance: the event is queued."""
 THROTTLED_STATUS: Final = 429
@@ -429,7 +434,7 @@ def _ca_bundle() -> str | None:
 
 
 def build_pool() -> urllib3.PoolManager:
-    """Pooled keep-alive connections: one TLS handshake per container, not per event."""
+    """Pooled keep-alive connections: one TLS handshake per busy spell of a container, not per event."""
     return urllib3.PoolManager(num_pools=2, maxsize=8, ca_certs=_ca_bundle(), retries=False)
 
 
@@ -452,6 +457,9 @@ class EventsClient:
         self._pool = pool
         self._on_attempt = on_attempt
         self._targets: dict[str, tuple[HTTPConnectionPool, str]] = {}
+        self._last_used: float | None = None
+        """When a send last used the pool (wall-clock seconds: a frozen container's monotonic clock may
+        not count the time it was frozen)."""
 
     @property
     def pool(self) -> urllib3.PoolManager:
@@ -475,6 +483,16 @@ class EventsClient:
         self._pool = None
         self._targets.clear()
 
+    def _fresh(self, url: str) -> str:
+        """``url``, once every connection that idled past ``MAX_IDLE_SECONDS`` is closed (the pool
+        manager stays: a new connection is made on the next request)."""
+        if self._last_used is not None and time.time() - self._last_used > MAX_IDLE_SECONDS:
+            clear = getattr(self._pool, "clear", None)
+            if callable(clear):
+                clear()
+            self._targets.clear()
+        return url
+
     def send(self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None) -> EventResponse:
         """Send one event; return PagerDuty's acceptance or raise a classified ``BridgeError``."""
         return self.send_body(event.to_wire(routing_key), budget_seconds=budget_seconds)
@@ -495,7 +513,7 @@ class EventsClient:
                 "held back: PagerDuty's rate limit for this routing key leaves no room within the retry budget "
                 "(it answered 429 lately); nothing was sent"
             )
-        pool, path = self.connection(target)
+        pool, path = self.connection(self._fresh(target))
         started = time.monotonic()
         try:
             response = pool.urlopen(
@@ -514,6 +532,7 @@ class EventsClient:
             cause = scrub(_describe_network_error(exc, time.monotonic() - started), key)
             raise PagerDutyDeliveryError(cause, ambiguous=log.ambiguous) from None
         finally:
+            self._last_used = time.time()
             if self._on_attempt is not None:
                 self._on_attempt(time.monotonic() - started)
         if response.status == ACCEPTED_STATUS:

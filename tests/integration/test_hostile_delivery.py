@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge import handler, keys
+from pagerduty_bridge import events_api, handler, keys
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import RoutingKeyError, UnknownAliasError
 from pagerduty_bridge.keys import RoutingKeys, parse_secret
@@ -380,3 +380,78 @@ def test_attack_a_cloudwatch_connection_that_died_while_idle_does_not_stop_the_s
     assert ran, "the scheduled run waited on a connection that was dead"
     alert = fake_pd.alerts.get((key, dedup_key(name)))
     assert alert is not None and alert.status == "resolved", ran
+
+
+# --- PagerDuty's connection after the container idled ---------------------------------------------------
+
+
+class ForgetfulPagerDuty:
+    """Accepts every event on a new connection; a connection that was used once (kept alive) then takes
+    requests and never answers: it died while the container idled, and nothing told the client."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+        self.swallowed = 0
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v2/enqueue"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            used = False
+            while conn.recv(65536):
+                if used:
+                    self.swallowed += 1
+                    self.stop.wait()
+                    return
+                used = True
+                self.answered += 1
+                body = b'{"status":"success","message":"Event processed","dedup_key":"k"}'
+                head = f"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                conn.sendall(head.encode() + body)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+EVENT = {
+    "routing_key": ROUTING_KEY,
+    "event_action": "trigger",
+    "dedup_key": "k",
+    "payload": {"summary": "s", "source": "x", "severity": "critical"},
+}
+
+
+def test_attack_a_page_after_the_container_idled_does_not_wait_on_a_dead_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The connection kept alive from the last page died while the container idled (PagerDuty's load
+    balancer closed it, a NAT forgot it, and the frozen container never heard). The next page must not
+    be sent on it: it would wait a whole read timeout, and its outcome would be unknown (the incident
+    left unconfirmed for the scheduled run) though PagerDuty never saw it."""
+    monkeypatch.setattr(events_api, "MAX_IDLE_SECONDS", 0.2, raising=False)  # an idle container, sped up
+    pagerduty = ForgetfulPagerDuty()
+    client = events_api.EventsClient(pagerduty.url, retry_budget_seconds=3)
+    try:
+        assert client.send_body(dict(EVENT)).status == "success"
+        time.sleep(0.5)
+        started = time.monotonic()
+        answer = client.send_body(dict(EVENT))
+        elapsed = time.monotonic() - started
+    finally:
+        pagerduty.close()
+    assert answer.status == "success"
+    assert not pagerduty.swallowed and not answer.ambiguous, "the page went out on the connection that had died"
+    assert elapsed < 1.0

@@ -29,7 +29,16 @@ from pagerduty_bridge.models import Incident
 from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import T0, dedup_key, lambda_environment, put_cpu_alarm, schedule_event, sns_event
+from tests.builders import (
+    T0,
+    dedup_key,
+    lambda_environment,
+    put_cpu_alarm,
+    schedule_event,
+    sns_event,
+    sqs_alarm,
+    sqs_event,
+)
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
 
 TABLE = "incidents"
@@ -455,3 +464,35 @@ def test_attack_a_page_after_the_container_idled_does_not_wait_on_a_dead_connect
     assert answer.status == "success"
     assert not pagerduty.swallowed and not answer.ambiguous, "the page went out on the connection that had died"
     assert elapsed < 1.0
+
+
+def test_attack_a_batch_read_while_secrets_manager_stalls_waits_on_it_once_not_per_record(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten buffered alarms arrive while Secrets Manager stalls: the first record's refresh gives up and
+    pages with the key read last; the records after it page at once with that key too, instead of each
+    waiting out its own refresh (ten of them outlast the function's timeout)."""
+    monkeypatch.setattr(keys, "SECRET_MAX_AGE_SECONDS", 0)  # every read refreshes: five minutes later
+    stalling = StallingSecretsManager(bridge.key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", stalling.url)
+    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
+    monkeypatch.setenv(
+        c.ENV_INTEGRATION_KEY_SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf"
+    )
+    records = [sqs_alarm(f"stalled-batch-{i}") for i in range(10)]
+    try:
+        assert bridge.invoke(sns_event("before-the-stall")) == {"processed": 1, "failed": 0}
+        answered: list[dict[str, Any]] = []
+        context = FakeLambdaContext(remaining_millis=45_000)
+        worker = threading.Thread(
+            target=lambda: answered.append(handler.lambda_handler(sqs_event(*records), context)), daemon=True
+        )
+        started = time.monotonic()
+        worker.start()
+        worker.join(timeout=40)
+        elapsed = time.monotonic() - started
+    finally:
+        stalling.close()
+    assert answered == [{"batchItemFailures": []}]
+    assert all(bridge.alert(f"stalled-batch-{i}") == "triggered" for i in range(10))
+    assert elapsed < 15, f"each record waited on Secrets Manager: {elapsed:.1f} s"

@@ -30,8 +30,9 @@ SECRET_MAX_AGE_SECONDS: Final = 300
 
 
 REFRESH_RETRY_SECONDS: Final = 30.0
-"""After a secret's refresh failed, how long its last value is used without asking again: one wait on
-an unanswering service per container per half minute, not one per record."""
+"""After a secret's read failed, how long its last value is used (or, without one, the failure raised)
+without asking again: one wait on an unanswering service per container per half minute, not one per
+record."""
 SECRET_CONNECT_TIMEOUT_SECONDS: Final = 2.0
 SECRET_READ_TIMEOUT_SECONDS: Final = 3.0
 SECRET_READ_ATTEMPTS: Final = 2
@@ -202,8 +203,9 @@ class RoutingKeys:
         self._plain: dict[str, Secret] = dict(settings.routing_keys)
         self._last_read: dict[str, dict[str, str]] = {}
         """Each secret's keys as last read, for when a later read fails (``_read``)."""
-        self._failed_at: dict[str, float] = {}
-        """When a secret's refresh last failed (monotonic seconds), while its last value stands in."""
+        self._failed: dict[str, tuple[float, ConfigurationError]] = {}
+        """When a secret's read last failed (monotonic seconds) and why: for ``REFRESH_RETRY_SECONDS``
+        its last value stands in, or without one the same failure is raised at once."""
         if settings.integration_key is not None:
             self._plain[c.DEFAULT_ROUTING_KEY_ALIAS] = settings.integration_key
         REDACTOR.add(key.get_secret_value() for key in self._plain.values())
@@ -273,25 +275,28 @@ class RoutingKeys:
         cached value expired) keeps its last value, with a warning: the key paged a moment ago pages on,
         rather than every alarm failing until the service answers again."""
         last = self._last_read.get(reference)
-        failed_at = self._failed_at.get(reference)
-        if last is not None and failed_at is not None and time.monotonic() - failed_at < REFRESH_RETRY_SECONDS:
-            return last  # a refresh failed a moment ago: the records after it do not each wait on another
+        failed = self._failed.get(reference)
+        if failed is not None and time.monotonic() - failed[0] < REFRESH_RETRY_SECONDS:
+            # A read failed a moment ago: the records after it do not each wait on the service again.
+            if last is not None:
+                return last
+            raise ConfigurationError(str(failed[1])) from failed[1]  # what it met stays its cause
         try:
             value = self._fetch(reference, where)
         except ConfigurationError as exc:
+            self._failed[reference] = (time.monotonic(), exc)
             if last is None:
                 raise
-            self._failed_at[reference] = time.monotonic()
             logger.warning("%s; paging with the value it held when last read", exc)
             return last
         keys = parse_secret(value, where)
         REDACTOR.add(keys.values())
         self._last_read[reference] = keys
-        self._failed_at.pop(reference, None)
+        self._failed.pop(reference, None)
         return keys
 
     def clear_cache(self) -> None:
-        self._failed_at.clear()  # read afresh on next use, even right after a failed refresh
+        self._failed.clear()  # read afresh on next use, even right after a failed refresh
         clear = getattr(self._fetch, "clear", None)
         if callable(clear):
             clear()

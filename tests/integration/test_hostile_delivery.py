@@ -496,3 +496,30 @@ def test_attack_a_batch_read_while_secrets_manager_stalls_waits_on_it_once_not_p
     assert answered == [{"batchItemFailures": []}]
     assert all(bridge.alert(f"stalled-batch-{i}") == "triggered" for i in range(10))
     assert elapsed < 15, f"each record waited on Secrets Manager: {elapsed:.1f} s"
+
+
+def test_attack_a_batch_at_a_cold_start_while_secrets_manager_stalls_ends_within_its_deadline(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key was read yet and Secrets Manager stalls: the first record's read gives up; the records
+    after it fail at once for the same reason (kept for retry) instead of each waiting on the service
+    again, so the invocation answers with its batch failures before the function's timeout ends it."""
+    stalling = StallingSecretsManager(bridge.key, answers=0)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", stalling.url)
+    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
+    monkeypatch.setenv(
+        c.ENV_INTEGRATION_KEY_SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf"
+    )
+    records = [sqs_alarm(f"cold-stall-{i}") for i in range(10)]
+    try:
+        answered: list[dict[str, Any]] = []
+        context = FakeLambdaContext(remaining_millis=45_000)
+        worker = threading.Thread(
+            target=lambda: answered.append(handler.lambda_handler(sqs_event(*records), context)), daemon=True
+        )
+        worker.start()
+        worker.join(timeout=20)
+    finally:
+        stalling.close()
+    assert answered, "each record waited on Secrets Manager in turn"
+    assert {f["itemIdentifier"] for f in answered[0]["batchItemFailures"]} == {r["messageId"] for r in records}

@@ -394,6 +394,27 @@ def test_attack_a_cloudwatch_connection_that_died_while_idle_does_not_stop_the_s
 # --- PagerDuty's connection after the container idled ---------------------------------------------------
 
 
+def read_request(conn: socket.socket) -> bool:
+    """Read one whole HTTP request (its headers, then its ``Content-Length`` of body); whether one came."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return False
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return False
+        body += chunk
+    return True
+
+
 class ForgetfulPagerDuty:
     """Accepts every event on a new connection; a connection that was used once (kept alive) then takes
     requests and never answers: it died while the container idled, and nothing told the client."""
@@ -419,7 +440,7 @@ class ForgetfulPagerDuty:
     def _handle(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             used = False
-            while conn.recv(65536):
+            while read_request(conn):
                 if used:
                     self.swallowed += 1
                     self.stop.wait()

@@ -194,6 +194,27 @@ def test_attack_a_secret_that_cannot_be_read_says_what_secrets_manager_answered(
     assert code in str(caught.value)
 
 
+def read_request(conn: socket.socket) -> bool:
+    """Read one whole HTTP request (its headers, then its ``Content-Length`` of body); whether one came."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return False
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return False
+        body += chunk
+    return True
+
+
 class StallingSecretsManager:
     """A Secrets Manager endpoint that answers ``GetSecretValue`` with ``value`` ``answers`` times, then
     takes requests and never answers (a VPC endpoint or a network path to it that broke)."""
@@ -218,7 +239,7 @@ class StallingSecretsManager:
 
     def _handle(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
-            while conn.recv(65536):
+            while read_request(conn):
                 if self.answers <= 0:
                     self.stalled += 1
                     self.stop.wait()
@@ -392,27 +413,6 @@ def test_attack_a_cloudwatch_connection_that_died_while_idle_does_not_stop_the_s
 
 
 # --- PagerDuty's connection after the container idled ---------------------------------------------------
-
-
-def read_request(conn: socket.socket) -> bool:
-    """Read one whole HTTP request (its headers, then its ``Content-Length`` of body); whether one came."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return False
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
-        0,
-    )
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return False
-        body += chunk
-    return True
 
 
 class ForgetfulPagerDuty:

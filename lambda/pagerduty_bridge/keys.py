@@ -95,9 +95,12 @@ or joiner pasted with it. No console shows them, and a routing key has none."""
 def trimmed(text: str) -> str:
     """``text`` without the blanks and invisible marks around it (never those inside it), in linear time
     (a secret is up to 64 KB of anything)."""
-    while (stripped := text.strip().strip(INVISIBLE)) != text:
-        text = stripped
-    return text
+    start, end = 0, len(text)
+    while start < end and (text[start].isspace() or text[start] in INVISIBLE):
+        start += 1
+    while end > start and (text[end - 1].isspace() or text[end - 1] in INVISIBLE):
+        end -= 1
+    return text[start:end]
 
 
 NOT_A_KEY: Final = ""

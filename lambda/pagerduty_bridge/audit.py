@@ -302,7 +302,7 @@ class _Auditor:
             ProblemCode.ACTIONS_DISABLED,
             "has its actions disabled: it tells nobody, the bridge included, when its state changes",
         )
-        fix = _command("enable-alarm-actions", region, ["--alarm-names", alarm.name])
+        fix = _command("enable-alarm-actions", region, _alarm_names_argument(alarm.name))
         return Finding(alarm.name, problem, fix, alarm.arn)
 
 
@@ -345,6 +345,16 @@ def _put_command(alarm: _Alarm, change: _Change, topic_arn: str, region: str) ->
         definition[state] = arns
     operation = "put-composite-alarm" if composite else "put-metric-alarm"
     return _command(operation, region, ["--cli-input-json", json.dumps(definition, separators=(",", ":"))])
+
+
+def _alarm_names_argument(name: str) -> list[str]:
+    """``--alarm-names NAME``, or the name as ``--cli-input-json`` when it holds anything but printable
+    ASCII: human output shows a control character or line break escaped (``\\n``) and, under an ASCII
+    locale, any other character as ``\\uXXXX``, so the quoted raw name, pasted, would name another alarm
+    (which enable-alarm-actions accepts without a word). JSON's escapes carry every name in ASCII."""
+    if name.isascii() and name.isprintable():
+        return ["--alarm-names", name]
+    return ["--cli-input-json", json.dumps({"AlarmNames": [name]}, separators=(",", ":"))]
 
 
 def _command(operation: str, region: str, arguments: list[str]) -> str:

@@ -1,0 +1,80 @@
+"""The command line with hostile or merely odd input: what operators paste and pipe must do what it says."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pagerduty_bridge.cli import main
+from tests.builders import cli
+
+REGION = "us-east-1"
+BASE: dict[str, Any] = {
+    "MetricName": "CPUUtilization",
+    "Namespace": "AWS/EC2",
+    "Statistic": "Average",
+    "Period": 60,
+    "EvaluationPeriods": 1,
+    "Threshold": 90.0,
+    "ComparisonOperator": "GreaterThanThreshold",
+}
+
+
+@pytest.fixture
+def topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        yield boto3.client("sns").create_topic(Name="pagerduty-bridge-alarms")["TopicArn"]
+
+
+def _pasted_fixes(out: str) -> list[list[str]]:
+    """The fix commands of human ``audit`` output, split as a POSIX shell splits them when pasted."""
+    return [shlex.split(line.split("fix:", 1)[1]) for line in out.splitlines() if line.strip().startswith("fix:")]
+
+
+def _run_pasted(words: list[str]) -> None:
+    """What the AWS CLI does with a pasted ``enable-alarm-actions`` command, through moto."""
+    assert words[:3] == ["aws", "cloudwatch", "enable-alarm-actions"], words
+    if "--cli-input-json" in words:
+        names = json.loads(words[words.index("--cli-input-json") + 1])["AlarmNames"]
+    else:
+        names = [words[words.index("--alarm-names") + 1]]
+    boto3.client("cloudwatch").enable_alarm_actions(AlarmNames=names)
+
+
+class _AsciiTerminal(io.StringIO):
+    """A terminal under ``LANG=C``: it holds ASCII only."""
+
+    encoding = "ascii"
+
+    def write(self, text: str) -> int:
+        text.encode("ascii")
+        return super().write(text)
+
+
+@pytest.mark.parametrize("terminal", [io.StringIO, _AsciiTerminal], ids=["utf-8", "lang-c"])
+@pytest.mark.parametrize("name", ["db\nprimary", "tab\there $(id) 'q'", "caf\u00e9 \u2028 line", "bell\x07\x1b[2J"])
+def test_a_pasted_enable_alarm_actions_fix_enables_exactly_the_alarm_it_names(
+    topic: str, name: str, terminal: type[io.StringIO]
+) -> None:
+    """Human output escapes control characters (a newline shows as ``\\n``): a fix quoting the raw name
+    would, pasted, name another alarm, which enable-alarm-actions accepts silently, and the disabled
+    alarm kept telling nobody."""
+    cloudwatch = boto3.client("cloudwatch")
+    cloudwatch.put_metric_alarm(AlarmName=name, AlarmActions=[topic], OKActions=[topic], ActionsEnabled=False, **BASE)
+    out, err = terminal(), io.StringIO()
+    assert main(["audit", "--topic-arn", topic], out=out, err=err) == 1, err.getvalue()
+    (fix,) = _pasted_fixes(out.getvalue())
+
+    _run_pasted(fix)
+
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert alarm["ActionsEnabled"] is True
+    assert cli("audit", "--topic-arn", topic, "--json").code == 0

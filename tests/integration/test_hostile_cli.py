@@ -6,6 +6,7 @@ import io
 import json
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,6 +17,7 @@ from pagerduty_bridge.cli import main
 from tests.builders import cli
 
 REGION = "us-east-1"
+SAMPLE = Path(__file__).parents[2] / "events" / "01-seed-high-failure-rate-alarm.json"
 BASE: dict[str, Any] = {
     "MetricName": "CPUUtilization",
     "Namespace": "AWS/EC2",
@@ -78,3 +80,27 @@ def test_a_pasted_enable_alarm_actions_fix_enables_exactly_the_alarm_it_names(
     (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     assert alarm["ActionsEnabled"] is True
     assert cli("audit", "--topic-arn", topic, "--json").code == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("silence", "add", "--match", "alarm_name=payments-*", "--for", "2h", "--comment", "upgrade", "--table", ""),
+        ("silence", "add", "--match", "alarm_name=payments-*", "--for", "2h", "--comment", "upgrade", "--table", " "),
+        ("trigger", "high-failure-rate", "--current", "85", "--threshold", "95", "--table", ""),
+        ("replay", "--record", "--table", "", str(SAMPLE)),
+        ("incidents", "list", "--table", ""),
+    ],
+    ids=["silence-add", "silence-add-blank", "trigger", "replay", "incidents-list"],
+)
+def test_an_empty_table_name_is_refused_not_taken_for_the_local_state_file(
+    argv: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--table "$TABLE"`` with the variable unset: a silence meant for the Lambda's table went to a
+    local file the Lambda never reads (exit 0, the maintenance paged), a redrive recorded its pages
+    there (so the table never saw them and their OK resolved nothing)."""
+    monkeypatch.chdir(tmp_path)
+    run = cli(*argv)
+    assert run.code == 2, (run.out, run.err)
+    assert "--table" in run.err
+    assert not (tmp_path / ".pagerduty-bridge").exists()

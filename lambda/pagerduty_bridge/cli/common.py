@@ -138,6 +138,15 @@ def whole_number(minimum: int, below: str) -> Callable[[str], int]:
     return parse
 
 
+def table_name(text: str) -> str:
+    """An argparse type: a table's name, never empty. ``--table "$TABLE"`` with the variable unset
+    would otherwise fall back to the local state file: a silence meant for the Lambda's table, or a
+    redrive's pages, recorded where the Lambda never reads them."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty table name (an unset variable?): give the table's name")
+    return text
+
+
 def add_json(parser: argparse.ArgumentParser, what: str = "one JSON document") -> None:
     parser.add_argument(
         "--json", action="store_true", help=f"machine-readable output: {what} (default: text for people)"
@@ -183,6 +192,7 @@ def add_store_options(parser: argparse.ArgumentParser, *, creates: bool = False,
     )
     where.add_argument(
         "--table",
+        type=table_name,
         default=None,
         metavar="NAME",
         help="a DynamoDB incident table instead of --state (default: none, the state file)",

@@ -22,6 +22,7 @@ from pagerduty_bridge.cli.common import (
     aws_client,
     json_line,
     say,
+    table_name,
 )
 
 ACTIVE_WAIT: Final = {"Delay": 1, "MaxAttempts": 60}
@@ -39,7 +40,7 @@ def register(commands: Any) -> None:
         "with the right key schema is kept (exit 0). Exit 2 when it cannot be made, or a table of that "
         "name has another key schema.",
     )
-    create.add_argument("--table", required=True, metavar="NAME", help="the table's name (required)")
+    create.add_argument("--table", required=True, type=table_name, metavar="NAME", help="the table's name (required)")
     add_json(create, '{"table", "status", "created": true|false, "arn", "time_to_live"}')
     add_aws_options(create)
     create.set_defaults(func=create_table_command)

@@ -104,3 +104,37 @@ def test_an_empty_table_name_is_refused_not_taken_for_the_local_state_file(
     assert run.code == 2, (run.out, run.err)
     assert "--table" in run.err
     assert not (tmp_path / ".pagerduty-bridge").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "url"),
+    [
+        *(("option", url) for url in ("localhost:5000", "", "http://", "http://[::1")),
+        *(("environment", url) for url in ("localhost:5000", "http://", "http://[::1")),
+    ],
+)
+def test_a_malformed_aws_endpoint_is_one_line_naming_it_not_a_bug_report(
+    url: str, given: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--endpoint-url localhost:5000`` (the scheme forgotten, as moto's port is often written) ended in
+    "unexpected ValueError … (a bug: run again with --debug and report it)"."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    if given == "environment":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+        run = cli("incidents", "list", "--table", "incidents")
+    else:
+        run = cli("incidents", "list", "--table", "incidents", "--endpoint-url", url)
+    assert run.code == 2
+    assert "a bug" not in run.err
+    assert "--endpoint-url" in run.err and "AWS_ENDPOINT_URL" in run.err
+    assert len(run.err.splitlines()) == 1, run.err
+
+
+def test_a_malformed_region_is_still_named_as_the_region() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "bad region!")
+        run = cli("incidents", "list", "--table", "incidents")
+    assert run.code == 2
+    assert "region" in run.err and "endpoint URL" not in run.err

@@ -228,8 +228,19 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def aws_client(args: argparse.Namespace, service: str, *, region: str | None = None) -> Any:
     """A boto3 client honouring ``--endpoint-url``; botocore's own errors become one clear line."""
     import boto3
+    from botocore.exceptions import BotoCoreError
 
-    return boto3.client(service, endpoint_url=getattr(args, "endpoint_url", None), region_name=region)
+    endpoint = getattr(args, "endpoint_url", None)
+    try:
+        return boto3.client(service, endpoint_url=endpoint, region_name=region)
+    except BotoCoreError:  # a bad region is one too (and a ValueError): described as botocore's own
+        raise
+    except ValueError as exc:  # botocore's "Invalid endpoint: localhost:5000" (no scheme), a broken IPv6 host
+        given = f"--endpoint-url {endpoint!r}" if endpoint is not None else "AWS_ENDPOINT_URL"
+        raise CliError(
+            f"{given} is no endpoint URL ({exc}): give one such as http://127.0.0.1:5000 "
+            "(check --endpoint-url / AWS_ENDPOINT_URL)"
+        ) from None
 
 
 def open_store(args: argparse.Namespace, settings: Settings) -> IncidentStore:

@@ -25,6 +25,7 @@ import boto3
 import pytest
 
 from pagerduty_bridge.cli.app import build_parser
+from pagerduty_bridge.cli.common import given_path
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.store import sqlite as sqlite_store
 from tests.builders import T0, alarm_message, cli, cli_json, sns_event, sns_notification
@@ -106,7 +107,7 @@ def test_publish_test_alarm_and_rules_test_name_the_alarm_state_alarm_state() ->
     for command, parser in COMMANDS.items():
         for action in parser._actions:
             if "--state" in action.option_strings:
-                assert action.type is Path and action.metavar == "FILE", command
+                assert action.type is given_path and action.metavar == "FILE", command
 
 
 READ_ONLY = {

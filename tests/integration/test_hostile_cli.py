@@ -138,3 +138,26 @@ def test_a_malformed_region_is_still_named_as_the_region() -> None:
         run = cli("incidents", "list", "--table", "incidents")
     assert run.code == 2
     assert "region" in run.err and "endpoint URL" not in run.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("replay", ""), ("replay", "--send", "other.json", ""), ("replay", "--state", "", "event.json")],
+    ids=["replay", "replay-send", "replay-state"],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+    argv: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``replay --send "$EVENT"`` with the variable unset replayed, and with --send paged, every event
+    file of the current folder: ``Path("")`` is ``.``."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", "abcdefghijklmnopqrstuvwxyz012345")
+    monkeypatch.setenv("PAGERDUTY_EVENTS_URL", "http://127.0.0.1:9/v2/enqueue")
+    monkeypatch.setenv("PAGERDUTY_RETRY_BUDGET_SECONDS", "1")
+    (tmp_path / "event.json").write_bytes(SAMPLE.read_bytes())
+    (tmp_path / "other.json").write_bytes(SAMPLE.read_bytes())
+    run = cli(*argv)
+    assert run.code == 2, run.out
+    assert run.out == ""
+    assert "empty" in run.err
+    assert not (tmp_path / ".pagerduty-bridge").exists()

@@ -138,6 +138,14 @@ def whole_number(minimum: int, below: str) -> Callable[[str], int]:
     return parse
 
 
+def given_path(text: str) -> Path:
+    """An argparse type: a path, never empty. ``Path("")`` is ``.``: ``replay --send "$EVENT"`` with the
+    variable unset would replay, and page, every event file of the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (an unset variable?): give a file or folder")
+    return Path(text)
+
+
 def table_name(text: str) -> str:
     """An argparse type: a table's name, never empty. ``--table "$TABLE"`` with the variable unset
     would otherwise fall back to the local state file: a silence meant for the Lambda's table, or a
@@ -183,7 +191,7 @@ def add_store_options(parser: argparse.ArgumentParser, *, creates: bool = False,
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--state",
-        type=Path,
+        type=given_path,
         default=None,
         metavar="FILE",
         help=state_help

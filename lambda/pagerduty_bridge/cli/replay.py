@@ -21,6 +21,7 @@ from pagerduty_bridge.cli.common import (
     add_delivery_options,
     add_json,
     add_store_options,
+    given_path,
     json_line,
     readable_json,
     say,
@@ -51,7 +52,7 @@ def register(commands: Any) -> None:
         "store changes (--record keeps the simulated state on purpose). Exit 0 all handled, 1 a send failed, "
         "2 an input could not be read or the store failed.",
     )
-    parser.add_argument("paths", nargs="*", metavar="PATH", type=Path, help="event files or folders of them")
+    parser.add_argument("paths", nargs="*", metavar="PATH", type=given_path, help="event files or folders of them")
     parser.add_argument(
         "--samples",
         action="store_true",

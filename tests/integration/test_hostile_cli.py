@@ -161,3 +161,31 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
     assert run.out == ""
     assert "empty" in run.err
     assert not (tmp_path / ".pagerduty-bridge").exists()
+
+
+@pytest.mark.parametrize("environment", ["", "   "])
+def test_trigger_refuses_an_empty_environment(environment: str, tmp_path: Path) -> None:
+    """``--environment "$ENV"`` with the variable unset paged under the dedup key
+    ``-hybrid-routing-…``: not the environment's incident, a second one beside it."""
+    run = cli(
+        "trigger", "high-failure-rate", "--current", "85", "--threshold", "95",
+        "--environment", environment, "--state", str(tmp_path / "state.db"), "--json",
+    )  # fmt: skip
+    assert run.code == 2, run.out
+    assert "--environment" in run.err
+
+
+def test_trigger_takes_the_environment_as_the_variable_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ENVIRONMENT variable is read stripped: the option names the same incident."""
+    argv = ("trigger", "high-failure-rate", "--current", "85", "--threshold", "95", "--json")
+    by_option = cli(*argv, "--environment", " staging\n", "--state", str(tmp_path / "a.db"))
+    monkeypatch.setenv("ENVIRONMENT", " staging\n")
+    by_variable = cli(*argv, "--state", str(tmp_path / "b.db"))
+    assert by_option.code == by_variable.code == 0, (by_option.err, by_variable.err)
+    assert (
+        by_option.json()["dedup_key"]
+        == by_variable.json()["dedup_key"]
+        == ("staging-hybrid-routing-high-failure-rate-SupportModeSuccessRate")
+    )

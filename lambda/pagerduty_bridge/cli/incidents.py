@@ -75,6 +75,16 @@ def register(commands: Any) -> None:
     _register_trigger(commands)
 
 
+def environment_name(text: str) -> str:
+    """An argparse type: the environment as the ENVIRONMENT variable gives it (stripped), never empty.
+    It is in the dedup key: ``--environment "$ENV"`` with the variable unset, or a stray space, would
+    page a second incident beside the environment's own (``-hybrid-routing-…``)."""
+    name = text.strip()
+    if not name:
+        raise argparse.ArgumentTypeError("an empty environment (an unset variable?): give its name, e.g. production")
+    return name
+
+
 def _register_trigger(commands: Any) -> None:
     trigger = commands.add_parser("trigger", help="send one of the seed's templated incidents")
     trigger.add_argument("template", choices=sorted(SEED_TEMPLATES_BY_NAME), help="which template")
@@ -82,6 +92,7 @@ def _register_trigger(commands: Any) -> None:
     trigger.add_argument("--threshold", type=float, required=True, help="the threshold it crossed (required)")
     trigger.add_argument(
         "--environment",
+        type=environment_name,
         default=None,
         help="the environment named in it (default: the ENVIRONMENT setting, else production)",
     )

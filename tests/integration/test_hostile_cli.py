@@ -189,3 +189,16 @@ def test_trigger_takes_the_environment_as_the_variable_takes_it(
         == by_variable.json()["dedup_key"]
         == ("staging-hybrid-routing-high-failure-rate-SupportModeSuccessRate")
     )
+
+
+@pytest.mark.parametrize("matcher", ["dimension.DBInstanceIdentifier=", "tag.team=", "namespace=", "alarm_name=  "])
+def test_silence_add_refuses_an_empty_glob(matcher: str, tmp_path: Path) -> None:
+    """An absent field is the empty string, so ``--match "dimension.DBInstanceIdentifier=$DB"`` with
+    the variable unset silenced every alarm without that dimension: an EC2 alarm went unpaged during
+    a database's maintenance."""
+    state = str(tmp_path / "state.db")
+    run = cli("silence", "add", "--match", matcher, "--for", "2h", "--comment", "db upgrade", "--state", state)
+    assert run.code == 2, run.out
+    assert "--match" in run.err and "empty" in run.err
+    replayed = cli("replay", "--state", state, "--json", str(SAMPLE.with_name("05-ec2-cpu-alarm.json")))
+    assert replayed.json()["action"] == "trigger"

@@ -89,7 +89,7 @@ def add_silence(args: argparse.Namespace, streams: Streams) -> int:
     try:
         ends = shifted(starts, duration) if duration is not None else _time(args.until, "--until")
         silence = new_silence(
-            parse_pairs(args.match, "--match"),
+            _matchers(args.match),
             starts_at=starts,
             ends_at=ends,
             comment=args.comment,
@@ -104,6 +104,20 @@ def add_silence(args: argparse.Namespace, streams: Streams) -> int:
     else:
         say(streams, f"{silence.id}  silences {_describe(silence.matchers)} until {silence.ends_at.isoformat()}")
     return EXIT_OK
+
+
+def _matchers(values: list[str]) -> dict[str, str]:
+    """The ``--match`` pairs, none with an empty glob. An absent field is the empty string (as in
+    Alertmanager), so ``--match "dimension.DBInstanceIdentifier=$DB"`` with the variable unset would
+    silence every alarm without that dimension, an EC2 alarm during a database's maintenance."""
+    matchers = parse_pairs(values, "--match")
+    for name, pattern in matchers.items():
+        if not pattern.strip():
+            raise CliError(
+                f"--match {name}={pattern}: an empty glob (an unset variable?) matches every alarm without "
+                f"{name}: give the value to match"
+            )
+    return matchers
 
 
 def _login() -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,9 @@ import pytest
 from moto import mock_aws
 
 from pagerduty_bridge.cli import main
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from tests.builders import cli
+from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
 REGION = "us-east-1"
 SAMPLE = Path(__file__).parents[2] / "events" / "01-seed-high-failure-rate-alarm.json"
@@ -202,3 +207,55 @@ def test_silence_add_refuses_an_empty_glob(matcher: str, tmp_path: Path) -> None
     assert "--match" in run.err and "empty" in run.err
     replayed = cli("replay", "--state", state, "--json", str(SAMPLE.with_name("05-ec2-cpu-alarm.json")))
     assert replayed.json()["action"] == "trigger"
+
+
+def _run_cli_process(*argv: str, stdout: int | None, close_stdout: bool = False) -> subprocess.CompletedProcess[str]:
+    """``pagerduty-bridge ARGV`` in its own process: stdout a given descriptor, or closed (``>&-``)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lambda"), "PAGERDUTY_INTEGRATION_KEY": ROUTING_KEY}
+    return subprocess.run(
+        ["sh", "-c", 'exec "$0" -m pagerduty_bridge "$@" >&-', sys.executable, *argv]
+        if close_stdout
+        else [sys.executable, "-m", "pagerduty_bridge", *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        check=False,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def _pages_of_a_whole_run(fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> int:
+    fake_pd.reset()
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    whole = ["replay", "--send", "--events-url", fake_pd.url, "--state", str(tmp_path / "whole.db"), str(EVENTS)]
+    assert main(whole, out=io.StringIO(), err=io.StringIO()) == 0
+    return len(fake_pd.accepted())
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_output_to_a_full_disk_says_so_in_one_line_and_every_page_still_goes(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``replay --send events/ > log`` on a full disk ended at the first flush with "unexpected OSError
+    … (a bug)", the pages after it unsent."""
+    argv = ("replay", "--send", "--events-url", fake_pd.url, "--state", str(tmp_path / "full.db"), str(EVENTS))
+    with open("/dev/full", "w") as full:
+        run = _run_cli_process(*argv, stdout=full.fileno())
+    sent = len(fake_pd.accepted())
+    assert sent == _pages_of_a_whole_run(fake_pd, monkeypatch, tmp_path) > 1
+    assert run.returncode == 2
+    (line,) = run.stderr.splitlines()
+    assert "output" in line and "No space left on device" in line and "a bug" not in line, line
+
+
+def test_a_closed_stdout_is_a_reader_gone_and_every_page_still_goes(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Run with stdout closed (``>&-``, a daemon's cron job) the first line ended the command with
+    "unexpected AttributeError: 'NoneType' object has no attribute 'write' (a bug)", the rest unsent."""
+    argv = ("replay", "--send", "--events-url", fake_pd.url, "--state", str(tmp_path / "closed.db"), str(EVENTS))
+    run = _run_cli_process(*argv, stdout=None, close_stdout=True)
+    sent = len(fake_pd.accepted())
+    assert sent == _pages_of_a_whole_run(fake_pd, monkeypatch, tmp_path) > 1
+    assert (run.returncode, run.stderr) == (0, "")

@@ -56,6 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     streams = Streams(CommandOutput(out or sys.stdout), CommandOutput(err or sys.stderr))  # type: ignore[arg-type]
+    return _output_checked(streams, _run(argv, streams))
+
+
+def _output_checked(streams: Streams, code: int) -> int:
+    """``code``, or 2 with one line on stderr when stdout could not be written (a full disk): the
+    command finished its work (every page went), but what it printed is incomplete."""
+    if not isinstance(streams.out, CommandOutput):  # pragma: no cover - main always wraps it
+        return code
+    streams.out.flush()
+    if streams.out.lost is None:
+        return code
+    warn(
+        streams,
+        f"pagerduty-bridge: the output could not be written ({streams.out.lost.strerror or streams.out.lost}): "
+        "the command finished its work, its output is incomplete",
+    )
+    return max(code, EXIT_ERROR)
+
+
+def _run(argv: Sequence[str] | None, streams: Streams) -> int:
     parser = build_parser()
     try:
         # argparse prints help, --version and usage errors to sys.stdout and sys.stderr: here they go

@@ -79,33 +79,41 @@ class CommandOutput:
     Once the reader is gone (``… | head -1`` has read its line and closed the pipe) the rest of the
     output is dropped and the command finishes its work: a ``--send`` stopped half way, with pages
     left unsent after the first line printed, is worse than output nobody reads. The stream's file
-    descriptor is pointed at the null device, so the interpreter's last flush at exit fails neither."""
+    descriptor is pointed at the null device, so the interpreter's last flush at exit fails neither.
+    A stream that cannot be written at all (a full disk, an I/O error) is dropped the same way, the
+    work finished, and ``lost`` says why (``main`` reports it in one line, exit 2); a stream that
+    was closed before the command started (``>&-``: Python's ``sys.stdout`` is ``None``) has no reader."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
-        self.reader_gone = False
+        self.reader_gone = stream is None
+        self.lost: OSError | None = None
 
     def write(self, text: str) -> int:
-        if not self.reader_gone:
+        if self._stream is not None and not self.reader_gone:
             try:
                 try:
                     self._stream.write(text)
                 except UnicodeEncodeError:
                     encoding = getattr(self._stream, "encoding", None) or "ascii"
                     self._stream.write(text.encode(encoding, ESCAPE_UNENCODABLE).decode(encoding))
-            except BrokenPipeError:
-                self._drop_the_rest()
+            except OSError as exc:
+                self._drop_the_rest(exc)
         return len(text)
 
     def flush(self) -> None:
-        if not self.reader_gone:
+        if self._stream is not None and not self.reader_gone:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._drop_the_rest()
+            except OSError as exc:
+                self._drop_the_rest(exc)
 
-    def _drop_the_rest(self) -> None:
+    def _drop_the_rest(self, error: OSError) -> None:
         self.reader_gone = True
+        if not isinstance(error, BrokenPipeError):
+            self.lost = error
+        if self._stream is None:
+            return
         try:
             descriptor = self._stream.fileno()
         except (AttributeError, OSError, ValueError):  # an in-memory stream: nothing flushes it at exit

@@ -26,7 +26,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge import lifecycle, safejson
+from pagerduty_bridge import lifecycle
 from pagerduty_bridge.errors import BridgeError, ConfigurationError, VersionConflictError
 from pagerduty_bridge.keys import ParameterFetcher
 from pagerduty_bridge.lifecycle import Reason
@@ -45,6 +45,7 @@ from pagerduty_bridge.webhook_sync import (
     header,
     parse_webhook,
     raw_body,
+    signing_secrets,
     verify,
 )
 
@@ -100,25 +101,6 @@ class Receiver:
             _count(stored, plan.target, plan.reason)
             return plan.reason
         raise BridgeError("the incident kept changing while a webhook was recorded", retryable=True)
-
-
-def signing_secrets(value: Any) -> list[str]:
-    """The signing secrets a secret's value holds: one per line, or a JSON list of them; the stack's
-    placeholder is none. A value that is not UTF-8 text is a ``ConfigurationError``."""
-    try:
-        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"the webhook signing secret ({c.ENV_WEBHOOK_SECRET_ARN}) is not text") from None
-    candidates: list[Any] = text.splitlines()
-    if text.lstrip().startswith("["):
-        try:
-            listed = safejson.loads(text)
-        except ValueError:
-            listed = None
-        if isinstance(listed, list):
-            candidates = listed
-    secrets = [item.strip() for item in candidates if isinstance(item, str)]
-    return [secret for secret in secrets if secret and secret != c.WEBHOOK_SECRET_PLACEHOLDER]
 
 
 def _count(before: Incident, after: Incident, reason: Reason) -> None:

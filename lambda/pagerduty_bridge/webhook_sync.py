@@ -18,7 +18,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge import safejson
+from pagerduty_bridge.errors import ConfigurationError
 from pagerduty_bridge.timeutil import parse_time
 
 SIGNATURE_HEADER: Final = "x-pagerduty-signature"
@@ -55,6 +57,25 @@ class Verdict(StrEnum):
 def sign(body: bytes, secret: str) -> str:
     """The ``v1=`` signature of ``body`` with ``secret``."""
     return "v1=" + _digest(body, secret)
+
+
+def signing_secrets(value: Any) -> list[str]:
+    """The signing secrets a secret's value holds: one per line, or a JSON list of them; the stack's
+    placeholder is none. A value that is not UTF-8 text is a ``ConfigurationError``."""
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"the webhook signing secret ({c.ENV_WEBHOOK_SECRET_ARN}) is not text") from None
+    candidates: list[Any] = text.splitlines()
+    if text.lstrip().startswith("["):
+        try:
+            listed = safejson.loads(text)
+        except ValueError:
+            listed = None
+        if isinstance(listed, list):
+            candidates = listed
+    secrets = [item.strip() for item in candidates if isinstance(item, str)]
+    return [secret for secret in secrets if secret and secret != c.WEBHOOK_SECRET_PLACEHOLDER]
 
 
 def _digest(body: bytes, secret: str) -> str:

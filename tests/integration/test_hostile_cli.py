@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -18,6 +20,7 @@ from moto import mock_aws
 
 from pagerduty_bridge.cli import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.webhook_sync import Verdict, signing_secrets, verify
 from tests.builders import cli
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
@@ -259,3 +262,28 @@ def test_a_closed_stdout_is_a_reader_gone_and_every_page_still_goes(
     sent = len(fake_pd.accepted())
     assert sent == _pages_of_a_whole_run(fake_pd, monkeypatch, tmp_path) > 1
     assert (run.returncode, run.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "secret_value", ["old-secret\nnew-secret", '["old-secret", "new-secret"]', "new-secret\n", "  new-secret  "]
+)
+def test_webhook_verify_reads_the_secret_as_the_receiver_does(secret_value: str, tmp_path: Path) -> None:
+    """The receiver takes a secret of several lines or a JSON list (a rotation), each stripped: the
+    value pasted from the secret, ``webhook verify`` said "mismatch" (exit 1) for a delivery the
+    function accepts."""
+    body = json.dumps({"event": {"id": "01", "event_type": "incident.acknowledged", "data": {}}}).encode()
+    signature = "v1=" + hmac.new(b"new-secret", body, hashlib.sha256).hexdigest()
+    assert verify(body, signature, signing_secrets(secret_value)) is Verdict.VALID  # what the function does
+    captured = tmp_path / "body.json"
+    captured.write_bytes(body)
+    run = cli("webhook", "verify", "--secret", secret_value, "--signature", signature, str(captured), "--json")
+    assert (run.code, run.json()["verdict"]) == (0, "valid"), run.err
+    assert "new-secret" not in run.out + run.err
+
+
+def test_webhook_verify_refuses_an_empty_secret(tmp_path: Path) -> None:
+    """``--secret "$SECRET"`` with the variable unset is no secret to check with, not a "mismatch"."""
+    captured = tmp_path / "body.json"
+    captured.write_bytes(b"{}")
+    run = cli("webhook", "verify", "--secret", "", "--signature", "v1=" + "0" * 64, str(captured))
+    assert run.code == 2 and "--secret" in run.err

@@ -46,7 +46,12 @@ def register(commands: Any) -> None:
     verify.add_argument(
         "file", type=Path, help="a function URL event (JSON with headers and body), or the raw body with --signature"
     )
-    verify.add_argument("--secret", required=True, help="the subscription's signing secret (required)")
+    verify.add_argument(
+        "--secret",
+        required=True,
+        help="the subscription's signing secret, or the secret's value as the function reads it: several, "
+        "one per line or a JSON list (required)",
+    )
     verify.add_argument(
         "--signature", default=None, help="the X-PagerDuty-Signature header, when FILE is the raw body (default: none)"
     )
@@ -144,10 +149,15 @@ def _delivery(args: argparse.Namespace) -> tuple[bytes, str | None]:
 
 
 def verify_webhook(args: argparse.Namespace, streams: Streams) -> int:
-    from pagerduty_bridge.webhook_sync import Verdict, WebhookError, parse_webhook, verify
+    from pagerduty_bridge.webhook_sync import Verdict, WebhookError, parse_webhook, signing_secrets, verify
 
+    # Read as the receiver reads its secret (several lines or a JSON list, each stripped): the value
+    # pasted from the secret gets the function's own verdict.
+    secrets = signing_secrets(args.secret)
+    if not secrets:
+        raise CliError("--secret holds no signing secret (empty, or the stack's placeholder)")
     body, signature = _delivery(args)
-    verdict = verify(body, signature, [args.secret])
+    verdict = verify(body, signature, secrets)
     shown: dict[str, Any] = {"verdict": verdict.value}
     try:
         event = parse_webhook(body)

@@ -351,8 +351,9 @@ def _alarm_names_argument(name: str) -> list[str]:
     """``--alarm-names NAME``, or the name as ``--cli-input-json`` when it holds anything but printable
     ASCII: human output shows a control character or line break escaped (``\\n``) and, under an ASCII
     locale, any other character as ``\\uXXXX``, so the quoted raw name, pasted, would name another alarm
-    (which enable-alarm-actions accepts without a word). JSON's escapes carry every name in ASCII."""
-    if name.isascii() and name.isprintable():
+    (which enable-alarm-actions accepts without a word). JSON's escapes carry every name in ASCII. So
+    does a name starting with ``-``, which the AWS CLI takes for an option ("Unknown options")."""
+    if name.isascii() and name.isprintable() and not name.startswith("-"):
         return ["--alarm-names", name]
     return ["--cli-input-json", json.dumps({"AlarmNames": [name]}, separators=(",", ":"))]
 

@@ -52,6 +52,8 @@ def _pasted_fixes(out: str) -> list[list[str]]:
 def _run_pasted(words: list[str]) -> None:
     """What the AWS CLI does with a pasted ``enable-alarm-actions`` command, through moto."""
     assert words[:3] == ["aws", "cloudwatch", "enable-alarm-actions"], words
+    # The AWS CLI takes a word starting with "-" for an option ("Unknown options: -prod-db"), never a value.
+    assert not any(word.startswith("-") for word in words[4::2]), words
     if "--cli-input-json" in words:
         names = json.loads(words[words.index("--cli-input-json") + 1])["AlarmNames"]
     else:
@@ -70,7 +72,9 @@ class _AsciiTerminal(io.StringIO):
 
 
 @pytest.mark.parametrize("terminal", [io.StringIO, _AsciiTerminal], ids=["utf-8", "lang-c"])
-@pytest.mark.parametrize("name", ["db\nprimary", "tab\there $(id) 'q'", "caf\u00e9 \u2028 line", "bell\x07\x1b[2J"])
+@pytest.mark.parametrize(
+    "name", ["db\nprimary", "tab\there $(id) 'q'", "caf\u00e9 \u2028 line", "bell\x07\x1b[2J", "-prod-db", "--help"]
+)
 def test_a_pasted_enable_alarm_actions_fix_enables_exactly_the_alarm_it_names(
     topic: str, name: str, terminal: type[io.StringIO]
 ) -> None:

@@ -375,6 +375,10 @@ def plan_close(
     """
     if observed is not None and not unchanged(stored, observed):
         return Plan(Reason.RECONCILE_RACE_LOST)
+    if stored is not None and not stored.is_open and stored.pending_action is EventAction.RESOLVE:
+        # Recorded resolved, its resolve never delivered (PagerDuty unreachable): resolving it again is
+        # sending that resolve, not "nothing to resolve" while PagerDuty's incident stays open.
+        return Plan(Reason.REDELIVERY, EventAction.RESOLVE, stored)
     if stored is None or not stored.is_open:
         return _refused(stored)
     target = _closed(stored, resolution, at=now, note=note, updated_at=now)

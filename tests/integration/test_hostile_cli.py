@@ -21,7 +21,7 @@ from moto import mock_aws
 from pagerduty_bridge.cli import main
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.webhook_sync import Verdict, signing_secrets, verify
-from tests.builders import cli
+from tests.builders import cli, cli_json
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
 REGION = "us-east-1"
@@ -291,3 +291,29 @@ def test_webhook_verify_refuses_an_empty_secret(tmp_path: Path) -> None:
     captured.write_bytes(b"{}")
     run = cli("webhook", "verify", "--secret", "", "--signature", "v1=" + "0" * 64, str(captured))
     assert run.code == 2 and "--secret" in run.err
+
+
+def test_resolving_by_hand_again_sends_a_resolve_that_did_not_reach_pagerduty(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``incidents resolve KEY --send`` whose resolve did not reach PagerDuty (exit 1, "not resolved") records
+    the incident resolved with its resolve still to send; run again, as an operator does, it said
+    "nothing to resolve" (exit 2) and the incident stayed open in PagerDuty."""
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    state = str(tmp_path / "state.db")
+    alarm = str(SAMPLE.with_name("05-ec2-cpu-alarm.json"))
+    key = "web-prod-cpu-high-CPUUtilization"
+    assert cli("replay", "--send", "--events-url", fake_pd.url, "--state", state, alarm).code == 0
+    down = ("--events-url", "http://127.0.0.1:9/v2/enqueue", "--retry-budget", "1")  # PagerDuty unreachable
+    refused = cli("incidents", "resolve", key, "--send", *down, "--state", state)
+    assert refused.code == 1 and "not resolved" in refused.err
+    assert key in fake_pd.open_alerts()
+
+    again = cli("incidents", "resolve", key, "--send", "--events-url", fake_pd.url, "--state", state, "--json")
+
+    assert again.code == 0, again.err
+    assert again.json()["sent"] is True
+    assert key not in fake_pd.open_alerts()
+    shown = cli_json("incidents", "show", key, "--state", state, "--json")
+    assert (shown["status"], shown.get("pending_action")) == ("resolved", None)
+    assert cli("incidents", "resolve", key, "--send", "--events-url", fake_pd.url, "--state", state).code == 2

@@ -317,3 +317,13 @@ def test_resolving_by_hand_again_sends_a_resolve_that_did_not_reach_pagerduty(
     shown = cli_json("incidents", "show", key, "--state", state, "--json")
     assert (shown["status"], shown.get("pending_action")) == ("resolved", None)
     assert cli("incidents", "resolve", key, "--send", "--events-url", fake_pd.url, "--state", state).code == 2
+
+
+@pytest.mark.parametrize("given", ["pagerduty-bridge-alarms", "", "arn:aws:sns:us-east-1"])
+def test_audit_given_no_topic_arn_says_so_in_one_line(topic: str, given: str) -> None:
+    """``audit --topic-arn NAME`` (the topic's name, not its ARN) ended in "unexpected ValueError … (a
+    bug)"; an empty one in a complaint about a StackName the operator never gave."""
+    run = cli("audit", "--topic-arn", given)
+    assert run.code == 2
+    assert run.err.startswith("pagerduty-bridge: --topic-arn ") and "not an SNS topic ARN" in run.err, run.err
+    assert "a bug" not in run.err and "StackName" not in run.err

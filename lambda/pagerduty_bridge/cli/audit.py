@@ -20,6 +20,7 @@ from pagerduty_bridge.cli.common import (
     add_aws_options,
     add_json,
     aws_client,
+    checked_topic_arn,
     json_line,
     load_settings,
     print_table,
@@ -99,7 +100,7 @@ def insufficient_data_notification(alarm: Mapping[str, Any], now: datetime) -> A
 
 def audit_command(args: argparse.Namespace, streams: Streams) -> int:
     settings = load_settings(args)
-    topic = args.topic_arn or topic_of_stack(args, args.stack)
+    topic = checked_topic_arn(args.topic_arn if args.topic_arn is not None else topic_of_stack(args, args.stack))
     parts = topic.split(":")
     region = args.region or (parts[3] if len(parts) > 3 else None)
     findings = audit(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -15,7 +14,6 @@ from typing import Any, Final, TypeVar
 from pagerduty_bridge.cli.common import (
     EXIT_FINDING,
     EXIT_OK,
-    CliError,
     Streams,
     Wired,
     add_aws_options,
@@ -23,6 +21,7 @@ from pagerduty_bridge.cli.common import (
     add_json,
     add_store_options,
     aws_client,
+    checked_topic_arn,
     json_line,
     print_table,
     say,
@@ -35,7 +34,6 @@ from pagerduty_bridge.reconcile import AlarmReader, Reconciled, Reconciliation, 
 from pagerduty_bridge.redrive import RedriveReport, redrive
 from pagerduty_bridge.sample_alarms import TEST_ALARM_NAME, test_alarm_message
 
-_TOPIC_ARN: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
 PROGRESS_EVERY: Final = 50
 """Long runs say how far they are every this many items (on stderr; stdout stays the result)."""
 T = TypeVar("T")
@@ -117,8 +115,7 @@ class ProgressResults(list[Reconciled]):
 
 
 def publish_test_alarm(args: argparse.Namespace, streams: Streams) -> int:
-    if not _TOPIC_ARN.match(args.topic_arn):
-        raise CliError(f"--topic-arn {args.topic_arn!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+    checked_topic_arn(args.topic_arn)
     region = args.topic_arn.split(":")[3]
     message = test_alarm_message(args.alarm_name, args.alarm_state, args.topic_arn, datetime.now(UTC))
     subject = f'{args.alarm_state}: "{args.alarm_name}" in {message["Region"]}'[:100]

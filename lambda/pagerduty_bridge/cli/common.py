@@ -154,6 +154,17 @@ def given_path(text: str) -> Path:
     return Path(text)
 
 
+TOPIC_ARN: Final = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
+
+
+def checked_topic_arn(value: str) -> str:
+    """``value`` when it is an SNS topic ARN; else a ``CliError`` naming ``--topic-arn`` (a topic's name
+    given instead of its ARN, an empty variable)."""
+    if not TOPIC_ARN.match(value):
+        raise CliError(f"--topic-arn {value!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+    return value
+
+
 def table_name(text: str) -> str:
     """An argparse type: a table's name, never empty. ``--table "$TABLE"`` with the variable unset
     would otherwise fall back to the local state file: a silence meant for the Lambda's table, or a

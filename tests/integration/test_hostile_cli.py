@@ -327,3 +327,36 @@ def test_audit_given_no_topic_arn_says_so_in_one_line(topic: str, given: str) ->
     assert run.code == 2
     assert run.err.startswith("pagerduty-bridge: --topic-arn ") and "not an SNS topic ARN" in run.err, run.err
     assert "a bug" not in run.err and "StackName" not in run.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("silence", "add", "--match", "alarm_name=x", "--for", "1h", "--comment", "caf\udce9"),
+        ("silence", "add", "--match", "alarm_name=caf\udce9*", "--for", "1h", "--comment", "upgrade"),
+        ("incidents", "show", "\udcff"),
+    ],
+    ids=["comment", "match", "incident-key"],
+)
+def test_an_argument_that_is_not_utf8_is_one_line_not_a_bug_report(argv: tuple[str, ...], tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 on the command line (Latin-1 typed into a UTF-8 terminal) reach Python
+    as lone surrogates: writing them to the store ended in "unexpected UnicodeEncodeError … (a bug)"."""
+    state = tmp_path / "state.db"
+    assert cli("silence", "list", "--state", str(state)).code == 2  # read-only: no file yet
+    assert (
+        cli("silence", "add", "--match", "alarm_name=y", "--for", "1h", "--comment", "c", "--state", str(state)).code
+        == 0
+    )
+    run = cli(*argv, "--state", str(state))
+    assert run.code == 2
+    (line,) = run.err.splitlines()
+    assert "UTF-8" in line and "a bug" not in line, line
+
+
+def test_a_file_name_that_is_not_utf8_is_still_replayed(tmp_path: Path) -> None:
+    """File names are the file system's bytes, not text: one that is not UTF-8 is read all the same."""
+    odd = tmp_path / "caf\udce9.json"
+    odd.write_bytes(SAMPLE.read_bytes())
+    run = cli("replay", "--json", str(odd))
+    assert run.code == 0, run.err
+    assert run.json()["action"] == "trigger"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -86,6 +87,7 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
         return int(exit_.code or 0)
     with _logging(streams, debug=args.debug):
         try:
+            _refuse_undecodable(args)
             code: int = args.func(args, streams)
         except KeyboardInterrupt:
             return 130
@@ -97,6 +99,19 @@ def _run(argv: Sequence[str] | None, streams: Streams) -> int:
                 line = f"unexpected {type(exc).__name__}: {exc} (a bug: run again with --debug and report it)"
             return _fail(args, streams, line)
     return code
+
+
+def _refuse_undecodable(args: argparse.Namespace) -> None:
+    """Text arguments that are not UTF-8 (Latin-1 typed into a UTF-8 terminal) reach Python as lone
+    surrogates, which no store, JSON document or HTTP request can hold: one line naming the value,
+    before anything is read or written. Paths are the file system's bytes, not text: they pass."""
+    for value in vars(args).values():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and _SURROGATE.search(text):
+                raise CliError(f"{text!r} is not UTF-8 text: check the terminal's encoding (LANG, LC_ALL)")
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _fail(args: argparse.Namespace, streams: Streams, message: str) -> int:

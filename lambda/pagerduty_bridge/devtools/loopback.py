@@ -101,6 +101,9 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     timeout = ACCEPT_TIMEOUT_SECONDS
+    request_queue_size = socket.SOMAXCONN
+    """The listen backlog: socketserver's 5 reset clients beyond it when many connect at once (a storm
+    of notifications), which a sender takes for an outcome it cannot know."""
 
     def __init__(
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], family: socket.AddressFamily

@@ -19,7 +19,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Final, Literal, Protocol, TypeGuard, TypeVar
 
 import jsii
-from aws_cdk import Annotations, IAspect, Stack, Token
+from aws_cdk import Annotations, IAspect, Stack, Stage, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
@@ -106,8 +106,9 @@ def unreachable(alarm: AnyAlarm, topic: sns.ITopic) -> str | None:
 
     CloudWatch alarm actions reach SNS topics of their own region only, and a topic the bridge creates
     lets CloudWatch publish for alarms of its own account only. Beyond that, CDK references a created
-    topic from another stack only within one environment: an alarm in a stack pinned to an account and
-    region cannot name the topic of an env-agnostic bridge (or the other way round)."""
+    topic from another stack only within one stage and one environment: an alarm of another ``Stage``
+    cannot name it, nor can an alarm in a stack pinned to an account and region name the topic of an
+    env-agnostic bridge (or the other way round)."""
     alarm_stack, topic_stack = Stack.of(alarm), Stack.of(topic)
     created = Token.is_unresolved(topic.topic_arn)  # an existing topic is imported by its literal ARN
     alarm_region = alarm_stack.region
@@ -120,6 +121,14 @@ def unreachable(alarm: AnyAlarm, topic: sns.ITopic) -> str | None:
         )
     if not created:
         return None  # the topic's owner decides which accounts' alarms may publish to it
+    alarm_stage, topic_stage = _stage_path(alarm), _stage_path(topic)
+    if alarm_stage != topic_stage:
+        return (
+            f"alarm {path} is in stage {alarm_stage or 'the app'}, the bridge's topic {topic.node.path} in "
+            f"{'stage ' + topic_stage if topic_stage else 'the app'}: CDK references a created topic within "
+            "its own stage only. Put a bridge in the alarm's stage, or give the bridge an existing topic "
+            "(alarm_topic_arn)."
+        )
     alarm_account, topic_account = alarm_stack.account, topic_stack.account
     resolved = not Token.is_unresolved(alarm_account) and not Token.is_unresolved(topic_account)
     if resolved and alarm_account != topic_account:
@@ -135,6 +144,13 @@ def unreachable(alarm: AnyAlarm, topic: sns.ITopic) -> str | None:
             "region, and CDK cannot tell that they are the same. Give both stacks the same env."
         )
     return None
+
+
+def _stage_path(construct: IConstruct) -> str:
+    """The path of the stage holding ``construct`` ("" for the app itself): a stage's stacks are
+    synthesized apart from the rest of the app, and reference nothing outside it."""
+    stage = Stage.of(construct)
+    return "" if stage is None else stage.node.path
 
 
 def refuse_unreachable(alarm: AnyAlarm, topic: sns.ITopic) -> bool:

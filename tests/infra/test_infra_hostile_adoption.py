@@ -1,0 +1,65 @@
+"""The construct in apps shaped the way teams shape them: stages (a CDK Pipelines app), nested stacks, props
+read from files. An alarm the bridge cannot page is named at synth, never left unpaged without a word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Environment, Stack, Stage
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk.cx_api import CloudAssembly, CloudFormationStackArtifact
+from constructs import Construct
+
+from pagerduty_bridge_cdk import PagerDutyBridge
+from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, REGION
+
+HOME = Environment(account=ACCOUNT, region=REGION)
+
+# Every test here synthesizes apps of its own: one xdist worker bundles the asset once for all of them.
+pytestmark = pytest.mark.xdist_group("cdk-adoption")
+
+
+def _bridge(scope: Construct, construct_id: str = "Pager", **props: Any) -> PagerDutyBridge:
+    return PagerDutyBridge(scope, construct_id, **{"environment": "prod", "health_alarm_email": HEALTH_EMAIL, **props})
+
+
+def _alarm(scope: Construct, construct_id: str) -> cloudwatch.Alarm:
+    metric = cloudwatch.Metric(namespace="Shop", metric_name=construct_id)
+    return metric.create_alarm(scope, construct_id, threshold=1, evaluation_periods=1)
+
+
+def _artifact(assembly: CloudAssembly, stack: Stack) -> CloudFormationStackArtifact:
+    (artifact,) = [
+        a for a in assembly.stacks_recursively if a.hierarchical_id == stack.artifact_id or a.id == stack.artifact_id
+    ]
+    return artifact
+
+
+def _alarm_properties(assembly: CloudAssembly, stack: Stack) -> list[dict[str, Any]]:
+    resources = _artifact(assembly, stack).template["Resources"].values()
+    return [r["Properties"] for r in resources if r["Type"] == "AWS::CloudWatch::Alarm"]
+
+
+def _errors(assembly: CloudAssembly, stack: Stack) -> list[str]:
+    return [str(m.entry.data) for m in _artifact(assembly, stack).messages if m.level.name == "ERROR"]
+
+
+# --- Stages -------------------------------------------------------------------------------------------
+
+
+def test_an_alarm_of_another_stage_is_an_error_naming_it_not_a_cross_stage_crash(tmp_path: Path) -> None:
+    """A bridge in the app's monitoring stack and an alarm in a stage of the same account and region (a
+    CDK Pipelines app): page() named the topic across the stage boundary and the whole synth died on
+    CDK's "NoCrossStageDependency", naming stacks, not the alarm. Now the alarm is left unwired with an
+    error saying why, as an alarm of another account or region is."""
+    app = App(outdir=str(tmp_path))
+    bridge = _bridge(Stack(app, "Monitoring", env=HOME))
+    shop = Stack(Stage(app, "Beta", env=HOME), "Shop")
+    bridge.page(_alarm(shop, "Checkout"))
+    assembly = app.synth()
+
+    (error,) = _errors(assembly, shop)
+    assert "alarm Beta/Shop/Checkout is in stage Beta" in error and "Monitoring/Pager" in error
+    assert [p.get("AlarmActions") for p in _alarm_properties(assembly, shop)] == [None]

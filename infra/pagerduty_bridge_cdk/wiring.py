@@ -404,12 +404,22 @@ class PageOnAlarms:
 
     def visit(self, node: IConstruct) -> None:
         """Called by CDK for every construct of the scope."""
+        unreached = [
+            alarm
+            for alarm in unreached_stage_alarms(node)
+            if self._selects(alarm) and not is_within(alarm, self._bridge)
+        ]
+        if unreached:
+            raise ValueError(
+                f"PageOnAlarms({self._bridge.node.path}) cannot page "
+                + "; ".join(f"alarm {a.node.path} is in stage {_stage_path(a)}" for a in unreached)
+                + ": CDK applies an aspect within its own stage only, and that stage has no bridge. Put a bridge "
+                "in the stage and add PageOnAlarms to the stage, or leave the alarms out with exclude."
+            )
         if not is_alarm(node) or is_within(node, self._bridge):
             return
         alarm: AnyAlarm = node
-        if self._include is not None and not _matches(self._include, alarm):
-            return
-        if self._exclude is not None and _matches(self._exclude, alarm):
+        if not self._selects(alarm):
             return
         if isinstance(alarm, cloudwatch.AlarmBase):
             self._bridge.page(alarm, insufficient_data=self._insufficient_data)
@@ -428,6 +438,24 @@ class PageOnAlarms:
                 "bridge topic to its AlarmActions and OKActions where the token is defined, or exclude the alarm "
                 "from PageOnAlarms and acknowledge this warning.",
             )
+
+    def _selects(self, alarm: AnyAlarm) -> bool:
+        """Whether ``include`` and ``exclude`` leave ``alarm`` to this aspect."""
+        if self._include is not None and not _matches(self._include, alarm):
+            return False
+        return self._exclude is None or not _matches(self._exclude, alarm)
+
+
+def unreached_stage_alarms(node: IConstruct) -> list[AnyAlarm]:
+    """The alarms in the stages directly under ``node`` whose own stage holds no bridge: an aspect added
+    above a stage never visits them, and no bridge of theirs pages them."""
+    from pagerduty_bridge_cdk.bridge import PagerDutyBridge  # here: the bridge module imports this one
+
+    def has_bridge(stage: IConstruct) -> bool:
+        return any(isinstance(construct, PagerDutyBridge) for construct in stage.node.find_all())
+
+    stages = [child for child in node.node.children if isinstance(child, Stage)]
+    return [alarm for stage in stages for alarm in alarms_in(stage) if not has_bridge(Stage.of(alarm) or stage)]
 
 
 @jsii.implements(IValidation)

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack, Stage
+from aws_cdk import App, Aspects, Environment, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk.cx_api import CloudAssembly, CloudFormationStackArtifact
 from constructs import Construct
 
-from pagerduty_bridge_cdk import PagerDutyBridge
+from pagerduty_bridge_cdk import PageOnAlarms, PagerDutyBridge
 from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, REGION
 
 HOME = Environment(account=ACCOUNT, region=REGION)
@@ -63,3 +63,37 @@ def test_an_alarm_of_another_stage_is_an_error_naming_it_not_a_cross_stage_crash
     (error,) = _errors(assembly, shop)
     assert "alarm Beta/Shop/Checkout is in stage Beta" in error and "Monitoring/Pager" in error
     assert [p.get("AlarmActions") for p in _alarm_properties(assembly, shop)] == [None]
+
+
+def test_page_on_alarms_over_a_stage_without_a_bridge_stops_the_synth_naming_its_alarms(tmp_path: Path) -> None:
+    """``Aspects.of(app).add(PageOnAlarms(bridge))`` promises every alarm of the app, but CDK applies an
+    aspect within its own stage only: an alarm in a stage of the app (a CDK Pipelines app) synthesized
+    with no actions, paging nobody, without a word. A stage synthesizes before the app's aspects run, so
+    no annotation can reach it any more: the synth stops, naming the alarm. A stage with a bridge of its
+    own pages its own alarms and is left to it; ``exclude`` leaves an alarm out knowingly."""
+    app = App(outdir=str(tmp_path))
+    bridge = _bridge(Stack(app, "Monitoring", env=HOME))
+    beta = Stage(app, "Beta", env=HOME)
+    _alarm(Stack(beta, "Shop"), "Checkout")
+    _alarm(Stack(beta, "Shop2"), "Sandbox")
+    Aspects.of(app).add(PageOnAlarms(bridge))
+    with pytest.raises(RuntimeError, match=r"alarm Beta/Shop/Checkout is in stage Beta.*PageOnAlarms") as raised:
+        app.synth()
+    assert "Sandbox" in str(raised.value)
+
+    app = App(outdir=str(tmp_path / "excluded"))
+    bridge = _bridge(Stack(app, "Monitoring", env=HOME))
+    _alarm(Stack(Stage(app, "Beta", env=HOME), "Shop"), "Checkout")
+    Aspects.of(app).add(PageOnAlarms(bridge, exclude="Beta/*"))
+    app.synth()
+
+    app = App(outdir=str(tmp_path / "own-bridge"))
+    bridge = _bridge(Stack(app, "Monitoring", env=HOME))
+    beta = Stage(app, "Beta", env=HOME)
+    shop = Stack(beta, "Shop")
+    Aspects.of(shop).add(PageOnAlarms(_bridge(shop, environment="beta")))
+    _alarm(shop, "Checkout")
+    Aspects.of(app).add(PageOnAlarms(bridge))
+    assembly = app.synth()
+    (checkout,) = [p for p in _alarm_properties(assembly, shop) if p.get("MetricName") == "Checkout"]
+    assert len(checkout["AlarmActions"]) == len(checkout["OKActions"]) == 1

@@ -20,18 +20,20 @@ from pagerduty_bridge.keys import region_of
 
 Architecture = Literal["arm64", "x86_64"]
 
-ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
-SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
-KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-f0-9-]{36}$")
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}$")
-ROUTING_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-STACK_NAME_GLOB = re.compile(r"^[A-Za-z*][A-Za-z0-9*-]{0,127}$")
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}\Z")
+ACCOUNT_ID = re.compile(r"^\d{12}\Z")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d\Z")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}\Z")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+\Z")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-f0-9-]{36}\Z")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(?P<account>\d{12}):role/[A-Za-z0-9+=,.@_/-]{1,512}\Z")
+ROUTING_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+STACK_NAME_GLOB = re.compile(r"^[A-Za-z*][A-Za-z0-9*-]{0,127}\Z")
 """A CloudFormation stack name (a letter, then letters, digits and dashes, at most 128) with ``*``
-standing for any run of characters, as an EventBridge wildcard pattern reads it."""
+standing for any run of characters, as an EventBridge wildcard pattern reads it.
+
+Each pattern here ends in ``\\Z``, not ``$``, which also matches before a final newline."""
 
 
 def arn_region(arn: str | None) -> str | None:
@@ -215,7 +217,7 @@ class Reader:
             value = dict(value)
         if not isinstance(value, Mapping):
             raise self.fail(name, value, f"must be a JSON object of {shape}")
-        return dict(value)
+        return _stripped(self, name, value)
 
     def _bounded(self, name: str, value: Any, minimum: int, maximum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int | str):
@@ -227,3 +229,15 @@ class Reader:
         if not minimum <= number <= maximum:
             raise ConfigError(f"{self.label(name)}={number} must be between {minimum} and {maximum}")
         return number
+
+
+def _stripped(reader: Reader, name: str, value: Mapping[Any, Any]) -> dict[Any, Any]:
+    """The mapping with blanks around its keys and values dropped, as around every parameter's value (a
+    value read from a file ends in a newline); two keys that differ only by blanks are an error."""
+    stripped: dict[Any, Any] = {}
+    for key, item in value.items():
+        clean = key.strip() if isinstance(key, str) else key
+        if clean in stripped:
+            raise reader.fail(name, clean, "is given twice")
+        stripped[clean] = item.strip() if isinstance(item, str) else item
+    return stripped

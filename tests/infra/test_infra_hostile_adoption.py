@@ -12,8 +12,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk.cx_api import CloudAssembly, CloudFormationStackArtifact
 from constructs import Construct
 
-from pagerduty_bridge_cdk import PageOnAlarms, PagerDutyBridge
-from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, REGION
+from pagerduty_bridge_cdk import BridgeConfig, ConfigError, PageOnAlarms, PagerDutyBridge
+from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, OTHER_ACCOUNT, REGION
 
 HOME = Environment(account=ACCOUNT, region=REGION)
 
@@ -97,3 +97,27 @@ def test_page_on_alarms_over_a_stage_without_a_bridge_stops_the_synth_naming_its
     assembly = app.synth()
     (checkout,) = [p for p in _alarm_properties(assembly, shop) if p.get("MetricName") == "Checkout"]
     assert len(checkout["AlarmActions"]) == len(checkout["OKActions"]) == 1
+
+
+# --- Props read from files ----------------------------------------------------------------------------
+
+SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pagerduty/payments-AbCdEf"
+ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/pagerduty-bridge-reconcile"
+
+
+def test_blanks_around_the_aliases_and_arns_of_props_read_from_files_are_dropped() -> None:
+    """``routing_key_secrets={"payments": Path("payments.arn").read_text()}`` carries the file's newline.
+    The patterns' ``$`` matched before it, so the alias ``"payments\\n"`` and the ARN with its newline were
+    taken as valid: rules routing to ``payments`` found no such alias and paged the default service, and
+    the grant named a secret that does not exist. Blanks around them are dropped, as around every other
+    prop's value, and a newline inside one is refused."""
+    routed = BridgeConfig.from_props(environment="prod", routing_key_secrets={"payments\n": f"{SECRET}\n"})
+    assert routed.routing_key_secrets == (("payments", SECRET),)
+    reconciled = BridgeConfig.from_props(environment="prod", reconcile_role_arns={f"{OTHER_ACCOUNT}\n": f" {ROLE}\n"})
+    assert reconciled.reconcile_role_arns == ((OTHER_ACCOUNT, ROLE),)
+    with pytest.raises(ConfigError, match="routing_key_secrets: alias 'pay\\\\nments'"):
+        BridgeConfig.from_props(environment="prod", routing_key_secrets={"pay\nments": SECRET})
+    with pytest.raises(ConfigError, match="routing_key_secrets: the 'default' routing key is the integration key"):
+        BridgeConfig.from_props(environment="prod", routing_key_secrets={"default\n": SECRET})
+    with pytest.raises(ConfigError, match="routing_key_secrets='payments' is given twice"):
+        BridgeConfig.from_props(environment="prod", routing_key_secrets={"payments": SECRET, "payments\n": SECRET})

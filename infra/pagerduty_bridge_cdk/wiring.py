@@ -474,7 +474,10 @@ class HalfWiredAlarmsCheck:
         self._severity = severity
 
     def validate(self) -> list[str]:
-        """Annotate the half-wired alarms; the annotations are the report, so no validation error."""
+        """Annotate the half-wired alarms; the annotations are the report, so no validation error, except
+        for an alarm of another stage than the bridge's: that stage may be synthesized already, and an
+        annotation would go nowhere."""
+        errors: list[str] = []
         for alarm in half_wired(self._bridge.node.root, self._topic, skip=self._bridge):
             remedy = (
                 "wire it with bridge.page(alarm) or PageOnAlarms(bridge), or add the bridge topic as its OK action too"
@@ -485,7 +488,9 @@ class HalfWiredAlarmsCheck:
                 f"alarm {alarm.node.path} pages PagerDuty through {self._bridge.node.path} on ALARM but never "
                 f"tells it OK, so its incidents will not resolve when it recovers: {remedy}."
             )
-            if self._severity == "warn":
+            if self._severity == "error" and _stage_path(alarm) != _stage_path(self._bridge):
+                errors.append(message)
+            elif self._severity == "warn":
                 Annotations.of(alarm).add_warning_v2(HALF_WIRED_WARNING_ID, message)
             else:
                 Annotations.of(alarm).add_error(message)
@@ -497,4 +502,4 @@ class HalfWiredAlarmsCheck:
                 "to the composite (exclude the alarm from PageOnAlarms, or do not page() it), or acknowledge this "
                 "warning if both incidents are meant.",
             )
-        return []
+        return errors

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk import App, Aspects, Environment, Stack, Stage
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
 from aws_cdk.cx_api import CloudAssembly, CloudFormationStackArtifact
 from constructs import Construct
 
@@ -97,6 +99,21 @@ def test_page_on_alarms_over_a_stage_without_a_bridge_stops_the_synth_naming_its
     assembly = app.synth()
     (checkout,) = [p for p in _alarm_properties(assembly, shop) if p.get("MetricName") == "Checkout"]
     assert len(checkout["AlarmActions"]) == len(checkout["OKActions"]) == 1
+
+
+def test_a_half_wired_alarm_of_another_stage_stops_the_synth_naming_it(tmp_path: Path) -> None:
+    """A bridge on an existing topic (its ARN a literal, so alarms of any stage may name it) and an alarm
+    of a stage wired to that topic on ALARM only: the check annotated the alarm after its stage had been
+    synthesized, and the annotation went nowhere. The synth passed and the alarm's incidents would never
+    resolve. Such an alarm is now a validation error of the synth, naming it."""
+    app = App(outdir=str(tmp_path))
+    topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:ops-alarms"
+    _bridge(Stack(app, "Monitoring", env=HOME), alarm_topic_arn=topic_arn)
+    shop = Stack(Stage(app, "Beta", env=HOME), "Shop")
+    half = _alarm(shop, "Checkout")
+    half.add_alarm_action(cloudwatch_actions.SnsAction(sns.Topic.from_topic_arn(shop, "Ops", topic_arn)))
+    with pytest.raises(RuntimeError, match=r"alarm Beta/Shop/Checkout pages PagerDuty through Monitoring/Pager"):
+        app.synth()
 
 
 # --- Props read from files ----------------------------------------------------------------------------

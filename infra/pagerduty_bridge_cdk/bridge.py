@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar, Unpack
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import CfnOutput, Stack, Tags, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
@@ -56,6 +56,7 @@ class PagerDutyBridge(Construct):
         # Validated before the construct joins the tree: a bad prop leaves nothing half-built behind.
         config = BridgeConfig.from_props(environment=environment, **props)
         _check_environment_is_free(scope, config.environment)
+        _check_secret_accounts(Stack.of(scope).account, config)
         super().__init__(scope, construct_id)
         self.config = config
         self.alarm_topic = AlarmTopic(self, "AlarmTopic", existing_topic_arn=config.alarm_topic_arn)
@@ -216,4 +217,35 @@ def _check_environment_is_free(scope: Construct, environment: str) -> None:
                 f"prop environment={environment!r} is already the environment of the bridge "
                 f"{construct.node.path} in the same account and region: the two would share a dashboard name "
                 "and the metrics their health alarms watch. Give each bridge its own environment."
+            )
+
+
+def _check_secret_accounts(account: str, config: BridgeConfig) -> None:
+    """Refuse a secret of another account than the bridge's that no customer-managed key of the config
+    encrypts: Secrets Manager decrypts for another account only under such a key (``aws/secretsmanager``
+    cannot be shared), so the function would fail every page. The webhook secret must be under
+    ``aws/secretsmanager``; routing-key secrets may be under the integration key's key. An env-agnostic
+    stack's account is not known before deploy."""
+    if Token.is_unresolved(account):
+        return
+    key = config.integration_key_secret_kms_key_arn
+    secrets = [
+        ("integration_key_secret_arn", config.integration_key_secret_arn, key),
+        ("webhook_secret_arn", config.webhook_secret_arn, None),
+        *(("routing_key_secrets", arn, key) for _, arn in config.routing_key_secrets),
+    ]
+    for prop, arn, secret_key in secrets:
+        if arn is None or Token.is_unresolved(arn) or secret_key is not None:
+            continue
+        owner = arn.split(":")[4]
+        if owner != account:
+            remedy = (
+                "it must be a secret of the bridge's account, encrypted with aws/secretsmanager"
+                if prop == "webhook_secret_arn"
+                else "give integration_key_secret_kms_key_arn, the customer-managed key that encrypts it (its key "
+                "policy and the secret's resource policy letting this account read it)"
+            )
+            raise ConfigError(
+                f"prop {prop}: {arn} is in account {owner}, the bridge in {account}: Secrets Manager decrypts a "
+                f"secret for another account only under a customer-managed key, so every page would fail: {remedy}"
             )

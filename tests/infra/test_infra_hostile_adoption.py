@@ -138,3 +138,52 @@ def test_blanks_around_the_aliases_and_arns_of_props_read_from_files_are_dropped
         BridgeConfig.from_props(environment="prod", routing_key_secrets={"default\n": SECRET})
     with pytest.raises(ConfigError, match="routing_key_secrets='payments' is given twice"):
         BridgeConfig.from_props(environment="prod", routing_key_secrets={"payments": SECRET, "payments\n": SECRET})
+
+
+# --- Secrets of another account -----------------------------------------------------------------------
+
+KEY = f"arn:aws:kms:{REGION}:{OTHER_ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+def _secret(account: str, name: str) -> str:
+    return f"arn:aws:secretsmanager:{REGION}:{account}:secret:pagerduty/{name}-AbCdEf"
+
+
+@pytest.mark.parametrize(
+    ("props", "refused"),
+    [
+        pytest.param(
+            {"integration_key_secret_arn": _secret(OTHER_ACCOUNT, "key")}, "integration_key_secret_arn", id="key"
+        ),
+        pytest.param(
+            {"webhooks": True, "webhook_secret_arn": _secret(OTHER_ACCOUNT, "webhook")},
+            "webhook_secret_arn",
+            id="webhook",
+        ),
+        pytest.param(
+            {"routing_key_secrets": {"payments": _secret(OTHER_ACCOUNT, "payments")}},
+            "routing_key_secrets",
+            id="routing",
+        ),
+    ],
+)
+def test_a_secret_of_another_account_without_a_key_of_the_teams_is_refused(props: dict[str, Any], refused: str) -> None:
+    """A central team's secret shared with the bridge's account: Secrets Manager decrypts a secret for
+    another account only under a customer-managed key (``aws/secretsmanager`` cannot be shared), so
+    without one the synth passed and every page failed at run time. Now it is refused, naming the prop."""
+    stack = Stack(App(), "User", env=HOME)
+    with pytest.raises(ConfigError, match=rf"^prop {refused}.* is in account {OTHER_ACCOUNT}, the bridge in {ACCOUNT}"):
+        _bridge(stack, **props)
+    assert stack.node.try_find_child("Pager") is None
+
+
+def test_a_secret_of_another_account_under_a_key_of_the_teams_is_taken() -> None:
+    """With the key that encrypts it, the secret of another account is readable (its policies allowing),
+    and so are routing-key secrets under the same key; an env-agnostic stack's account is not known."""
+    _bridge(
+        Stack(App(), "User", env=HOME),
+        integration_key_secret_arn=_secret(OTHER_ACCOUNT, "key"),
+        integration_key_secret_kms_key_arn=KEY,
+        routing_key_secrets={"payments": _secret(OTHER_ACCOUNT, "payments")},
+    )
+    _bridge(Stack(App(), "Anywhere"), integration_key_secret_arn=_secret(OTHER_ACCOUNT, "key"))

@@ -40,6 +40,7 @@ from tests.builders import (
     sqs_event,
 )
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
+from tests.sockets import LocalServer, read_request, within
 
 TABLE = "incidents"
 REGION = "eu-west-1"
@@ -194,50 +195,16 @@ def test_attack_a_secret_that_cannot_be_read_says_what_secrets_manager_answered(
     assert code in str(caught.value)
 
 
-def read_request(conn: socket.socket) -> bool:
-    """Read one whole HTTP request (its headers, then its ``Content-Length`` of body); whether one came."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return False
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
-        0,
-    )
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return False
-        body += chunk
-    return True
-
-
-class StallingSecretsManager:
+class StallingSecretsManager(LocalServer):
     """A Secrets Manager endpoint that answers ``GetSecretValue`` with ``value`` ``answers`` times, then
     takes requests and never answers (a VPC endpoint or a network path to it that broke)."""
 
     def __init__(self, value: str, answers: int = 1) -> None:
         self.value, self.answers = value, answers
         self.stalled = 0
-        self.stop = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def accepted(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             while read_request(conn):
                 if self.answers <= 0:
@@ -257,9 +224,14 @@ class StallingSecretsManager:
                 head = f"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {len(body)}\r\n\r\n"
                 conn.sendall(head.encode() + body)
 
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
+
+def use_secrets_manager_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key read from a secret, through the Secrets Manager endpoint at ``url``."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", url)
+    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
+    monkeypatch.setenv(
+        c.ENV_INTEGRATION_KEY_SECRET_ARN, f"arn:aws:secretsmanager:{REGION}:123456789012:secret:pd-AbCdEf"
+    )
 
 
 def test_attack_a_secrets_manager_that_stops_answering_does_not_hold_every_page(
@@ -270,17 +242,10 @@ def test_attack_a_secrets_manager_that_stops_answering_does_not_hold_every_page(
     retries) and the function's timeout ending the invocation with nothing paged."""
     monkeypatch.setattr(keys, "SECRET_MAX_AGE_SECONDS", 0)  # every read refreshes: five minutes later
     stalling = StallingSecretsManager(bridge.key)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", stalling.url)
-    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
-    monkeypatch.setenv(
-        c.ENV_INTEGRATION_KEY_SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf"
-    )
+    use_secrets_manager_at(stalling.url, monkeypatch)
     try:
         assert bridge.invoke(sns_event("before-the-stall")) == {"processed": 1, "failed": 0}
-        answered: list[dict[str, Any]] = []
-        worker = threading.Thread(target=lambda: answered.append(bridge.invoke(sns_event("during-the-stall"))))
-        worker.start()
-        worker.join(timeout=15)
+        answered = within(15, lambda: bridge.invoke(sns_event("during-the-stall")))
         assert stalling.stalled, "the refresh never reached the stalling endpoint"
         assert answered == [{"processed": 1, "failed": 0}], "the page waited on a Secrets Manager that never answers"
     finally:
@@ -291,7 +256,7 @@ def test_attack_a_secrets_manager_that_stops_answering_does_not_hold_every_page(
 # --- a table that stops answering -------------------------------------------------------------------------
 
 
-class SeveringProxy:
+class SeveringProxy(LocalServer):
     """A TCP proxy to ``upstream`` whose next connection is dead the way a NAT or a frozen container's
     idle connection dies: no FIN, no RST; what is sent on it simply never gets an answer. (moto's server
     closes each connection after its answer, so the dead pooled connection is played by the next one.)
@@ -302,23 +267,14 @@ class SeveringProxy:
         self.upstream = (host, int(port))
         self.to_sever = 0
         self.severed_requests = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            dead = [self.to_sever > 0]
-            self.to_sever -= dead[0]
-            threading.Thread(target=self._copy, args=(client, server, dead, True), daemon=True).start()
-            threading.Thread(target=self._copy, args=(server, client, dead, False), daemon=True).start()
+    def accepted(self, client: socket.socket) -> None:
+        server = socket.create_connection(self.upstream)
+        dead = [self.to_sever > 0]
+        self.to_sever -= dead[0]
+        threading.Thread(target=self._copy, args=(client, server, dead, True), daemon=True).start()
+        self._copy(server, client, dead, False)
 
     def _copy(self, source: socket.socket, target: socket.socket, dead: list[bool], request: bool) -> None:
         with contextlib.suppress(OSError):
@@ -330,9 +286,6 @@ class SeveringProxy:
 
     def sever_next(self) -> None:
         self.to_sever = 1
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_attack_a_table_connection_that_died_while_idle_costs_seconds_not_the_batch(
@@ -353,14 +306,8 @@ def test_attack_a_table_connection_that_died_while_idle_costs_seconds_not_the_ba
         first = handler.lambda_handler(sns_event("before-the-freeze"), FakeLambdaContext())
         assert first == {"processed": 1, "failed": 0}
         proxy.sever_next()
-        answered: list[dict[str, Any]] = []
         context = FakeLambdaContext(remaining_millis=30_000)
-        worker = threading.Thread(
-            target=lambda: answered.append(handler.lambda_handler(sns_event("after-the-freeze"), context)),
-            daemon=True,
-        )
-        worker.start()
-        worker.join(timeout=25)
+        answered = within(25, lambda: handler.lambda_handler(sns_event("after-the-freeze"), context))
     finally:
         proxy.close()
     assert proxy.severed_requests, "no request went over the severed connection"
@@ -398,14 +345,8 @@ def test_attack_a_cloudwatch_connection_that_died_while_idle_does_not_stop_the_s
     try:
         assert handler.lambda_handler(sns_event(name), FakeLambdaContext()) == {"processed": 1, "failed": 0}
         proxy.sever_next()
-        ran: list[dict[str, Any]] = []
         context = FakeLambdaContext(remaining_millis=30_000)
-        worker = threading.Thread(
-            target=lambda: ran.append(handler.lambda_handler(schedule_event(T0 + timedelta(hours=1)), context)),
-            daemon=True,
-        )
-        worker.start()
-        worker.join(timeout=25)
+        ran = within(25, lambda: handler.lambda_handler(schedule_event(T0 + timedelta(hours=1)), context))
     finally:
         proxy.close()
     assert proxy.severed_requests, "no request went over the severed connection"
@@ -417,29 +358,18 @@ def test_attack_a_cloudwatch_connection_that_died_while_idle_does_not_stop_the_s
 # --- PagerDuty's connection after the container idled ---------------------------------------------------
 
 
-class ForgetfulPagerDuty:
+class ForgetfulPagerDuty(LocalServer):
     """Accepts every event on a new connection; a connection that was used once (kept alive) then takes
     requests and never answers: it died while the container idled, and nothing told the client."""
+
+    path = "/v2/enqueue"
 
     def __init__(self) -> None:
         self.answered = 0
         self.swallowed = 0
-        self.stop = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v2/enqueue"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def accepted(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             used = False
             while read_request(conn):
@@ -452,10 +382,6 @@ class ForgetfulPagerDuty:
                 body = b'{"status":"success","message":"Event processed","dedup_key":"k"}'
                 head = f"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                 conn.sendall(head.encode() + body)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
 
 
 EVENT = {
@@ -497,22 +423,13 @@ def test_attack_a_batch_read_while_secrets_manager_stalls_waits_on_it_once_not_p
     waiting out its own refresh (ten of them outlast the function's timeout)."""
     monkeypatch.setattr(keys, "SECRET_MAX_AGE_SECONDS", 0)  # every read refreshes: five minutes later
     stalling = StallingSecretsManager(bridge.key)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", stalling.url)
-    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
-    monkeypatch.setenv(
-        c.ENV_INTEGRATION_KEY_SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf"
-    )
+    use_secrets_manager_at(stalling.url, monkeypatch)
     records = [sqs_alarm(f"stalled-batch-{i}") for i in range(10)]
     try:
         assert bridge.invoke(sns_event("before-the-stall")) == {"processed": 1, "failed": 0}
-        answered: list[dict[str, Any]] = []
         context = FakeLambdaContext(remaining_millis=45_000)
-        worker = threading.Thread(
-            target=lambda: answered.append(handler.lambda_handler(sqs_event(*records), context)), daemon=True
-        )
         started = time.monotonic()
-        worker.start()
-        worker.join(timeout=40)
+        answered = within(40, lambda: handler.lambda_handler(sqs_event(*records), context))
         elapsed = time.monotonic() - started
     finally:
         stalling.close()
@@ -528,20 +445,11 @@ def test_attack_a_batch_at_a_cold_start_while_secrets_manager_stalls_ends_within
     after it fail at once for the same reason (kept for retry) instead of each waiting on the service
     again, so the invocation answers with its batch failures before the function's timeout ends it."""
     stalling = StallingSecretsManager(bridge.key, answers=0)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", stalling.url)
-    monkeypatch.delenv(c.ENV_INTEGRATION_KEY)
-    monkeypatch.setenv(
-        c.ENV_INTEGRATION_KEY_SECRET_ARN, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pd-AbCdEf"
-    )
+    use_secrets_manager_at(stalling.url, monkeypatch)
     records = [sqs_alarm(f"cold-stall-{i}") for i in range(10)]
     try:
-        answered: list[dict[str, Any]] = []
         context = FakeLambdaContext(remaining_millis=45_000)
-        worker = threading.Thread(
-            target=lambda: answered.append(handler.lambda_handler(sqs_event(*records), context)), daemon=True
-        )
-        worker.start()
-        worker.join(timeout=20)
+        answered = within(20, lambda: handler.lambda_handler(sqs_event(*records), context))
     finally:
         stalling.close()
     assert answered, "each record waited on Secrets Manager in turn"

@@ -43,6 +43,7 @@ from tests.builders import (
 )
 from tests.conftest import EVENTS
 from tests.integration.test_reconciliation import Bridge, Operator, bridge, failure_record, operator, put_alarm, sent
+from tests.sockets import within
 
 HUNG_REGION = "ap-hung-9"
 __all__ = ["bridge", "operator"]  # the fixtures, shared with the reconciliation tests
@@ -228,11 +229,8 @@ def test_a_region_that_never_answers_holds_the_run_up_for_seconds_not_minutes(mo
 
         reader = AlarmReader(clients, own_account=ACCOUNT, own_region=REGION)
         here, there = AlarmRef(ACCOUNT, REGION, "web-here-cpu"), AlarmRef(ACCOUNT, HUNG_REGION, "web-there-cpu")
-        found: list[dict[AlarmRef, str]] = []
-        reading = threading.Thread(target=lambda: found.append(reader.states([there, here])), daemon=True)
         started = time.monotonic()
-        reading.start()
-        reading.join(timeout=30)
+        found = within(30, lambda: reader.states([there, here]))
         seconds = time.monotonic() - started
 
     assert found, f"still waiting on the hung region after {seconds:.0f} s"

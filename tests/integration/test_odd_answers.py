@@ -14,6 +14,7 @@ import pytest
 
 from pagerduty_bridge.errors import PagerDutyDeliveryError
 from pagerduty_bridge.events_api import MAX_ANSWER_BYTES, EventsClient
+from tests.sockets import LocalServer
 
 BODY = {
     "routing_key": "R0123456789abcdef0123456789abcdef",
@@ -23,28 +24,17 @@ BODY = {
 }
 
 
-class RawServer:
-    """Accepts connections and hands each to ``answer(conn)`` in a thread; counts the bytes it wrote."""
+class RawServer(LocalServer):
+    """Hands each connection to ``answer(conn)`` once its request is read; counts the bytes it wrote."""
+
+    path = "/v2/enqueue"
 
     def __init__(self, answer: Callable[[socket.socket, RawServer], None]) -> None:
         self.answer = answer
         self.sent = 0
-        self.stopped = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v2/enqueue"
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def accepted(self, conn: socket.socket) -> None:
         with conn:
             conn.recv(65536)  # the request (small: one read is enough here)
             with contextlib.suppress(OSError):  # the client hung up: what it should do
@@ -53,10 +43,6 @@ class RawServer:
     def write(self, conn: socket.socket, data: bytes) -> None:
         conn.sendall(data)
         self.sent += len(data)
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.sock.close()
 
 
 @pytest.fixture
@@ -93,7 +79,7 @@ def _send_in_thread(url: str, budget: float) -> tuple[BaseException | None, floa
 def test_attack_a_body_trickled_a_byte_at_a_time_ends_the_send_within_its_budget(serve) -> None:  # type: ignore[no-untyped-def]
     def trickle(conn: socket.socket, server: RawServer) -> None:
         server.write(conn, b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
-        while not server.stopped.is_set():
+        while not server.stop.is_set():
             server.write(conn, b" ")
             time.sleep(0.05)  # each byte well within any read timeout: only a deadline on the whole read ends it
 
@@ -109,7 +95,7 @@ def test_attack_an_endless_answer_is_not_read_past_what_an_answer_can_be(serve) 
     def flood(conn: socket.socket, server: RawServer) -> None:
         server.write(conn, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000000000\r\n\r\n")
         chunk = b"<p>" + b"x" * 65533
-        while not server.stopped.is_set():
+        while not server.stop.is_set():
             server.write(conn, chunk)
 
     server = serve(flood)
@@ -135,7 +121,7 @@ def test_attack_a_trickled_answer_that_is_retried_leaves_the_budget_to_the_retry
         server.write(
             conn, b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n"
         )
-        while not server.stopped.is_set():
+        while not server.stop.is_set():
             server.write(conn, b" ")
             time.sleep(0.05)
 

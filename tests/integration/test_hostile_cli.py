@@ -14,7 +14,6 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -25,18 +24,10 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.webhook_sync import Verdict, signing_secrets, verify
 from tests.builders import cli, cli_json
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
+from tests.integration.test_audit_cli import BASE
 
 REGION = "us-east-1"
-SAMPLE = Path(__file__).parents[2] / "events" / "01-seed-high-failure-rate-alarm.json"
-BASE: dict[str, Any] = {
-    "MetricName": "CPUUtilization",
-    "Namespace": "AWS/EC2",
-    "Statistic": "Average",
-    "Period": 60,
-    "EvaluationPeriods": 1,
-    "Threshold": 90.0,
-    "ComparisonOperator": "GreaterThanThreshold",
-}
+SAMPLE = EVENTS / "01-seed-high-failure-rate-alarm.json"
 
 
 @pytest.fixture

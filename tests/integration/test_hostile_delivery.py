@@ -40,15 +40,11 @@ from tests.builders import (
     sqs_event,
 )
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
+from tests.integration.test_hardening import fresh_key
 from tests.sockets import LocalServer, read_request, within
 
 TABLE = "incidents"
 REGION = "eu-west-1"
-
-
-def fresh_key() -> str:
-    """A well-formed routing key no earlier test has loaded."""
-    return uuid.uuid4().hex
 
 
 @dataclass

@@ -7,29 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Aspects, Environment, Stack, Stage
-from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import App, Aspects, Stack, Stage
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from aws_cdk.cx_api import CloudAssembly, CloudFormationStackArtifact
-from constructs import Construct
 
-from pagerduty_bridge_cdk import BridgeConfig, ConfigError, PageOnAlarms, PagerDutyBridge
-from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, OTHER_ACCOUNT, REGION
-
-HOME = Environment(account=ACCOUNT, region=REGION)
+from pagerduty_bridge_cdk import BridgeConfig, ConfigError, PageOnAlarms
+from tests.infra.conftest import ACCOUNT, OTHER_ACCOUNT, REGION
+from tests.infra.test_infra_adoption_attacks import HOME, _alarm, _bridge
 
 # Every test here synthesizes apps of its own: one xdist worker bundles the asset once for all of them.
 pytestmark = pytest.mark.xdist_group("cdk-adoption")
-
-
-def _bridge(scope: Construct, construct_id: str = "Pager", **props: Any) -> PagerDutyBridge:
-    return PagerDutyBridge(scope, construct_id, **{"environment": "prod", "health_alarm_email": HEALTH_EMAIL, **props})
-
-
-def _alarm(scope: Construct, construct_id: str) -> cloudwatch.Alarm:
-    metric = cloudwatch.Metric(namespace="Shop", metric_name=construct_id)
-    return metric.create_alarm(scope, construct_id, threshold=1, evaluation_periods=1)
 
 
 def _artifact(assembly: CloudAssembly, stack: Stack) -> CloudFormationStackArtifact:

@@ -72,6 +72,10 @@ MAX_ANSWER_BYTES: Final = 64 * 1024
 """The most of an answer the bridge reads. PagerDuty's are a few hundred bytes (a 400 lists its errors);
 more is someone else's (a proxy's page, a stream), and reading all of it could exhaust the function's
 memory or outlast its budget."""
+LATE_READS: Final = 2
+"""Reads of an answer's body once the deadline is past: what came with the headers, then its end."""
+LATE_READ_SECONDS: Final = 0.05
+"""How long each of those reads waits: only for what is already on its way."""
 MAX_IDLE_SECONDS: Final = 30.0
 """Connections idle longer than this are not used again: load balancers close theirs after about a
 minute and NATs forget them, and a container frozen meanwhile never hears of it. A page sent on such
@@ -556,29 +560,50 @@ class EventsClient:
 
 
 def read_answer(response: BaseHTTPResponse, deadline: float | None) -> tuple[bytes, str | None]:
-    """``response``'s body, and why it stopped short if it did: at ``MAX_ANSWER_BYTES``, at ``deadline``
-    (each read waits at most the read timeout: a body trickled a byte at a time would otherwise hold the
-    send until Lambda's timeout; a past deadline takes only what the first read gives), or broken off. A
-    connection not read to its end is closed, so nothing left of this answer reaches the next request."""
+    """``response``'s body, and why it stopped short if it did: at ``MAX_ANSWER_BYTES``, at ``deadline``,
+    or broken off. Each read waits at most until ``deadline`` (a body trickled a byte at a time, or held
+    back after its headers, would otherwise hold the send past what the invocation's deadline counts on:
+    a whole read timeout more); past it, ``LATE_READS`` reads of ``LATE_READ_SECONDS`` each take what
+    already came, so an answer that came whole just after the deadline still counts. A connection not
+    read to its end is closed, so nothing left of this answer reaches the next request."""
     chunks: list[bytes] = []
     size = 0
     short: str | None = None
+    late_reads = 0
     try:
-        while chunk := response.read1(MAX_ANSWER_BYTES + 1 - size):
+        while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    late_reads += 1
+                    if late_reads > LATE_READS:
+                        short = "still coming when the retry budget ran out"
+                        break
+                _wait_at_most(response, max(left, LATE_READ_SECONDS))
+            chunk = response.read1(MAX_ANSWER_BYTES + 1 - size)
+            if not chunk:
+                break
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_ANSWER_BYTES:
                 short = f"longer than {MAX_ANSWER_BYTES} bytes"
-            elif deadline is not None and time.monotonic() > deadline:
-                short = "still coming when the retry budget ran out"
-            if short is not None:
                 break
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        short = f"broken off ({type(exc).__name__})"
+        late = deadline is not None and time.monotonic() >= deadline
+        short = "still coming when the retry budget ran out" if late else f"broken off ({type(exc).__name__})"
     if short is not None:
         response.close()
     response.release_conn()
     return b"".join(chunks)[:MAX_ANSWER_BYTES], short
+
+
+def _wait_at_most(response: BaseHTTPResponse, seconds: float) -> None:
+    """Have the next read of ``response`` wait at most ``seconds`` (never longer than its read timeout):
+    the timeout of its connection's socket, which urllib3 sets afresh for every request."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is not None:
+        current = sock.gettimeout()
+        sock.settimeout(seconds if current is None else min(current, seconds))
 
 
 def classify_response(

@@ -1,0 +1,135 @@
+"""The invocation's time budget under a slow world: answers whose headers come late and whose body
+comes later still, over real local sockets. A send must end within ``send_seconds`` of its budget (what
+the invocation's deadline counts on), and an answer that came whole must count, late or not."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pagerduty_bridge.errors import PagerDutyApiError, PagerDutyDeliveryError
+from pagerduty_bridge.events_api import EventsClient
+from pagerduty_bridge.processing import send_seconds
+from tests.sockets import LocalServer, read_request
+
+BODY = {
+    "routing_key": "R0123456789abcdef0123456789abcdef",
+    "event_action": "trigger",
+    "dedup_key": "k",
+    "payload": {"summary": "s", "source": "x", "severity": "critical"},
+}
+ACCEPTED = b'{"status":"success","message":"Event processed","dedup_key":"k"}'
+
+Answer = Callable[[socket.socket, threading.Event], None]
+
+
+class ScriptedServer(LocalServer):
+    """Answers the n-th request it reads with the n-th of ``answers`` (on any connection)."""
+
+    path = "/v2/enqueue"
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self.answers = iter(answers)
+        self.requests = 0
+        super().__init__()
+
+    def accepted(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while read_request(conn):
+                self.requests += 1
+                answer = next(self.answers, None)
+                if answer is None:
+                    return
+                answer(conn, self.stop)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[list[Answer]], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(answers: list[Answer]) -> ScriptedServer:
+        servers.append(ScriptedServer(answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def after(seconds: float, head: bytes, body: bytes = b"", *, stall: bool = False) -> Answer:
+    """Wait ``seconds``, write ``head`` and ``body``; with ``stall``, then hold the rest of the body back."""
+
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        time.sleep(seconds)
+        conn.sendall(head + body)
+        if stall:
+            stop.wait(30)
+
+    return answer
+
+
+def head(status: str, length: int) -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n".encode()
+
+
+def send(url: str, budget: float) -> tuple[BaseException | None, float]:
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            EventsClient(url, retry_budget_seconds=budget).send_body(dict(BODY))
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=40)
+    assert outcome, "the send did not end within 40 s"
+    return outcome[0], time.monotonic() - started
+
+
+def test_attack_a_503_whose_body_stalls_near_the_budgets_end_does_not_push_the_retry_past_it(scripted) -> None:  # type: ignore[no-untyped-def]
+    budget = 2.0
+    server = scripted(
+        [
+            after(1.7, head("503 Service Unavailable", 100), stall=True),  # the retry check passes; the drain waits
+            after(1.9, head("202 Accepted", 100), stall=True),  # headers just before the read timeout, then nothing
+        ]
+    )
+    error, elapsed = send(server.url, budget)
+    assert isinstance(error, PagerDutyDeliveryError | PagerDutyApiError), error
+    assert error.retryable
+    assert elapsed <= send_seconds(budget) + 0.5, f"the send took {elapsed:.1f} s, more than the deadline counts on"
+
+
+def test_attack_a_last_attempt_whose_body_stalls_ends_within_what_the_deadline_counts_on(scripted) -> None:  # type: ignore[no-untyped-def]
+    budget = 6.0  # read timeout 6 s, connect timeout 3.05 s: the last attempt may take 9.05 s, not 12
+    server = scripted(
+        [
+            after(5.8, head("503 Service Unavailable", 2), b"{}"),
+            after(5.9, head("202 Accepted", len(ACCEPTED)), stall=True),
+        ]
+    )
+    error, elapsed = send(server.url, budget)
+    assert isinstance(error, PagerDutyDeliveryError), error
+    assert error.ambiguous and error.retryable
+    assert elapsed <= send_seconds(budget) + 0.5, f"the send took {elapsed:.1f} s, more than the deadline counts on"
+
+
+def test_attack_an_acceptance_read_whole_just_after_the_budget_counts_as_accepted(scripted) -> None:  # type: ignore[no-untyped-def]
+    server = scripted(
+        [
+            after(1.8, head("503 Service Unavailable", 2), b"{}"),
+            after(0.5, head("202 Accepted", len(ACCEPTED)), ACCEPTED),  # whole, but after the budget's end
+        ]
+    )
+    error, _ = send(server.url, 2.0)
+    assert error is None, f"PagerDuty accepted the event, yet the send failed: {error}"
+    assert server.requests == 2

@@ -28,6 +28,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -53,6 +54,9 @@ from pagerduty_bridge.timeutil import shifted
 
 logger = logging.getLogger(__name__)
 
+INVOCATION_BUDGET: ContextVar[Callable[[float], float | None] | None] = ContextVar("invocation_budget", default=None)
+"""While an invocation's records are handled: the largest part of a budget that still fits before its
+deadline, or ``None`` when no send does (``processing.Deadline.record_budget``); unset, no deadline."""
 MAX_CONFLICT_ATTEMPTS: Final = 5
 """Re-plans after losing a conditional write; more means a hot key is being hammered: let Lambda retry."""
 LEASE_MARGIN_SECONDS: Final = 5.0
@@ -198,7 +202,7 @@ class Delivery:
         assert plan.action is not None and plan.target is not None, "a plan that sends must say what to store"
         self._check_lease(key, stored)
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
-        plan, wire = addressed(self.keys, plan, render)
+        plan, wire, budget = addressed_in_time(self.keys, plan, render, budget)
         claim = self._claim(stored, plan, budget)
         outcome = Outcome(plan.action, plan.reason.value, key, body=masked_body(wire), incident=claim)
         try:
@@ -392,6 +396,26 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
         details = {**event.payload.custom_details, ROUTING_NOTE_DETAIL: note}
         event = replace(event, payload=replace(event.payload, custom_details=details))
     return plan, event.to_wire(keys.get(DEFAULT_ROUTING_KEY_ALIAS))
+
+
+def addressed_in_time(
+    keys: KeySource, plan: Plan, render: Renderer, budget: float
+) -> tuple[Plan, dict[str, Any], float]:
+    """``addressed``, and what of ``budget`` still fits before the invocation's deadline once it is done.
+
+    A routing key is read from its secret on first use and again every few minutes: a slow Secrets
+    Manager (a read timeout, then its retry) takes seconds the deadline never counted when it gave the
+    record ``budget``. The budget is fitted again (``INVOCATION_BUDGET``), so the record still ends by
+    the deadline; when nothing fits, nothing is claimed or sent and the record is kept for retry.
+    """
+    plan, wire = addressed(keys, plan, render)
+    fits = INVOCATION_BUDGET.get()
+    left = budget if fits is None else fits(budget)
+    if left is None:
+        raise PagerDutyDeliveryError(
+            "not sent: reading the routing key left too little of the invocation for a send; kept for retry"
+        )
+    return plan, wire, min(budget, left)
 
 
 def kept_beside(before: Incident, claim: Incident, current: Incident) -> Incident:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.delivery import Outcome
+from pagerduty_bridge.delivery import INVOCATION_BUDGET, Outcome
 from pagerduty_bridge.envelopes import BadRecord, Notification, is_sqs_event, parse_event
 from pagerduty_bridge.errors import BridgeError, DeadlineError, InvalidMessageError, StoreError, UnexpectedError
 from pagerduty_bridge.events_api import request_timeouts
@@ -152,6 +152,24 @@ def process_event(
     """
     result = EventResult(sqs=is_sqs_event(event))
     configured = notifications.settings.retry_budget_seconds
+    fitted = INVOCATION_BUDGET.set(None if deadline.end is None else deadline.record_budget)
+    try:
+        _process_records(event, notifications, result, deadline, metric, now, configured)
+    finally:
+        INVOCATION_BUDGET.reset(fitted)
+    return result
+
+
+def _process_records(
+    event: Any,
+    notifications: Notifications,
+    result: EventResult,
+    deadline: Deadline,
+    metric: MetricSink,
+    now: datetime | None,
+    configured: float,
+) -> None:
+    """Each record of ``event`` into ``result``, started only while one more fits before ``deadline``."""
     for parsed in parse_event(event, now=now or datetime.now(UTC)):
         metric(c.METRIC_NOTIFICATION_RECEIVED, 1, "Count")
         if isinstance(parsed, BadRecord):
@@ -162,7 +180,6 @@ def process_event(
             result.results.append(_not_started(parsed))
             continue
         result.results.append(handle_notification(parsed, notifications, budget, metric))
-    return result
 
 
 def _unreadable(parsed: BadRecord, metric: MetricSink) -> RecordResult:

@@ -14,7 +14,13 @@ import pytest
 
 from pagerduty_bridge.errors import PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.events_api import EventsClient
-from pagerduty_bridge.processing import send_seconds
+from pagerduty_bridge.keys import RoutingKeys
+from pagerduty_bridge.processing import Deadline, process_event, send_seconds
+from pagerduty_bridge.runtime import Runtime
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+from tests.builders import sns_event
+from tests.conftest import ROUTING_KEY
 from tests.sockets import LocalServer, read_request
 
 BODY = {
@@ -23,6 +29,9 @@ BODY = {
     "dedup_key": "k",
     "payload": {"summary": "s", "source": "x", "severity": "critical"},
 }
+SLOW_SECRET_SECONDS = 5.0
+"""A Secrets Manager read that timed out once (3 s) and was answered on its retry: well within what
+the secret client allows (two attempts of 2 s to connect and 3 s to read)."""
 ACCEPTED = b'{"status":"success","message":"Event processed","dedup_key":"k"}'
 
 Answer = Callable[[socket.socket, threading.Event], None]
@@ -133,3 +142,32 @@ def test_attack_an_acceptance_read_whole_just_after_the_budget_counts_as_accepte
     error, _ = send(server.url, 2.0)
     assert error is None, f"PagerDuty accepted the event, yet the send failed: {error}"
     assert server.requests == 2
+
+
+def test_attack_a_slow_secret_read_is_spent_from_the_records_budget_not_from_lambdas_timeout(scripted) -> None:  # type: ignore[no-untyped-def]
+    """The routing key's secret is read when the first page needs it (and again every few minutes): a
+    Secrets Manager that answers only after a read timeout and its retry takes seconds the record's
+    budget never counted. The record must still end by the invocation's deadline, not run on into the
+    margin kept for the answer (and past it, into Lambda's timeout, mid-record)."""
+    server = scripted([after(1.9, head("503 Service Unavailable", 2), b"{}") for _ in range(10)])
+    settings = Settings(
+        integration_key_secret_arn="arn:aws:secretsmanager:eu-west-1:1:secret:k",
+        events_url=server.url,
+        retry_budget_seconds=2.0,
+    )
+    runtime = Runtime(settings=settings, store=SQLiteIncidentStore())
+
+    def slow_secret(reference: str, where: str) -> str:
+        time.sleep(SLOW_SECRET_SECONDS)
+        return ROUTING_KEY
+
+    runtime.keys = RoutingKeys(runtime.settings, fetch=slow_secret)
+    deadline = Deadline.after(8.0)
+    assert deadline.record_budget(2.0) == 2.0, "the record is started with its whole budget"
+
+    result = process_event(sns_event("slow-secret-cpu"), runtime.notifications(), deadline=deadline)
+
+    remaining = deadline.remaining()
+    assert remaining is not None and remaining >= 0, f"the record ran {-(remaining or 0):.1f} s past the deadline"
+    [record] = result.results
+    assert record.retryable, "the page that could not be sent in time is kept for the retry"

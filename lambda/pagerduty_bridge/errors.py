@@ -144,6 +144,13 @@ class StoreError(BridgeError):
     outages pass, and a table or permission a deployment got wrong is fixed (a retry then succeeds)."""
 
 
+class StoreTimeoutError(StoreError):
+    """The table did not answer in time, on any of the client's attempts: every further call would wait
+    as long, so an invocation starts no more records once one met it (they go back whole)."""
+
+    retryable = True
+
+
 class ConcurrentUpdateError(StoreError):
     """Another invocation is delivering a notification for the same alarm right now.
 

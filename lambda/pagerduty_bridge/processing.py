@@ -20,7 +20,14 @@ from typing import Any, Final
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.delivery import INVOCATION_BUDGET, Outcome
 from pagerduty_bridge.envelopes import BadRecord, Notification, is_sqs_event, parse_event
-from pagerduty_bridge.errors import BridgeError, DeadlineError, InvalidMessageError, StoreError, UnexpectedError
+from pagerduty_bridge.errors import (
+    BridgeError,
+    DeadlineError,
+    InvalidMessageError,
+    StoreError,
+    StoreTimeoutError,
+    UnexpectedError,
+)
 from pagerduty_bridge.events_api import request_timeouts
 from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import (
@@ -169,17 +176,23 @@ def _process_records(
     now: datetime | None,
     configured: float,
 ) -> None:
-    """Each record of ``event`` into ``result``, started only while one more fits before ``deadline``."""
+    """Each record of ``event`` into ``result``, started only while one more fits before ``deadline``
+    and the table answers: once a record found it silent (``StoreTimeoutError``, after every attempt of
+    its client), each record after it would wait as long, and the invocation would outlast Lambda's
+    timeout with no answer for any record; they go back whole instead."""
+    table_silent = False
     for parsed in parse_event(event, now=now or datetime.now(UTC)):
         metric(c.METRIC_NOTIFICATION_RECEIVED, 1, "Count")
         if isinstance(parsed, BadRecord):
             result.results.append(_unreadable(parsed, metric))
             continue
         budget = deadline.record_budget(configured)
-        if budget is None:
-            result.results.append(_not_started(parsed))
+        if budget is None or table_silent:
+            result.results.append(_not_started(parsed, "the table did not answer" if table_silent else None))
             continue
-        result.results.append(handle_notification(parsed, notifications, budget, metric))
+        record = handle_notification(parsed, notifications, budget, metric)
+        result.results.append(record)
+        table_silent = isinstance(record.error, StoreTimeoutError)
 
 
 def _unreadable(parsed: BadRecord, metric: MetricSink) -> RecordResult:
@@ -190,8 +203,9 @@ def _unreadable(parsed: BadRecord, metric: MetricSink) -> RecordResult:
     )
 
 
-def _not_started(parsed: Notification) -> RecordResult:
-    error = DeadlineError(f"{parsed.record}: not started, too little of the invocation is left; it goes back whole")
+def _not_started(parsed: Notification, why: str | None = None) -> RecordResult:
+    why = why or "too little of the invocation is left"
+    error = DeadlineError(f"{parsed.record}: not started, {why}; it goes back whole")
     logger.warning("record left for another invocation", extra={"record": parsed.record})
     return RecordResult(parsed.record, error=error, message_id=parsed.message_id, batch_item_id=parsed.batch_item_id)
 

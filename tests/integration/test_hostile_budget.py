@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from pagerduty_bridge import handler
 from pagerduty_bridge.errors import PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.events_api import EventsClient
 from pagerduty_bridge.keys import RoutingKeys
@@ -19,9 +20,9 @@ from pagerduty_bridge.processing import Deadline, process_event, send_seconds
 from pagerduty_bridge.runtime import Runtime
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import sns_event
-from tests.conftest import ROUTING_KEY
-from tests.sockets import LocalServer, read_request
+from tests.builders import lambda_environment, sns_event, sqs_alarm, sqs_event
+from tests.conftest import ROUTING_KEY, FakeLambdaContext
+from tests.sockets import LocalServer, read_request, within
 
 BODY = {
     "routing_key": "R0123456789abcdef0123456789abcdef",
@@ -171,3 +172,47 @@ def test_attack_a_slow_secret_read_is_spent_from_the_records_budget_not_from_lam
     assert remaining is not None and remaining >= 0, f"the record ran {-(remaining or 0):.1f} s past the deadline"
     [record] = result.results
     assert record.retryable, "the page that could not be sent in time is kept for the retry"
+
+
+class SilentTable(LocalServer):
+    """A DynamoDB endpoint that takes every connection and request and never answers (a table behind a
+    NAT that forgot the container's connections, or an endpoint in trouble)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        super().__init__()
+
+    def accepted(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            if read_request(conn):
+                self.requests += 1
+            self.stop.wait(60)
+
+
+def test_attack_a_table_that_stops_answering_does_not_hold_a_batch_past_lambdas_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each call to a silent table waits out its read timeout on every attempt the client makes. The
+    first record meets it in full; the records after it must not each wait it out again: one started
+    with its one second of table work to spare outlasts the margin, and Lambda's timeout ends the
+    invocation with no answer for any record of the batch."""
+    table = SilentTable()
+    lambda_environment(monkeypatch, table="incidents", events_url="http://127.0.0.1:9/v2/enqueue")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", table.url)
+    records = [sqs_alarm(f"silent-table-{i}") for i in range(3)]
+    lambda_timeout = 32.0  # the first record waits out 4 attempts of 5 s; the second is started with 7 s left
+    try:
+        started = time.monotonic()
+        answered = within(
+            lambda_timeout + 20,
+            lambda: handler.lambda_handler(
+                sqs_event(*records), FakeLambdaContext(remaining_millis=int(lambda_timeout * 1000))
+            ),
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        table.close()
+    assert elapsed < lambda_timeout, f"the invocation ran {elapsed:.1f} s: Lambda's timeout would have ended it"
+    assert answered, "no answer"
+    failed = {f["itemIdentifier"] for f in answered[0]["batchItemFailures"]}
+    assert failed == {r["messageId"] for r in records}, "every record goes back: none was paged"

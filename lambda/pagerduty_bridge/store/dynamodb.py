@@ -13,10 +13,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge.errors import StoreError, VersionConflictError
+from pagerduty_bridge.errors import StoreError, StoreTimeoutError, VersionConflictError
 from pagerduty_bridge.models import Incident
 from pagerduty_bridge.silences import TTL_GRACE, Silence, read_silence
 from pagerduty_bridge.store import bounded, expiry_epoch, format_time, from_record, needs_watch, to_record
@@ -93,6 +93,8 @@ def translate_client_error(
                 f"{action}: the incident changed since it was read", current=current(item), known=True
             )
         return VersionConflictError(f"{action}: the incident changed since it was read")
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return StoreTimeoutError(f"{action} failed: {code}: {message}")
     return StoreError(f"{action} failed: {code}: {message}", retryable=code not in _REQUEST_ERRORS)
 
 

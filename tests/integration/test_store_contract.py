@@ -715,16 +715,16 @@ def test_an_incident_whose_key_looks_like_a_silences_is_listed_like_any_other(dy
     assert [s.id for s in dynamo.store.list_silences()] == [SILENCE.id]
 
 
-def test_an_item_that_is_no_incident_is_skipped_in_listings_and_named_when_read(
+def test_an_item_written_by_something_else_is_read_as_an_incident_of_unknown_state(
     dynamo: Dynamo, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Written by hand or by something else: it must not hide every incident from a listing,
-    reconciliation or stats, and reading it is an error that names it."""
+    reconciliation or stats, nor block its key's alarm. What it lacks is named in a warning; its
+    status, unknown, reads as open (an OK resolves it, an ALARM pages)."""
     dynamo.store.put(incident("disk-full-DiskUsed"), expected_version=None)
     dynamo.client.put_item(TableName=TABLE, Item={c.TABLE_PARTITION_KEY: {"S": "legacy"}, "foo": {"N": "1"}})
 
-    assert [i.dedup_key for i in dynamo.store.list_all()] == ["disk-full-DiskUsed"]
-    assert "'legacy'" in caplog.text
-    with pytest.raises(StoreError, match="'legacy' in incidents is not an incident") as raised:
-        dynamo.store.get("legacy")
-    assert raised.value.retryable
+    assert sorted(i.dedup_key for i in dynamo.store.list_all()) == ["disk-full-DiskUsed", "legacy"]
+    assert "'legacy'" in caplog.text and "status" in caplog.text
+    legacy = dynamo.store.get("legacy")
+    assert legacy is not None and legacy.is_open and legacy.alarm_name == "legacy"

@@ -15,9 +15,11 @@ item fits DynamoDB's 400 KB and the page still goes out.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Final, Protocol
 
@@ -34,6 +36,8 @@ from pagerduty_bridge.safejson import clean
 from pagerduty_bridge.silences import Silence
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import epoch_seconds, shifted, utc
+
+logger = logging.getLogger(__name__)
 
 TEXT_LIMITS: Final[dict[str, int]] = {
     "alarm_name": 1024,
@@ -124,7 +128,9 @@ def format_time(value: datetime) -> str:
 
 
 def parse_stored_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+    """A stored time; one written with an offset (by hand) is that instant, one without is UTC."""
+    parsed = datetime.fromisoformat(value.removesuffix("Z"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def bounded(incident: Incident) -> Incident:
@@ -209,26 +215,109 @@ value is stored."""
 
 
 def from_record(record: dict[str, Any]) -> Incident:
-    """An incident from its stored record (unknown attributes ignored, old records defaulted)."""
+    """An incident from its stored record (unknown attributes ignored, old records defaulted).
+
+    A value that cannot be read (an enum value of a newer version, written before a rollback or by
+    hand; a time that is no time; a number holding text) reads as absent, with a warning naming the
+    item and the field: refusing the whole item made every notification of its alarm fail for good.
+    A status that cannot be read reads as open (``UNKNOWN_STATUS``): the notification's own action is
+    sent, which is harmless whatever PagerDuty holds, and the next write replaces the item, conditional
+    on its version. Only an item without a readable dedup key is refused (``ValueError``).
+    """
+    key = record.get("dedup_key")
+    if not isinstance(key, str) or not key:
+        raise ValueError("the item has no dedup_key string")
     values: dict[str, Any] = {}
     for name, value in record.items():
         if name not in _FIELDS or value is None:
             continue
-        if name in _TIMES:
-            values[name] = parse_stored_time(str(value))
-        elif name in _ENUMS:
-            values[name] = _ENUMS[name](value)
-        elif name == "webhook_event_ids":
-            values[name] = tuple(str(v) for v in value)
-        elif name in ("version", "pd_incident_number"):
-            values[name] = int(value)
-        elif name == "pd_details":
-            values[name] = {str(k): str(v) for k, v in dict(value).items()}
-        else:
-            values[name] = value
+        try:
+            values[name] = _read_field(name, value)
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            logger.warning(
+                "incident %r: its %s %s cannot be read (%s): read as absent",
+                truncate(key, 256),
+                name,
+                truncate(repr(value), 64),
+                truncate(str(exc), 128),
+            )
     if "origin" not in values and values.get("alarm_name") == "(message on the alarm topic)":
         values["origin"] = Origin.MESSAGE  # records written before origins were kept
-    return Incident(**values)
+    return Incident(**_completed(key, values))
+
+
+UNKNOWN_STATUS: Final = IncidentStatus.TRIGGERED
+"""What a status that cannot be read reads as: open, so an OK resolves it and an ALARM pages (a trigger
+of an alert PagerDuty holds open only adds to it; a resolve of a resolved one changes nothing)."""
+_STRINGS: Final = frozenset(
+    f.name for f in dataclasses.fields(Incident) if str(f.type).startswith("str") and f.name != "dedup_key"
+) | {"dedup_key"}
+
+
+def _read_field(name: str, value: Any) -> Any:
+    """One stored value as its field's kind; raises when it is not one."""
+    if name in _TIMES:
+        return _time(value)
+    if name in _ENUMS:
+        return _ENUMS[name](value)
+    if name in _STRINGS:
+        return _string(value)
+    reader = _READERS.get(name)
+    return value if reader is None else reader(value)
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"a {type(value).__name__}, not a time string")
+    return parse_stored_time(value)
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise TypeError(f"a {type(value).__name__}, not a string")
+    return str(value)
+
+
+def _event_ids(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise TypeError(f"a {type(value).__name__}, not a list")
+    return tuple(str(v) for v in value)
+
+
+def _details(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError(f"a {type(value).__name__}, not a map")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _integer(value: Any) -> int:
+    """A stored whole number (a DynamoDB number reads as ``Decimal``); text, booleans and fractions are none."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise TypeError(f"a {type(value).__name__}, not a number")
+    number = Decimal(value)
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ValueError(f"{value} is not a whole number")
+    return int(number)
+
+
+_READERS: Final[dict[str, Callable[[Any], Any]]] = {
+    "webhook_event_ids": _event_ids,
+    "pd_details": _details,
+    "version": _integer,
+    "pd_incident_number": _integer,
+}
+
+
+def _completed(key: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with what an incident cannot be without, where it could not be read."""
+    if "status" not in values:
+        logger.warning("incident %r: no status could be read: read as %s", truncate(key, 256), UNKNOWN_STATUS.value)
+        values["status"] = UNKNOWN_STATUS
+    values.setdefault("alarm_name", key)
+    if "updated_at" not in values:
+        known = [values[name] for name in ("state_changed_at", "triggered_at", "resolved_at") if name in values]
+        values["updated_at"] = max(known) if known else datetime(1970, 1, 1, tzinfo=UTC)
+    return values
 
 
 def needs_watch(incident: Incident) -> bool:

@@ -101,9 +101,13 @@ def translate_client_error(
 def version_condition(expected_version: int) -> str:
     """The condition a write conditional on ``expected_version`` makes. An item without a version (put
     in by hand or by another tool) reads as version 1 (``Incident``'s default): a write expecting 1 may
-    replace it too, or no write would ever match it and its alarm could never page again."""
+    replace it too, or no write would ever match it and its alarm could never page again. So may it an
+    item whose version is not a number (text, written by hand): it reads as version 1 too."""
     if expected_version == UNVERSIONED:
-        return f"version = :expected OR (attribute_exists({c.TABLE_PARTITION_KEY}) AND attribute_not_exists(version))"
+        return (
+            f"version = :expected OR (attribute_exists({c.TABLE_PARTITION_KEY})"
+            " AND (attribute_not_exists(version) OR NOT attribute_type(version, :number)))"
+        )
     return "version = :expected"
 
 
@@ -186,6 +190,8 @@ class DynamoDBIncidentStore:
                 "ConditionExpression": version_condition(expected_version),
                 "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
             }
+            if expected_version == UNVERSIONED:
+                condition["ExpressionAttributeValues"][":number"] = {"S": "N"}
         try:
             self._client.put_item(
                 TableName=self.table_name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition

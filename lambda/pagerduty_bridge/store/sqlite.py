@@ -11,9 +11,10 @@ import logging
 import os
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pagerduty_bridge.errors import StoreError, VersionConflictError
 from pagerduty_bridge.models import Incident
@@ -90,8 +91,16 @@ class SQLiteIncidentStore:
         return f"SQLiteIncidentStore({self.path!r})"
 
     def get(self, dedup_key: str) -> Incident | None:
-        row = self._query_one("SELECT data FROM incidents WHERE dedup_key = ?", (dedup_key,))
-        return self._incident(dedup_key, row[0]) if row else None
+        row = self._query_one("SELECT data, version FROM incidents WHERE dedup_key = ?", (dedup_key,))
+        if not row:
+            return None
+        incident = self._incident(dedup_key, row[0])
+        # Writes are conditional on the version column: a version the data holds unreadably (or
+        # otherwise than the column) must not make every write conflict.
+        column = row[1]
+        if isinstance(column, int) and not isinstance(column, bool) and column != incident.version:
+            incident = replace(incident, version=column)
+        return incident
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
         incident = bounded(incident)
@@ -202,10 +211,10 @@ class SQLiteIncidentStore:
                 logger.warning("skipped: %s", exc)
         return incidents
 
-    def _query_one(self, sql: str, params: tuple[object, ...]) -> tuple[str] | None:
+    def _query_one(self, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
         with self._lock:
             try:
-                row: tuple[str] | None = self._db.execute(sql, params).fetchone()
+                row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
         return row

@@ -1,0 +1,203 @@
+"""Stored incidents the bridge cannot fully read: written by a newer version before a rollback, by hand
+or by another tool. None of them may hold back its alarm's pages or resolves. Each test is a defect that
+was reproduced first, then fixed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pagerduty_bridge import handler
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.models import EventAction, Incident, IncidentStatus
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+from tests.builders import T0, dedup_key, lambda_environment, sns_event
+from tests.conftest import FakeLambdaContext
+
+TABLE = "incidents"
+REGION = "eu-west-1"
+NAME = "odd-item"
+EARLIER = "2025-01-01T00:00:00.000000Z"
+
+
+@dataclass
+class Container:
+    """A new Lambda container on moto's table, talking to the PagerDuty stand-in."""
+
+    fake: FakePagerDuty
+    client: Any
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = handler.lambda_handler(event, FakeLambdaContext())
+        return result
+
+    def incident(self) -> Incident | None:
+        return DynamoDBIncidentStore(self.client, TABLE).get(dedup_key(NAME))
+
+    def alert(self) -> str | None:
+        key = str(handler.get_runtime().settings.integration_key.get_secret_value())
+        alert = self.fake.alerts.get((key, dedup_key(NAME)))
+        return alert.status if alert is not None else None
+
+
+@pytest.fixture
+def container(
+    monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty, caplog: pytest.LogCaptureFixture
+) -> Iterator[Container]:
+    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, retry_budget_seconds=1)
+    caplog.set_level(logging.INFO)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client, TABLE)
+        yield Container(fake_pd, client)
+
+
+def odd_item(**changes: dict[str, Any] | None) -> dict[str, Any]:
+    """An open incident item of ``NAME``, its attributes changed (``None`` leaves one out)."""
+    item: dict[str, Any] = {
+        "dedup_key": {"S": dedup_key(NAME)},
+        "alarm_name": {"S": NAME},
+        "status": {"S": "triggered"},
+        "updated_at": {"S": EARLIER},
+        "triggered_at": {"S": EARLIER},
+        "state_changed_at": {"S": EARLIER},
+        "alarm_state": {"S": "ALARM"},
+        "version": {"N": "7"},
+        "active": {"S": "open"},
+        "active_since": {"S": EARLIER},
+    }
+    item.update(changes)
+    return {name: value for name, value in item.items() if value is not None}
+
+
+ODD_ITEMS = {
+    "status-merged": odd_item(status={"S": "merged"}),
+    "status-resolved-merged": odd_item(status={"S": "merged"}, active=None, active_since=None),
+    "status-missing": odd_item(status=None),
+    "pending-snooze": odd_item(pending_action={"S": "snooze"}, claim_token={"S": "x"}),
+    "severity-unknown": odd_item(severity={"S": "catastrophic"}),
+    "resolution-unknown": odd_item(resolution={"S": "merged"}),
+    "origin-unknown": odd_item(origin={"S": "terraform"}),
+    "alarm-state-unknown": odd_item(alarm_state={"S": "PENDING"}),
+    "lease-no-time": odd_item(lease_until={"S": "soon"}, pending_action={"S": "trigger"}),
+    "updated-no-time": odd_item(updated_at={"S": "yesterday"}),
+    "updated-missing": odd_item(updated_at=None),
+    "triggered-a-number": odd_item(triggered_at={"N": "1735689600"}),
+    "number-as-text": odd_item(pd_incident_number={"S": "forty-two"}),
+    "summary-a-number": odd_item(summary={"N": "5"}),
+    "alarm-name-missing": odd_item(alarm_name=None),
+    "details-a-string": odd_item(pd_details={"S": "reassigned"}),
+    "event-ids-a-string": odd_item(webhook_event_ids={"S": "abc"}),
+    "version-text": odd_item(version={"S": "seven"}),
+    "version-bool": odd_item(version={"BOOL": True}),
+}
+
+
+@pytest.mark.parametrize("item", ODD_ITEMS.values(), ids=ODD_ITEMS.keys())
+def test_an_item_the_bridge_cannot_fully_read_does_not_block_its_alarm(container: Container, item: Any) -> None:
+    """An item with a value this version does not know (``status: "merged"`` from a newer version before
+    a rollback, a time that is no time, a number holding text) made every notification of its alarm fail
+    for good: retried until the failure destination, nobody paged, the OK never resolving. What can be
+    read is read, the rest as absent; the page goes out, the OK resolves, and the item is readable after."""
+    container.client.put_item(TableName=TABLE, Item=item)
+
+    assert container.invoke(sns_event(NAME, at=T0)) == {"processed": 1, "failed": 0}
+    assert container.alert() == "triggered"
+    incident = container.incident()
+    assert incident is not None and incident.status is IncidentStatus.TRIGGERED and incident.pending_action is None
+
+    assert container.invoke(sns_event(NAME, "OK", "ALARM", at=T0 + timedelta(minutes=5))) == {
+        "processed": 1,
+        "failed": 0,
+    }
+    assert container.alert() == "resolved"
+    incident = container.incident()
+    assert incident is not None and incident.status is IncidentStatus.RESOLVED and incident.pending_action is None
+
+
+def test_an_unreadable_status_still_keeps_the_order_of_notifications(container: Container) -> None:
+    """Where the status cannot be read but the state change's time can, an older notification is stale."""
+    container.client.put_item(TableName=TABLE, Item=odd_item(status={"S": "merged"}))
+
+    assert container.invoke(sns_event(NAME, "OK", "ALARM", at=T0 - timedelta(days=3650))) == {
+        "processed": 1,
+        "failed": 0,
+    }
+
+    assert container.fake.requests == []
+    incident = container.incident()
+    assert incident is not None and incident.is_open
+
+
+def test_an_unreadable_item_is_listed_and_names_what_it_could_not_read(
+    container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``incidents list``, ``stats`` and the reconciliation left such an item out: an open incident the
+    scheduled run never resolves. It is listed, with a warning naming the item and the field."""
+    container.client.put_item(TableName=TABLE, Item=odd_item(status={"S": "merged"}, pending_action={"S": "snooze"}))
+    store = DynamoDBIncidentStore(container.client, TABLE)
+
+    listed = store.list_active()
+
+    assert [i.dedup_key for i in listed] == [dedup_key(NAME)]
+    assert listed[0].is_open and listed[0].pending_action is None
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert dedup_key(NAME) in warned and "status" in warned and "pending_action" in warned and "snooze" in warned
+
+
+def test_two_writers_over_an_item_with_an_unreadable_version_cannot_both_win(container: Container) -> None:
+    """The item is replaced by a readable one with a write conditional on what was read: once one writer
+    replaced it, the other's write, planned on the unreadable item, fails as a conflict."""
+    container.client.put_item(TableName=TABLE, Item=odd_item(version={"S": "seven"}))
+    store = DynamoDBIncidentStore(container.client, TABLE)
+    first, second = store.get(dedup_key(NAME)), store.get(dedup_key(NAME))
+    assert first is not None and second is not None
+
+    from dataclasses import replace
+
+    from pagerduty_bridge.errors import VersionConflictError
+    from pagerduty_bridge.store import next_version
+
+    store.put(replace(first, summary="one", version=next_version(first.version)), expected_version=first.version)
+    with pytest.raises(VersionConflictError):
+        store.put(replace(second, summary="two", version=next_version(second.version)), expected_version=second.version)
+    stored = store.get(dedup_key(NAME))
+    assert stored is not None and stored.summary == "one"
+
+
+def test_a_row_with_an_unreadable_version_in_its_data_still_pages(tmp_path: Path) -> None:
+    """The embedded store read the version from the row's data, but its writes are conditional on the row's
+    version column: a data version it cannot read (read as 1) never matched, and every write conflicted."""
+    path = tmp_path / "state.db"
+    store = SQLiteIncidentStore(path)
+    data = {"dedup_key": "k", "alarm_name": "k", "status": "merged", "updated_at": EARLIER, "version": "seven"}
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO incidents (dedup_key, version, is_open, triggered_at, data) VALUES ('k', 9, 1, ?, ?)",
+            (EARLIER, json.dumps(data)),
+        )
+    read = store.get("k")
+    assert read is not None and read.is_open
+
+    from dataclasses import replace
+
+    from pagerduty_bridge.store import next_version
+
+    store.put(
+        replace(read, pending_action=EventAction.RESOLVE, version=next_version(read.version)),
+        expected_version=read.version,
+    )
+    after = store.get("k")
+    assert after is not None and after.pending_action is EventAction.RESOLVE

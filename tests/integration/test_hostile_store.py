@@ -23,7 +23,7 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.models import EventAction, Incident, IncidentStatus
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import T0, dedup_key, lambda_environment, sns_event
+from tests.builders import T0, alarm_message, dedup_key, lambda_environment, sns_event, sns_event_of
 from tests.conftest import FakeLambdaContext
 
 TABLE = "incidents"
@@ -201,3 +201,31 @@ def test_a_row_with_an_unreadable_version_in_its_data_still_pages(tmp_path: Path
     )
     after = store.get("k")
     assert after is not None and after.pending_action is EventAction.RESOLVE
+
+
+def test_an_alarm_whose_key_is_a_silences_item_key_does_not_destroy_the_silence(container: Container) -> None:
+    """An alarm may be named like a silence's item ("silence#<id>"). Read as an incident of unknown state,
+    the silence's item was replaced by the alarm's incident: the silence was gone, and what it held paged."""
+    from pagerduty_bridge import constants as c
+    from pagerduty_bridge.silences import Silence
+
+    silence = Silence(
+        id="0a1b2c3d4e5f",
+        matchers={"alarm_name": "nightly-*"},
+        starts_at=T0,
+        ends_at=T0 + timedelta(days=3650),
+        comment="batch window",
+        created_by="test",
+        created_at=T0,
+    )
+    store = DynamoDBIncidentStore(container.client, TABLE)
+    store.put_silence(silence)
+    key = c.SILENCE_KEY_PREFIX + silence.id
+
+    from pagerduty_bridge.errors import StoreError
+
+    with pytest.raises(StoreError, match="silence"):
+        store.get(key)
+    with contextlib.suppress(StoreError):  # the notification fails, to be redriven: a silence is no incident
+        container.invoke(sns_event_of(alarm_message(key, AlarmRule="ALARM(a)", Trigger=None)))
+    assert [s.id for s in store.list_silences()] == [silence.id]

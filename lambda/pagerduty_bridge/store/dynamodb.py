@@ -283,6 +283,9 @@ class DynamoDBIncidentStore:
             raise translate_client_error(exc, f"describing table {self.table_name}") from exc
 
     def _incident(self, item: dict[str, Any]) -> Incident:
+        if not _is_incident(item):  # read as an incident of unknown state, a write would replace it
+            key = str(item.get(c.TABLE_PARTITION_KEY, {}).get("S", "?"))[:256]
+            raise StoreError(f"the item {key!r} in {self.table_name} is a silence, not an incident", retryable=True)
         try:
             return from_record({key: self._deserialize(value) for key, value in item.items()})
         except (TypeError, ValueError, KeyError) as exc:  # an item written by hand, or by something else

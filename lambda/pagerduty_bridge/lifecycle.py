@@ -44,6 +44,7 @@ from pagerduty_bridge.models import (
     Origin,
     Resolution,
 )
+from pagerduty_bridge.timeutil import MAX_CLOCK_SKEW, shifted
 
 if TYPE_CHECKING:
     from pagerduty_bridge.webhook_sync import IncidentWebhook
@@ -190,6 +191,7 @@ def _resolve_if_open(
 def plan(alarm: AlarmNotification, stored: Incident | None, policy: Policy, now: datetime) -> Plan:
     """What one alarm state change does: the lifecycle table, then suppression and silences, then
     finishing an unfinished delivery (see the module's docs)."""
+    stored = believed(stored, now)
     action, reason = decide(alarm, stored, policy.insufficient_data)
     if action is EventAction.TRIGGER and reason in _OPENING:
         if policy.silence_id is not None:
@@ -209,6 +211,15 @@ def plan(alarm: AlarmNotification, stored: Incident | None, policy: Policy, now:
         target = resolved(stored, policy.dedup_key, alarm.alarm_name, at=alarm.state_change_time, now=now)
     alias = target.routing_key_alias if stored is not None and stored.is_open else policy.routing_alias
     return Plan(reason, action, _with_alarm_state(target, alarm, now, routing_key_alias=alias))
+
+
+def believed(stored: Incident | None, now: datetime) -> Incident | None:
+    """``stored`` without a state-change time implausibly far ahead of ``now`` (``MAX_CLOCK_SKEW``): no
+    real state change is stamped there (one written by hand, or before such times were refused on
+    receipt), and kept as the ordering mark it made every later notification of its alarm stale."""
+    if stored is None or stored.state_changed_at is None or stored.state_changed_at <= shifted(now, MAX_CLOCK_SKEW):
+        return stored
+    return replace(stored, state_changed_at=None)
 
 
 def _no_action(

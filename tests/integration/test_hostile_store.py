@@ -102,6 +102,8 @@ ODD_ITEMS = {
     "event-ids-a-string": odd_item(webhook_event_ids={"S": "abc"}),
     "version-text": odd_item(version={"S": "seven"}),
     "version-bool": odd_item(version={"BOOL": True}),
+    "version-fraction": odd_item(version={"N": "7.5"}),
+    "version-at-the-limit": odd_item(version={"N": "9" * 38}),
     "state-changed-in-year-2999": odd_item(state_changed_at={"S": "2999-01-01T00:00:00.000000Z"}),
 }
 

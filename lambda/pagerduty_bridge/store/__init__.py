@@ -297,6 +297,8 @@ def _integer(value: Any) -> int:
     number = Decimal(value)
     if not number.is_finite() or number != number.to_integral_value():
         raise ValueError(f"{value} is not a whole number")
+    if not 0 <= number < 1 << 63:  # one more would not fit a DynamoDB number's 38 digits, nor SQLite's
+        raise ValueError(f"{value} is out of range")
     return int(number)
 
 

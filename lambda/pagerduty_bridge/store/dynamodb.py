@@ -156,6 +156,8 @@ class DynamoDBIncidentStore:
         self.table_name = table_name
         self.retention = retention
         self._deserialize = TypeDeserializer().deserialize
+        self._odd_versions: dict[str, dict[str, Any]] = {}
+        """The stored ``version`` of items read whose version could not be read (read as 1), by key."""
 
     def __repr__(self) -> str:
         return f"DynamoDBIncidentStore({self.table_name!r})"
@@ -186,12 +188,7 @@ class DynamoDBIncidentStore:
         if expected_version is None:
             condition: dict[str, Any] = {"ConditionExpression": f"attribute_not_exists({c.TABLE_PARTITION_KEY})"}
         else:
-            condition = {
-                "ConditionExpression": version_condition(expected_version),
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
-            if expected_version == UNVERSIONED:
-                condition["ExpressionAttributeValues"][":number"] = {"S": "N"}
+            condition = self._condition(incident.dedup_key, expected_version)
         try:
             self._client.put_item(
                 TableName=self.table_name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition
@@ -200,6 +197,21 @@ class DynamoDBIncidentStore:
             if already_written(exc, item):
                 return
             raise translate_client_error(exc, f"writing incident {incident.dedup_key}", current=self._incident) from exc
+
+    def _condition(self, key: str, expected_version: int) -> dict[str, Any]:
+        """A write's condition on ``expected_version``; on version 1, an item whose stored version could
+        not be read (text, a fraction, out of range) and that has not changed since it was read matches."""
+        condition: dict[str, Any] = {
+            "ConditionExpression": version_condition(expected_version),
+            "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+        }
+        if expected_version == UNVERSIONED:
+            condition["ExpressionAttributeValues"][":number"] = {"S": "N"}
+            odd = self._odd_versions.pop(key, None)
+            if odd is not None:
+                condition["ConditionExpression"] = f"({condition['ConditionExpression']}) OR version = :odd"
+                condition["ExpressionAttributeValues"][":odd"] = odd
+        return condition
 
     def list_active(self) -> list[Incident]:
         return self._query_index(c.ACTIVE_MARKER)
@@ -287,14 +299,18 @@ class DynamoDBIncidentStore:
             key = str(item.get(c.TABLE_PARTITION_KEY, {}).get("S", "?"))[:256]
             raise StoreError(f"the item {key!r} in {self.table_name} is a silence, not an incident", retryable=True)
         try:
-            return from_record({key: self._deserialize(value) for key, value in item.items()})
-        except (TypeError, ValueError, KeyError) as exc:  # an item written by hand, or by something else
+            incident = from_record({key: self._deserialize(value) for key, value in item.items()})
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:  # written by hand, or by something else
             key = str(item.get(c.TABLE_PARTITION_KEY, {}).get("S", "?"))[:256]
             raise StoreError(
                 f"the item {key!r} in {self.table_name} is not an incident the bridge can read "
                 f"({type(exc).__name__}: {truncate(str(exc), 256)})",
                 retryable=True,
             ) from None
+        stored = item.get("version")
+        if stored is not None and stored != {"N": str(incident.version)} and len(self._odd_versions) < 1024:
+            self._odd_versions[incident.dedup_key] = stored
+        return incident
 
     def _paginate(self, operation: str, **kwargs: Any) -> list[Incident]:
         """Every incident the pages hold; an item that is none is skipped with a warning (one foreign item

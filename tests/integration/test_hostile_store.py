@@ -232,3 +232,26 @@ def test_an_alarm_whose_key_is_a_silences_item_key_does_not_destroy_the_silence(
     with contextlib.suppress(StoreError):  # the notification fails, to be redriven: a silence is no incident
         container.invoke(sns_event_of(alarm_message(key, AlarmRule="ALARM(a)", Trigger=None)))
     assert [s.id for s in store.list_silences()] == [silence.id]
+
+
+def test_a_row_whose_version_column_is_text_still_pages(tmp_path: Path) -> None:
+    """A row edited by hand with a version column that is not a number: no write conditional on the version
+    read (from the data, the column being unreadable) matched it, and every write conflicted."""
+    path = tmp_path / "state.db"
+    store = SQLiteIncidentStore(path)
+    data = {"dedup_key": "k", "alarm_name": "k", "status": "triggered", "updated_at": EARLIER, "version": 9}
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO incidents (dedup_key, version, is_open, triggered_at, data) VALUES ('k', 'nine', 1, ?, ?)",
+            (EARLIER, json.dumps(data)),
+        )
+    read = store.get("k")
+    assert read is not None
+
+    from dataclasses import replace
+
+    from pagerduty_bridge.store import next_version
+
+    store.put(replace(read, summary="new", version=next_version(read.version)), expected_version=read.version)
+    after = store.get("k")
+    assert after is not None and after.summary == "new"

@@ -96,11 +96,11 @@ class SQLiteIncidentStore:
             return None
         incident = self._incident(dedup_key, row[0])
         # Writes are conditional on the version column: a version the data holds unreadably (or
-        # otherwise than the column) must not make every write conflict.
+        # otherwise than the column) must not make every write conflict. A column that is no whole
+        # number (edited by hand) reads as version 1, which a write conditional on 1 replaces.
         column = row[1]
-        if isinstance(column, int) and not isinstance(column, bool) and column != incident.version:
-            incident = replace(incident, version=column)
-        return incident
+        version = column if isinstance(column, int) and not isinstance(column, bool) else 1
+        return incident if version == incident.version else replace(incident, version=version)
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
         incident = bounded(incident)
@@ -125,8 +125,8 @@ class SQLiteIncidentStore:
                 else:
                     cursor = self._db.execute(
                         "UPDATE incidents SET version = ?, is_open = ?, watched = ?, triggered_at = ?, expires_at = ?,"
-                        " data = ? WHERE dedup_key = ? AND version = ?",
-                        (*values, incident.dedup_key, expected_version),
+                        " data = ? WHERE dedup_key = ? AND (version = ? OR (? = 1 AND typeof(version) != 'integer'))",
+                        (*values, incident.dedup_key, expected_version, expected_version),
                     )
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write incident {incident.dedup_key}: {exc}", retryable=True) from exc

@@ -45,7 +45,7 @@ from pagerduty_bridge.errors import (
 )
 from pagerduty_bridge.events_api import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, PagerDutyEvent
 from pagerduty_bridge.keys import KeySource, forget
-from pagerduty_bridge.lifecycle import Plan, Reason, trigger_accepted
+from pagerduty_bridge.lifecycle import Plan, Reason, lease_running, trigger_accepted
 from pagerduty_bridge.models import EventAction, EventResponse, Incident, IncidentStatus
 from pagerduty_bridge.redaction import masked_body, scrub
 from pagerduty_bridge.store import IncidentStore, next_version
@@ -221,7 +221,7 @@ class Delivery:
     def _check_lease(self, key: str, stored: Incident | None) -> None:
         if stored is None or stored.pending_action is None or stored.lease_until is None:
             return
-        if stored.lease_until > self.clock():
+        if lease_running(stored.lease_until, self.clock()):
             raise ConcurrentUpdateError(
                 f"another delivery for {key} is in flight until {stored.lease_until.isoformat()}; retry later"
             )

@@ -28,7 +28,7 @@ delivery protocol (``delivery.py``) carries it out. Reasons are a ``Reason``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, TypeGuard
 
@@ -220,6 +220,17 @@ def believed(stored: Incident | None, now: datetime) -> Incident | None:
     if stored is None or stored.state_changed_at is None or stored.state_changed_at <= shifted(now, MAX_CLOCK_SKEW):
         return stored
     return replace(stored, state_changed_at=None)
+
+
+MAX_LEASE: Final = timedelta(hours=1)
+"""Longer than any lease a delivery takes (Lambda's longest invocation is 15 minutes)."""
+
+
+def lease_running(lease_until: datetime, now: datetime) -> bool:
+    """Whether a claim's lease still runs at ``now``. One ending further ahead than any lease is taken
+    (written by hand, or by a clock far ahead) is not believed: it held every notification of its
+    alarm back ("in flight") until then, for good."""
+    return now < lease_until <= shifted(now, MAX_LEASE)
 
 
 def _no_action(
@@ -501,7 +512,7 @@ def _done(incident: Incident, action: EventAction, now: datetime) -> Incident:
     saying open). One still in flight (its lease running) is left to finish: the change may predate it."""
     if incident.pending_action is not action:
         return incident
-    if incident.lease_until is not None and incident.lease_until > now:
+    if incident.lease_until is not None and lease_running(incident.lease_until, now):
         return incident
     return replace(incident, pending_action=None, claim_token=None, lease_until=None, last_error=None)
 

@@ -38,7 +38,7 @@ from pagerduty_bridge import lifecycle
 from pagerduty_bridge.delivery import Delivery, Outcome
 from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError
 from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
-from pagerduty_bridge.lifecycle import Plan, Reason
+from pagerduty_bridge.lifecycle import Plan, Reason, lease_running
 from pagerduty_bridge.models import EventAction, Incident, InsufficientDataAction, Origin, Resolution
 from pagerduty_bridge.processing import UNBOUNDED, Deadline
 from pagerduty_bridge.redaction import scrub
@@ -386,7 +386,11 @@ def _still_paging(incident: Incident, state: str) -> bool:
 
 def _in_flight(incident: Incident, now: datetime) -> bool:
     """A delivery holds the incident's claim and its lease is running."""
-    return incident.pending_action is not None and incident.lease_until is not None and incident.lease_until > now
+    return (
+        incident.pending_action is not None
+        and incident.lease_until is not None
+        and lease_running(incident.lease_until, now)
+    )
 
 
 def _resolve_event(plan: Plan) -> PagerDutyEvent:

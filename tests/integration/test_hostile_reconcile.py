@@ -104,6 +104,31 @@ def test_an_incident_whose_delivery_is_in_flight_is_left_to_it_not_counted_as_a_
     assert sent(bridge.fake, "resolve") == []
 
 
+def test_a_lease_ending_centuries_ahead_does_not_keep_an_incident_from_the_run_for_good(bridge: Bridge) -> None:
+    """A claim whose lease ends in the year 2999 (written by hand, or by a clock far ahead) was taken as
+    a delivery in flight by every run: an incident whose alarm is OK was never resolved. No lease is
+    that long; the run resolves it."""
+    name, key = "web-prod-stuck", dedup_key("web-prod-stuck")
+    bridge.invoke(sns_event(name, "ALARM", "OK", T0))
+    put_alarm(name, "OK")
+    opened = bridge.store.get(key)
+    assert opened is not None and opened.is_open
+    stuck = replace(
+        opened,
+        pending_action=EventAction.TRIGGER,
+        claim_token="a-clock-far-ahead",
+        lease_until=datetime(2999, 1, 1, tzinfo=UTC),
+        version=opened.version + 1,
+    )
+    bridge.store.put(stuck, expected_version=opened.version)
+
+    bridge.schedule()
+
+    assert sent(bridge.fake, "resolve") != []
+    after = bridge.store.get(key)
+    assert after is not None and not after.is_open and after.pending_action is None
+
+
 def test_a_run_out_of_time_leaves_the_rest_to_the_next_run_and_resolves_each_incident_once(bridge: Bridge) -> None:
     """Many incidents whose OK was lost, PagerDuty slow to answer, a short invocation: the run resolves
     what fits, defers the rest unstarted (nothing pending, nothing failed), within its time; the next

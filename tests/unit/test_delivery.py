@@ -183,7 +183,7 @@ def test_a_live_lease_makes_a_concurrent_delivery_back_off() -> None:
         state_changed_at=T0,
         pending_action=EventAction.TRIGGER,
         claim_token="someone",
-        lease_until=T0 + timedelta(days=1),
+        lease_until=T0 + timedelta(hours=1, minutes=10),  # the clock is at T0 + 1 h
     )
     store.inner.put(stored, expected_version=None)
     with pytest.raises(ConcurrentUpdateError):

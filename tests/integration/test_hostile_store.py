@@ -258,3 +258,29 @@ def test_a_row_whose_version_column_is_text_still_pages(tmp_path: Path) -> None:
     store.put(replace(read, summary="new", version=next_version(read.version)), expected_version=read.version)
     after = store.get("k")
     assert after is not None and after.summary == "new"
+
+
+@pytest.mark.parametrize("key_in_data", [None, "another-key"], ids=["missing", "another"])
+def test_a_row_whose_data_names_no_or_another_dedup_key_still_pages(tmp_path: Path, key_in_data: str | None) -> None:
+    """The row's key is its ``dedup_key`` column. Its data without one made the row unreadable (every
+    notification of its alarm failed); with another one, every write went to that other key and conflicted."""
+    path = tmp_path / "state.db"
+    store = SQLiteIncidentStore(path)
+    data: dict[str, Any] = {"alarm_name": "k", "status": "triggered", "updated_at": EARLIER}
+    if key_in_data is not None:
+        data["dedup_key"] = key_in_data
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO incidents (dedup_key, version, is_open, triggered_at, data) VALUES ('k', 3, 1, ?, ?)",
+            (EARLIER, json.dumps(data)),
+        )
+    read = store.get("k")
+    assert read is not None and read.dedup_key == "k"
+
+    from dataclasses import replace
+
+    from pagerduty_bridge.store import next_version
+
+    store.put(replace(read, summary="new", version=next_version(read.version)), expected_version=read.version)
+    after = store.get("k")
+    assert after is not None and after.summary == "new"

@@ -105,6 +105,8 @@ ODD_ITEMS = {
     "version-fraction": odd_item(version={"N": "7.5"}),
     "version-at-the-limit": odd_item(version={"N": "9" * 38}),
     "state-changed-in-year-2999": odd_item(state_changed_at={"S": "2999-01-01T00:00:00.000000Z"}),
+    "ttl-a-string": odd_item(expires_at={"S": "tomorrow"}),
+    "ttl-in-the-past": odd_item(expires_at={"N": "1"}),
     "lease-until-year-2999": odd_item(
         pending_action={"S": "trigger"}, claim_token={"S": "x"}, lease_until={"S": "2999-01-01T00:00:00.000000Z"}
     ),

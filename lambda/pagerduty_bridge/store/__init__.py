@@ -220,9 +220,11 @@ def from_record(record: dict[str, Any]) -> Incident:
     A value that cannot be read (an enum value of a newer version, written before a rollback or by
     hand; a time that is no time; a number holding text) reads as absent, with a warning naming the
     item and the field: refusing the whole item made every notification of its alarm fail for good.
-    A status that cannot be read reads as open (``UNKNOWN_STATUS``): the notification's own action is
-    sent, which is harmless whatever PagerDuty holds, and the next write replaces the item, conditional
-    on its version. Only an item without a readable dedup key is refused (``ValueError``).
+    An origin that cannot be read reads as a page made by hand (left alone by reconciliation, which
+    would resolve it for want of an alarm of its name). A status that cannot be read reads as open
+    (``UNKNOWN_STATUS``): the notification's own action is sent, which is harmless whatever PagerDuty
+    holds, and the next write replaces the item, conditional on its version. Only an item without a
+    readable dedup key is refused (``ValueError``).
     """
     key = record.get("dedup_key")
     if not isinstance(key, str) or not key:
@@ -234,12 +236,15 @@ def from_record(record: dict[str, Any]) -> Incident:
         try:
             values[name] = _read_field(name, value)
         except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            if name == "origin":  # not an alarm's (the default): reconciliation must not resolve it as gone
+                values[name] = Origin.MANUAL
             logger.warning(
-                "incident %r: its %s %s cannot be read (%s): read as absent",
+                "incident %r: its %s %s cannot be read (%s): read as %s",
                 truncate(key, 256),
                 name,
                 truncate(repr(value), 64),
                 truncate(str(exc), 128),
+                values.get(name, "absent"),
             )
     if "origin" not in values and values.get("alarm_name") == "(message on the alarm topic)":
         values["origin"] = Origin.MESSAGE  # records written before origins were kept

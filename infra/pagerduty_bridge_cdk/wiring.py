@@ -406,7 +406,7 @@ class PageOnAlarms:
         """Called by CDK for every construct of the scope."""
         unreached = [
             alarm
-            for alarm in unreached_stage_alarms(node)
+            for alarm in unreached_stage_alarms(node, type(self._bridge))
             if self._selects(alarm) and not is_within(alarm, self._bridge)
         ]
         if unreached:
@@ -446,13 +446,12 @@ class PageOnAlarms:
         return self._exclude is None or not _matches(self._exclude, alarm)
 
 
-def unreached_stage_alarms(node: IConstruct) -> list[AnyAlarm]:
-    """The alarms in the stages directly under ``node`` whose own stage holds no bridge: an aspect added
-    above a stage never visits them, and no bridge of theirs pages them."""
-    from pagerduty_bridge_cdk.bridge import PagerDutyBridge  # here: the bridge module imports this one
+def unreached_stage_alarms(node: IConstruct, bridge_type: type) -> list[AnyAlarm]:
+    """The alarms in the stages directly under ``node`` whose own stage holds no bridge (a construct of
+    ``bridge_type``): an aspect added above a stage never visits them, and no bridge of theirs pages them."""
 
     def has_bridge(stage: IConstruct) -> bool:
-        return any(isinstance(construct, PagerDutyBridge) for construct in stage.node.find_all())
+        return any(isinstance(construct, bridge_type) for construct in stage.node.find_all())
 
     stages = [child for child in node.node.children if isinstance(child, Stage)]
     return [alarm for stage in stages for alarm in alarms_in(stage) if not has_bridge(Stage.of(alarm) or stage)]

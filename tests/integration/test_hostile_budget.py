@@ -14,7 +14,6 @@ import pytest
 
 from pagerduty_bridge import handler
 from pagerduty_bridge.errors import PagerDutyApiError, PagerDutyDeliveryError
-from pagerduty_bridge.events_api import EventsClient
 from pagerduty_bridge.keys import RoutingKeys
 from pagerduty_bridge.processing import Deadline, process_event, send_seconds
 from pagerduty_bridge.runtime import Runtime
@@ -22,14 +21,9 @@ from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
 from tests.builders import lambda_environment, sns_event, sqs_alarm, sqs_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
+from tests.integration.test_odd_answers import timed_send
 from tests.sockets import LocalServer, read_request, within
 
-BODY = {
-    "routing_key": "R0123456789abcdef0123456789abcdef",
-    "event_action": "trigger",
-    "dedup_key": "k",
-    "payload": {"summary": "s", "source": "x", "severity": "critical"},
-}
 SLOW_SECRET_SECONDS = 5.0
 """A Secrets Manager read that timed out once (3 s) and was answered on its retry: well within what
 the secret client allows (two attempts of 2 s to connect and 3 s to read)."""
@@ -88,21 +82,7 @@ def head(status: str, length: int) -> bytes:
 
 
 def send(url: str, budget: float) -> tuple[BaseException | None, float]:
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            EventsClient(url, retry_budget_seconds=budget).send_body(dict(BODY))
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
-
-    started = time.monotonic()
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout=40)
-    assert outcome, "the send did not end within 40 s"
-    return outcome[0], time.monotonic() - started
+    return timed_send(url, budget, wait=40)
 
 
 def test_attack_a_503_whose_body_stalls_near_the_budgets_end_does_not_push_the_retry_past_it(scripted) -> None:  # type: ignore[no-untyped-def]

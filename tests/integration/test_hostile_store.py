@@ -8,60 +8,23 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from pagerduty_bridge import handler
-from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-from pagerduty_bridge.models import EventAction, Incident, IncidentStatus
-from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
+from pagerduty_bridge.models import EventAction, IncidentStatus
+from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import T0, alarm_message, dedup_key, lambda_environment, sns_event, sns_event_of
-from tests.conftest import FakeLambdaContext
+from tests.builders import T0, alarm_message, dedup_key, sns_event, sns_event_of
+from tests.integration.test_attack_protocol import Container, container
 
 TABLE = "incidents"
 REGION = "eu-west-1"
+__all__ = ["container"]
 NAME = "odd-item"
 EARLIER = "2025-01-01T00:00:00.000000Z"
-
-
-@dataclass
-class Container:
-    """A new Lambda container on moto's table, talking to the PagerDuty stand-in."""
-
-    fake: FakePagerDuty
-    client: Any
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = handler.lambda_handler(event, FakeLambdaContext())
-        return result
-
-    def incident(self) -> Incident | None:
-        return DynamoDBIncidentStore(self.client, TABLE).get(dedup_key(NAME))
-
-    def alert(self) -> str | None:
-        key = str(handler.get_runtime().settings.integration_key.get_secret_value())
-        alert = self.fake.alerts.get((key, dedup_key(NAME)))
-        return alert.status if alert is not None else None
-
-
-@pytest.fixture
-def container(
-    monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty, caplog: pytest.LogCaptureFixture
-) -> Iterator[Container]:
-    lambda_environment(monkeypatch, table=TABLE, events_url=fake_pd.url, retry_budget_seconds=1)
-    caplog.set_level(logging.INFO)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_table(client, TABLE)
-        yield Container(fake_pd, client)
 
 
 def odd_item(**changes: dict[str, Any] | None) -> dict[str, Any]:
@@ -122,16 +85,16 @@ def test_an_item_the_bridge_cannot_fully_read_does_not_block_its_alarm(container
     container.client.put_item(TableName=TABLE, Item=item)
 
     assert container.invoke(sns_event(NAME, at=T0)) == {"processed": 1, "failed": 0}
-    assert container.alert() == "triggered"
-    incident = container.incident()
+    assert container.alert(NAME) == "triggered"
+    incident = container.incident(NAME)
     assert incident is not None and incident.status is IncidentStatus.TRIGGERED and incident.pending_action is None
 
     assert container.invoke(sns_event(NAME, "OK", "ALARM", at=T0 + timedelta(minutes=5))) == {
         "processed": 1,
         "failed": 0,
     }
-    assert container.alert() == "resolved"
-    incident = container.incident()
+    assert container.alert(NAME) == "resolved"
+    incident = container.incident(NAME)
     assert incident is not None and incident.status is IncidentStatus.RESOLVED and incident.pending_action is None
 
 
@@ -145,7 +108,7 @@ def test_an_unreadable_status_still_keeps_the_order_of_notifications(container: 
     }
 
     assert container.fake.requests == []
-    incident = container.incident()
+    incident = container.incident(NAME)
     assert incident is not None and incident.is_open
 
 

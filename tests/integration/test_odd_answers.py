@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,7 +13,7 @@ import pytest
 
 from pagerduty_bridge.errors import PagerDutyDeliveryError
 from pagerduty_bridge.events_api import MAX_ANSWER_BYTES, EventsClient
-from tests.sockets import LocalServer
+from tests.sockets import LocalServer, within
 
 BODY = {
     "routing_key": "R0123456789abcdef0123456789abcdef",
@@ -58,21 +57,19 @@ def serve() -> Iterator[Callable[[Callable[[socket.socket, RawServer], None]], R
         server.close()
 
 
-def _send_in_thread(url: str, budget: float) -> tuple[BaseException | None, float]:
-    outcome: list[BaseException | None] = []
+def timed_send(url: str, budget: float, *, wait: float = 30) -> tuple[BaseException | None, float]:
+    """One send of ``BODY`` with ``budget``: what it raised (``None`` when accepted), and how long it took."""
 
-    def run() -> None:
+    def run() -> BaseException | None:
         try:
             EventsClient(url, retry_budget_seconds=budget).send_body(dict(BODY))
-            outcome.append(None)
         except BaseException as exc:  # handed to the test
-            outcome.append(exc)
+            return exc
+        return None
 
     started = time.monotonic()
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout=30)
-    assert outcome, "the send did not end within 30 s"
+    outcome = within(wait, run)
+    assert outcome, f"the send did not end within {wait:.0f} s"
     return outcome[0], time.monotonic() - started
 
 
@@ -84,7 +81,7 @@ def test_attack_a_body_trickled_a_byte_at_a_time_ends_the_send_within_its_budget
             time.sleep(0.05)  # each byte well within any read timeout: only a deadline on the whole read ends it
 
     server = serve(trickle)
-    error, elapsed = _send_in_thread(server.url, budget=2.0)
+    error, elapsed = timed_send(server.url, budget=2.0)
     assert isinstance(error, PagerDutyDeliveryError), error
     assert error.ambiguous, "PagerDuty may have taken the event: the send is ambiguous, kept for retry"
     assert error.retryable
@@ -99,7 +96,7 @@ def test_attack_an_endless_answer_is_not_read_past_what_an_answer_can_be(serve) 
             server.write(conn, chunk)
 
     server = serve(flood)
-    error, elapsed = _send_in_thread(server.url, budget=20.0)
+    error, elapsed = timed_send(server.url, budget=20.0)
     assert isinstance(error, PagerDutyDeliveryError), error
     assert error.retryable
     assert "200" in str(error)
@@ -126,6 +123,6 @@ def test_attack_a_trickled_answer_that_is_retried_leaves_the_budget_to_the_retry
             time.sleep(0.05)
 
     server = serve(answer)
-    error, elapsed = _send_in_thread(server.url, budget=4.0)
+    error, elapsed = timed_send(server.url, budget=4.0)
     assert error is None, f"the retry after the 503 was not left the budget: {error}"
     assert elapsed < 4.0

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from pagerduty_bridge.errors import BridgeError
 from pagerduty_bridge.models import AlarmNotification
 from pagerduty_bridge.rule_model import all_dimensions, glob_matcher
 from pagerduty_bridge.timeutil import parse_time
@@ -201,9 +202,18 @@ class SilenceCache:
     _read_at: float | None = None
 
     def current(self) -> list[Silence]:
+        """The silences, read again once ``max_age`` is over. A refresh that fails (the table throttling
+        their Query) keeps the list last read, with a warning, and asks again at the next call: failing
+        every alarm for it would hold back every page while the incidents' own writes go through."""
         now = self.monotonic()
         if self._read_at is None or now - self._read_at >= self.max_age:
-            self._silences = self.store.list_silences()
+            try:
+                self._silences = self.store.list_silences()
+            except BridgeError as exc:
+                if self._read_at is None:
+                    raise  # never read: nothing to stand in for them
+                logger.warning("silences could not be read again; the ones read last hold: %s", exc)
+                return self._silences
             self._read_at = now
         return self._silences
 

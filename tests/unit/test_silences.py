@@ -14,6 +14,7 @@ import pytest
 
 from pagerduty_bridge.cli import main
 from pagerduty_bridge.delivery import Delivery, DryRunSender
+from pagerduty_bridge.errors import StoreError
 from pagerduty_bridge.keys import StaticKeys
 from pagerduty_bridge.models import AlarmKind, AlarmNotification, AlarmState, MetricQuery
 from pagerduty_bridge.notifications import Notifications, Route
@@ -265,9 +266,13 @@ def test_a_silence_survives_its_stored_form() -> None:
 class CountingStore:
     silences: list[Silence] = field(default_factory=list)
     reads: int = 0
+    failing: bool = False
+    """Every read fails as a throttled or unreachable table does."""
 
     def list_silences(self) -> list[Silence]:
         self.reads += 1
+        if self.failing:
+            raise StoreError("list silences failed: ProvisionedThroughputExceededException: slow down")
         return list(self.silences)
 
 
@@ -291,6 +296,29 @@ def test_the_cache_reads_the_store_at_most_every_few_seconds() -> None:
     ticks.now += 0.1
     assert cache.matching(alarm, route, NOW) == store.silences[0].id
     assert store.reads == 2
+
+
+def test_a_failed_refresh_keeps_the_silences_last_read_and_asks_again_soon() -> None:
+    # The table throttled the silences' Query for a moment (their own key space: the incidents' writes
+    # beside it went through): every alarm failed, though the list read five seconds before was good.
+    store, ticks = CountingStore([silence({"alarm_name": "orders-*"})]), Ticks()
+    cache = SilenceCache(store, monotonic=ticks)
+    alarm = db_alarm()
+    route = route_of(alarm)
+    assert cache.matching(alarm, route, NOW) == store.silences[0].id
+    store.failing = True
+    ticks.now += CACHE_SECONDS
+    assert cache.matching(alarm, route, NOW) == store.silences[0].id, "the list last read still holds"
+    store.failing = False
+    store.silences.clear()
+    ticks.now += CACHE_SECONDS
+    assert cache.matching(alarm, route, NOW) is None, "read again once the table answers"
+
+
+def test_silences_never_read_are_not_made_up_when_the_first_read_fails() -> None:
+    cache = SilenceCache(CountingStore(failing=True), monotonic=Ticks())
+    with pytest.raises(StoreError):
+        cache.matching(db_alarm(), route_of(db_alarm()), NOW)
 
 
 def test_the_cache_answers_only_for_silences_holding_now() -> None:

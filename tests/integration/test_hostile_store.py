@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 
+from pagerduty_bridge import constants as c
+from pagerduty_bridge.errors import StoreError
 from pagerduty_bridge.models import EventAction, IncidentStatus
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
 from tests.builders import T0, alarm_message, dedup_key, sns_event, sns_event_of
 from tests.integration.test_attack_protocol import Container, container
+from tests.integration.test_store_contract import SILENCE
 
 TABLE = "incidents"
 REGION = "eu-west-1"
@@ -177,23 +180,10 @@ def test_a_row_with_an_unreadable_version_in_its_data_still_pages(tmp_path: Path
 def test_an_alarm_whose_key_is_a_silences_item_key_does_not_destroy_the_silence(container: Container) -> None:
     """An alarm may be named like a silence's item ("silence#<id>"). Read as an incident of unknown state,
     the silence's item was replaced by the alarm's incident: the silence was gone, and what it held paged."""
-    from pagerduty_bridge import constants as c
-    from pagerduty_bridge.silences import Silence
-
-    silence = Silence(
-        id="0a1b2c3d4e5f",
-        matchers={"alarm_name": "nightly-*"},
-        starts_at=T0,
-        ends_at=T0 + timedelta(days=3650),
-        comment="batch window",
-        created_by="test",
-        created_at=T0,
-    )
+    silence = SILENCE
     store = DynamoDBIncidentStore(container.client, TABLE)
     store.put_silence(silence)
     key = c.SILENCE_KEY_PREFIX + silence.id
-
-    from pagerduty_bridge.errors import StoreError
 
     with pytest.raises(StoreError, match="silence"):
         store.get(key)

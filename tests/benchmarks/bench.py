@@ -315,6 +315,8 @@ class Measured:
     rare: dict[str, Any] | None = None
     """An instrumented cold page of the project: the calls a lone alarm costs."""
     profile: Path | None = None
+    footprint: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The code one warm notification runs, by side (``FOOTPRINT``)."""
     importtime: dict[str, Any] | None = None
     asset: dict[str, Any] | None = None
     storm: dict[str, Any] | None = None
@@ -387,6 +389,8 @@ def measure_profiles(runner: Runner, measured: Measured) -> None:
     stats = runner.work / "warm.prof"
     runner.run(children.PROFILE, runner.prefix("profile"), "200", str(stats))
     measured.profile = stats
+    for side in ("project", "reference"):
+        measured.footprint[side] = runner.run(children.FOOTPRINT, side, runner.prefix(f"footprint-{side[0]}"))
     importtime = ("-X", "importtime")
     measured.importtime = runner.run(children.IMPORTTIME, "project", runner.prefix("imports"), python=importtime)
     reference = runner.run(children.IMPORTTIME, "reference", runner.prefix("imports-r"), python=importtime)
@@ -443,7 +447,7 @@ def measure(args: argparse.Namespace, work: Path) -> Measured:
         guarded(measured, "cold page", lambda: measure_cold(runner, args.pairs, measured))
         print(f"measuring: {args.warm_pairs} warm pairs of {args.invocations} invocations …", flush=True)
         guarded(measured, "warm CPU", lambda: measure_warm(runner, args.warm_pairs, args.invocations, measured))
-        print("measuring: profiles (cProfile, -X importtime) …", flush=True)
+        print("measuring: profiles (cProfile, -X importtime, the code traced) …", flush=True)
         guarded(measured, "profiles", lambda: measure_profiles(runner, measured))
     if not args.skip_asset:
         print("measuring: the Lambda asset (the stack's own bundler) …", flush=True)

@@ -204,6 +204,46 @@ with open(out, "w") as f:
 """cProfile (its default, wall-clock timer: our own code never blocks, and what does block is set apart
 as outside) of ``count`` warm notifications."""
 
+FOOTPRINT = (
+    r"""
+import json, sys
+from collections import defaultdict
+out, bench_dir, side, prefix = sys.argv[1:5]
+"""
+    + EVENT
+    + _HANDLER
+    + r"""
+handler = handler_of(side, bench_dir)
+for i in range(3):
+    handler(event(i, prefix), Ctx())
+lines = defaultdict(set)
+executed = defaultdict(int)
+
+def group(filename):
+    for marker in ("site-packages/", "/lambda/", "/benchmarks/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1].split("/", 1)[0].removesuffix(".py")
+    return "python: " + filename.rsplit("/", 2)[-2 if filename.endswith("__init__.py") else -1].removesuffix(".py")
+
+def trace(frame, what, arg):
+    if what == "line":
+        name = group(frame.f_code.co_filename)
+        lines[name].add((frame.f_code.co_filename, frame.f_lineno))
+        executed[name] += 1
+    return trace
+
+sys.settrace(trace)
+handler(event(3, prefix), Ctx())
+sys.settrace(None)
+with open(out, "w") as f:
+    json.dump({"side": side, "distinct": {k: len(v) for k, v in lines.items()}, "executed": dict(executed)}, f)
+"""
+)
+"""The code one warm notification runs, traced line by line (``sys.settrace``) after three warm-up
+invocations: distinct lines and lines executed, by package (standard-library modules by name). Unlike a
+time it does not move with the machine's load; and since the waits on the network let other processes
+evict the CPU caches, the CPU a warm notification takes grows with how much distinct code it runs."""
+
 IMPORTTIME = (
     r"""
 import json, sys, time

@@ -327,7 +327,31 @@ def print_warm(f: Figures, measured: Any) -> None:
                 f"{side}: botocore API calls / boto3 DynamoDB types / HTTP / own",
                 f"{api:.2f} / {types:.2f} / {http:.2f} / {own:.2f}",
             )
+    print_footprint(measured.footprint)
     row("peak RSS after the invocations: project / reference", f"{f.rss_mib:.1f} / {f.rss_reference_mib:.1f} MiB")
+
+
+def print_footprint(footprint: dict[str, dict[str, Any]]) -> None:
+    """The code one warm notification runs, side by side: a figure the machine's load does not move."""
+    if set(footprint) != {"project", "reference"}:
+        return
+    distinct = {side: sum(footprint[side]["distinct"].values()) for side in footprint}
+    executed = {side: sum(footprint[side]["executed"].values()) for side in footprint}
+    row(
+        "code run per notification, distinct lines: project / reference",
+        f"{distinct['project']:,} / {distinct['reference']:,} = {distinct['project'] / distinct['reference']:.2f}×",
+    )
+    row(
+        "code run per notification, lines executed: project / reference",
+        f"{executed['project']:,} / {executed['reference']:,} = {executed['project'] / executed['reference']:.2f}×",
+    )
+
+
+def footprint_difference(footprint: dict[str, dict[str, Any]]) -> list[tuple[str, int]]:
+    """Distinct lines per notification by package, project − reference, largest first."""
+    ours, theirs = footprint["project"]["distinct"], footprint["reference"]["distinct"]
+    extra = {name: ours.get(name, 0) - theirs.get(name, 0) for name in set(ours) | set(theirs)}
+    return sorted(((name, lines) for name, lines in extra.items() if lines), key=lambda kv: -abs(kv[1]))
 
 
 def category_of(filename: str, name: str = "") -> str | None:
@@ -604,6 +628,9 @@ def print_shortfalls(unmet: list[str], f: Figures, measured: Any, totals: Counte
                 if evicted > alone
                 else f"{f.own_ms:.2f} ms",
             )
+        if set(measured.footprint) == {"project", "reference"}:
+            parts = [f"{name} {lines:+,}" for name, lines in footprint_difference(measured.footprint)[:8]]
+            row("warm: distinct lines run, project − reference, by package", ", ".join(parts))
         if totals:
             ours = {k: v for k, v in totals.items() if k != "outside"}
             top = sorted(ours.items(), key=lambda kv: -kv[1])[:4]

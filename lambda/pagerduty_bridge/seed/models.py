@@ -8,8 +8,18 @@ this module.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from pagerduty_bridge.models import AlertSeverity
@@ -19,14 +29,45 @@ from pagerduty_bridge.timeutil import utc
 class ServiceConfig(BaseModel):
     """The PagerDuty service the bridge pages (the seed's ``ServiceConfig``).
 
-    The integration key is a ``SecretStr``: it never shows in a repr, a log line or an error.
+    The integration key is a ``SecretStr``: it never shows in a repr, a log line or an error (a refused
+    config's error names each field, never the value it was given).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     integration_key: SecretStr
     service_name: str
     escalation_policy_id: str | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_without_input(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise without_input(exc) from None
+
+
+HIDDEN_INPUT = "**********"
+"""What a refused config's error holds in place of the value it was given."""
+
+
+def without_input(exc: ValidationError) -> ValidationError:
+    """``exc`` with the value of each error hidden, in its text and in ``errors()`` alike.
+
+    ``hide_input_in_errors`` hides it from the text only: ``errors()`` and ``json()`` still carry it, and
+    the key given under a name the model does not know (the seed's ``integrationKey``), or as a list,
+    is such a value."""
+    details: list[Any] = [
+        {
+            "type": error["type"],
+            "loc": error["loc"],
+            "input": HIDDEN_INPUT,
+            **({"ctx": error["ctx"]} if "ctx" in error else {}),
+        }
+        for error in exc.errors(include_url=False)
+    ]
+    return ValidationError.from_exception_data(exc.title, details, hide_input=True)
 
 
 class AlertMessage(BaseModel):

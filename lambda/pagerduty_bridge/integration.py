@@ -13,17 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle
 from pagerduty_bridge.delivery import Delivery, DryRunSender, EventSender, Outcome, not_found
 from pagerduty_bridge.errors import IncidentNotFoundError
-from pagerduty_bridge.events_api import EventsClient, PagerDutyEvent, bounded_dedup_key
+from pagerduty_bridge.events_api import EventPayload, EventsClient, PagerDutyEvent, bounded_dedup_key
 from pagerduty_bridge.keys import KeySource, StaticKeys
 from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import (
     AlarmNotification,
+    AlertSeverity,
     EventAction,
     EventResponse,
     Incident,
@@ -47,7 +48,56 @@ def _wire_key(dedup_key: str) -> str:
     """The key PagerDuty knows an incident by, and so the table too: a lone surrogate as U+FFFD, a key
     over 255 characters as its bounded form. A caller may name an incident either way; a table keyed
     otherwise would hold a key that the trigger's answer and PagerDuty's webhooks never name."""
-    return bounded_dedup_key(clean(dedup_key))
+    return bounded_dedup_key(clean(_text("dedup_key", dedup_key)))
+
+
+_Member = TypeVar("_Member", EventAction, AlertSeverity)
+
+
+def _text(field: str, value: object) -> str:
+    """``value`` when it is text, else a ``TypeError`` naming ``field``: a caller's number or ``None``
+    failed deep in the bridge with an error naming nothing (``object of type 'int' has no len()``)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _member(kind: type[_Member], field: str, value: object) -> _Member:
+    """``value`` as a member of ``kind``, text read as severities are everywhere (any case)."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(_text(field, value).strip().lower())
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValueError(f"{field} must be one of {allowed}, not {value!r}") from None
+
+
+def checked_trigger(event: PagerDutyEvent) -> PagerDutyEvent:
+    """``event`` as ``trigger_incident`` sends it, or an error naming its field that holds what its type
+    does not say, before anything is stored or sent (a hand-made event's severity given as text failed
+    with ``'str' object has no attribute 'value'``). A severity or action given as text is read."""
+    if not isinstance(event, PagerDutyEvent):
+        raise TypeError(f"trigger_incident needs a PagerDutyEvent, not {type(event).__name__}")
+    action = _member(EventAction, "event_action", event.event_action)
+    payload = event.payload
+    if action is not EventAction.TRIGGER or payload is None:
+        raise ValueError("trigger_incident needs a trigger event with a payload")
+    if not isinstance(payload, EventPayload):
+        raise TypeError(f"payload must be an EventPayload, not {type(payload).__name__}")
+    _text("dedup_key", event.dedup_key)
+    for name in ("summary", "source", "component", "group", "class_"):
+        value = getattr(payload, name)
+        if value is not None or name in ("summary", "source"):
+            _text(f"payload.{name}", value)
+    if payload.timestamp is not None and not isinstance(payload.timestamp, datetime):
+        raise TypeError(f"payload.timestamp must be a datetime, not {type(payload.timestamp).__name__}")
+    if not isinstance(payload.custom_details, Mapping):
+        raise TypeError(f"payload.custom_details must be a mapping, not {type(payload.custom_details).__name__}")
+    severity = _member(AlertSeverity, "payload.severity", payload.severity)
+    if action is event.event_action and severity is payload.severity:
+        return event
+    return replace(event, event_action=action, payload=replace(payload, severity=severity))
 
 
 class PagerDutyIntegration:
@@ -144,9 +194,9 @@ class PagerDutyIntegration:
 
     def deliver_trigger(self, event: PagerDutyEvent) -> Outcome:
         """``trigger_incident``, reporting the whole outcome instead of raising."""
+        event = checked_trigger(event)
         payload = event.payload
-        if event.event_action is not EventAction.TRIGGER or payload is None:
-            raise ValueError("trigger_incident needs a trigger event with a payload")
+        assert payload is not None, "a checked trigger has a payload"
         if not event.dedup_key.strip():
             # PagerDuty would make up a key of its own, and no resolve could ever name the incident.
             raise ValueError("trigger_incident needs a dedup_key that is not blank")

@@ -3,6 +3,7 @@ used as a library: every path a key could escape by (errors, reprs, logs, output
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from pydantic import SecretStr, ValidationError
 
 from pagerduty_bridge import PagerDutyIntegration, ServiceConfig
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
+from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
+from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.settings import Settings
 from tests.builders import assert_no_secret
 from tests.conftest import ROUTING_KEY, assert_valid_event
@@ -52,4 +55,76 @@ def test_attack_an_update_of_the_service_config_refused_does_not_print_the_key(f
     bridge.trigger_high_latency_incident(7450, 5000)
     (body,) = fake_pd.accepted()
     assert body["routing_key"] == ROUTING_KEY
+    assert_valid_event(body)
+
+
+# --- the seed API fed what its types do not say -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dedup_key", [123, None, b"checkout-latency", ["checkout-latency"]])
+@pytest.mark.parametrize("call", ["acknowledge_incident", "resolve_incident", "get_incident"])
+def test_attack_a_dedup_key_that_is_not_text_is_refused_naming_it(
+    fake_pd: FakePagerDuty, call: str, dedup_key: object
+) -> None:
+    """A caller's number, ``None`` or bytes for a dedup key: a ``TypeError`` that names ``dedup_key``
+    and what it was given, not ``object of type 'int' has no len()`` from deep in the bridge."""
+    bridge = integration(fake_pd.url)
+    with pytest.raises(TypeError, match=r"^dedup_key must be a string, not "):
+        getattr(bridge, call)(dedup_key)
+    assert fake_pd.requests == []
+
+
+_EVENT_FIELDS = frozenset({"event_action", "dedup_key"})
+
+
+def hand_made(**changes: Any) -> PagerDutyEvent:
+    """A caller's own trigger event, with ``changes`` to it or to its payload."""
+    event: dict[str, Any] = {"event_action": EventAction.TRIGGER, "dedup_key": "checkout-latency"}
+    payload: dict[str, Any] = {
+        "summary": "Checkout latency high",
+        "source": "checkout",
+        "severity": AlertSeverity.ERROR,
+    }
+    for name, value in changes.items():
+        (event if name in _EVENT_FIELDS else payload)[name] = value
+    return PagerDutyEvent(**event, payload=EventPayload(**payload))
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"dedup_key": 7}, "dedup_key"),
+        ({"summary": 5}, "payload.summary"),
+        ({"source": None}, "payload.source"),
+        ({"component": ["web"]}, "payload.component"),
+        ({"custom_details": "not a mapping"}, "payload.custom_details"),
+        ({"timestamp": "2025-01-14T14:30:00Z"}, "payload.timestamp"),
+        ({"severity": "urgent"}, "payload.severity"),
+        ({"event_action": "page"}, "event_action"),
+    ],
+)
+def test_attack_a_hand_made_trigger_of_the_wrong_types_is_refused_naming_the_field(
+    fake_pd: FakePagerDuty, changes: dict[str, Any], named: str
+) -> None:
+    """A hand-made event whose field holds what its type does not say failed with an ``AttributeError``
+    or a ``TypeError`` naming nothing (``'str' object has no attribute 'value'``): it is refused before
+    anything is stored or sent, the error naming the field."""
+    bridge = integration(fake_pd.url)
+    with pytest.raises((TypeError, ValueError), match=rf"^{re.escape(named)} "):
+        bridge.trigger_incident(hand_made(**changes))
+    assert fake_pd.requests == []
+    assert bridge.get_active_incidents() == {}
+
+
+@pytest.mark.parametrize(("severity", "action"), [("error", "trigger"), ("WARNING", EventAction.TRIGGER)])
+def test_a_hand_made_trigger_with_its_severity_or_action_as_text_is_sent(
+    fake_pd: FakePagerDuty, severity: str, action: Any
+) -> None:
+    """Severities are read in any case wherever one is read, the seed API included: a hand-made event's
+    severity or action given as text (``"error"``) is sent as that severity, not an ``AttributeError``."""
+    bridge = integration(fake_pd.url)
+    response = bridge.trigger_incident(hand_made(severity=severity, event_action=action))
+    assert response.dedup_key == "checkout-latency"
+    (body,) = fake_pd.accepted()
+    assert body["payload"]["severity"] == severity.lower()
     assert_valid_event(body)

@@ -47,7 +47,8 @@ from pagerduty_bridge.events_api import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SE
 from pagerduty_bridge.keys import KeySource, forget
 from pagerduty_bridge.lifecycle import Plan, Reason, lease_running, trigger_accepted
 from pagerduty_bridge.models import EventAction, EventResponse, Incident, IncidentStatus
-from pagerduty_bridge.redaction import masked_body, scrub
+from pagerduty_bridge.redaction import REDACTOR, mask_key, masked_body, scrub
+from pagerduty_bridge.settings import looks_like_routing_key
 from pagerduty_bridge.store import IncidentStore, next_version
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import shifted
@@ -372,6 +373,15 @@ ROUTING_NOTE_DETAIL: Final = "routing"
 """The custom detail that tells a responder why a page reached the default service."""
 
 
+def shown_alias(alias: str) -> str:
+    """An alias as a page, a log line or an error may show it: masked as every printed key is (its last
+    four characters) when it is a routing key itself, given where its alias belongs (a rule's
+    ``routing_key:`` invites it), whether the bridge knows that key or it looks like one."""
+    if REDACTOR.holds_secret(alias) or looks_like_routing_key(alias.strip()):
+        return mask_key(alias)
+    return alias
+
+
 def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict[str, Any]]:
     """The plan as it is sent, and its wire body with the routing key of its alias.
 
@@ -388,7 +398,10 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
     except UnknownAliasError:
         if plan.action is not EventAction.TRIGGER or alias == DEFAULT_ROUTING_KEY_ALIAS:
             raise
-    note = f"routing alias {alias!r} has no routing key configured: sent to {DEFAULT_ROUTING_KEY_ALIAS!r} instead"
+    note = (
+        f"routing alias {shown_alias(alias)!r} has no routing key configured: "
+        f"sent to {DEFAULT_ROUTING_KEY_ALIAS!r} instead"
+    )
     logger.warning("%s (%s)", note, plan.target.dedup_key)
     plan = replace(plan, target=replace(plan.target, routing_key_alias=DEFAULT_ROUTING_KEY_ALIAS))
     event = render(plan)

@@ -61,6 +61,11 @@ _DEFAULTS_BY_ENV: Final[dict[str, str]] = {
 }
 
 
+def looks_like_routing_key(text: str) -> bool:
+    """Whether ``text`` has a routing key's form (32 letters and digits)."""
+    return _ROUTING_KEY_PATTERN.fullmatch(text) is not None
+
+
 def check_routing_key(key: str, where: str) -> str:
     """Raise ``ConfigurationError`` naming ``where`` unless ``key`` looks like a routing key.
 

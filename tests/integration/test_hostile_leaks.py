@@ -3,6 +3,7 @@ used as a library: every path a key could escape by (errors, reprs, logs, output
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -14,8 +15,8 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.settings import Settings
-from tests.builders import assert_no_secret
-from tests.conftest import ROUTING_KEY, assert_valid_event
+from tests.builders import assert_no_secret, cli
+from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY, assert_valid_event
 
 
 def integration(url: str) -> PagerDutyIntegration:
@@ -127,4 +128,30 @@ def test_a_hand_made_trigger_with_its_severity_or_action_as_text_is_sent(
     assert response.dedup_key == "checkout-latency"
     (body,) = fake_pd.accepted()
     assert body["payload"]["severity"] == severity.lower()
+    assert_valid_event(body)
+
+
+# --- a routing key where an alias belongs ----------------------------------------------------------------------
+
+
+def test_attack_a_routing_key_written_where_its_alias_belongs_is_not_shown_on_the_page(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule's ``routing_key:`` given the web service's key itself instead of its alias (the field's
+    name invites it): no alias has that name, so the page goes to the default service with a custom
+    detail saying which alias was missing. That detail showed the key in full, to every responder of
+    the default service: it names it masked, and the page still goes out."""
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEYS", json.dumps({"web": OTHER_ROUTING_KEY}))
+    rule = {"name": "web", "match": {"namespace": "AWS/EC2"}, "routing_key": OTHER_ROUTING_KEY}
+    monkeypatch.setenv("ALERT_RULES", json.dumps({"rules": [rule]}))
+
+    sent = cli("replay", "--json", "--send", "--events-url", fake_pd.url, str(EVENTS / "05-ec2-cpu-alarm.json"))
+
+    assert sent.code == 0, sent.err
+    (body,) = fake_pd.accepted()
+    assert body["routing_key"] == ROUTING_KEY, "the page went to the default service"
+    note = body["payload"]["custom_details"]["routing"]
+    assert "has no routing key configured" in note and OTHER_ROUTING_KEY[-4:] in note
+    assert_no_secret(OTHER_ROUTING_KEY, body, sent.out, sent.err)
     assert_valid_event(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +156,30 @@ def test_attack_a_routing_key_written_where_its_alias_belongs_is_not_shown_on_th
     assert "has no routing key configured" in note and OTHER_ROUTING_KEY[-4:] in note
     assert_no_secret(OTHER_ROUTING_KEY, body, sent.out, sent.err)
     assert_valid_event(body)
+
+
+def test_attack_rules_check_in_ci_does_not_print_a_routing_key_written_as_an_alias(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``rules check`` / ``rules test`` (checks for CI, whose logs many can read) printed a rule's
+    ``routing_key:`` holding a key, in full, in the warning and in every sample's row. It is shown by
+    its last four characters, and the warning says what is wrong: a key where its alias belongs."""
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEYS", json.dumps({"web": OTHER_ROUTING_KEY}))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        f"rules:\n  - name: web\n    match: {{namespace: AWS/EC2}}\n    routing_key: {OTHER_ROUTING_KEY}\n",
+        encoding="utf-8",
+    )
+
+    checked = cli("rules", "check", str(rules))
+    checked_json = cli("rules", "check", "--json", str(rules))
+    tested = cli("rules", "test", "--rules", str(rules), "--alarm-name", "web-cpu", "--namespace", "AWS/EC2")
+    expected = cli(
+        "rules", "test", "--rules", str(rules), "--alarm-name", "web-cpu", "--namespace", "AWS/EC2",
+        "--expect", f"routing_key={OTHER_ROUTING_KEY}",
+    )  # fmt: skip
+
+    assert (checked.code, checked_json.code, tested.code, expected.code) == (0, 0, 0, 0), expected.err
+    assert "looks like a routing key" in checked.err
+    assert OTHER_ROUTING_KEY[-4:] in checked.out and OTHER_ROUTING_KEY[-4:] in tested.out
+    assert_no_secret(OTHER_ROUTING_KEY, *(run.out + run.err for run in (checked, checked_json, tested, expected)))

@@ -30,7 +30,7 @@ from pagerduty_bridge.cli.common import (
     warn,
 )
 from pagerduty_bridge.cli.replay import expand_paths, read_event
-from pagerduty_bridge.delivery import Delivery, DryRunSender
+from pagerduty_bridge.delivery import Delivery, DryRunSender, shown_alias
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import InvalidMessageError
 from pagerduty_bridge.keys import StaticKeys
@@ -162,16 +162,33 @@ def unknown_aliases(rules: AlertRules, settings: Settings) -> list[str]:
     return sorted(alias for alias in rules.routing_aliases() if alias not in known)
 
 
+def unknown_alias_warning(alias: str) -> str:
+    """What ``rules check`` says of an alias no source names; of a routing key written where its alias
+    belongs, that it is one, shown by its last four characters (CI logs are read by many)."""
+    shown = shown_alias(alias)
+    if shown != alias:
+        return (
+            f"routing alias {shown!r} looks like a routing key: write the key's alias here, and the key in "
+            f"{c.ENV_ROUTING_KEYS} or a secret ({c.ENV_ROUTING_KEY_SECRETS})"
+        )
+    return (
+        f"routing alias {alias!r} has no key configured ({c.ENV_ROUTING_KEY_SECRETS}, {c.ENV_ROUTING_KEYS}, "
+        f"or a JSON {c.ENV_INTEGRATION_KEY_SECRET_ARN} secret naming it)"
+    )
+
+
+def shown_route(shown: dict[str, Any]) -> dict[str, Any]:
+    """A route as printed: its routing alias masked when it is a routing key (``shown_alias``)."""
+    alias = shown.get("routing_key")
+    return {**shown, "routing_key": shown_alias(alias)} if isinstance(alias, str) else shown
+
+
 def check_rules(args: argparse.Namespace, streams: Streams) -> int:
     settings = load_settings(args)
     rules = _rules(args.file, settings)
     where = str(args.file) if args.file else "the configured rules"
     notifications = _notifications(settings, rules)
-    warnings = [
-        f"routing alias {alias!r} has no key configured ({c.ENV_ROUTING_KEY_SECRETS}, {c.ENV_ROUTING_KEYS}, "
-        f"or a JSON {c.ENV_INTEGRATION_KEY_SECRET_ARN} secret naming it)"
-        for alias in unknown_aliases(rules, settings)
-    ]
+    warnings = [unknown_alias_warning(alias) for alias in unknown_aliases(rules, settings)]
     rows = []
     for path in expand_paths(args.events) if args.events is not None else sample_files():
         for alarm in _alarms_in(path):
@@ -192,7 +209,7 @@ def check_rules(args: argparse.Namespace, streams: Streams) -> int:
 def sample_route(alarm: AlarmNotification, route: Route) -> dict[str, Any]:
     """One sample's route as ``rules check`` shows it: the severity is the one its trigger carries —
     what replay sends — and absent for a state that sends no trigger."""
-    shown = route_json(alarm, route)
+    shown = shown_route(route_json(alarm, route))
     if route.trigger is None:
         shown["severity"] = None
     return shown
@@ -214,10 +231,11 @@ def test_route(args: argparse.Namespace, streams: Streams) -> int:
     route = _notifications(settings, rules, silences).route(alarm)
     shown = route_json(alarm, route)
     failed = [
-        f"{name}: expected {want!r}, got {_text(shown.get(name))!r}"
+        f"{name}: expected {shown_alias(want)!r}, got {shown_alias(_text(shown.get(name)))!r}"
         for name, want in _expectations(args)
         if _text(shown.get(name)) != want
     ]
+    shown = shown_route(shown)
     if args.json:
         print(json_line({**shown, "expectations_failed": failed}), file=streams.out)
     else:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle, rendering
-from pagerduty_bridge.delivery import DRY_RUN_STATUS, Delivery, Outcome
+from pagerduty_bridge.delivery import DRY_RUN_STATUS, Delivery, Outcome, shown_alias
 from pagerduty_bridge.errors import BridgeError
 from pagerduty_bridge.events_api import PagerDutyEvent
 from pagerduty_bridge.lifecycle import Plan, Policy
@@ -68,7 +68,9 @@ class Route:
     def policy(self) -> Policy:
         return Policy(
             dedup_key=self.dedup_key,
-            routing_alias=self.resolved.routing_key,
+            # A routing key written where its alias belongs is known by its masked form only: never
+            # stored or logged as it is (it names no alias, so its page goes to the default service).
+            routing_alias=shown_alias(self.resolved.routing_key),
             insufficient_data=self.insufficient_data,
             suppress=self.resolved.suppress,
             silence_id=self.silence_id,

@@ -183,3 +183,33 @@ def test_attack_rules_check_in_ci_does_not_print_a_routing_key_written_as_an_ali
     assert "looks like a routing key" in checked.err
     assert OTHER_ROUTING_KEY[-4:] in checked.out and OTHER_ROUTING_KEY[-4:] in tested.out
     assert_no_secret(OTHER_ROUTING_KEY, *(run.out + run.err for run in (checked, checked_json, tested, expected)))
+
+
+@pytest.mark.parametrize("where", ["rule", "tag"])
+def test_attack_a_routing_key_written_as_an_alias_is_not_stored(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    """A page that sends nothing (its rule suppresses it) is still recorded, with its routing alias:
+    a key written as that alias (in a rule, or a ``pagerduty:routing`` tag) was stored as it is, in
+    the table and in what ``incidents show`` prints. It is kept masked, as every printed key."""
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    rule: dict[str, Any] = {"name": "web", "match": {"namespace": "AWS/EC2"}, "suppress": True}
+    event = json.loads((EVENTS / "05-ec2-cpu-alarm.json").read_text(encoding="utf-8"))
+    if where == "rule":
+        rule["routing_key"] = OTHER_ROUTING_KEY
+    else:
+        message = json.loads(event["Records"][0]["Sns"]["Message"])
+        message["Tags"] = {"pagerduty:routing": OTHER_ROUTING_KEY}
+        event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    monkeypatch.setenv("ALERT_RULES", json.dumps({"rules": [rule]}))
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+    state = tmp_path / "state.db"
+
+    sent = cli("replay", "--send", "--events-url", fake_pd.url, "--state", str(state), str(path))
+    shown = cli("incidents", "show", "web-prod-cpu-high-CPUUtilization", "--json", "--state", str(state))
+
+    assert (sent.code, shown.code) == (0, 0), sent.err + shown.err
+    assert "suppressed" in sent.out and fake_pd.requests == [], "the rule did not apply"
+    assert shown.json()["routing_key_alias"].endswith(OTHER_ROUTING_KEY[-4:])
+    assert_no_secret(OTHER_ROUTING_KEY, sent.out, shown.out, state.read_bytes().decode("utf-8", "replace"))

@@ -250,16 +250,25 @@ def wire_bytes(body: dict[str, Any]) -> bytes:
     routing key."""
     try:
         return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
-    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         pass
     try:
         cleaned = clean(body)
         problem = not_json(cleaned)
     except RecursionError:
-        problem = not_json(body) or "it is nested too deeply"
+        problem = _nested_too_deeply(body)
     if problem is None:
         return json.dumps(cleaned, ensure_ascii=False, allow_nan=False).encode()
     raise InvalidEventError(f"the event cannot be sent: {problem}")
+
+
+def _nested_too_deeply(body: dict[str, Any]) -> str:
+    """Why a body too deep for ``clean`` cannot be sent: what in it is not JSON, when that is found
+    before the depth stops the search too, else its depth (a caller's custom details)."""
+    try:
+        return not_json(body) or "it is nested too deeply"
+    except RecursionError:
+        return "payload.custom_details is nested too deeply"
 
 
 def _encoded_size(body: dict[str, Any]) -> int:

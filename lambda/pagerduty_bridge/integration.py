@@ -19,7 +19,7 @@ from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle
 from pagerduty_bridge.delivery import Delivery, DryRunSender, EventSender, Outcome, not_found
 from pagerduty_bridge.errors import IncidentNotFoundError
-from pagerduty_bridge.events_api import EventPayload, EventsClient, PagerDutyEvent, bounded_dedup_key
+from pagerduty_bridge.events_api import EventPayload, EventsClient, Image, Link, PagerDutyEvent, bounded_dedup_key
 from pagerduty_bridge.keys import KeySource, StaticKeys
 from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import (
@@ -73,6 +73,29 @@ def _member(kind: type[_Member], field: str, value: object) -> _Member:
         raise ValueError(f"{field} must be one of {allowed}, not {value!r}") from None
 
 
+def _optional_text(field: str, value: object) -> None:
+    if value is not None:
+        _text(field, value)
+
+
+def _check_links_and_client(event: PagerDutyEvent) -> None:
+    """A ``TypeError`` naming the first of ``event``'s links, images and client fields that holds what
+    its type does not say (``links[0].href``)."""
+    for i, link in enumerate(event.links):
+        if not isinstance(link, Link):
+            raise TypeError(f"links[{i}] must be a Link, not {type(link).__name__}")
+        _text(f"links[{i}].href", link.href)
+        _optional_text(f"links[{i}].text", link.text)
+    for i, image in enumerate(event.images):
+        if not isinstance(image, Image):
+            raise TypeError(f"images[{i}] must be an Image, not {type(image).__name__}")
+        _text(f"images[{i}].src", image.src)
+        _optional_text(f"images[{i}].href", image.href)
+        _optional_text(f"images[{i}].alt", image.alt)
+    _optional_text("client", event.client)
+    _optional_text("client_url", event.client_url)
+
+
 def checked_trigger(event: PagerDutyEvent) -> PagerDutyEvent:
     """``event`` as ``trigger_incident`` sends it, or an error naming its field that holds what its type
     does not say, before anything is stored or sent (a hand-made event's severity given as text failed
@@ -94,6 +117,7 @@ def checked_trigger(event: PagerDutyEvent) -> PagerDutyEvent:
         raise TypeError(f"payload.timestamp must be a datetime, not {type(payload.timestamp).__name__}")
     if not isinstance(payload.custom_details, Mapping):
         raise TypeError(f"payload.custom_details must be a mapping, not {type(payload.custom_details).__name__}")
+    _check_links_and_client(event)
     severity = _member(AlertSeverity, "payload.severity", payload.severity)
     if action is event.event_action and severity is payload.severity:
         return event

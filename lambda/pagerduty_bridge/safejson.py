@@ -62,7 +62,8 @@ def clean(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}
+        # A key that is no text stays as it is (a tuple made a list would be unhashable): ``not_json`` names it.
+        return {(clean(k) if isinstance(k, str) else k): clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [clean(v) for v in value]
     return value

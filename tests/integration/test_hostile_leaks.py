@@ -13,7 +13,8 @@ from pydantic import SecretStr, ValidationError
 
 from pagerduty_bridge import PagerDutyIntegration, ServiceConfig
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
+from pagerduty_bridge.errors import InvalidEventError
+from pagerduty_bridge.events_api import EventPayload, Image, Link, PagerDutyEvent
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.settings import Settings
 from tests.builders import assert_no_secret, cli
@@ -76,7 +77,17 @@ def test_attack_a_dedup_key_that_is_not_text_is_refused_naming_it(
     assert fake_pd.requests == []
 
 
-_EVENT_FIELDS = frozenset({"event_action", "dedup_key"})
+_EVENT_FIELDS = frozenset({"event_action", "dedup_key", "links", "images", "client", "client_url"})
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A dict ``depth`` dicts deep (built without recursion)."""
+    top: dict[str, Any] = {}
+    inner = top
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    return top
 
 
 def hand_made(**changes: Any) -> PagerDutyEvent:
@@ -103,6 +114,14 @@ def hand_made(**changes: Any) -> PagerDutyEvent:
         ({"timestamp": "2025-01-14T14:30:00Z"}, "payload.timestamp"),
         ({"severity": "urgent"}, "payload.severity"),
         ({"event_action": "page"}, "event_action"),
+        ({"links": (Link(href=5),)}, "links[0].href"),  # type: ignore[arg-type]
+        ({"links": ("https://grafana.example.com",)}, "links[0]"),
+        ({"links": (Link("https://grafana.example.com", text=7),)}, "links[0].text"),  # type: ignore[arg-type]
+        ({"images": (Image(src=5),)}, "images[0].src"),  # type: ignore[arg-type]
+        ({"client": 5}, "client"),
+        ({"client_url": 5}, "client_url"),
+        ({"custom_details": {(1, 2): "a tuple for a key"}}, "the event cannot be sent: payload.custom_details"),
+        ({"custom_details": nested(5000)}, "the event cannot be sent: payload.custom_details"),
     ],
 )
 def test_attack_a_hand_made_trigger_of_the_wrong_types_is_refused_naming_the_field(
@@ -112,7 +131,7 @@ def test_attack_a_hand_made_trigger_of_the_wrong_types_is_refused_naming_the_fie
     or a ``TypeError`` naming nothing (``'str' object has no attribute 'value'``): it is refused before
     anything is stored or sent, the error naming the field."""
     bridge = integration(fake_pd.url)
-    with pytest.raises((TypeError, ValueError), match=rf"^{re.escape(named)} "):
+    with pytest.raises((TypeError, ValueError, InvalidEventError), match=rf"^{re.escape(named)} "):
         bridge.trigger_incident(hand_made(**changes))
     assert fake_pd.requests == []
     assert bridge.get_active_incidents() == {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
 from pagerduty_bridge import constants as c
@@ -83,8 +83,19 @@ def parse_secret(value: Any, where: str) -> dict[str, str]:
     # An entry that is no string (``null`` for an alias switched off, a number) is no key: only its
     # alias fails (``NOT_A_KEY``), every other alias of the secret goes on paging. What it holds is
     # scrubbed all the same: a key may hide in it (``{"key": "…"}``).
-    REDACTOR.add(nested_strings([v for v in decoded.values() if not isinstance(v, str)]))
+    REDACTOR.add(may_be_keys(nested_strings([v for v in decoded.values() if not isinstance(v, str)])))
     return {alias: trimmed(key) if isinstance(key, str) else NOT_A_KEY for alias, key in decoded.items()}
+
+
+SHORTEST_KEY_LIKE: Final = 16
+"""How long a secret's value must be to be taken for a key, broken or not: a routing key is 32
+characters, one cut short when pasted still half of them. A shorter value is a note beside the keys
+(``"environment": "production"``): scrubbed, it would blank that word from every log line and output."""
+
+
+def may_be_keys(values: Iterable[str]) -> list[str]:
+    """The ``values`` that may be routing keys (well-formed or not), to be scrubbed wherever they show."""
+    return [value for value in values if len(trimmed(value)) >= SHORTEST_KEY_LIKE]
 
 
 INVISIBLE: Final = "\ufeff\u200b\u200c\u200d\u2060"
@@ -293,7 +304,7 @@ class RoutingKeys:
             logger.warning("%s; paging with the value it held when last read", exc)
             return last
         keys = parse_secret(value, where)
-        REDACTOR.add(keys.values())
+        REDACTOR.add(may_be_keys(keys.values()))
         self._last_read[reference] = keys
         self._failed.pop(reference, None)
         return keys

@@ -4,7 +4,9 @@ used as a library: every path a key could escape by (errors, reprs, logs, output
 from __future__ import annotations
 
 import json
+import logging
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from pagerduty_bridge import PagerDutyIntegration, ServiceConfig
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import InvalidEventError
 from pagerduty_bridge.events_api import EventPayload, Image, Link, PagerDutyEvent
+from pagerduty_bridge.keys import RoutingKeys
 from pagerduty_bridge.models import AlertSeverity, EventAction
+from pagerduty_bridge.redaction import install_log_redaction, scrub
 from pagerduty_bridge.settings import Settings
 from tests.builders import assert_no_secret, cli
 from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY, assert_valid_event
@@ -232,3 +236,28 @@ def test_attack_a_routing_key_written_as_an_alias_is_not_stored(
     assert "suppressed" in sent.out and fake_pd.requests == [], "the rule did not apply"
     assert shown.json()["routing_key_alias"].endswith(OTHER_ROUTING_KEY[-4:])
     assert_no_secret(OTHER_ROUTING_KEY, sent.out, shown.out, state.read_bytes().decode("utf-8", "replace"))
+
+
+# --- what the redactor scrubs ----------------------------------------------------------------------------------
+
+
+def test_attack_a_word_beside_the_keys_of_a_json_secret_is_not_scrubbed_from_every_page_and_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A JSON secret of aliases may carry a note beside its keys (``"environment": "production"``): every
+    value it held was taken for a key and scrubbed from then on, so every log line and every line of
+    output naming that word (``production-db-cpu``, the environment of every seed incident) lost it to
+    ``****``. A value too short to be a key is no key; the keys, and a broken one, are still scrubbed."""
+    install_log_redaction()  # as the Lambda does
+    word = f"prod{uuid.uuid4().hex[:6]}"  # unique: the redactor is the process's
+    broken = uuid.uuid4().hex[:20]  # a key cut short when pasted: scrubbed all the same
+    secret = json.dumps({"default": ROUTING_KEY, "environment": word, "payments": broken, "web": {"note": word}})
+    keys = RoutingKeys(Settings(integration_key_secret_arn="s"), fetch=lambda reference, where: secret)
+
+    assert keys.get("default") == ROUTING_KEY
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("pagerduty_bridge.test").warning("alarm %s-db-cpu is in ALARM", word)
+
+    assert scrub(f"{word}-db-cpu") == f"{word}-db-cpu"
+    assert f"{word}-db-cpu" in caplog.text
+    assert scrub(f"sent with {ROUTING_KEY} and {broken}") == "sent with **** and ****"

@@ -208,7 +208,8 @@ class Delivery:
         outcome = Outcome(plan.action, plan.reason.value, key, body=masked_body(wire), incident=claim)
         try:
             response = self.sender.send_body(wire, budget_seconds=send_budget(claim.lease_until, self.clock(), budget))
-        except BridgeError as exc:
+        except Exception as raised:  # noqa: BLE001 - a sender of a caller's own may raise anything
+            exc = sender_error(raised, wire)
             if isinstance(exc, PagerDutyApiError) and exc.key_refused:
                 forget(self.keys, claim.routing_key_alias)  # it may have been rotated: the retry reads it
             outcome.error = exc
@@ -438,6 +439,18 @@ def kept_beside(before: Incident, claim: Incident, current: Incident) -> Inciden
         f.name: getattr(current, f.name) for f in fields(Incident) if getattr(current, f.name) != getattr(claim, f.name)
     }
     return replace(before, **changed) if changed else before
+
+
+def sender_error(raised: Exception, wire: dict[str, Any]) -> BridgeError:
+    """What a send that raised ``raised`` reports: a classified error as it is; anything else (a sender
+    of the seed API's caller failing in a way the bridge does not know) as a failed send of unknown
+    outcome, kept for retry. Its claim's lease ends as for any failed send, so the retry sends at once
+    instead of being refused as "in flight" until the lease runs out. The message names what was
+    raised, every routing key scrubbed from it (the body it was sending holds one)."""
+    if isinstance(raised, BridgeError):
+        return raised
+    said = scrub(f"{type(raised).__name__}: {raised}", str(wire.get("routing_key") or ""))
+    return PagerDutyDeliveryError(f"the sender raised {truncate(said, MAX_ERROR_LENGTH)}", ambiguous=True)
 
 
 def send_budget(lease_until: datetime | None, now: datetime, budget: float) -> float:

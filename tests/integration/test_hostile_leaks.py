@@ -15,8 +15,8 @@ from pydantic import SecretStr, ValidationError
 
 from pagerduty_bridge import PagerDutyIntegration, ServiceConfig
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
-from pagerduty_bridge.errors import InvalidEventError
-from pagerduty_bridge.events_api import EventPayload, Image, Link, PagerDutyEvent
+from pagerduty_bridge.errors import InvalidEventError, PagerDutyDeliveryError
+from pagerduty_bridge.events_api import EventPayload, EventsClient, Image, Link, PagerDutyEvent
 from pagerduty_bridge.keys import RoutingKeys
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.redaction import install_log_redaction, scrub
@@ -261,3 +261,46 @@ def test_attack_a_word_beside_the_keys_of_a_json_secret_is_not_scrubbed_from_eve
     assert scrub(f"{word}-db-cpu") == f"{word}-db-cpu"
     assert f"{word}-db-cpu" in caplog.text
     assert scrub(f"sent with {ROUTING_KEY} and {broken}") == "sent with **** and ****"
+
+
+# --- the seed API with a sender of the caller's own -----------------------------------------------------------
+
+
+class FailingOnce:
+    """A caller's own sender (the seed API takes any ``EventSender``): the real client, whose first
+    send fails in a way the bridge does not know (a bug, a library's own error)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = EventsClient(url, retry_budget_seconds=2.0)
+        self.calls = 0
+
+    def send_body(self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError(f"the caller's sender broke while sending {body['routing_key']}")
+        return self.client.send_body(body, budget_seconds=budget_seconds, url=url)
+
+
+def test_attack_a_sender_of_the_callers_own_failing_does_not_hold_the_incident_for_its_lease(
+    fake_pd: FakePagerDuty,
+) -> None:
+    """A sender raising what the bridge does not know left the claim's lease running: every retry was
+    refused as "another delivery is in flight" until the lease ran out, though none was. The failure
+    is kept for retry as any failed send (its outcome unknown), the retry sends at once, and the
+    error names what failed without the key it may carry."""
+    config = ServiceConfig(integration_key=SecretStr(ROUTING_KEY), service_name="checkout")
+    sender = FailingOnce(fake_pd.url)
+    bridge = PagerDutyIntegration(config, sender=sender, settings=Settings(retry_budget_seconds=2.0))
+
+    with pytest.raises(PagerDutyDeliveryError, match="RuntimeError") as caught:
+        bridge.trigger_high_latency_incident(7450, 5000)
+    assert caught.value.retryable
+    assert_no_secret(ROUTING_KEY, caught.value, bridge.get_active_incidents())
+
+    response = bridge.trigger_high_latency_incident(7450, 5000)
+
+    assert response.status == "success" and sender.calls == 2
+    (body,) = fake_pd.accepted()
+    assert_valid_event(body)
+    (incident,) = bridge.get_active_incidents().values()
+    assert incident.pending_action is None

@@ -28,8 +28,13 @@ SHOWN_KEY_CHARACTERS: Final = 4
 # inside the value keep longer runs than the quote that opened it: the value ends at the first quote whose
 # run of backslashes is exactly the opening quote's.
 _AWS_SECRET_FIELD: Final = re.compile(
-    r"""(?:SecretString|SecretBinary|Value)\\*["']?\s*:\s*(?P<escape>\\*)(?P<quote>["'])"""
+    r"""(?:SecretString|SecretBinary|Value|SecretAccessKey|SessionToken|X-Amz-Security-Token)\\*["']?\s*:\s*b?"""
+    r"""(?P<escape>\\*)(?P<quote>["'])"""
 )
+# Temporary AWS credentials as botocore's DEBUG logging prints them: STS's XML answer (AssumeRole, the
+# reconciliation's role in another account) and, above, the JSON fields of other answers and the
+# ``X-Amz-Security-Token`` header of every signed request (a bytes value: ``b'…'``).
+_AWS_SECRET_ELEMENT: Final = re.compile(r"<(SecretAccessKey|SessionToken)>[^<]*</\1>")
 _ESCAPED_QUOTES: Final = {quote: re.compile(r"(\\*)" + quote) for quote in "\"'"}
 _AWS_LOGGERS: Final = ("botocore", "boto3", "urllib3", "s3transfer")
 
@@ -91,10 +96,12 @@ def scrub(text: str, *extra: str) -> str:
 
 
 def scrub_aws_secret_fields(text: str) -> str:
-    """Blank the values of secret-bearing fields in an AWS answer as botocore logs it, however often the
-    answer was escaped. A value whose end cannot be found is blanked to the end of the text."""
-    if "Secret" not in text and "Value" not in text:
+    """Blank the values of secret-bearing fields in an AWS answer or request as botocore logs it (a
+    secret's value, temporary credentials), however often it was escaped. A value whose end cannot be
+    found is blanked to the end of the text."""
+    if "Secret" not in text and "Value" not in text and "Token" not in text:
         return text
+    text = _AWS_SECRET_ELEMENT.sub(lambda element: f"<{element[1]}>{MASK}</{element[1]}>", text)
     kept: list[str] = []
     position = 0
     while (field := _AWS_SECRET_FIELD.search(text, position)) is not None:

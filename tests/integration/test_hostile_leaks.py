@@ -3,6 +3,7 @@ used as a library: every path a key could escape by (errors, reprs, logs, output
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto import mock_aws
 from pydantic import SecretStr, ValidationError
 
 from pagerduty_bridge import PagerDutyIntegration, ServiceConfig
@@ -20,6 +22,7 @@ from pagerduty_bridge.events_api import EventPayload, EventsClient, Image, Link,
 from pagerduty_bridge.keys import RoutingKeys
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.redaction import install_log_redaction, scrub
+from pagerduty_bridge.runtime import cloudwatch_client
 from pagerduty_bridge.settings import Settings
 from tests.builders import assert_no_secret, cli
 from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY, assert_valid_event
@@ -304,3 +307,38 @@ def test_attack_a_sender_of_the_callers_own_failing_does_not_hold_the_incident_f
     assert_valid_event(body)
     (incident,) = bridge.get_active_incidents().values()
     assert incident.pending_action is None
+
+
+# --- AWS credentials in botocore's DEBUG log -------------------------------------------------------------------
+
+
+def test_attack_debug_logging_does_not_leak_the_credentials_of_the_assumed_reconcile_role(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``LOG_LEVEL=DEBUG`` and a reconciliation role in another account, botocore logs STS's
+    AssumeRole answer (XML: the temporary ``SecretAccessKey`` and ``SessionToken``) and every signed
+    request's ``X-Amz-Security-Token`` header: a working set of credentials of that account, in the
+    function's logs for anyone who reads them. Both are blanked, the rest of each line kept."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    install_log_redaction()  # as the Lambda does
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with mock_aws():
+            client = cloudwatch_client("eu-west-1", "arn:aws:iam::210987654321:role/reconcile")
+            client.describe_alarms()
+            assumed = client._request_signer._credentials.get_frozen_credentials()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+    printed = written.getvalue()
+    assert "<AssumeRoleResponse" in printed and "X-Amz-Security-Token" in printed, "botocore logged nothing"
+    assert assumed.access_key in printed, "what is no secret is kept"
+    assert assumed.secret_key not in printed, "the assumed role's secret access key reached the log"
+    assert assumed.token not in printed, "the assumed role's session token reached the log"

@@ -87,11 +87,12 @@ class DryRunSender:
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        """Every body it was given, routing key masked (as ``Outcome.body``)."""
 
     def send_body(
         self, body: dict[str, Any], *, budget_seconds: float | None = None, url: str | None = None
     ) -> EventResponse:
-        self.sent.append(body)
+        self.sent.append(masked_body(body))
         return EventResponse(status=DRY_RUN_STATUS, message="Event not sent (dry run)", dedup_key=body.get("dedup_key"))
 
 

@@ -16,6 +16,7 @@ from moto import mock_aws
 from pydantic import SecretStr, ValidationError
 
 from pagerduty_bridge import PagerDutyIntegration, ServiceConfig
+from pagerduty_bridge.delivery import DryRunSender
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import InvalidEventError, PagerDutyDeliveryError
 from pagerduty_bridge.events_api import EventPayload, EventsClient, Image, Link, PagerDutyEvent
@@ -23,6 +24,7 @@ from pagerduty_bridge.keys import RoutingKeys
 from pagerduty_bridge.models import AlertSeverity, EventAction
 from pagerduty_bridge.redaction import install_log_redaction, scrub
 from pagerduty_bridge.runtime import cloudwatch_client
+from pagerduty_bridge.seed.templates import HIGH_LATENCY
 from pagerduty_bridge.settings import Settings
 from tests.builders import assert_no_secret, cli
 from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY, assert_valid_event
@@ -342,3 +344,18 @@ def test_attack_debug_logging_does_not_leak_the_credentials_of_the_assumed_recon
     assert assumed.access_key in printed, "what is no secret is kept"
     assert assumed.secret_key not in printed, "the assumed role's secret access key reached the log"
     assert assumed.token not in printed, "the assumed role's session token reached the log"
+
+
+def test_a_dry_run_sender_keeps_what_it_would_have_sent_without_the_key() -> None:
+    """The seed API's ``DryRunSender`` (public, for dry runs with the configured keys) kept every body it
+    was given with its routing key in full, for anyone printing ``sent``; it keeps them as ``Outcome``
+    does, the key masked to its last four characters."""
+    sender = DryRunSender()
+    config = ServiceConfig(integration_key=SecretStr(ROUTING_KEY), service_name="checkout")
+    bridge = PagerDutyIntegration(config, sender=sender)
+
+    outcome = bridge.trigger_template(HIGH_LATENCY, 7450, 5000)
+
+    (body,) = sender.sent
+    assert body == outcome.body and body["routing_key"].endswith(ROUTING_KEY[-4:])
+    assert_no_secret(ROUTING_KEY, sender.sent, sender)

@@ -142,6 +142,9 @@ class PagerDutyIntegration:
         keys: KeySource | None = None,
     ) -> None:
         """``keys`` replaces the config's key and ``routing_keys`` (the CLI passes what it loaded)."""
+        if not isinstance(config, ServiceConfig):
+            # Named by its type alone: what was given may be the key itself.
+            raise TypeError(f"config must be a ServiceConfig, not {type(config).__name__}")
         changes: dict[str, Any] = {"environment": environment}
         if events_url:
             changes["events_url"] = events_url

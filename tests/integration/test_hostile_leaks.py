@@ -359,3 +359,13 @@ def test_a_dry_run_sender_keeps_what_it_would_have_sent_without_the_key() -> Non
     (body,) = sender.sent
     assert body == outcome.body and body["routing_key"].endswith(ROUTING_KEY[-4:])
     assert_no_secret(ROUTING_KEY, sender.sent, sender)
+
+
+@pytest.mark.parametrize("config", [None, {"integrationKey": ROUTING_KEY, "serviceName": "checkout"}, ROUTING_KEY])
+def test_attack_a_service_config_that_is_no_service_config_is_refused_naming_it(config: object) -> None:
+    """A caller's ``None``, the seed's config as a plain dict, or the key itself where the config
+    belongs failed with ``AttributeError: 'dict' object has no attribute 'integration_key'``: a
+    ``TypeError`` naming ``config``, never repeating the key it may hold."""
+    with pytest.raises(TypeError, match=r"^config must be a ServiceConfig") as caught:
+        PagerDutyIntegration(config)  # type: ignore[arg-type]
+    assert_no_secret(ROUTING_KEY, caught.value)

@@ -16,7 +16,10 @@ loaded by botocore): no second HTTP stack to import at cold start.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import io
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import quote
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
@@ -46,7 +51,7 @@ from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
 
 if TYPE_CHECKING:
-    from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool
+    from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
 CONNECT_TIMEOUT_SECONDS: Final = 3.05
@@ -446,9 +451,80 @@ def _ca_bundle() -> str | None:
         return None
 
 
+class _HeadWithin(io.RawIOBase):
+    """A socket's reads, each waiting at most for what is left of ``seconds`` from now until ``done``.
+
+    An answer's status line and headers are read by ``http.client`` a line at a time, each ``recv``
+    waiting the whole read timeout: a server or proxy trickling them a byte every few seconds (or an
+    endless run of ``100 Continue``) held one attempt for minutes, far past what the invocation's
+    deadline counts on. The head now comes within one read timeout or the attempt times out (retried
+    within the budget, ambiguous). The body's reads are ``read_answer``'s to bound."""
+
+    def __init__(self, sock: socket.socket, seconds: float | None) -> None:
+        super().__init__()
+        self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)  # holds the socket open, as http.client's own file does
+        self._timeout = seconds
+        self._end = None if seconds is None else time.monotonic() + seconds
+
+    def done(self) -> None:
+        """The head is read: the socket's timeout is the caller's again."""
+        self._end = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self._end is not None:
+            left = self._end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the answer's head did not come within the read timeout")
+            self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _BoundedHeadResponse(http.client.HTTPResponse):
+    """``http.client``'s answer, its head read within one read timeout (``_HeadWithin``)."""
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self._head = _HeadWithin(sock, sock.gettimeout())
+        self.fp.close()  # http.client's own file, unread: the one above holds the socket now
+        self.fp = io.BufferedReader(self._head)
+
+    def begin(self) -> None:
+        try:
+            super().begin()
+        finally:
+            self._head.done()
+
+
+class _Connection(HTTPConnection):
+    response_class = _BoundedHeadResponse
+
+
+class _TLSConnection(HTTPSConnection):
+    response_class = _BoundedHeadResponse
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
 def build_pool() -> urllib3.PoolManager:
-    """Pooled keep-alive connections: one TLS handshake per busy spell of a container, not per event."""
-    return urllib3.PoolManager(num_pools=2, maxsize=8, ca_certs=_ca_bundle(), retries=False)
+    """Pooled keep-alive connections: one TLS handshake per busy spell of a container, not per event.
+    Each answer's head is read within one read timeout (``_HeadWithin``)."""
+    pool = urllib3.PoolManager(num_pools=2, maxsize=8, ca_certs=_ca_bundle(), retries=False)
+    pool.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+    return pool
 
 
 class EventsClient:

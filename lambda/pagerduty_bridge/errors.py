@@ -117,6 +117,16 @@ class PagerDutyDeliveryError(BridgeError):
         self.ambiguous = ambiguous
 
 
+class RateLimitedError(PagerDutyDeliveryError):
+    """PagerDuty's rate limit for the routing key (its 429s, the pacer's hold) left no room for the event
+    within what the send could wait: retryable, and nothing was sent."""
+
+
+def rate_limited(error: BaseException | None) -> bool:
+    """Whether ``error`` is PagerDuty's rate limit for a routing key: its 429, or a send held back for it."""
+    return isinstance(error, RateLimitedError) or (isinstance(error, PagerDutyApiError) and error.status == 429)
+
+
 class RoutingKeyError(ConfigurationError):
     """One routing-key alias cannot be used (its secret is unreadable or holds no valid key): only the
     pages routed to that alias fail, and they are kept for retry and redrive."""

@@ -41,10 +41,11 @@ from pagerduty_bridge.errors import (
     InvalidEventError,
     PagerDutyApiError,
     PagerDutyDeliveryError,
+    RateLimitedError,
     worth_sending_again,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction, EventResponse
-from pagerduty_bridge.pacing import Pacer, key_digest
+from pagerduty_bridge.pacing import RATE_LIMIT_PATIENCE, Pacer, key_digest
 from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.safejson import clean, not_json
 from pagerduty_bridge.text import truncate
@@ -325,10 +326,18 @@ never left)."""
 
 @dataclass(frozen=True, slots=True)
 class Pacing:
-    """The pacer and the (digested) routing key one send is paced under."""
+    """The pacer and the (digested) routing key one send is paced under, and until when (monotonic
+    seconds) it may wait for the key's rate limit (``None``: as long as its budget)."""
 
     pacer: Pacer
     key: str
+    until: float | None = None
+
+    def patience(self, deadline: float | None) -> float | None:
+        """Until when a wait for the rate limit may end: ``until``, within ``deadline``."""
+        if self.until is None or deadline is None:
+            return deadline if self.until is None else self.until
+        return min(deadline, self.until)
 
 
 class BudgetedRetry(Retry):
@@ -378,9 +387,13 @@ class BudgetedRetry(Retry):
         wait = new.get_backoff_time()
         if response is not None:
             wait = max(wait, new.get_retry_after(response) or 0.0)
+        limit = self.deadline
         if self.pacing is not None:
-            wait = max(wait, self.pacing.pacer.delay(self.pacing.key))
-        if time.monotonic() + wait > self.deadline:
+            paced = self.pacing.pacer.delay(self.pacing.key)
+            wait = max(wait, paced)
+            if paced > 0 or (response is not None and response.status == THROTTLED_STATUS):
+                limit = self.pacing.patience(limit) or limit
+        if time.monotonic() + wait > limit:
             raise MaxRetryError(_pool, url or "", error or ResponseError("retry budget exhausted"))  # type: ignore[arg-type]
         if (
             response is not None
@@ -402,7 +415,9 @@ class BudgetedRetry(Retry):
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         """urllib3's wait (backoff or ``Retry-After``), then the pacer's, within the budget."""
         super().sleep(response)
-        if self.pacing is not None and not self.pacing.pacer.acquire(self.pacing.key, self.deadline):
+        if self.pacing is not None and not self.pacing.pacer.acquire(
+            self.pacing.key, self.pacing.patience(self.deadline)
+        ):
             raise MaxRetryError(None, "", ResponseError("retry budget exhausted waiting for the rate limit"))  # type: ignore[arg-type]
 
 
@@ -596,9 +611,10 @@ class EventsClient:
         log = AttemptLog()
         key = str(body.get("routing_key") or "")
         target = url or self.url
-        pacing = Pacing(self.pacer, key_digest(key, target))
-        if not self.pacer.acquire(pacing.key, deadline):
-            raise PagerDutyDeliveryError(
+        patience = RATE_LIMIT_PATIENCE.get()
+        pacing = Pacing(self.pacer, key_digest(key, target), None if patience is None else time.monotonic() + patience)
+        if not self.pacer.acquire(pacing.key, pacing.patience(deadline)):
+            raise RateLimitedError(
                 "held back: PagerDuty's rate limit for this routing key leaves no room within the retry budget "
                 "(it answered 429 lately); nothing was sent"
             )

@@ -24,6 +24,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final
 
@@ -52,6 +53,15 @@ RECOVERY_SECONDS: Final = 300.0
 storm starts from the limit, not from what the last one left."""
 MIN_SHARE: Final = 0.02
 """The rate never falls below this fraction of the limit (one event every 25 s at 120 a minute)."""
+
+
+RATE_LIMIT_PATIENCE: ContextVar[float | None] = ContextVar("rate_limit_patience", default=None)
+"""While set: the most a send waits for its routing key's rate limit (a 429's ``Retry-After`` or hold,
+the pacer's), in seconds, before it gives up as ``RateLimitedError``: a batch's other records wait
+behind it (``processing``). Unset, the send's whole budget."""
+BATCH_PATIENCE_SECONDS: Final = 2.0
+"""What a record with others behind it waits for its key's rate limit: a token at half PagerDuty's
+rate (1 s) or a short ``Retry-After``, not a hold of 10 s."""
 
 
 _EPSILON: Final = 1e-9

@@ -27,6 +27,7 @@ from pagerduty_bridge.errors import (
     StoreError,
     StoreTimeoutError,
     UnexpectedError,
+    rate_limited,
 )
 from pagerduty_bridge.events_api import request_timeouts
 from pagerduty_bridge.lifecycle import Reason
@@ -39,6 +40,7 @@ from pagerduty_bridge.models import (
     UnrecognizedMessageAction,
 )
 from pagerduty_bridge.notifications import CHANGE_EVENT, Notifications
+from pagerduty_bridge.pacing import BATCH_PATIENCE_SECONDS, RATE_LIMIT_PATIENCE
 
 logger = logging.getLogger(__name__)
 
@@ -179,9 +181,14 @@ def _process_records(
     """Each record of ``event`` into ``result``, started only while one more fits before ``deadline``
     and the table answers: once a record found it silent (``StoreTimeoutError``, after every attempt of
     its client), each record after it would wait as long, and the invocation would outlast Lambda's
-    timeout with no answer for any record; they go back whole instead."""
+    timeout with no answer for any record; they go back whole instead. A record with others behind it
+    waits for its routing key's rate limit only briefly (``BATCH_PATIENCE_SECONDS``): one throttled
+    key's waits spent the invocation, and the other services' pages behind it went back unsent. It is
+    tried again after them (``_after_the_others``)."""
     table_silent = False
-    for parsed in parse_event(event, now=now or datetime.now(UTC)):
+    parsed_records = parse_event(event, now=now or datetime.now(UTC))
+    deferred: list[Deferred] = []
+    for position, parsed in enumerate(parsed_records):
         metric(c.METRIC_NOTIFICATION_RECEIVED, 1, "Count")
         if isinstance(parsed, BadRecord):
             result.results.append(_unreadable(parsed, metric))
@@ -190,8 +197,61 @@ def _process_records(
         if budget is None or table_silent:
             result.results.append(_not_started(parsed, "the table did not answer" if table_silent else None))
             continue
-        record = handle_notification(parsed, notifications, budget, metric)
+        if position + 1 < len(parsed_records):
+            held = Deferred(len(result.results), parsed)
+            patience = RATE_LIMIT_PATIENCE.set(BATCH_PATIENCE_SECONDS)
+            try:
+                record = handle_notification(parsed, notifications, budget, held.count)
+            finally:
+                RATE_LIMIT_PATIENCE.reset(patience)
+            if rate_limited(record.error):
+                deferred.append(held)
+            else:
+                held.flush(metric)
+        else:
+            record = handle_notification(parsed, notifications, budget, metric)
         result.results.append(record)
+        table_silent = isinstance(record.error, StoreTimeoutError)
+    _after_the_others(deferred, notifications, result, deadline, metric, configured, table_silent=table_silent)
+
+
+@dataclass
+class Deferred:
+    """A record its routing key's rate limit held back while others waited behind it: where its result
+    is, and the metrics of that first try (counted only if it is not tried again)."""
+
+    index: int
+    notification: Notification
+    metrics: list[tuple[str, float, str]] = field(default_factory=list)
+
+    def count(self, name: str, value: float, unit: str) -> None:
+        self.metrics.append((name, value, unit))
+
+    def flush(self, metric: MetricSink) -> None:
+        for name, value, unit in self.metrics:
+            metric(name, value, unit)
+
+
+def _after_the_others(
+    deferred: list[Deferred],
+    notifications: Notifications,
+    result: EventResult,
+    deadline: Deadline,
+    metric: MetricSink,
+    configured: float,
+    *,
+    table_silent: bool,
+) -> None:
+    """The records held back by their key's rate limit, tried again in order with what is left of the
+    invocation (waiting for the limit as long as their budget allows); a record that no longer fits
+    keeps its first try's failure, and goes back for another invocation."""
+    for held in deferred:
+        budget = deadline.record_budget(configured)
+        if budget is None or table_silent:
+            held.flush(metric)
+            continue
+        record = handle_notification(held.notification, notifications, budget, metric)
+        result.results[held.index] = record
         table_silent = isinstance(record.error, StoreTimeoutError)
 
 

@@ -5,6 +5,8 @@ unknown for retry, and never put the routing key in what it raises."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import threading
 import time
@@ -13,9 +15,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pagerduty_bridge.errors import PagerDutyDeliveryError
-from pagerduty_bridge.processing import send_seconds
+from pagerduty_bridge.processing import Deadline, process_event, send_seconds
+from pagerduty_bridge.runtime import Runtime
+from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+from tests.builders import assert_no_secret, sqs_alarm, sqs_event
+from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY
 from tests.integration.test_hostile_budget import Answer, ScriptedServer, send
 from tests.integration.test_odd_answers import BODY
+from tests.sockets import within
 
 SLACK_SECONDS = 2.0
 """What a loaded machine may add to a send's longest time."""
@@ -98,3 +106,88 @@ def test_an_acceptance_read_to_the_connections_close_is_accepted(scripted, answe
     server = scripted([close_after])
     error, _ = send(server.url, 2.0)
     assert error is None, error
+
+
+class PerKeyServer(ScriptedServer):
+    """Answers 429 (``Retry-After``: ``hold``) to every event for ``throttled`` and accepts the others."""
+
+    def __init__(self, throttled: str, hold: int) -> None:
+        self.throttled, self.hold = throttled, hold
+        self.bodies: list[tuple[float, dict[str, object]]] = []
+        """Each event read, with when (monotonic seconds)."""
+        super().__init__([])
+
+    def accepted(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while True:
+                body = read_body(conn)
+                if body is None:
+                    return
+                self.bodies.append((time.monotonic(), body))
+                if body.get("routing_key") == self.throttled:
+                    answer = (
+                        b'{"status":"throttle event","message":"Requests for this service are arriving too quickly"}'
+                    )
+                    status = f"429 Too Many Requests\r\nRetry-After: {self.hold}"
+                else:
+                    answer, status = ACCEPTED, "202 Accepted"
+                head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(answer)}\r\n\r\n"
+                conn.sendall(head.encode() + answer)
+
+
+def read_body(conn: socket.socket) -> dict[str, object] | None:
+    """One request's JSON body, or ``None`` once the connection closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    parsed = json.loads(body)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_attack_a_throttled_routing_key_does_not_hold_back_the_pages_of_the_others_in_its_batch() -> None:
+    """PagerDuty throttles one service's key (429, come back in 2 s, every time): each of its pages
+    waited out its whole retry budget, and the pages after them, for another service, were not even
+    started (back to the queue, minutes late). They are delivered now; the throttled key's records
+    are tried again after them, with what is left, and go back to the queue when it still refuses."""
+    server = PerKeyServer(OTHER_ROUTING_KEY, hold=2)
+    settings = Settings(
+        integration_key=ROUTING_KEY,
+        routing_keys={"payments": OTHER_ROUTING_KEY},
+        alert_rules=json.dumps(
+            {"rules": [{"name": "payments", "match": {"alarm_name": "payments-*"}, "routing_key": "payments"}]}
+        ),
+        events_url=server.url,
+        retry_budget_seconds=10.0,
+    )
+    runtime = Runtime(settings=settings, store=SQLiteIncidentStore())
+    throttled = [sqs_alarm(f"payments-{i}") for i in range(2)]
+    others = [sqs_alarm(f"web-{i}") for i in range(2)]
+    batch = [record for pair in zip(throttled, others, strict=True) for record in pair]
+    deadline = Deadline.after(20.0)  # the function timeout the stack gives a budget of 10 s, less its headroom
+    started = time.monotonic()
+    try:
+        done = within(60, lambda: process_event(sqs_event(*batch), runtime.notifications(), deadline=deadline))
+    finally:
+        server.close()
+    assert done, "the batch did not end"
+    failed = {f["itemIdentifier"] for f in done[0].batch_item_failures()}
+    assert failed == {r["messageId"] for r in throttled}, "only the throttled key's records go back"
+    web = {str(b["dedup_key"]).split("-CPU")[0]: at for at, b in server.bodies if b["routing_key"] == ROUTING_KEY}
+    assert sorted(web) == ["web-0", "web-1"], "every page of the other service is delivered"
+    assert max(web.values()) - started < 3.0, "and at once, not after the throttled key's waits"
+    remaining = deadline.remaining()
+    assert remaining is not None and remaining > 0
+    assert_no_secret(OTHER_ROUTING_KEY, *(r.error for r in done[0].results if r.error is not None))

@@ -87,6 +87,8 @@ MAX_IDLE_SECONDS: Final = 30.0
 minute and NATs forget them, and a container frozen meanwhile never hears of it. A page sent on such
 a connection waits out its read timeout, its outcome unknown, though PagerDuty never saw it; a new
 connection costs one TLS handshake."""
+INTERIM_STATUSES: Final = range(100, 200)
+SWITCHING_PROTOCOLS: Final = 101
 ACCEPTED_STATUS: Final = 202
 """PagerDuty's only answer of acceptance: the event is queued."""
 THROTTLED_STATUS: Final = 429
@@ -502,8 +504,15 @@ class _HeadWithin(io.RawIOBase):
         super().close()
 
 
+MAX_HEAD_LINE_BYTES: Final = 65536
+"""The longest line of an interim answer's head the bridge reads (``http.client``'s own bound)."""
+
+
 class _BoundedHeadResponse(http.client.HTTPResponse):
-    """``http.client``'s answer, its head read within one read timeout (``_HeadWithin``)."""
+    """``http.client``'s answer, its head read within one read timeout (``_HeadWithin``), and every
+    interim answer before it skipped: ``http.client`` skips only ``100 Continue``, and took a proxy's
+    ``103 Early Hints`` or ``102 Processing`` for the answer (a failure, each time), leaving the real
+    one unread on the connection."""
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
@@ -516,6 +525,14 @@ class _BoundedHeadResponse(http.client.HTTPResponse):
             super().begin()
         finally:
             self._head.done()
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not (INTERIM_STATUSES.start < status < INTERIM_STATUSES.stop) or status == SWITCHING_PROTOCOLS:
+                return version, status, reason  # 100 is http.client's to skip; 101 is no answer the bridge asked for
+            while self.fp.readline(MAX_HEAD_LINE_BYTES) not in (b"\r\n", b"\n", b""):
+                pass  # the interim answer's headers
 
 
 class _Connection(HTTPConnection):

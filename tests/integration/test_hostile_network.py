@@ -191,3 +191,23 @@ def test_attack_a_throttled_routing_key_does_not_hold_back_the_pages_of_the_othe
     remaining = deadline.remaining()
     assert remaining is not None and remaining > 0
     assert_no_secret(OTHER_ROUTING_KEY, *(r.error for r in done[0].results if r.error is not None))
+
+
+@pytest.mark.parametrize("interim", [b"103 Early Hints\r\nLink: </style.css>; rel=preload", b"102 Processing"])
+def test_attack_an_interim_answer_before_the_acceptance_is_not_taken_for_the_answer(
+    scripted,  # type: ignore[no-untyped-def]
+    interim: bytes,
+) -> None:
+    """A proxy (or a CDN) that sends ``103 Early Hints`` or ``102 Processing`` before PagerDuty's answer:
+    the interim answer was taken for the answer (a failure, every time: the page never went through)
+    and PagerDuty's acceptance was left unread on the connection."""
+
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 " + interim + b"\r\n\r\n")
+        time.sleep(0.2)
+        conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: %d\r\n\r\n%s" % (len(ACCEPTED), ACCEPTED))
+
+    server = scripted([answer])
+    error, _ = send(server.url, 2.0)
+    assert error is None, error
+    assert server.requests == 1

@@ -468,14 +468,15 @@ def _ca_bundle() -> str | None:
         return None
 
 
-class _HeadWithin(io.RawIOBase):
-    """A socket's reads, each waiting at most for what is left of ``seconds`` from now until ``done``.
+class _ReadsWithin(io.RawIOBase):
+    """A socket's reads, each waiting at most until ``end`` (monotonic seconds), and never longer than
+    the read timeout: first the answer's head (within one read timeout of its start), then, once
+    ``read_answer`` says how long it waits (``until``), its body.
 
-    An answer's status line and headers are read by ``http.client`` a line at a time, each ``recv``
-    waiting the whole read timeout: a server or proxy trickling them a byte every few seconds (or an
-    endless run of ``100 Continue``) held one attempt for minutes, far past what the invocation's
-    deadline counts on. The head now comes within one read timeout or the attempt times out (retried
-    within the budget, ambiguous). The body's reads are ``read_answer``'s to bound."""
+    ``http.client`` and urllib3 make many reads of the socket within one read of theirs, each waiting
+    the whole read timeout: a server or proxy trickling the status line and headers a byte every few
+    seconds (or an endless run of ``100 Continue``), or sending trailer lines after the last chunk
+    without end, held one send for minutes, far past what the invocation's deadline counts on."""
 
     def __init__(self, sock: socket.socket, seconds: float | None) -> None:
         super().__init__()
@@ -484,9 +485,9 @@ class _HeadWithin(io.RawIOBase):
         self._timeout = seconds
         self._end = None if seconds is None else time.monotonic() + seconds
 
-    def done(self) -> None:
-        """The head is read: the socket's timeout is the caller's again."""
-        self._end = None
+    def until(self, end: float | None) -> None:
+        """Reads from now on end by ``end`` (``None``: each waits its read timeout)."""
+        self._end = end
 
     def readable(self) -> bool:
         return True
@@ -495,7 +496,7 @@ class _HeadWithin(io.RawIOBase):
         if self._end is not None:
             left = self._end - time.monotonic()
             if left <= 0:
-                raise TimeoutError("the answer's head did not come within the read timeout")
+                raise TimeoutError("the answer did not come in time")
             self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
         return self._raw.readinto(buffer)
 
@@ -509,22 +510,22 @@ MAX_HEAD_LINE_BYTES: Final = 65536
 
 
 class _BoundedHeadResponse(http.client.HTTPResponse):
-    """``http.client``'s answer, its head read within one read timeout (``_HeadWithin``), and every
+    """``http.client``'s answer, its head read within one read timeout (``_ReadsWithin``), and every
     interim answer before it skipped: ``http.client`` skips only ``100 Continue``, and took a proxy's
     ``103 Early Hints`` or ``102 Processing`` for the answer (a failure, each time), leaving the real
     one unread on the connection."""
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
-        self._head = _HeadWithin(sock, sock.gettimeout())
+        self.reads = _ReadsWithin(sock, sock.gettimeout())
         self.fp.close()  # http.client's own file, unread: the one above holds the socket now
-        self.fp = io.BufferedReader(self._head)
+        self.fp = io.BufferedReader(self.reads)
 
     def begin(self) -> None:
         try:
             super().begin()
         finally:
-            self._head.done()
+            self.reads.until(None)  # the body's reads are read_answer's to bound
 
     def _read_status(self) -> tuple[str, int, str]:
         while True:
@@ -553,7 +554,8 @@ class _TLSPool(HTTPSConnectionPool):
 
 def build_pool() -> urllib3.PoolManager:
     """Pooled keep-alive connections: one TLS handshake per busy spell of a container, not per event.
-    Each answer's head is read within one read timeout (``_HeadWithin``)."""
+    Each answer's head is read within one read timeout, its body within what ``read_answer`` allows
+    (``_ReadsWithin``)."""
     pool = urllib3.PoolManager(num_pools=2, maxsize=8, ca_certs=_ca_bundle(), retries=False)
     pool.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
     return pool
@@ -717,7 +719,11 @@ def read_answer(response: BaseHTTPResponse, deadline: float | None) -> tuple[byt
 
 def _wait_at_most(response: BaseHTTPResponse, seconds: float) -> None:
     """Have the next read of ``response`` wait at most ``seconds`` (never longer than its read timeout):
-    the timeout of its connection's socket, which urllib3 sets afresh for every request."""
+    the timeout of its connection's socket, which urllib3 sets afresh for every request, and the end of
+    every read of the socket that read makes (``_ReadsWithin``, where the pool is the bridge's)."""
+    reads = getattr(getattr(response, "_original_response", None), "reads", None)
+    if isinstance(reads, _ReadsWithin):
+        reads.until(time.monotonic() + seconds)
     sock = getattr(getattr(response, "connection", None), "sock", None)
     if sock is not None:
         current = sock.gettimeout()

@@ -211,3 +211,23 @@ def test_attack_an_interim_answer_before_the_acceptance_is_not_taken_for_the_ans
     error, _ = send(server.url, 2.0)
     assert error is None, error
     assert server.requests == 1
+
+
+def test_attack_an_endless_trailer_after_the_last_chunk_ends_the_send_within_its_budget(scripted) -> None:  # type: ignore[no-untyped-def]
+    """A chunked acceptance whose last chunk is followed by trailer lines that never end (each line well
+    within the read timeout): urllib3 reads trailers within one read of the body, which no deadline
+    between reads could stop."""
+
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(
+            b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n" % (len(ACCEPTED), ACCEPTED)
+        )
+        while not stop.is_set():
+            conn.sendall(b"X-Trailer: y\r\n" * 100)
+            time.sleep(0.01)
+
+    budget = 1.0
+    server = scripted([answer])
+    error, elapsed = send(server.url, budget)
+    assert_kept_unsent(error)
+    assert elapsed < send_seconds(budget) + SLACK_SECONDS, f"{elapsed:.1f}s"

@@ -109,10 +109,11 @@ def test_an_acceptance_read_to_the_connections_close_is_accepted(scripted, answe
 
 
 class PerKeyServer(ScriptedServer):
-    """Answers 429 (``Retry-After``: ``hold``) to every event for ``throttled`` and accepts the others."""
+    """Answers 429 (``Retry-After``: ``hold``) to the first ``refusals`` events for ``throttled`` (every
+    one, by default) and accepts the others."""
 
-    def __init__(self, throttled: str, hold: int) -> None:
-        self.throttled, self.hold = throttled, hold
+    def __init__(self, throttled: str, hold: int, refusals: int | None = None) -> None:
+        self.throttled, self.hold, self.refusals = throttled, hold, refusals
         self.bodies: list[tuple[float, dict[str, object]]] = []
         """Each event read, with when (monotonic seconds)."""
         super().__init__([])
@@ -124,7 +125,8 @@ class PerKeyServer(ScriptedServer):
                 if body is None:
                     return
                 self.bodies.append((time.monotonic(), body))
-                if body.get("routing_key") == self.throttled:
+                if body.get("routing_key") == self.throttled and self.refusals != 0:
+                    self.refusals = None if self.refusals is None else self.refusals - 1
                     answer = (
                         b'{"status":"throttle event","message":"Requests for this service are arriving too quickly"}'
                     )
@@ -157,40 +159,78 @@ def read_body(conn: socket.socket) -> dict[str, object] | None:
     return parsed
 
 
-def test_attack_a_throttled_routing_key_does_not_hold_back_the_pages_of_the_others_in_its_batch() -> None:
-    """PagerDuty throttles one service's key (429, come back in 2 s, every time): each of its pages
-    waited out its whole retry budget, and the pages after them, for another service, were not even
-    started (back to the queue, minutes late). They are delivered now; the throttled key's records
-    are tried again after them, with what is left, and go back to the queue when it still refuses."""
-    server = PerKeyServer(OTHER_ROUTING_KEY, hold=2)
+def payments_runtime(url: str) -> Runtime:
+    """A bridge routing ``payments-*`` alarms to ``OTHER_ROUTING_KEY``, the rest to ``ROUTING_KEY``."""
     settings = Settings(
         integration_key=ROUTING_KEY,
         routing_keys={"payments": OTHER_ROUTING_KEY},
         alert_rules=json.dumps(
             {"rules": [{"name": "payments", "match": {"alarm_name": "payments-*"}, "routing_key": "payments"}]}
         ),
-        events_url=server.url,
+        events_url=url,
         retry_budget_seconds=10.0,
     )
-    runtime = Runtime(settings=settings, store=SQLiteIncidentStore())
+    return Runtime(settings=settings, store=SQLiteIncidentStore())
+
+
+def mixed_batch() -> tuple[list[dict[str, object]], list[dict[str, object]], dict[str, object]]:
+    """Two ``payments-*`` records and two others, interleaved: (payments, others, the SQS event)."""
     throttled = [sqs_alarm(f"payments-{i}") for i in range(2)]
     others = [sqs_alarm(f"web-{i}") for i in range(2)]
-    batch = [record for pair in zip(throttled, others, strict=True) for record in pair]
+    return throttled, others, sqs_event(*(record for pair in zip(throttled, others, strict=True) for record in pair))
+
+
+def delivered(server: PerKeyServer, routing_key: str) -> dict[str, float]:
+    """The alarms whose events for ``routing_key`` the server read, and when (the last time)."""
+    return {str(b["dedup_key"]).split("-CPU")[0]: at for at, b in server.bodies if b["routing_key"] == routing_key}
+
+
+def test_attack_a_throttled_routing_key_does_not_hold_back_the_pages_of_the_others_in_its_batch() -> None:
+    """PagerDuty throttles one service's key (429, come back in 2 s, every time): each of its pages
+    waited out its whole retry budget, and the pages after them, for another service, were not even
+    started (back to the queue, minutes late). They are delivered now; the throttled key's records
+    are tried again after them, with what is left, and go back to the queue when it still refuses."""
+    server = PerKeyServer(OTHER_ROUTING_KEY, hold=2)
+    runtime = payments_runtime(server.url)
+    throttled, _, batch = mixed_batch()
     deadline = Deadline.after(20.0)  # the function timeout the stack gives a budget of 10 s, less its headroom
     started = time.monotonic()
     try:
-        done = within(60, lambda: process_event(sqs_event(*batch), runtime.notifications(), deadline=deadline))
+        done = within(60, lambda: process_event(batch, runtime.notifications(), deadline=deadline))
     finally:
         server.close()
     assert done, "the batch did not end"
     failed = {f["itemIdentifier"] for f in done[0].batch_item_failures()}
     assert failed == {r["messageId"] for r in throttled}, "only the throttled key's records go back"
-    web = {str(b["dedup_key"]).split("-CPU")[0]: at for at, b in server.bodies if b["routing_key"] == ROUTING_KEY}
+    web = delivered(server, ROUTING_KEY)
     assert sorted(web) == ["web-0", "web-1"], "every page of the other service is delivered"
     assert max(web.values()) - started < 3.0, "and at once, not after the throttled key's waits"
     remaining = deadline.remaining()
     assert remaining is not None and remaining > 0
     assert_no_secret(OTHER_ROUTING_KEY, *(r.error for r in done[0].results if r.error is not None))
+
+
+def test_a_throttled_keys_records_tried_again_after_the_others_are_delivered_in_the_same_invocation() -> None:
+    server = PerKeyServer(OTHER_ROUTING_KEY, hold=2, refusals=1)
+    runtime = payments_runtime(server.url)
+    _, _, batch = mixed_batch()
+    metrics: list[str] = []
+    try:
+        done = within(
+            60,
+            lambda: process_event(
+                batch, runtime.notifications(), deadline=Deadline.after(20.0), metric=lambda n, v, u: metrics.append(n)
+            ),
+        )
+    finally:
+        server.close()
+    assert done, "the batch did not end"
+    assert done[0].batch_item_failures() == [], "every page went through"
+    web, payments = delivered(server, ROUTING_KEY), delivered(server, OTHER_ROUTING_KEY)
+    assert sorted(payments) == ["payments-0", "payments-1"] and sorted(web) == ["web-0", "web-1"]
+    assert max(web.values()) < min(payments.values()) + 1.0, "the other service's pages did not wait for the hold"
+    assert [r.outcome.delivered for r in done[0].results if r.outcome is not None] == [True] * 4
+    assert "DeliveryFailed" not in metrics, "a record delivered on its second try is no failure"
 
 
 @pytest.mark.parametrize("interim", [b"103 Early Hints\r\nLink: </style.css>; rel=preload", b"102 Processing"])

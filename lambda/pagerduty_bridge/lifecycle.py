@@ -209,7 +209,9 @@ def plan(alarm: AlarmNotification, stored: Incident | None, policy: Policy, now:
         )
     else:
         target = resolved(stored, policy.dedup_key, alarm.alarm_name, at=alarm.state_change_time, now=now)
-    alias = target.routing_key_alias if stored is not None and stored.is_open else policy.routing_alias
+    # A resolve goes where the incident was opened, whatever the rules say now: only its key can close it.
+    kept = stored is not None and (stored.is_open or action is EventAction.RESOLVE)
+    alias = target.routing_key_alias if kept else policy.routing_alias
     return Plan(reason, action, _with_alarm_state(target, alarm, now, routing_key_alias=alias))
 
 

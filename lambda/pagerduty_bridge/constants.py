@@ -38,6 +38,9 @@ ENV_WEBHOOK_SECRET_ARN: Final = "PAGERDUTY_WEBHOOK_SECRET_ARN"  # noqa: S105 - a
 """Secrets Manager secret holding the signing secret of the PagerDuty webhook subscription."""
 ENV_WEBHOOK_SECRET: Final = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 """The webhook signing secret in plaintext: for local use only."""
+ENV_WEBHOOK_SERVICE_IDS: Final = "PAGERDUTY_WEBHOOK_SERVICE_IDS"
+"""The ids of the PagerDuty services the bridge pages (comma-separated): webhooks about incidents of
+any other service are ignored (an account-wide subscription delivers every service's)."""
 INTEGRATION_KEY_PLACEHOLDER: Final = "REPLACE-WITH-THE-PAGERDUTY-INTEGRATION-KEY"
 """What the stack's created integration-key secret holds until the key is put in: not 32 characters,
 so never a valid key."""
@@ -86,6 +89,7 @@ ALL_SETTINGS_ENV_VARS: Final = (
     ENV_ROUTING_KEY_SECRETS,
     ENV_WEBHOOK_SECRET_ARN,
     ENV_WEBHOOK_SECRET,
+    ENV_WEBHOOK_SERVICE_IDS,
     ENV_CHANGE_EVENTS_URL,
     ENV_RECONCILE_ROLE_ARNS,
     ENV_TEMPLATE_COMPONENT,

@@ -14,7 +14,8 @@
 (at an equal state-change time an ALARM counts as newer than any other state: ``wins_tie``)
 
 and around it: a trigger the rules suppress, or a silence covers, is recorded and not paged; an OK
-for an incident a responder resolved in PagerDuty sends nothing more; a notification with the same
+for an incident a webhook reported resolved in PagerDuty still sends its resolve (that resolution may
+have been another service's incident under the same key); a notification with the same
 state-change time as a stored one whose delivery never completed (``pending_action`` still set) is a
 redelivery and sends that action again; a newer notification that needs no action of its own finishes
 such an unfinished delivery, so overtaking a crashed one never orphans its event.
@@ -177,7 +178,9 @@ def _resolve_if_open(
     if may_be_open(stored):
         return EventAction.RESOLVE, reason
     if stored is not None and stored.resolution is Resolution.PAGERDUTY:
-        return None, Reason.RESOLVED_IN_PAGERDUTY
+        # The resolution a webhook reported may be of another service's incident under the same key (an
+        # account-wide subscription): resolving changes nothing at PagerDuty if it was the bridge's own.
+        return EventAction.RESOLVE, Reason.RESOLVED_IN_PAGERDUTY
     if stored is not None and stored.last_reason == Reason.SILENCED:
         # Its last ALARM was silenced while nothing was open (an earlier incident, if any, is resolved
         # already): the table knows nothing is open in PagerDuty, so there is nothing to resolve.
@@ -447,7 +450,7 @@ def plan_confirm(stored: Incident | None, now: datetime) -> Plan:
 # --- PagerDuty's side, reported back by webhook ----------------------------------------------------------
 
 
-def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime) -> Plan:
+def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime, *, attributed: bool = False) -> Plan:
     """What a PagerDuty incident event changes in the table (nothing is sent back).
 
     A redelivered event changes nothing; an event older than the incident's last PagerDuty-side change
@@ -457,6 +460,10 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime)
     unless PagerDuty says ``reopened``, and a reopening older than the incident's resolution does not
     (delivered late, or again once its id is forgotten: that resolution reached PagerDuty after it).
     Acknowledgements and resolutions made in PagerDuty are recorded with who and when.
+
+    Only an event ``attributed`` to the bridge's own service ends a delivery waiting to be sent again:
+    one that may be about another service's incident under the same key (an account-wide subscription)
+    must not stop the bridge's page, nor its resolve.
     """
     if stored is None:
         return Plan(Reason.WEBHOOK_NOT_OURS)
@@ -467,7 +474,8 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime)
         marks.append(stored.resolved_at)
     if any(mark is not None and event.occurred_at < mark for mark in marks):
         return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, _remember(stored, event, now, newest=False))
-    return Plan(Reason.PAGERDUTY_UPDATE, None, _apply_webhook(_remember(stored, event, now, newest=True), event, now))
+    applied = _apply_webhook(_remember(stored, event, now, newest=True), event, now if attributed else None)
+    return Plan(Reason.PAGERDUTY_UPDATE, None, applied)
 
 
 def _remember(stored: Incident, event: IncidentWebhook, now: datetime, *, newest: bool) -> Incident:
@@ -487,7 +495,8 @@ def _remember(stored: Incident, event: IncidentWebhook, now: datetime, *, newest
     )
 
 
-def _apply_webhook(incident: Incident, event: IncidentWebhook, now: datetime) -> Incident:
+def _apply_webhook(incident: Incident, event: IncidentWebhook, now: datetime | None) -> Incident:
+    """``incident`` as the event leaves it; a waiting delivery is ended only with ``now`` (``_done``)."""
     kind = event.event_type.removeprefix("incident.")
     if kind == "acknowledged" and incident.is_open:
         return replace(
@@ -507,12 +516,12 @@ def _apply_webhook(incident: Incident, event: IncidentWebhook, now: datetime) ->
     return incident
 
 
-def _done(incident: Incident, action: EventAction, now: datetime) -> Incident:
+def _done(incident: Incident, action: EventAction, now: datetime | None) -> Incident:
     """``incident`` without a pending ``action`` that waits to be sent again, once what PagerDuty reports
     shows it landed and was overtaken by a responder: sent again, a trigger resolved in PagerDuty would
     page the responder a second time, a resolve would close an incident they reopened (leaving the table
     saying open). One still in flight (its lease running) is left to finish: the change may predate it."""
-    if incident.pending_action is not action:
+    if now is None or incident.pending_action is not action:
         return incident
     if incident.lease_until is not None and lease_running(incident.lease_until, now):
         return incident

@@ -177,6 +177,14 @@ def _plain_secret(value: Any) -> Secret | None:
     return None if value is None else Secret.of(value)
 
 
+def _id_list(value: Any) -> frozenset[str]:
+    """Ids, comma-separated in a string (the environment) or as any collection of strings."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(item, str) for item in items):
+        raise ValueError("must be ids separated by commas")
+    return frozenset(item.strip() for item in items if item.strip())
+
+
 def _http_url(value: Any) -> str:
     parsed = urlparse(_text(value))
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -289,6 +297,7 @@ _PARSERS: Final[dict[str, Callable[[Any], Any]]] = {
     "routing_key_secrets": _string_map,
     "webhook_secret": _plain_secret,
     "webhook_secret_arn": _optional_text,
+    "webhook_service_ids": _id_list,
     "reconcile_role_arns": _string_map,
 }
 
@@ -314,6 +323,7 @@ _FIELDS_BY_ENV: Final[dict[str, str]] = {
     c.ENV_ROUTING_KEY_SECRETS: "routing_key_secrets",
     c.ENV_WEBHOOK_SECRET: "webhook_secret",
     c.ENV_WEBHOOK_SECRET_ARN: "webhook_secret_arn",
+    c.ENV_WEBHOOK_SERVICE_IDS: "webhook_service_ids",
     c.ENV_RECONCILE_ROLE_ARNS: "reconcile_role_arns",
 }
 _ENV_BY_FIELD: Final = {name: env for env, name in _FIELDS_BY_ENV.items()}
@@ -344,6 +354,7 @@ class Settings:
     routing_key_secrets: dict[str, str] = field(default_factory=dict)
     webhook_secret: Secret | None = None
     webhook_secret_arn: str | None = None
+    webhook_service_ids: frozenset[str] = frozenset()
     reconcile_role_arns: dict[str, str] = field(default_factory=dict)
 
     @property

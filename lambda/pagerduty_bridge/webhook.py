@@ -42,6 +42,7 @@ from pagerduty_bridge.webhook_sync import (
     IncidentWebhook,
     Verdict,
     WebhookError,
+    attributed,
     header,
     parse_webhook,
     raw_body,
@@ -86,12 +87,14 @@ class Receiver:
         return secrets
 
     def apply(self, event: IncidentWebhook, now: datetime) -> Reason:
-        """Record the event on the bridge's incident (conditional on the version read; re-plan on a race)."""
-        if event.event_type not in HANDLED_EVENTS:
+        """Record the event on the bridge's incident (conditional on the version read; re-plan on a race).
+        An event of a service other than those named in the settings is not the bridge's."""
+        ours = attributed(event, self.settings.webhook_service_ids)
+        if event.event_type not in HANDLED_EVENTS or ours is False:
             return Reason.WEBHOOK_NOT_OURS
         for _ in range(MAX_CONFLICT_ATTEMPTS):
             stored = self.store.get(event.incident_key) if event.incident_key else None
-            plan = lifecycle.plan_webhook(stored, event, now)
+            plan = lifecycle.plan_webhook(stored, event, now, attributed=ours is True)
             if plan.target is None or stored is None:
                 return plan.reason
             try:

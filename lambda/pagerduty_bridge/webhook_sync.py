@@ -112,6 +112,8 @@ class IncidentWebhook:
     incident_number: int | None = None
     html_url: str | None = None
     status: str | None = None
+    service_id: str | None = None
+    """The id of the PagerDuty service the incident is in (``data.service``), when the event says."""
     details: dict[str, str] = field(default_factory=dict)
 
 
@@ -146,12 +148,29 @@ def parse_webhook(body: bytes) -> IncidentWebhook | None:
         incident_number=_incident_number(data.get("number")),
         html_url=_text(data.get("html_url")),
         status=_text(data.get("status")),
+        service_id=_service_id(data.get("service")),
         details=_details(event_type, data),
     )
 
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _service_id(value: Any) -> str | None:
+    """The id of a service reference (``{"id": …, "type": "service_reference"}``)."""
+    ident = _text(value.get("id")) if isinstance(value, Mapping) else None
+    return ident[:64] if ident else None
+
+
+def attributed(event: IncidentWebhook, services: frozenset[str]) -> bool | None:
+    """Whether ``event`` is about an incident of one of the bridge's ``services``: ``True`` when its
+    service is named, ``False`` when it is another one, ``None`` when that cannot be told (no service
+    named, or the event carries none). Dedup keys are unique per service only: under an account-wide
+    subscription another team's incident may carry one of the bridge's keys."""
+    if not services or event.service_id is None:
+        return None
+    return event.service_id in services
 
 
 def _incident_number(value: Any) -> int | None:

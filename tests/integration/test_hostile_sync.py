@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge import handler, webhook
 from pagerduty_bridge.devtools.fake_pagerduty import Delay, Drop, Respond
 from pagerduty_bridge.errors import PagerDutyDeliveryError
@@ -21,6 +22,14 @@ from tests.conftest import ROUTING_KEY
 from tests.integration.test_webhooks import KEY, SECRET, World, delivery, post, world
 
 __all__ = ["world"]
+
+OUR_SERVICE = "PSVC0URS"
+
+
+def our_service_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver told which PagerDuty service the bridge pages (a new container reads it)."""
+    monkeypatch.setenv(c.ENV_WEBHOOK_SERVICE_IDS, OUR_SERVICE)
+    monkeypatch.setattr(webhook, "_receiver", None)
 
 
 def occurring_at(event: dict[str, Any], occurred_at: str) -> dict[str, Any]:
@@ -127,14 +136,18 @@ def resolve_unanswered(world: World) -> None:
     assert pending.pending_action is EventAction.RESOLVE and pending.lease_until is None
 
 
-def test_a_resolve_sent_again_does_not_close_what_a_responder_reopened_meanwhile(world: World) -> None:
+def test_a_resolve_sent_again_does_not_close_what_a_responder_reopened_meanwhile(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A responder reopens the incident in PagerDuty after the bridge's unanswered resolve (there was a
     resolved incident to reopen: the resolve, or someone, closed it). Sending that resolve again on
     Lambda's retry would close the responder's incident behind their back and leave the table saying
-    it is open: the reopening is the newer decision, and the pending resolve is done."""
+    it is open: the reopening is the newer decision, and the pending resolve is done (the receiver
+    knows the bridge's service: the reopening is of its incident, not another service's)."""
+    our_service_named(monkeypatch)
     world.alarm(minutes=0)
     resolve_unanswered(world)
-    assert post(delivery("incident.reopened", minutes=6)) == 200
+    assert post(delivery("incident.reopened", minutes=6, service=OUR_SERVICE)) == 200
     sent = len(world.fake.requests)
 
     assert world.alarm("OK", "ALARM", minutes=5) == {"processed": 1, "failed": 0}
@@ -201,11 +214,15 @@ def test_a_resolution_recorded_while_a_refused_trigger_was_sent_is_kept(
 # --- a resolution in PagerDuty while the bridge's first trigger waits to be sent again ------------------
 
 
-def test_a_resolution_in_pagerduty_ends_the_first_trigger_that_waits_to_be_sent_again(world: World) -> None:
+def test_a_resolution_in_pagerduty_ends_the_first_trigger_that_waits_to_be_sent_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The alarm's first trigger reaches PagerDuty, but its answer does not come back in time: the
     trigger is kept pending for Lambda's retry. The responder, paged, resolves the incident in
     PagerDuty. That resolution is about the key's only incident, so the trigger landed: sending it
-    again on the retry would page the responder a second time for the same state change."""
+    again on the retry would page the responder a second time for the same state change (the receiver
+    knows the bridge's service: the resolution is of its incident, not another service's)."""
+    our_service_named(monkeypatch)
     world.fake.script(Delay(3.0))
     with pytest.raises(PagerDutyDeliveryError):
         world.alarm(minutes=0)
@@ -214,7 +231,7 @@ def test_a_resolution_in_pagerduty_ends_the_first_trigger_that_waits_to_be_sent_
         time.sleep(0.05)
     world.fake.resolve_alert(KEY, agent="Jane Responder")
     assert world.incident().pending_action is EventAction.TRIGGER
-    assert post(delivery("incident.resolved", minutes=1, agent="Jane Responder")) == 200
+    assert post(delivery("incident.resolved", minutes=1, agent="Jane Responder", service=OUR_SERVICE)) == 200
     sent = len(world.fake.requests)
 
     world.alarm(minutes=0)

@@ -10,14 +10,99 @@ import json
 import pytest
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge import handler
+from pagerduty_bridge import handler, webhook
 from pagerduty_bridge.devtools.fake_pagerduty import Respond
 from pagerduty_bridge.errors import BridgeError
-from pagerduty_bridge.models import EventAction
-from tests.conftest import OTHER_ROUTING_KEY
-from tests.integration.test_webhooks import KEY, World, world
+from pagerduty_bridge.models import EventAction, IncidentStatus
+from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY
+from tests.integration.test_webhooks import KEY, World, delivery, post, world
 
 __all__ = ["world"]
+
+OURS = "PSVC0URS"
+THEIRS = "PSVC0THR"
+
+
+def only_our_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver told which PagerDuty service the bridge pages (a new container reads it)."""
+    monkeypatch.setenv(c.ENV_WEBHOOK_SERVICE_IDS, OURS)
+    monkeypatch.setattr(webhook, "_receiver", None)
+
+
+def first_trigger_refused(world: World) -> None:
+    """The alarm's first trigger never reaches PagerDuty (503 for the whole budget): kept pending."""
+    world.fake.script(*[Respond(503)] * 30)
+    with pytest.raises(BridgeError):
+        world.alarm(minutes=0)
+    world.fake.reset()  # the 503s left over
+    assert world.incident().pending_action is EventAction.TRIGGER
+    assert KEY not in world.fake.open_alerts(ROUTING_KEY)
+
+
+# --- nothing configured: the safe default -----------------------------------------------------------------
+
+
+def test_another_services_resolution_does_not_stop_the_alarms_resolve(world: World) -> None:
+    """Another team's incident with our key is resolved in PagerDuty; its webhook reaches us (an
+    account-wide subscription) and is recorded on our incident. The alarm's OK must still resolve the
+    alert the bridge opened, or it stays open in PagerDuty with its alarm long cleared."""
+    world.alarm(minutes=0)
+    assert KEY in world.fake.open_alerts(ROUTING_KEY)
+    assert post(delivery("incident.resolved", minutes=1, service=THEIRS)) == 200
+
+    assert world.alarm("OK", "ALARM", minutes=5) == {"processed": 1, "failed": 0}
+
+    assert KEY not in world.fake.open_alerts(ROUTING_KEY), "our alert was left open after its alarm cleared"
+    assert not world.incident().is_open
+
+
+def test_another_services_resolution_does_not_stop_a_first_page_waiting_to_be_sent(world: World) -> None:
+    """The alarm's first trigger is kept for Lambda's retry; meanwhile another service's incident with
+    the same key is resolved. Nothing says that resolution is about our page, which never landed: the
+    retry must still page."""
+    first_trigger_refused(world)
+    assert post(delivery("incident.resolved", minutes=1, service=THEIRS)) == 200
+
+    world.alarm(minutes=0)
+
+    assert KEY in world.fake.open_alerts(ROUTING_KEY), "the page was lost"
+    assert world.incident().pending_action is None
+
+
+# --- the bridge's service named: other services' events are not ours -----------------------------------
+
+
+@pytest.mark.parametrize("event_type", ["incident.acknowledged", "incident.resolved", "incident.reopened"])
+def test_with_our_service_named_another_services_events_change_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, event_type: str
+) -> None:
+    only_our_service(monkeypatch)
+    world.alarm(minutes=0)
+    if event_type == "incident.reopened":
+        world.alarm("OK", "ALARM", minutes=5)
+    before = world.incident()
+
+    assert post(delivery(event_type, minutes=6, service=THEIRS)) == 200
+
+    assert world.incident() == before
+
+
+def test_with_our_service_named_its_resolution_ends_the_first_trigger_waiting(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our own service's resolution is about the key's only incident: as without an account-wide
+    subscription, the trigger waiting to be sent again is done (sent, it would page twice)."""
+    only_our_service(monkeypatch)
+    first_trigger_refused(world)
+    assert post(delivery("incident.resolved", minutes=1, service=OURS)) == 200
+    sent = len(world.fake.requests)
+
+    world.alarm(minutes=0)
+
+    assert len(world.fake.requests) == sent
+    incident = world.incident()
+    assert (incident.status, incident.pending_action) == (IncidentStatus.RESOLVED, None)
+
 
 # --- an incident opened under an alias the rules no longer route to ----------------------------------------
 

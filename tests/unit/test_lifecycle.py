@@ -236,11 +236,13 @@ def test_a_silence_does_not_hold_back_an_unfinished_delivery(
 # --- PagerDuty's side -----------------------------------------------------------------------------------
 
 
-def test_an_ok_after_a_resolution_in_pagerduty_sends_nothing_more() -> None:
+def test_an_ok_after_a_resolution_in_pagerduty_still_resolves_on_the_incidents_alias() -> None:
+    """The resolution may have been another service's incident under the same key: the resolve goes
+    out anyway, on the alias the incident was opened with (the rules may route elsewhere now)."""
     by_responder = replace(RESOLVED, resolution=Resolution.PAGERDUTY)
-    assert plan(OK_FROM_ALARM, by_responder, POLICY, NOW) == Plan(
+    assert plan(OK_FROM_ALARM, by_responder, replace(POLICY, routing_alias="elsewhere"), NOW) == Plan(
         Reason.RESOLVED_IN_PAGERDUTY,
-        None,
+        EventAction.RESOLVE,
         replace(
             by_responder, state_changed_at=T0, alarm_state=AlarmState.OK, updated_at=NOW, alarm_arn=ALARM.alarm_arn
         ),

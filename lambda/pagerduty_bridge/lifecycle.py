@@ -469,6 +469,8 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime,
         return Plan(Reason.WEBHOOK_NOT_OURS)
     if event.event_id in stored.webhook_event_ids:
         return Plan(Reason.WEBHOOK_REDELIVERED)
+    if event.event_type in DETAIL_EVENTS:
+        return _plan_detail(stored, event, now)
     marks = [stored.pd_updated_at, stored.trigger_sent_at]
     if event.event_type == "incident.reopened" and not stored.is_open:
         marks.append(stored.resolved_at)
@@ -476,6 +478,28 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime,
         return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, _remember(stored, event, now, newest=False))
     applied = _apply_webhook(_remember(stored, event, now, newest=True), event, now if attributed else None)
     return Plan(Reason.PAGERDUTY_UPDATE, None, applied)
+
+
+DETAIL_EVENTS: Final = frozenset(
+    {
+        "incident.reassigned",
+        "incident.escalated",
+        "incident.delegated",
+        "incident.priority_updated",
+        "incident.annotated",
+    }
+)
+"""Events that change no state of the incident: recorded (``pd_details``), never its ordering mark."""
+
+
+def _plan_detail(stored: Incident, event: IncidentWebhook, now: datetime) -> Plan:
+    """A reassignment, escalation or priority change: its details kept, the state and its ordering mark
+    left alone. Made after a resolution and delivered before it (PagerDuty does not keep its webhooks
+    in order), it would otherwise have that resolution dropped as older, the incident shown open."""
+    remembered = _remember(stored, event, now, newest=False)
+    if stored.trigger_sent_at is not None and event.occurred_at < stored.trigger_sent_at:
+        return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, remembered)  # about an earlier incident of the key
+    return Plan(Reason.PAGERDUTY_UPDATE, None, replace(remembered, pd_details={**stored.pd_details, **event.details}))
 
 
 def _remember(stored: Incident, event: IncidentWebhook, now: datetime, *, newest: bool) -> Incident:

@@ -162,3 +162,35 @@ def test_a_resolve_waiting_whose_key_was_removed_fails_loudly_and_is_kept(
     assert len(world.fake.requests) == sent, "the resolve went out on another key"
     incident = world.incident()
     assert (incident.pending_action, incident.routing_key_alias) == (EventAction.RESOLVE, "payments")
+
+
+# --- events that change no state, delivered before one that does -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "detail", ["incident.priority_updated", "incident.reassigned", "incident.escalated", "incident.annotated"]
+)
+def test_a_detail_made_after_a_resolution_and_delivered_first_does_not_drop_it(world: World, detail: str) -> None:
+    """A responder resolves, then sets the incident's priority (or reassigns it) for the review.
+    PagerDuty does not keep its webhooks in order: the later change arrives first. It changes no
+    state, so it must not become the mark the resolution is judged older than: the table would keep
+    the incident open, PagerDuty resolved."""
+    world.alarm(minutes=0)
+    assert post(delivery(detail, minutes=3)) == 200
+
+    assert post(delivery("incident.resolved", minutes=2, agent="Jane Responder")) == 200
+
+    incident = world.incident()
+    assert incident.status is IncidentStatus.RESOLVED, "the resolution was dropped as older than the detail"
+    assert incident.resolved_by is not None and "Jane Responder" in incident.resolved_by
+
+
+def test_a_detail_still_records_what_it_says(world: World) -> None:
+    world.alarm(minutes=0)
+    assert post(delivery("incident.resolved", minutes=2)) == 200
+
+    assert post(delivery("incident.priority_updated", minutes=3)) == 200
+
+    incident = world.incident()
+    assert incident.pd_details.get("priority") == "P1 (P1ID)"
+    assert incident.status is IncidentStatus.RESOLVED

@@ -531,6 +531,9 @@ def _apply_webhook(incident: Incident, event: IncidentWebhook, now: datetime | N
         )
     if kind == "unacknowledged" and incident.status is IncidentStatus.ACKNOWLEDGED:
         return replace(incident, status=IncidentStatus.TRIGGERED)
+    if kind == "resolved" and event.merged_into is not None:
+        # Merged into another incident: the bridge's alert lives on there, open, until its alarm clears.
+        return replace(incident, pd_details={**incident.pd_details, "merged_into": event.merged_into})
     if kind == "resolved" and incident.is_open:
         closed = _closed(incident, Resolution.PAGERDUTY, at=event.occurred_at, by=event.agent)
         # A key's first incident: the only trigger ever sent for it landed, or there was nothing to resolve.

@@ -114,6 +114,8 @@ class IncidentWebhook:
     status: str | None = None
     service_id: str | None = None
     """The id of the PagerDuty service the incident is in (``data.service``), when the event says."""
+    merged_into: str | None = None
+    """For an incident resolved by a merge (``data.resolve_reason``): the incident it was merged into."""
     details: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,6 +151,7 @@ def parse_webhook(body: bytes) -> IncidentWebhook | None:
         html_url=_text(data.get("html_url")),
         status=_text(data.get("status")),
         service_id=_service_id(data.get("service")),
+        merged_into=_merged_into(data.get("resolve_reason")),
         details=_details(event_type, data),
     )
 
@@ -171,6 +174,14 @@ def attributed(event: IncidentWebhook, services: frozenset[str]) -> bool | None:
     if not services or event.service_id is None:
         return None
     return event.service_id in services
+
+
+def _merged_into(value: Any) -> str | None:
+    """The incident a merge moved this one's alerts into (a ``merge_resolve_reason``), as "summary (id)"
+    or "merged" when it names none: the incident is resolved, its alerts live on there."""
+    if not isinstance(value, Mapping) or value.get("type") != "merge_resolve_reason":
+        return None
+    return _reference(value.get("incident")) or "merged"
 
 
 def _incident_number(value: Any) -> int | None:

@@ -5,8 +5,13 @@ keys are unique per service only). The receiver under moto, fed hand-made signed
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+from datetime import timedelta
+from typing import Any
 
+import boto3
 import pytest
 
 from pagerduty_bridge import constants as c
@@ -14,8 +19,9 @@ from pagerduty_bridge import handler, webhook
 from pagerduty_bridge.devtools.fake_pagerduty import Respond
 from pagerduty_bridge.errors import BridgeError
 from pagerduty_bridge.models import EventAction, IncidentStatus
-from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY
-from tests.integration.test_webhooks import KEY, World, delivery, post, world
+from tests.builders import REGION, T0, put_cpu_alarm, schedule_event
+from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY, FakeLambdaContext
+from tests.integration.test_webhooks import KEY, NAME, SECRET, World, delivery, post, world
 
 __all__ = ["world"]
 
@@ -194,3 +200,38 @@ def test_a_detail_still_records_what_it_says(world: World) -> None:
     incident = world.incident()
     assert incident.pd_details.get("priority") == "P1 (P1ID)"
     assert incident.status is IncidentStatus.RESOLVED
+
+
+# --- an incident merged into another ---------------------------------------------------------------------
+
+
+def with_data(event: dict[str, Any], **data: Any) -> dict[str, Any]:
+    """``event`` with fields of its incident (``event.data``) set, signed again (PagerDuty's own)."""
+    document = json.loads(event["body"])
+    document["event"]["data"].update(data)
+    body = json.dumps(document).encode()
+    event["body"] = body.decode()
+    event["headers"]["x-pagerduty-signature"] = "v1=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return event
+
+
+MERGED = {"type": "merge_resolve_reason", "incident": {"id": "PMERGED", "type": "incident_reference"}}
+
+
+def test_a_merged_incident_is_still_resolved_when_its_alarm_clears_unheard(world: World) -> None:
+    """A responder merges the bridge's incident into another: PagerDuty resolves the merged incident
+    (``resolve_reason``: merge), but the bridge's alert lives on, open, in the incident it was merged
+    into. The alarm then clears and its OK notification is lost (no OK action): the scheduled run
+    must still find the incident open and resolve the alert, not leave it open for good."""
+    world.alarm(minutes=0)
+    merged = with_data(delivery("incident.resolved", minutes=1), resolve_reason=MERGED)
+    assert post(merged) == 200
+    kept = world.incident()
+    assert kept.is_open and kept.pd_details["merged_into"] == "PMERGED"
+    put_cpu_alarm(boto3.client("cloudwatch", region_name=REGION), NAME, "OK")
+    world.now = T0 + timedelta(minutes=10)
+
+    handler.lambda_handler(schedule_event(world.now), FakeLambdaContext())
+
+    assert KEY not in world.fake.open_alerts(ROUTING_KEY), "the merged alert was left open after its alarm cleared"
+    assert not world.incident().is_open

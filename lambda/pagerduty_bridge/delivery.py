@@ -24,6 +24,7 @@ handler and its persistence layer): the protocol knows them only through their i
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections import OrderedDict
@@ -396,10 +397,13 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
     assert plan.target is not None
     alias = plan.target.routing_key_alias
     try:
-        return plan, render(plan).to_wire(keys.get(alias))
+        key = keys.get(alias)
     except UnknownAliasError:
         if plan.action is not EventAction.TRIGGER or alias == DEFAULT_ROUTING_KEY_ALIAS:
             raise
+    else:
+        sent = keyed(plan, key)
+        return sent, render(sent).to_wire(key)
     note = (
         f"routing alias {shown_alias(alias)!r} has no routing key configured: "
         f"sent to {DEFAULT_ROUTING_KEY_ALIAS!r} instead"
@@ -410,7 +414,34 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
     if event.payload is not None:
         details = {**event.payload.custom_details, ROUTING_NOTE_DETAIL: note}
         event = replace(event, payload=replace(event.payload, custom_details=details))
-    return plan, event.to_wire(keys.get(DEFAULT_ROUTING_KEY_ALIAS))
+    key = keys.get(DEFAULT_ROUTING_KEY_ALIAS)
+    return keyed(plan, key), event.to_wire(key)
+
+
+def routing_key_digest(key: str) -> str:
+    """What an incident remembers of the routing key its trigger went out with: never the key itself."""
+    return hashlib.sha256(f"incident-routing-key\0{key}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def keyed(plan: Plan, key: str) -> Plan:
+    """The plan once its routing key is known: a trigger remembers the key's digest; an acknowledge or
+    resolve is refused (``RoutingKeyError``, before anything is claimed or sent, so the incident is kept
+    for retry and reconciliation) when its alias's key is no longer the one the incident was opened
+    with. PagerDuty would accept it (202) and apply it to nothing, and the incident would be recorded
+    resolved while its alert stays open."""
+    assert plan.target is not None
+    digest = routing_key_digest(key)
+    if plan.action is EventAction.TRIGGER:
+        return replace(plan, target=replace(plan.target, routing_key_digest=digest))
+    opened_with = plan.target.routing_key_digest
+    if opened_with is not None and opened_with != digest:
+        alias = plan.target.routing_key_alias
+        raise RoutingKeyError(
+            alias,
+            f"the routing key of alias {alias!r} is not the one incident {plan.target.dedup_key} was opened "
+            "with: only that key can reach its alert; put it back to acknowledge or resolve it (kept)",
+        )
+    return plan
 
 
 def addressed_in_time(

@@ -269,6 +269,9 @@ class Incident:
     severity: AlertSeverity = AlertSeverity.CRITICAL
     summary: str = ""
     routing_key_alias: str = c.DEFAULT_ROUTING_KEY_ALIAS
+    routing_key_digest: str | None = None
+    """A digest of the routing key the incident's last trigger went out with (never the key): only that
+    key acknowledges or resolves its alert, so an alias whose key has changed since cannot."""
     origin: Origin = Origin.ALARM
     alarm_state: AlarmState | None = None
     state_changed_at: datetime | None = None

@@ -235,3 +235,22 @@ def test_a_merged_incident_is_still_resolved_when_its_alarm_clears_unheard(world
 
     assert KEY not in world.fake.open_alerts(ROUTING_KEY), "the merged alert was left open after its alarm cleared"
     assert not world.incident().is_open
+
+
+def test_a_resolve_never_goes_out_on_a_key_other_than_the_one_its_incident_was_opened_with(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payments alias's key is replaced in its secret while the incident it opened is open (a new
+    integration: PagerDuty resolves an alert only through the key that opened it). The alarm's OK
+    must not send its resolve with the new key, which PagerDuty accepts (202) and applies to nothing,
+    recording the incident resolved while it stays open: it fails, and the incident is kept."""
+    routed(monkeypatch, "payments", {"payments": OTHER_ROUTING_KEY})
+    world.alarm(minutes=0)
+    routed(monkeypatch, "payments", {"payments": ROUTING_KEY})
+
+    with pytest.raises(BridgeError):
+        world.alarm("OK", "ALARM", minutes=5)
+
+    assert KEY in world.fake.open_alerts(OTHER_ROUTING_KEY)
+    assert world.incident().is_open, "recorded resolved while its alert is open"
+    assert not [r for r in world.fake.requests if r.body.get("event_action") == "resolve"], "sent on another key"

@@ -132,6 +132,7 @@ EVERY_FIELD = Incident(
     severity=AlertSeverity.WARNING,
     summary='🚨 [PRODUCTION] "High" Failure Rate — Zuständig: Team Plattform ⚙️',
     routing_key_alias="payments",
+    routing_key_digest="0123456789abcdef0123456789abcdef",
     alarm_state=AlarmState.ALARM,
     state_changed_at=datetime(2025, 1, 14, 14, 30, 0, 6000, tzinfo=UTC),
     triggered_at=datetime(2025, 1, 14, 16, 30, 0, 123456, tzinfo=CEST),

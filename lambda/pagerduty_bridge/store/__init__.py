@@ -52,6 +52,7 @@ TEXT_LIMITS: Final[dict[str, int]] = {
     "pd_html_url": 2048,
     "pd_status": 32,
     "routing_key_alias": 64,
+    "routing_key_digest": 64,
     "silence_id": 64,
 }
 """The most characters kept of each free-text field (a summary is what PagerDuty keeps of one; a real

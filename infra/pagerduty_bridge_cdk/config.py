@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,9 @@ PARAMETERS: Final[dict[str, str]] = {
     "webhook_secret_arn": "With webhooks: ARN of an existing Secrets Manager secret (encrypted with "
     "aws/secretsmanager) holding the webhook subscription's signing secret. Default: none (a placeholder "
     "secret is created; put the signing secret into it).",
+    "webhook_service_ids": "With webhooks: the ids of the PagerDuty services the bridge pages (a JSON list or comma-separated "
+    "list, e.g. 'PABC123,PDEF456'); webhooks about incidents of any other service are ignored (an "
+    "account-wide subscription delivers every service's). Default: none (every service's).",
     "change_events": "true or '*' sends a PagerDuty change event whenever a CloudFormation stack of the "
     "account and region completes or fails an operation; a JSON list or comma-separated list of "
     "stack-name globs (e.g. 'shop-*,payments') limits it to those stacks. Default: none (off).",
@@ -137,6 +141,8 @@ MAX_RECONCILE_MINUTES: Final = 1440
 """A day. A scheduled event is worth delivering only until the next one is due, so the schedule's
 target gives up after one period; EventBridge accepts a maximum event age of at most 24 hours."""
 ALL_STACKS: Final = "*"
+PAGERDUTY_ID: Final = re.compile(r"^[A-Z0-9]{1,64}$")
+"""A PagerDuty object id (``PABC123``)."""
 
 
 class BridgeProps(TypedDict, total=False):
@@ -166,6 +172,7 @@ class BridgeProps(TypedDict, total=False):
     routing_key_secrets: dict[str, str] | None
     webhooks: bool
     webhook_secret_arn: str | None
+    webhook_service_ids: str | list[str] | tuple[str, ...]
     change_events: bool | str | list[str] | tuple[str, ...]
     reconcile_role_arns: dict[str, str] | None
     snap_start: bool
@@ -199,6 +206,8 @@ class BridgeConfig:
     """(alias, secret ARN) pairs, sorted by alias."""
     webhooks: bool = False
     webhook_secret_arn: str | None = None
+    webhook_service_ids: tuple[str, ...] = ()
+    """PagerDuty service ids whose webhooks the receiver takes; ``()``: every service's."""
     change_events: tuple[str, ...] = ()
     """Stack-name globs whose operations become change events; ``("*",)`` is every stack, ``()`` none."""
     reconcile_role_arns: tuple[tuple[str, str], ...] = ()
@@ -362,6 +371,7 @@ def _read_features(r: Reader, d: dict[str, Any]) -> dict[str, Any]:
         "routing_key_secrets": _routing_key_secrets(r),
         "webhooks": r.boolean("webhooks", d["webhooks"]),
         "webhook_secret_arn": r.optional_matching("webhook_secret_arn", SECRET_ARN, token=True),
+        "webhook_service_ids": _webhook_service_ids(r),
         "change_events": _change_events(r),
         "reconcile_role_arns": _reconcile_role_arns(r),
         "half_wired_alarms": r.choice("half_wired_alarms", ("error", "warn"), d["half_wired_alarms"]),
@@ -451,6 +461,25 @@ def _change_events(r: Reader) -> tuple[str, ...]:
     return (ALL_STACKS,) if ALL_STACKS in globs else globs
 
 
+def _webhook_service_ids(r: Reader) -> tuple[str, ...]:
+    """A list, or comma-separated text, of PagerDuty service ids (letters and digits), sorted."""
+    value = r.raw("webhook_service_ids")
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.startswith("[") else value.split(",")
+        except ValueError:
+            raise r.fail("webhook_service_ids", value, "is not a JSON list of PagerDuty service ids") from None
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise r.fail("webhook_service_ids", value, "must be a list of PagerDuty service ids")
+    ids = tuple(sorted({item.strip() for item in value if item.strip()}))
+    for ident in ids:
+        if not PAGERDUTY_ID.match(ident):
+            raise r.fail("webhook_service_ids", ident, "is not a PagerDuty service id (letters and digits)")
+    return ids
+
+
 def _json_list(r: Reader, text: str) -> Any:
     try:
         return json.loads(text)
@@ -475,6 +504,8 @@ def _check_combinations(values: dict[str, Any], naming: Naming) -> None:
         )
     if values["webhook_secret_arn"] and not values["webhooks"]:
         raise ConfigError(f"{key('webhook_secret_arn')} is only meaningful with {key('webhooks')}")
+    if values["webhook_service_ids"] and not values["webhooks"]:
+        raise ConfigError(f"{key('webhook_service_ids')} is only meaningful with {key('webhooks')}")
     if values["reconcile_role_arns"] and not values["reconcile_minutes"]:
         raise ConfigError(
             f"{key('reconcile_role_arns')} needs scheduled reconciliation: {key('reconcile_minutes')} is 0"

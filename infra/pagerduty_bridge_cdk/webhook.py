@@ -57,7 +57,14 @@ class WebhookReceiver(BridgeLambda):
             role_description="pagerduty-bridge webhook receiver: its table items, its signing secret, its log group",
             timeout=TIMEOUT,
             reserved_concurrency=None if config.reserved_concurrency is None else RESERVED_CONCURRENCY,
-            environment={constants.ENV_WEBHOOK_SECRET_ARN: self.signing_secret.secret_arn},
+            environment={
+                constants.ENV_WEBHOOK_SECRET_ARN: self.signing_secret.secret_arn,
+                **(
+                    {constants.ENV_WEBHOOK_SERVICE_IDS: ",".join(config.webhook_service_ids)}
+                    if config.webhook_service_ids
+                    else {}
+                ),
+            },
         )
         self.signing_secret.grant_read(self.role)
         self.url = self._build_url()

@@ -10,6 +10,8 @@ import pytest
 import yaml
 from aws_cdk import Fn
 
+from pagerduty_bridge import constants
+from pagerduty_bridge.settings import Settings
 from pagerduty_bridge_cdk.config import (
     CONTEXT_PARAMETERS,
     LOG_RETENTION_DAYS,
@@ -19,7 +21,7 @@ from pagerduty_bridge_cdk.config import (
 )
 from pagerduty_bridge_cdk.functions import retention_days
 from pagerduty_bridge_cdk.timing import MAX_BATCH_SIZE, PER_RECORD_SECONDS, TIMEOUT_HEADROOM_SECONDS
-from tests.infra.conftest import cdk_json_context
+from tests.infra.conftest import cdk_json_context, synthesize
 
 ROLE = "arn:aws:iam::210987654321:role/reconcile"
 
@@ -367,3 +369,34 @@ def test_every_parameter_is_documented_once() -> None:
 )
 def test_documented_defaults_are_the_code_defaults(key: str, field: str) -> None:
     assert CONTEXT_PARAMETERS[key].endswith(f"Default: {getattr(BridgeConfig(), field)}.")
+
+
+def test_webhook_service_ids_are_read_as_a_list_or_comma_separated_text() -> None:
+    """``webhookServiceIds`` names the services whose webhooks the receiver takes (account-wide
+    subscriptions deliver every service's); ids are PagerDuty's, sorted, each once."""
+    assert config(webhooks="true", webhookServiceIds="PDEF456, PABC123,PABC123").webhook_service_ids == (
+        "PABC123",
+        "PDEF456",
+    )
+    assert config(webhooks="true", webhookServiceIds='["PABC123"]').webhook_service_ids == ("PABC123",)
+    assert BridgeConfig.from_props(
+        environment="prod", webhooks=True, webhook_service_ids=["PABC123"]
+    ).webhook_service_ids == ("PABC123",)
+    assert config().webhook_service_ids == ()
+    with pytest.raises(ConfigError, match="webhookServiceIds is only meaningful with webhooks"):
+        config(webhookServiceIds="PABC123")
+    with pytest.raises(ConfigError, match="webhookServiceIds"):
+        config(webhooks="true", webhookServiceIds="PABC123,not an id")
+
+
+def test_the_webhook_function_is_told_the_service_ids(tmp_path: Path) -> None:
+    synthesized = synthesize("services", tmp_path, webhooks="true", webhookServiceIds="PDEF456,PABC123")
+    webhooks = synthesized.bridge.webhooks
+    assert webhooks is not None
+    function = synthesized.resources[synthesized.logical_id(webhooks.function)]
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables[constants.ENV_WEBHOOK_SERVICE_IDS] == "PABC123,PDEF456"
+    assert Settings.from_env({constants.ENV_WEBHOOK_SERVICE_IDS: "PABC123,PDEF456"}).webhook_service_ids == {
+        "PABC123",
+        "PDEF456",
+    }

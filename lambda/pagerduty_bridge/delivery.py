@@ -38,6 +38,7 @@ from pagerduty_bridge.constants import DEFAULT_ROUTING_KEY_ALIAS
 from pagerduty_bridge.errors import (
     BridgeError,
     ConcurrentUpdateError,
+    ConfigurationError,
     PagerDutyApiError,
     PagerDutyDeliveryError,
     RoutingKeyError,
@@ -396,14 +397,22 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
     incident is open on that alias's service, and only its key can close it)."""
     assert plan.target is not None
     alias = plan.target.routing_key_alias
+    key: str | None = None
     try:
         key = keys.get(alias)
     except UnknownAliasError:
-        if plan.action is not EventAction.TRIGGER or alias == DEFAULT_ROUTING_KEY_ALIAS:
+        if plan.action is EventAction.TRIGGER and alias != DEFAULT_ROUTING_KEY_ALIAS:
+            return _rerouted(keys, plan, render)
+        if plan.action is EventAction.TRIGGER or plan.target.routing_key_digest is None:
             raise
-    else:
-        sent = keyed(plan, key)
-        return sent, render(sent).to_wire(key)
+    sent, key = keyed(keys, plan, key)
+    return sent, render(sent).to_wire(key)
+
+
+def _rerouted(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict[str, Any]]:
+    """A trigger whose alias no source names, sent to the default alias with a note saying so."""
+    assert plan.target is not None
+    alias = plan.target.routing_key_alias
     note = (
         f"routing alias {shown_alias(alias)!r} has no routing key configured: "
         f"sent to {DEFAULT_ROUTING_KEY_ALIAS!r} instead"
@@ -414,8 +423,8 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
     if event.payload is not None:
         details = {**event.payload.custom_details, ROUTING_NOTE_DETAIL: note}
         event = replace(event, payload=replace(event.payload, custom_details=details))
-    key = keys.get(DEFAULT_ROUTING_KEY_ALIAS)
-    return keyed(plan, key), event.to_wire(key)
+    sent, key = keyed(keys, plan, keys.get(DEFAULT_ROUTING_KEY_ALIAS))
+    return sent, event.to_wire(key)
 
 
 def routing_key_digest(key: str) -> str:
@@ -423,25 +432,51 @@ def routing_key_digest(key: str) -> str:
     return hashlib.sha256(f"incident-routing-key\0{key}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def keyed(plan: Plan, key: str) -> Plan:
-    """The plan once its routing key is known: a trigger remembers the key's digest; an acknowledge or
-    resolve is refused (``RoutingKeyError``, before anything is claimed or sent, so the incident is kept
-    for retry and reconciliation) when its alias's key is no longer the one the incident was opened
-    with. PagerDuty would accept it (202) and apply it to nothing, and the incident would be recorded
-    resolved while its alert stays open."""
+def keyed(keys: KeySource, plan: Plan, key: str | None) -> tuple[Plan, str]:
+    """The plan and the key it goes out with, once its alias's ``key`` is known (``None``: the alias is
+    gone). A trigger remembers the key's digest. An acknowledge or resolve goes with the key its
+    incident was opened with: its alias's, or another alias's holding that same key (renamed, or kept
+    aside when a new key took the alias), which the incident then records. With no such key it is
+    refused (``RoutingKeyError``, before anything is claimed or sent, so the incident is kept for retry
+    and reconciliation): PagerDuty would accept it (202) on another key and apply it to nothing, and
+    the incident would be recorded resolved while its alert stays open."""
     assert plan.target is not None
-    digest = routing_key_digest(key)
     if plan.action is EventAction.TRIGGER:
-        return replace(plan, target=replace(plan.target, routing_key_digest=digest))
+        assert key is not None
+        return replace(plan, target=replace(plan.target, routing_key_digest=routing_key_digest(key))), key
     opened_with = plan.target.routing_key_digest
-    if opened_with is not None and opened_with != digest:
-        alias = plan.target.routing_key_alias
+    if key is not None and (opened_with is None or routing_key_digest(key) == opened_with):
+        return plan, key
+    assert opened_with is not None
+    found = _aliased_key(keys, opened_with)
+    alias = plan.target.routing_key_alias
+    if found is None:
         raise RoutingKeyError(
             alias,
-            f"the routing key of alias {alias!r} is not the one incident {plan.target.dedup_key} was opened "
-            "with: only that key can reach its alert; put it back to acknowledge or resolve it (kept)",
+            f"no routing key configured is the one incident {plan.target.dedup_key} was opened with (alias "
+            f"{alias!r}): only that key can reach its alert; put it back to acknowledge or resolve it (kept)",
         )
-    return plan
+    logger.warning("incident %s: its key is now under alias %r, not %r", plan.target.dedup_key, found[0], alias)
+    return replace(plan, target=replace(plan.target, routing_key_alias=found[0])), found[1]
+
+
+def _aliased_key(keys: KeySource, digest: str) -> tuple[str, str] | None:
+    """The alias and key whose digest is ``digest``, among every alias the key sources name (each read)."""
+    names: list[str] = []
+    for lister in ("aliases", "secret_aliases"):
+        listed = getattr(keys, lister, None)
+        try:
+            names += list(listed()) if callable(listed) else []
+        except ConfigurationError:
+            continue
+    for alias in dict.fromkeys(names):
+        try:
+            key = keys.get(alias)
+        except ConfigurationError:
+            continue
+        if routing_key_digest(key) == digest:
+            return alias, key
+    return None
 
 
 def addressed_in_time(

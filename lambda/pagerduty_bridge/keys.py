@@ -349,6 +349,10 @@ class StaticKeys:
         except ConfigurationError as exc:
             raise RoutingKeyError(alias, str(exc)) from None
 
+    def aliases(self) -> list[str]:
+        """Every alias given a key."""
+        return sorted(self._keys)
+
     def replace(self, alias: str, key: object) -> None:
         self._keys[alias] = Secret.of(key)
         REDACTOR.add((self._keys[alias].get_secret_value(),))

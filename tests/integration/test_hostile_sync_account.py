@@ -254,3 +254,27 @@ def test_a_resolve_never_goes_out_on_a_key_other_than_the_one_its_incident_was_o
     assert KEY in world.fake.open_alerts(OTHER_ROUTING_KEY)
     assert world.incident().is_open, "recorded resolved while its alert is open"
     assert not [r for r in world.fake.requests if r.body.get("event_action") == "resolve"], "sent on another key"
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"pay": OTHER_ROUTING_KEY},  # the alias renamed
+        {"payments": ROUTING_KEY, "payments-old": OTHER_ROUTING_KEY},  # a new key, the old one kept aside
+    ],
+    ids=["renamed", "kept-aside"],
+)
+def test_a_resolve_finds_the_key_its_incident_was_opened_with_under_another_alias(
+    world: World, monkeypatch: pytest.MonkeyPatch, keys: dict[str, str]
+) -> None:
+    """The key that opened the incident is still configured, under another alias: the resolve reaches
+    the alert through it instead of failing, and the incident records the alias it went with."""
+    routed(monkeypatch, "payments", {"payments": OTHER_ROUTING_KEY})
+    world.alarm(minutes=0)
+    routed(monkeypatch, "payments", keys)
+
+    assert world.alarm("OK", "ALARM", minutes=5) == {"processed": 1, "failed": 0}
+
+    assert KEY not in world.fake.open_alerts(OTHER_ROUTING_KEY)
+    incident = world.incident()
+    assert not incident.is_open and incident.routing_key_alias in ("pay", "payments-old")

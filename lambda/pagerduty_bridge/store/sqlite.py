@@ -79,10 +79,7 @@ class SQLiteIncidentStore:
                 self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
                 self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
                 self._db.executescript(_SCHEMA)
-                columns = {row[1] for row in self._db.execute("PRAGMA table_info(incidents)")}
-                for column, statement in _MIGRATIONS:
-                    if column not in columns:
-                        self._db.execute(statement)
+                _migrate(self._db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the incident store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -228,6 +225,44 @@ class SQLiteIncidentStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
         return rows
+
+
+def _columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(incidents)")}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns an older state file lacks (``_MIGRATIONS``) and fill them from each row's data.
+
+    In one write transaction, the columns looked at again inside it: two processes opening the same old
+    file must not both add a column. A column added as its default alone said "not watched" of every
+    closed incident with an unfinished delivery, which the scheduled run then never finished."""
+    if all(column in _columns(db) for column, _ in _MIGRATIONS):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        present = _columns(db)
+        for column, statement in _MIGRATIONS:
+            if column not in present:
+                db.execute(statement)
+        if "watched" not in present:
+            _fill_watched(db)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _fill_watched(db: sqlite3.Connection) -> None:
+    """Mark the closed incidents the scheduled run must see (``needs_watch``); a row that cannot be read
+    is left as it is (reading it warns later, where it is used)."""
+    for dedup_key, data in db.execute("SELECT dedup_key, data FROM incidents WHERE is_open = 0").fetchall():
+        try:
+            incident = from_record({**json.loads(data), "dedup_key": dedup_key})
+        except (TypeError, ValueError, KeyError, RecursionError):
+            continue
+        if needs_watch(incident):
+            db.execute("UPDATE incidents SET watched = 1 WHERE dedup_key = ?", (dedup_key,))
 
 
 def _read_only(path: Path) -> bool:

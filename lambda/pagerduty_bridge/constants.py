@@ -102,6 +102,9 @@ ALL_SETTINGS_ENV_VARS: Final = (
 
 DEFAULT_ROUTING_KEY_ALIAS: Final = "default"
 """The routing-key alias of the integration key itself (also its field in a JSON secret)."""
+MAX_ROUTING_KEY_ALIAS_LENGTH: Final = 256
+"""The longest routing-key alias an incident keeps (as long as a tag value): its acknowledge and resolve
+go to the alias it keeps, so a longer one is not used (a rule naming one is refused at load)."""
 
 # --- Lambda ------------------------------------------------------------------------------------------
 HANDLER: Final = "pagerduty_bridge.handler.lambda_handler"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from pagerduty_bridge.constants import DEFAULT_ROUTING_KEY_ALIAS
+from pagerduty_bridge.constants import DEFAULT_ROUTING_KEY_ALIAS, MAX_ROUTING_KEY_ALIAS_LENGTH
 from pagerduty_bridge.errors import (
     BridgeError,
     ConcurrentUpdateError,
@@ -399,7 +399,7 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
     alias = plan.target.routing_key_alias
     key: str | None = None
     try:
-        key = keys.get(alias)
+        key = keys.get(keepable(alias))
     except UnknownAliasError:
         if plan.action is EventAction.TRIGGER and alias != DEFAULT_ROUTING_KEY_ALIAS:
             return _rerouted(keys, plan, render)
@@ -410,13 +410,14 @@ def addressed(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
 
 
 def _rerouted(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict[str, Any]]:
-    """A trigger whose alias no source names, sent to the default alias with a note saying so."""
+    """A trigger whose alias no source names (or too long to keep), sent to the default alias with a
+    note saying so."""
     assert plan.target is not None
     alias = plan.target.routing_key_alias
-    note = (
-        f"routing alias {shown_alias(alias)!r} has no routing key configured: "
-        f"sent to {DEFAULT_ROUTING_KEY_ALIAS!r} instead"
-    )
+    kept = len(alias) <= MAX_ROUTING_KEY_ALIAS_LENGTH
+    why = "has no routing key configured" if kept else "is too long to keep"
+    shown = shown_alias(alias) if kept else truncate(shown_alias(alias), 64)
+    note = f"routing alias {shown!r} {why}: sent to {DEFAULT_ROUTING_KEY_ALIAS!r} instead"
     logger.warning("%s (%s)", note, plan.target.dedup_key)
     plan = replace(plan, target=replace(plan.target, routing_key_alias=DEFAULT_ROUTING_KEY_ALIAS))
     event = render(plan)
@@ -477,6 +478,17 @@ def _aliased_key(keys: KeySource, digest: str) -> tuple[str, str] | None:
         if routing_key_digest(key) == digest:
             return alias, key
     return None
+
+
+def keepable(alias: str) -> str:
+    """``alias``, when its incident can keep it whole (``MAX_ROUTING_KEY_ALIAS_LENGTH``); else an
+    ``UnknownAliasError``: a page sent on a longer one would keep it cut, and its resolve, sent to the cut
+    alias, would find no key and leave the incident open."""
+    if len(alias) > MAX_ROUTING_KEY_ALIAS_LENGTH:
+        raise UnknownAliasError(
+            alias, f"routing alias {truncate(alias, 64)!r} is too long to keep: over {MAX_ROUTING_KEY_ALIAS_LENGTH}"
+        )
+    return alias
 
 
 def addressed_in_time(

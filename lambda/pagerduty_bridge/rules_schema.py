@@ -78,7 +78,9 @@ class RuleSpec(_Strict):
     name: str = Field(min_length=1)
     match: MatchSpec = MatchSpec()
     severity: AlertSeverity | None = None
-    routing_key: str | None = Field(default=None, min_length=1, description="routing key alias")
+    routing_key: str | None = Field(
+        default=None, min_length=1, max_length=c.MAX_ROUTING_KEY_ALIAS_LENGTH, description="routing key alias"
+    )
     summary: str | None = None
     recommendations: tuple[str, ...] | None = None
     runbook_url: str | None = Field(default=None, pattern=r"^https?://")

@@ -6,12 +6,17 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.models import AlarmState, EventAction, Incident, IncidentStatus
 from pagerduty_bridge.store import to_record
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import T0
+from tests.builders import T0, cli, sns_event
+from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY
 
 _FIRST_SCHEMA = """
 CREATE TABLE incidents (
@@ -25,6 +30,8 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_open ON incidents (is_open, triggered_at);
 """
 """The state file's schema before closed incidents could be watched (no ``watched`` column)."""
+KEY = "web-prod-cpu-high-CPUUtilization"
+"""The dedup key of the sample CPU alarm (``05-ec2-cpu-alarm.json``)."""
 
 
 def _first_schema_file(path: Path, *incidents: Incident) -> None:
@@ -68,3 +75,56 @@ def test_a_state_file_of_the_first_schema_keeps_watching_its_unfinished_resolve(
 
     assert [i.dedup_key for i in store.list_watched()] == ["cpu-high"]
     assert [i.dedup_key for i in SQLiteIncidentStore(path).list_watched()] == ["cpu-high"]
+
+
+def test_an_alias_longer_than_the_stored_limit_still_resolves_on_its_service(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule routing to an alias of more than 64 characters paged on that alias's key, but the incident
+    kept the alias cut to 64 characters: the alarm's OK then named an alias no key is configured for,
+    its resolve failed on every retry, and the incident stayed open at PagerDuty."""
+    alias = "payments-platform-" + "x" * 80
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEYS", json.dumps({alias: OTHER_ROUTING_KEY}))
+    monkeypatch.setenv("ALERT_RULES", json.dumps({"rules": [{"name": "all", "match": {}, "routing_key": alias}]}))
+    send = ("--send", "--events-url", fake_pd.url)
+
+    assert cli("replay", *send, str(EVENTS / "05-ec2-cpu-alarm.json")).code == 0
+    assert set(fake_pd.open_alerts(routing_key=OTHER_ROUTING_KEY)) == {KEY}
+
+    resolved = cli("replay", "--json", *send, str(EVENTS / "06-ec2-cpu-ok.json"))
+    assert resolved.code == 0, resolved.err
+    assert resolved.json()["action"] == "resolve"
+    assert fake_pd.open_alerts() == {}
+
+
+def test_an_alias_no_incident_can_keep_pages_the_default_service_and_resolves_there(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An alarm's ``pagerduty:routing`` tag naming a configured alias longer than an incident keeps: the
+    page goes to the default service, saying why, and the incident keeps ``default``, so its OK resolves
+    it there (sent on the long alias, the resolve went to the cut one and failed for good)."""
+    alias = "a" * 300
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEYS", json.dumps({alias: OTHER_ROUTING_KEY}))
+    tags = {"AlarmTags": {"pagerduty:routing": alias}}
+    send = ("--send", "--events-url", fake_pd.url, "--state", str(tmp_path / "state.db"))
+    for state, old in (("ALARM", "OK"), ("OK", "ALARM")):
+        event = tmp_path / f"{state}.json"
+        event.write_text(json.dumps(sns_event("long-alias", state, old, T0 + timedelta(minutes=len(old)), **tags)))
+        run = cli("replay", *send, str(event))
+        assert run.code == 0, run.err
+
+    trigger, resolve = fake_pd.requests
+    assert trigger.body["routing_key"] == ROUTING_KEY == resolve.body["routing_key"]
+    assert "is too long to keep" in trigger.body["payload"]["custom_details"]["routing"]
+    assert fake_pd.open_alerts() == {}
+
+
+def test_a_rule_naming_an_alias_no_incident_can_keep_is_refused_at_load(tmp_path: Path) -> None:
+    """Refused where it is written (``rules check``, the start, the synth), not found at the first page."""
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"name": "long", "match": {}, "routing_key": "a" * 257}]}))
+    run = cli("rules", "check", str(rules))
+    assert run.code == 2
+    assert "routing_key" in run.err and "256" in run.err, run.err

@@ -23,6 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Final, Protocol
 
+from pagerduty_bridge.constants import MAX_ROUTING_KEY_ALIAS_LENGTH
 from pagerduty_bridge.models import (
     AlarmState,
     AlertSeverity,
@@ -51,7 +52,7 @@ TEXT_LIMITS: Final[dict[str, int]] = {
     "pd_incident_id": 64,
     "pd_html_url": 2048,
     "pd_status": 32,
-    "routing_key_alias": 64,
+    "routing_key_alias": MAX_ROUTING_KEY_ALIAS_LENGTH,
     "routing_key_digest": 64,
     "silence_id": 64,
 }

@@ -333,7 +333,7 @@ class Delivery:
         for _ in range(MAX_CONFLICT_ATTEMPTS):
             if current is None or current.claim_token != claim.claim_token:
                 break
-            after = replace(change(current), version=current.version + 1)
+            after = replace(change(current), version=next_version(current.version))
             if keep_claim:
                 after = replace(after, claim_token=claim.claim_token, pending_action=current.pending_action)
             try:
@@ -357,7 +357,9 @@ class Delivery:
     def _left_unconfirmed(self, current: Incident) -> Incident:
         """``current`` marked unconfirmed (written conditionally, beside whatever holds it now)."""
         for _ in range(MAX_CONFLICT_ATTEMPTS):
-            after = replace(current, unconfirmed_until=self._unconfirmed(current, True), version=current.version + 1)
+            after = replace(
+                current, unconfirmed_until=self._unconfirmed(current, True), version=next_version(current.version)
+            )
             try:
                 self.store.put(after, expected_version=current.version)
                 self._remember(after)

@@ -33,7 +33,7 @@ from pagerduty_bridge.lifecycle import Reason
 from pagerduty_bridge.models import Incident, IncidentStatus
 from pagerduty_bridge.redaction import REDACTOR, RedactingFilter, install_log_redaction
 from pagerduty_bridge.settings import Settings, log_level
-from pagerduty_bridge.store import IncidentStore
+from pagerduty_bridge.store import IncidentStore, next_version
 from pagerduty_bridge.timeutil import believable
 from pagerduty_bridge.webhook_sync import (
     HANDLED_EVENTS,
@@ -98,7 +98,9 @@ class Receiver:
             if plan.target is None or stored is None:
                 return plan.reason
             try:
-                self.store.put(replace(plan.target, version=stored.version + 1), expected_version=stored.version)
+                self.store.put(
+                    replace(plan.target, version=next_version(stored.version)), expected_version=stored.version
+                )
             except VersionConflictError:
                 continue
             _count(stored, plan.target, plan.reason)

@@ -128,3 +128,29 @@ def test_a_rule_naming_an_alias_no_incident_can_keep_is_refused_at_load(tmp_path
     run = cli("rules", "check", str(rules))
     assert run.code == 2
     assert "routing_key" in run.err and "256" in run.err, run.err
+
+
+def test_an_incident_at_the_largest_version_sqlite_holds_still_resolves(
+    fake_pd: FakePagerDuty, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A row whose version is the largest SQLite integer (edited by hand, or written by another tool):
+    the next version did not fit, the write raised ``OverflowError`` on every notification, and the
+    incident could never be resolved."""
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", ROUTING_KEY)
+    state = tmp_path / "state.db"
+    send = ("--send", "--events-url", fake_pd.url, "--state", str(state))
+    alarm, ok = tmp_path / "alarm.json", tmp_path / "ok.json"
+    alarm.write_text(json.dumps(sns_event("at-the-top", "ALARM", "OK", T0)))
+    ok.write_text(json.dumps(sns_event("at-the-top", "OK", "ALARM", T0 + timedelta(minutes=5))))
+    assert cli("replay", *send, str(alarm)).code == 0
+    with contextlib.closing(sqlite3.connect(state)) as db, db:
+        db.execute("UPDATE incidents SET version = ?", (2**63 - 1,))
+
+    run = cli("replay", "--json", *send, str(ok))
+
+    assert run.code == 0, run.err
+    assert run.json()["action"] == "resolve"
+    assert fake_pd.open_alerts() == {}
+    (incident,) = SQLiteIncidentStore(state).list_all()
+    assert incident.status is IncidentStatus.RESOLVED
+    assert incident.version < 2**53

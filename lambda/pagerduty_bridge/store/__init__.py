@@ -69,12 +69,18 @@ FIRST_VERSION_SPAN: Final = (1 << 32, 1 << 52)
 version 1) and below 2**53 (a version read by JavaScript, in JSON, stays exact)."""
 
 
+MAX_VERSION: Final = 1 << 53
+"""Versions stay below it (``next_version``): exact in JavaScript and JSON, far inside SQLite's integers."""
+
+
 def next_version(expected: int | None) -> int:
     """The version a write conditional on ``expected`` stores: the next one, or a random first one for an
     incident made anew. Counting from 1 again after ``incidents clear`` (or an expired item) let a warm
     container's remembered incident match the new one's version exactly, and a write planned on the
-    old one pass its condition."""
-    if expected is not None:
+    old one pass its condition. A version at the top of the span (written by hand or another tool) is
+    followed by a random first one too: one more would leave the integers SQLite holds at 2**63, and
+    every write of the incident would fail."""
+    if expected is not None and expected + 1 < MAX_VERSION:
         return expected + 1
     low, high = FIRST_VERSION_SPAN
     return low + secrets.randbelow(high - low)

@@ -154,3 +154,24 @@ def test_an_incident_at_the_largest_version_sqlite_holds_still_resolves(
     (incident,) = SQLiteIncidentStore(state).list_all()
     assert incident.status is IncidentStatus.RESOLVED
     assert incident.version < 2**53
+
+
+def test_a_row_whose_data_is_nested_past_reason_is_a_store_error_naming_it(tmp_path: Path) -> None:
+    """A row whose data is JSON nested past Python's recursion limit (edited by hand, or by another tool):
+    reading it raised ``RecursionError``, an "unexpected" failure, and a listing of the state file failed
+    on it. It is an unreadable row like any other now: listings skip it, reading it names it."""
+    state = tmp_path / "state.db"
+    assert cli("replay", "--record", "--state", str(state), str(EVENTS / "05-ec2-cpu-alarm.json")).code == 0
+    with contextlib.closing(sqlite3.connect(state)) as db, db:
+        db.execute(
+            "INSERT INTO incidents (dedup_key, version, is_open, triggered_at, data) VALUES ('deep', 1, 1, '0', ?)",
+            ("[" * 100_000 + "]" * 100_000,),
+        )
+
+    listed = cli("incidents", "list", "--json", "--state", str(state))
+    shown = cli("incidents", "show", "deep", "--state", str(state))
+
+    assert listed.code == 0, listed.err
+    assert [row["dedup_key"] for row in listed.json()] == [KEY]
+    assert shown.code == 2
+    assert "'deep'" in shown.err and "is not an incident the bridge can read" in shown.err, shown.err

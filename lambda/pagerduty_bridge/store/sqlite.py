@@ -192,7 +192,7 @@ class SQLiteIncidentStore:
             # The row's key is its column: data without it, or naming another, must not hide the row
             # (or send its writes to another key, where none matches).
             return from_record({**record, "dedup_key": dedup_key})
-        except (TypeError, ValueError, KeyError) as exc:  # a row written by hand, or by something else
+        except (TypeError, ValueError, KeyError, RecursionError) as exc:  # written by hand, or by something else
             raise StoreError(
                 f"the row {dedup_key[:256]!r} in {self.path} is not an incident the bridge can read "
                 f"({type(exc).__name__}: {truncate(str(exc), 256)})",

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +36,19 @@ CREATE INDEX incidents_open ON incidents (is_open, triggered_at);
 """The state file's schema before closed incidents could be watched (no ``watched`` column)."""
 KEY = "web-prod-cpu-high-CPUUtilization"
 """The dedup key of the sample CPU alarm (``05-ec2-cpu-alarm.json``)."""
+_UNFINISHED = Incident(
+    dedup_key="cpu-high",
+    alarm_name="cpu-high",
+    status=IncidentStatus.RESOLVED,
+    updated_at=T0,
+    triggered_at=T0,
+    resolved_at=T0,
+    alarm_state=AlarmState.OK,
+    pending_action=EventAction.RESOLVE,
+    claim_token="c" * 32,
+    version=7,
+)
+"""A resolve claimed (and maybe sent) before an upgrade, never committed: the scheduled run must see it."""
 
 
 def _first_schema_file(path: Path, *incidents: Incident) -> None:
@@ -55,21 +72,9 @@ def test_a_state_file_of_the_first_schema_keeps_watching_its_unfinished_resolve(
     """A resolve claimed (and maybe sent) before the upgrade, never committed: the migration added the
     ``watched`` column as 0 for every row, so the scheduled run never looked at it again and the
     incident could stay open at PagerDuty although its alarm cleared."""
-    unfinished = Incident(
-        dedup_key="cpu-high",
-        alarm_name="cpu-high",
-        status=IncidentStatus.RESOLVED,
-        updated_at=T0,
-        triggered_at=T0,
-        resolved_at=T0,
-        alarm_state=AlarmState.OK,
-        pending_action=EventAction.RESOLVE,
-        claim_token="c" * 32,
-        version=7,
-    )
     done = Incident(dedup_key="disk-full", alarm_name="disk-full", status=IncidentStatus.RESOLVED, updated_at=T0)
     path = tmp_path / "state.db"
-    _first_schema_file(path, unfinished, done)
+    _first_schema_file(path, _UNFINISHED, done)
 
     store = SQLiteIncidentStore(path)
 
@@ -175,3 +180,38 @@ def test_a_row_whose_data_is_nested_past_reason_is_a_store_error_naming_it(tmp_p
     assert [row["dedup_key"] for row in listed.json()] == [KEY]
     assert shown.code == 2
     assert "'deep'" in shown.err and "is not an incident the bridge can read" in shown.err, shown.err
+
+
+@pytest.fixture
+def read_only_first_schema(tmp_path: Path) -> Iterator[Path]:
+    """A state file of the first schema (no ``watched`` column, no silences) holding an unfinished
+    resolve, that nobody can write (as ``test_cli_interface.read_only_state``)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    state = folder / "state.db"
+    _first_schema_file(state, _UNFINISHED)
+    state.chmod(0o444)
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(state, os.W_OK) and shutil.which("chattr"):  # root: the immutable attribute binds root too
+        chattr = subprocess.run(["chattr", "+i", str(state), str(folder)], check=False, capture_output=True)
+        immutable = chattr.returncode == 0
+    try:
+        if os.access(state, os.W_OK) or os.access(folder, os.W_OK):
+            pytest.skip("no way to make a file read-only for this user here")
+        yield state
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(state), str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def test_a_read_only_state_file_of_the_first_schema_is_read_as_it_is(read_only_first_schema: Path) -> None:
+    """Opened for reading only, an old state file is not migrated: listing the closed incidents to watch
+    failed on the missing ``watched`` column, and listing silences on the missing table."""
+    store = SQLiteIncidentStore(read_only_first_schema)
+    assert store.read_only
+
+    assert [i.dedup_key for i in store.list_watched()] == [_UNFINISHED.dedup_key]
+    assert store.list_silences() == []
+    assert [s["id"] for s in cli("silence", "list", "--json", "--state", str(read_only_first_schema)).json()] == []

@@ -80,6 +80,12 @@ class SQLiteIncidentStore:
                 self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
                 self._db.executescript(_SCHEMA)
                 _migrate(self._db)
+            # What a read-only file of the first schema (never migrated) lacks: ``list_watched`` and
+            # ``list_silences`` answer without it.
+            self._watched = "watched" in _columns(self._db)
+            self._silenced = bool(
+                self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'silences'").fetchone()
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the incident store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -140,11 +146,18 @@ class SQLiteIncidentStore:
         )
 
     def list_watched(self) -> list[Incident]:
+        if not self._watched:  # a read-only file of the first schema: each closed incident says it itself
+            closed = self._query_all(
+                "SELECT dedup_key, data FROM incidents WHERE is_open = 0 ORDER BY triggered_at, dedup_key"
+            )
+            return [incident for incident in self._incidents(closed) if needs_watch(incident)]
         return self._incidents(
             self._query_all("SELECT dedup_key, data FROM incidents WHERE watched = 1 ORDER BY triggered_at, dedup_key")
         )
 
     def list_silences(self) -> list[Silence]:
+        if not self._silenced:  # a read-only file of the first schema, which kept none
+            return []
         rows = self._query_all("SELECT id, data FROM silences ORDER BY ends_at, id")
         found = (read_silence(data, f"silence {key!r} in {self.path}") for key, data in rows)
         return [silence for silence in found if silence is not None]

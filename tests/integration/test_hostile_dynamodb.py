@@ -9,6 +9,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -215,3 +216,24 @@ def test_a_read_only_state_file_of_the_first_schema_is_read_as_it_is(read_only_f
     assert [i.dedup_key for i in store.list_watched()] == [_UNFINISHED.dedup_key]
     assert store.list_silences() == []
     assert [s["id"] for s in cli("silence", "list", "--json", "--state", str(read_only_first_schema)).json()] == []
+
+
+def test_a_state_file_being_written_in_rollback_mode_is_waited_for_not_refused(tmp_path: Path) -> None:
+    """Another connection writing the file before it is in WAL mode (a second command starting on a new
+    state file, or one made by the ``sqlite3`` shell): switching to WAL answered "database is locked" at
+    once, without the busy timeout, so one of two commands started together failed."""
+    path = tmp_path / "state.db"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE scratch (x)")
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO scratch VALUES (1)")
+    release = threading.Timer(0.3, writer.execute, ("COMMIT",))
+    release.start()
+    try:
+        store = SQLiteIncidentStore(path, busy_timeout=timedelta(seconds=10))
+    finally:
+        release.join()
+        writer.close()
+    store.put(_UNFINISHED, expected_version=None)
+    assert store.list_watched() == [_UNFINISHED]

@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -77,7 +78,7 @@ class SQLiteIncidentStore:
                 self._db = _connect_read_only(Path(self.path), timeout)
             else:
                 self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-                self._db.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
+                _journal(self._db, "MEMORY" if self.path == ":memory:" else "WAL", timeout)
                 self._db.executescript(_SCHEMA)
                 _migrate(self._db)
             # What a read-only file of the first schema (never migrated) lacks: ``list_watched`` and
@@ -238,6 +239,21 @@ class SQLiteIncidentStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the incident store {self.path}: {exc}", retryable=True) from exc
         return rows
+
+
+def _journal(db: sqlite3.Connection, mode: str, timeout: float) -> None:
+    """Set the journal mode, waiting up to ``timeout`` seconds for another connection's lock. SQLite answers
+    a mode change that meets another writer "database is locked" at once, without its busy handler (to
+    break a deadlock): of two commands started together on a new file, one failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute(f"PRAGMA journal_mode={mode}")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _columns(db: sqlite3.Connection) -> set[str]:

@@ -237,3 +237,25 @@ def test_a_state_file_being_written_in_rollback_mode_is_waited_for_not_refused(t
         writer.close()
     store.put(_UNFINISHED, expected_version=None)
     assert store.list_watched() == [_UNFINISHED]
+
+
+def test_two_processes_opening_a_state_file_of_the_first_schema_add_its_column_once(tmp_path: Path) -> None:
+    """Another process adds the ``watched`` column while this one opens the file: both had seen it
+    missing, and the second ``ALTER TABLE`` failed with "duplicate column name", so the command failed."""
+    path = tmp_path / "state.db"
+    _first_schema_file(path, _UNFINISHED)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE silences (id TEXT PRIMARY KEY, ends_at TEXT NOT NULL, data TEXT NOT NULL)")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ALTER TABLE incidents ADD COLUMN watched INTEGER NOT NULL DEFAULT 0")
+    other.execute("UPDATE incidents SET watched = 1")
+    release = threading.Timer(0.3, other.execute, ("COMMIT",))
+    release.start()
+    try:
+        store = SQLiteIncidentStore(path, busy_timeout=timedelta(seconds=10))
+    finally:
+        release.join()
+        other.close()
+    assert store.list_watched() == [_UNFINISHED]

@@ -164,6 +164,12 @@ class HealthAlarms(Construct):
             "The webhook receiver failed a request: PagerDuty retries it, but acknowledgements and resolutions "
             "made in PagerDuty may be missing from the incident table (see its logs).",
         )
+        self._alarm(
+            "WebhookFailures",
+            bridge_metric(constants.METRIC_WEBHOOK_FAILED, service=self._service),
+            "The webhook receiver could not record a request (its table or signing secret failed) and answered "
+            "PagerDuty with a 5xx: PagerDuty retries it for a while, then drops it (see the receiver's logs).",
+        )
 
     def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str, *, threshold: float = 1) -> None:
         """Alarm on any datapoint at ``threshold`` or above (by default any non-zero one); missing data is

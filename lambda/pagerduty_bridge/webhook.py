@@ -206,5 +206,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         return handle(event, get_receiver(), datetime.now(UTC))
     except BridgeError as exc:
+        metrics.add_metric(name=c.METRIC_WEBHOOK_FAILED, unit="Count", value=1)
         logger.error("webhook not recorded", extra={"error": str(exc), "retryable": exc.retryable})
         return answer(503 if exc.retryable else 500, "not recorded; PagerDuty will retry")

@@ -160,6 +160,17 @@ def test_webhook_errors_alarm_to_the_health_topic(variant: Synthesized) -> None:
     _notifies_health_topic_both_ways(variant, alarm)
 
 
+def test_webhooks_the_receiver_could_not_record_alarm_to_the_health_topic(variant: Synthesized) -> None:
+    """The receiver answers a failed store or secret with a 5xx and returns normally: no function error."""
+    failures = _alarms_on(variant, constants.METRIC_WEBHOOK_FAILED, constants.METRICS_NAMESPACE)
+    if variant.bridge.webhooks is None:
+        assert failures == []
+        return
+    (alarm,) = failures
+    assert alarm["Statistic"] == "Sum"
+    _notifies_health_topic_both_ways(variant, alarm)
+
+
 def test_invalid_messages_alarm_to_the_health_topic_like_delivery_failures(variant: Synthesized) -> None:
     """Input the bridge cannot read is never retried into success: a person has to see it."""
     (alarm,) = _alarms_on(variant, constants.METRIC_INVALID_MESSAGE, constants.METRICS_NAMESPACE)

@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from pagerduty_bridge import constants as c
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.models import AlarmState, EventAction, Incident, IncidentStatus
 from pagerduty_bridge.store import to_record
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import T0, cli, sns_event
+from tests.builders import T0, cli, emf_metrics, sns_event
 from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY
+from tests.integration.test_webhooks import World, delivery, post, world
 
+__all__ = ["world"]
 _FIRST_SCHEMA = """
 CREATE TABLE incidents (
     dedup_key    TEXT PRIMARY KEY,
@@ -259,3 +262,19 @@ def test_two_processes_opening_a_state_file_of_the_first_schema_add_its_column_o
         release.join()
         other.close()
     assert store.list_watched() == [_UNFINISHED]
+
+
+def test_a_webhook_the_table_refuses_is_counted_for_the_health_alarm(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table gone (deleted, or the role narrowed): the receiver answered 503, so PagerDuty retries,
+    but returned normally: no function error, no metric, and the health alarm meant for "the webhook
+    receiver failed a request" never went off while PagerDuty's acknowledgements were being lost."""
+    world.alarm()
+    world.store._client.delete_table(TableName=world.store.table_name)
+    capsys.readouterr()
+
+    assert post(delivery("incident.acknowledged", minutes=1)) == 503
+
+    counted = emf_metrics(capsys.readouterr().out)
+    assert counted[c.METRIC_WEBHOOK_FAILED] == 1, counted

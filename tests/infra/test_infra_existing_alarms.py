@@ -1,0 +1,73 @@
+"""A team's existing alarms and topics wired to the bridge: what CloudWatch cannot deliver (a topic under a
+key it may not use, an action that bypasses the topic) or should not (a suppressor alarm that pages) stops
+or warns at synth, naming the alarm or the topic and what to do, instead of paging nobody after deploy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk.cx_api import CloudAssembly
+from constructs import Construct
+
+from pagerduty_bridge_cdk import PagerDutyBridge
+from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, REGION
+
+HOME = Environment(account=ACCOUNT, region=REGION)
+
+# Every test here synthesizes apps of its own: one xdist worker bundles the asset once for all of them.
+pytestmark = pytest.mark.xdist_group("cdk-existing-alarms")
+
+
+def _bridge(scope: Construct, construct_id: str = "Pager", **props: Any) -> PagerDutyBridge:
+    return PagerDutyBridge(scope, construct_id, **{"environment": "prod", "health_alarm_email": HEALTH_EMAIL, **props})
+
+
+def _alarm(scope: Construct, construct_id: str) -> cloudwatch.Alarm:
+    metric = cloudwatch.Metric(namespace="Shop", metric_name=construct_id)
+    return metric.create_alarm(scope, construct_id, threshold=1, evaluation_periods=1)
+
+
+def _messages(assembly: CloudAssembly, stack: Stack, level: str) -> list[str]:
+    artifact = assembly.get_stack_by_name(stack.stack_name)
+    return [str(m.entry.data) for m in artifact.messages if m.level.name == level]
+
+
+# --- The topic's key ----------------------------------------------------------------------------------
+
+
+def test_a_topic_of_the_app_under_a_key_cloudwatch_cannot_use_is_an_error_naming_it(tmp_path: Path) -> None:
+    """A team gives the bridge its own topic (``alarm_topic_arn=topic.topic_arn``) encrypted with the
+    AWS-managed ``alias/aws/sns`` key, whose policy CloudWatch can never be granted, or with a key of the
+    app whose policy does not let ``cloudwatch.amazonaws.com`` use it: the synth was clean, and after the
+    deploy CloudWatch silently failed every publish, so no alarm ever paged. Now each is an error naming
+    the topic and what to do; a key whose policy grants CloudWatch is clean."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    managed = sns.Topic(stack, "Managed", master_key=kms.Alias.from_alias_name(stack, "AwsSns", "alias/aws/sns"))
+    closed = sns.Topic(stack, "Closed", master_key=kms.Key(stack, "ClosedKey"))
+    open_key = kms.Key(stack, "OpenKey")
+    open_key.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+        )
+    )
+    granted = sns.Topic(stack, "Granted", master_key=open_key)
+    for name, topic in (("managed", managed), ("closed", closed), ("granted", granted)):
+        _bridge(stack, f"{name.title()}Pager", environment=name, alarm_topic_arn=topic.topic_arn)
+    errors = _messages(app.synth(), stack, "ERROR")
+
+    (managed_error,) = [m for m in errors if "Shop/Managed" in m]
+    assert "alias/aws/sns" in managed_error and "customer-managed key" in managed_error
+    (closed_error,) = [m for m in errors if "Shop/Closed" in m]
+    assert "Shop/ClosedKey" in closed_error and "cloudwatch.amazonaws.com" in closed_error
+    assert "kms:Decrypt" in closed_error and "kms:GenerateDataKey*" in closed_error
+    assert not [m for m in errors if "Granted" in m or "OpenKey" in m]

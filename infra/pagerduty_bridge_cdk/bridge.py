@@ -27,7 +27,7 @@ from pagerduty_bridge_cdk.readers import ConfigError
 from pagerduty_bridge_cdk.reconciliation import DEAD_LETTERS_ALARM_DESCRIPTION, Reconciliation
 from pagerduty_bridge_cdk.secrets import INTEGRATION_KEY, BridgeSecret
 from pagerduty_bridge_cdk.webhook import WebhookReceiver
-from pagerduty_bridge_cdk.wiring import HalfWiredAlarmsCheck, page_alarm
+from pagerduty_bridge_cdk.wiring import BypassedTopicCheck, HalfWiredAlarmsCheck, page_alarm
 
 RECONCILE_DEAD_LETTERS = "ReconcileDeadLetters"
 """The schedule's dead-letter queue, by the name its alarm, output and the dashboard show."""
@@ -85,6 +85,8 @@ class PagerDutyBridge(Construct):
         self._build_outputs()
         self._build_tags()
         self.node.add_validation(HalfWiredAlarmsCheck(self, self.topic, severity=config.half_wired_alarms))
+        functions = [self.function, self.bridge.target, *([] if self.webhooks is None else [self.webhooks.function])]
+        self.node.add_validation(BypassedTopicCheck(self, self.topic, functions=functions))
 
     # --- what users of the construct reach for ---------------------------------------------------------
 

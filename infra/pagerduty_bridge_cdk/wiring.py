@@ -356,6 +356,31 @@ def double_pages(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> li
     ]
 
 
+def direct_invocations(root: IConstruct, functions: Sequence[Any], *, skip: IConstruct) -> list[tuple[AnyAlarm, str]]:
+    """(alarm, state) for each action of an alarm under ``root`` (but not ``skip``) that invokes one of
+    ``functions`` (the bridge's functions or aliases) itself, the state as the template names it."""
+    found: list[tuple[AnyAlarm, str]] = []
+    for alarm in alarms_in(root):
+        if is_within(alarm, skip):
+            continue
+        for state, (_, name) in _L1_PROPERTIES.items():
+            actions = actions_of(alarm, state) or []
+            if any(_invokes(action, function, alarm) for action in actions for function in functions):
+                found.append((alarm, name))
+    return found
+
+
+def _invokes(action: str, function: Any, alarm: AnyAlarm) -> bool:
+    """Whether the alarm action ``action`` is ``function`` (a Lambda function or alias of the app)."""
+    if action == function.function_arn:
+        return True
+    resource = function.node.default_child
+    stack = Stack.of(alarm)
+    if resource is None or Stack.of(resource).node.path != stack.node.path:
+        return False
+    return _references(stack.resolve(action), str(stack.resolve(resource.logical_id)))
+
+
 class Pager(HasNode, Protocol):
     """What :class:`PageOnAlarms` needs of a bridge."""
 
@@ -502,3 +527,30 @@ class HalfWiredAlarmsCheck:
                 "warning if both incidents are meant.",
             )
         return errors
+
+
+@jsii.implements(IValidation)
+class BypassedTopicCheck:
+    """A validation of the bridge: an error on each alarm of the app whose action invokes one of the
+    bridge's functions itself (``LambdaAction(bridge.function)``).
+
+    An alarm action on the function bypasses the topic: its dead-letter queue, the buffer, the half-wired
+    check (which looks for the topic), and with SnapStart the ``live`` alias."""
+
+    def __init__(self, bridge: IConstruct, topic: sns.ITopic, *, functions: Sequence[Any]) -> None:
+        self._bridge = bridge
+        self._topic = topic
+        self._functions = list(functions)
+
+    def validate(self) -> list[str]:
+        """Annotate the alarms; the annotations are the report."""
+        root, bridge = self._bridge.node.root, self._bridge.node.path
+        for alarm, state in direct_invocations(root, self._functions, skip=self._bridge):
+            Annotations.of(alarm).add_error(
+                f"alarm {alarm.node.path} invokes the function of {bridge} directly in its {state}: CloudWatch "
+                "then bypasses the bridge's topic, its dead-letter queue and buffer, and the check that OK is "
+                "wired too, so a failed page is lost and an incident may never resolve. Drop the Lambda action "
+                "and page the alarm through the topic: bridge.page(alarm), or the topic as its AlarmActions "
+                "and OKActions."
+            )
+        return []

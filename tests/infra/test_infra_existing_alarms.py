@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -71,3 +72,38 @@ def test_a_topic_of_the_app_under_a_key_cloudwatch_cannot_use_is_an_error_naming
     assert "Shop/ClosedKey" in closed_error and "cloudwatch.amazonaws.com" in closed_error
     assert "kms:Decrypt" in closed_error and "kms:GenerateDataKey*" in closed_error
     assert not [m for m in errors if "Granted" in m or "OpenKey" in m]
+
+
+# --- Actions that bypass the topic -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("snap_start", [False, True], ids=["function", "live-alias"])
+def test_a_lambda_action_on_the_bridges_function_is_an_error_naming_the_alarm(tmp_path: Path, snap_start: bool) -> None:
+    """``alarm.add_alarm_action(LambdaAction(bridge.function))`` pages on ALARM but never tells the bridge
+    OK (the half-wired check looks for the topic only), bypasses the topic's dead-letter queue and the
+    buffer, and with SnapStart runs the unpublished ``$LATEST``: the synth was clean. Now it is an error
+    naming the alarm and saying to page it through the topic."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    bridge = _bridge(stack, snap_start=snap_start)
+    direct = _alarm(stack, "Direct")
+    direct.add_alarm_action(cloudwatch_actions.LambdaAction(bridge.function))
+    legacy = cloudwatch.CfnAlarm(
+        stack,
+        "Legacy",
+        namespace="Shop",
+        metric_name="Legacy",
+        statistic="Sum",
+        period=60,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanThreshold",
+        ok_actions=[bridge.function.function_arn],
+    )
+    bridge.page(_alarm(stack, "Fine"))
+    errors = _messages(app.synth(), stack, "ERROR")
+
+    (direct_error,) = [m for m in errors if "Shop/Direct" in m]
+    assert "bridge.page(alarm)" in direct_error and "Shop/Pager" in direct_error
+    assert [m for m in errors if legacy.node.path in m]
+    assert not [m for m in errors if "Shop/Fine" in m]

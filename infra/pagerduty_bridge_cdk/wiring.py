@@ -40,6 +40,10 @@ HALF_WIRED_WARNING_ID: Final = "pagerduty-bridge:halfWiredAlarm"
 DOUBLE_PAGE_WARNING_ID: Final = "pagerduty-bridge:doublePage"
 """The id of the warning that an alarm pages through the bridge beside a composite alarm built on it."""
 
+SUPPRESSOR_PAGES_WARNING_ID: Final = "pagerduty-bridge:suppressorPages"
+"""The id of the warning that an alarm pages through the bridge while it is the actions suppressor of a
+composite alarm paging through it too: it is in ALARM exactly when nobody should be paged."""
+
 UNRESOLVED_ACTIONS_WARNING_ID: Final = "pagerduty-bridge:alarmActionsUnresolved"
 """The id of the warning that :class:`PageOnAlarms` left an L1 alarm alone because its actions are a token
 known only at deploy (``Fn::If``, a list parameter) that it cannot extend without guessing."""
@@ -356,6 +360,46 @@ def double_pages(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> li
     ]
 
 
+def _names_resource(value: Any, alarm: AnyAlarm, within: IConstruct) -> bool:
+    """Whether ``value`` (an action or a suppressor, as the app wrote it) names ``alarm``: by a token of its
+    ARN, by ``Ref``/``Fn::GetAtt`` of its resource in the stack of ``within``, or by its literal ARN."""
+    resource = _resource(alarm)
+    if resource is None or value is None:
+        return False
+    tokens = [resource.attr_arn, resource.ref, *([alarm.alarm_arn] if isinstance(alarm, cloudwatch.AlarmBase) else [])]
+    if isinstance(value, str) and value in tokens:
+        return True
+    stack = Stack.of(within)
+    if Stack.of(resource).node.path != stack.node.path:
+        return False
+    resolved = stack.resolve(value)
+    if _references(resolved, str(stack.resolve(resource.logical_id))):
+        return True
+    name = resource.alarm_name
+    return (
+        name is not None
+        and not Token.is_unresolved(name)
+        and any(text.endswith(f":alarm:{name}") for text in _strings(resolved))
+    )
+
+
+def paged_suppressors(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[tuple[AnyAlarm, AnyAlarm]]:
+    """(suppressor, composite) for each alarm under ``root`` (but not ``skip``) paging through ``topic``
+    while it is the ``ActionsSuppressor`` of a composite alarm that pages through ``topic`` too."""
+    paging = [a for a in alarms_in(root) if not is_within(a, skip) and _has(a, "alarm", topic)]
+    pairs: list[tuple[AnyAlarm, AnyAlarm]] = []
+    for composite in paging:
+        resource = _resource(composite)
+        if not isinstance(resource, cloudwatch.CfnCompositeAlarm) or resource.actions_suppressor is None:
+            continue
+        pairs += [
+            (alarm, composite)
+            for alarm in paging
+            if alarm.node.path != composite.node.path and _names_resource(resource.actions_suppressor, alarm, resource)
+        ]
+    return pairs
+
+
 def direct_invocations(root: IConstruct, functions: Sequence[Any], *, skip: IConstruct) -> list[tuple[AnyAlarm, str]]:
     """(alarm, state) for each action of an alarm under ``root`` (but not ``skip``) that invokes one of
     ``functions`` (the bridge's functions or aliases) itself, the state as the template names it."""
@@ -532,10 +576,13 @@ class HalfWiredAlarmsCheck:
 @jsii.implements(IValidation)
 class BypassedTopicCheck:
     """A validation of the bridge: an error on each alarm of the app whose action invokes one of the
-    bridge's functions itself (``LambdaAction(bridge.function)``).
+    bridge's functions itself (``LambdaAction(bridge.function)``), and a warning (id
+    :data:`SUPPRESSOR_PAGES_WARNING_ID`) on each alarm paging through the bridge while it suppresses a
+    composite alarm that pages through it too.
 
     An alarm action on the function bypasses the topic: its dead-letter queue, the buffer, the half-wired
-    check (which looks for the topic), and with SnapStart the ``live`` alias."""
+    check (which looks for the topic), and with SnapStart the ``live`` alias. A suppressor alarm (a
+    maintenance window, a deploy in progress) is in ALARM exactly when nobody should be woken."""
 
     def __init__(self, bridge: IConstruct, topic: sns.ITopic, *, functions: Sequence[Any]) -> None:
         self._bridge = bridge
@@ -552,5 +599,13 @@ class BypassedTopicCheck:
                 "wired too, so a failed page is lost and an incident may never resolve. Drop the Lambda action "
                 "and page the alarm through the topic: bridge.page(alarm), or the topic as its AlarmActions "
                 "and OKActions."
+            )
+        for alarm, composite in paged_suppressors(root, self._topic, skip=self._bridge):
+            Annotations.of(alarm).add_warning_v2(
+                SUPPRESSOR_PAGES_WARNING_ID,
+                f"alarm {alarm.node.path} pages PagerDuty through {bridge} while it is the actions suppressor "
+                f"of the composite alarm {composite.node.path}: it is in ALARM exactly when that composite must "
+                "not page, and it pages. Do not page the suppressor (exclude it from PageOnAlarms, or do not "
+                "page() it), or acknowledge this warning if it is meant to page.",
             )
         return []

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import App, Aspects, Environment, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
@@ -17,7 +17,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.cx_api import CloudAssembly
 from constructs import Construct
 
-from pagerduty_bridge_cdk import PagerDutyBridge
+from pagerduty_bridge_cdk import PageOnAlarms, PagerDutyBridge
 from tests.infra.conftest import ACCOUNT, HEALTH_EMAIL, REGION
 
 HOME = Environment(account=ACCOUNT, region=REGION)
@@ -107,3 +107,28 @@ def test_a_lambda_action_on_the_bridges_function_is_an_error_naming_the_alarm(tm
     assert "bridge.page(alarm)" in direct_error and "Shop/Pager" in direct_error
     assert [m for m in errors if legacy.node.path in m]
     assert not [m for m in errors if "Shop/Fine" in m]
+
+
+# --- Composite alarms with an actions suppressor -----------------------------------------------------
+
+
+def test_a_suppressor_alarm_paging_through_the_bridge_is_a_warning_naming_it(tmp_path: Path) -> None:
+    """A composite alarm's ``actions_suppressor`` (a maintenance window, a deploy in progress) is in ALARM
+    exactly when nobody should be paged; ``PageOnAlarms`` wired it like any alarm, so every maintenance
+    window woke the on-call engineer. Now such an alarm gets a warning naming it and the composite."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    bridge = _bridge(stack)
+    maintenance = _alarm(stack, "Maintenance")
+    child = _alarm(stack, "Checkout")
+    cloudwatch.CompositeAlarm(
+        stack,
+        "CheckoutDown",
+        alarm_rule=cloudwatch.AlarmRule.from_alarm(child, cloudwatch.AlarmState.ALARM),
+        actions_suppressor=maintenance,
+    )
+    Aspects.of(stack).add(PageOnAlarms(bridge, exclude="Shop/Checkout"))
+    warnings = _messages(app.synth(), stack, "WARNING")
+
+    (warning,) = [m for m in warnings if "Shop/Maintenance" in m]
+    assert "Shop/CheckoutDown" in warning and "suppress" in warning

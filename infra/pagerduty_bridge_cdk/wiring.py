@@ -288,6 +288,17 @@ def half_wired(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list
     ]
 
 
+def ok_only(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[AnyAlarm]:
+    """Alarms under ``root`` (but not ``skip``) whose OK action is ``topic`` and whose ALARM action is not:
+    wired for the bridge, then given an action list that replaced the one naming it (an L1's
+    ``alarm_actions`` set after page()). They never page."""
+    return [
+        alarm
+        for alarm in alarms_in(root)
+        if not is_within(alarm, skip) and _has(alarm, "ok", topic) is True and _has(alarm, "alarm", topic) is False
+    ]
+
+
 def _resource(alarm: AnyAlarm) -> L1Alarm | None:
     """The alarm's CloudFormation resource: an L1 alarm is its own, an L2 alarm renders one."""
     if isinstance(alarm, cloudwatch.AlarmBase):
@@ -528,8 +539,8 @@ def unreached_stage_alarms(node: IConstruct, bridge_type: type) -> list[AnyAlarm
 
 @jsii.implements(IValidation)
 class HalfWiredAlarmsCheck:
-    """A validation of the bridge: reports each alarm of the app that tells the bridge ALARM but not OK,
-    and warns (id :data:`DOUBLE_PAGE_WARNING_ID`) of each alarm paging beside a composite built on it.
+    """A validation of the bridge: reports each alarm of the app that tells the bridge ALARM but not OK
+    (or OK but not ALARM), and warns (id :data:`DOUBLE_PAGE_WARNING_ID`) of each alarm paging beside a composite built on it.
 
     Validations run after every aspect, so alarms :class:`PageOnAlarms` wires are wired by then. Each
     half-wired alarm gets an error annotation (``cdk synth`` fails), or with ``severity="warn"`` a
@@ -556,12 +567,15 @@ class HalfWiredAlarmsCheck:
                 f"alarm {alarm.node.path} pages PagerDuty through {self._bridge.node.path} on ALARM but never "
                 f"tells it OK, so its incidents will not resolve when it recovers: {remedy}."
             )
-            if self._severity == "error" and _stage_path(alarm) != _stage_path(self._bridge):
-                errors.append(message)
-            elif self._severity == "warn":
-                Annotations.of(alarm).add_warning_v2(HALF_WIRED_WARNING_ID, message)
-            else:
-                Annotations.of(alarm).add_error(message)
+            self._report(alarm, message, errors)
+        for alarm in ok_only(self._bridge.node.root, self._topic, skip=self._bridge):
+            self._report(
+                alarm,
+                f"alarm {alarm.node.path} tells {self._bridge.node.path} OK but never ALARM: its AlarmActions "
+                "lost the bridge topic (an action list set after it was wired replaced the one naming it), so it "
+                "pages nobody. Set its actions before page(), or add the bridge topic to its AlarmActions too.",
+                errors,
+            )
         for alarm, composite in double_pages(self._bridge.node.root, self._topic, skip=self._bridge):
             Annotations.of(alarm).add_warning_v2(
                 DOUBLE_PAGE_WARNING_ID,
@@ -571,6 +585,16 @@ class HalfWiredAlarmsCheck:
                 "warning if both incidents are meant.",
             )
         return errors
+
+    def _report(self, alarm: AnyAlarm, message: str, errors: list[str]) -> None:
+        """An error annotation on ``alarm`` (a warning with ``severity="warn"``); for an alarm of another
+        stage than the bridge's, a validation error in ``errors``."""
+        if self._severity == "error" and _stage_path(alarm) != _stage_path(self._bridge):
+            errors.append(message)
+        elif self._severity == "warn":
+            Annotations.of(alarm).add_warning_v2(HALF_WIRED_WARNING_ID, message)
+        else:
+            Annotations.of(alarm).add_error(message)
 
 
 @jsii.implements(IValidation)

@@ -132,3 +132,35 @@ def test_a_suppressor_alarm_paging_through_the_bridge_is_a_warning_naming_it(tmp
 
     (warning,) = [m for m in warnings if "Shop/Maintenance" in m]
     assert "Shop/CheckoutDown" in warning and "suppress" in warning
+
+
+# --- Action lists replaced after wiring --------------------------------------------------------------
+
+
+def test_an_alarm_that_tells_the_bridge_ok_but_never_alarm_is_an_error_naming_it(tmp_path: Path) -> None:
+    """``bridge.page(legacy)`` on an L1 alarm, then ``legacy.alarm_actions = [team_topic]`` further down
+    (setting the property, as one does for the team's own topic) replaced the list page() had extended:
+    the alarm told the bridge OK and never ALARM, so it paged nobody, and the half-wired check (ALARM
+    without OK only) said nothing. Now it is an error naming it."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    bridge = _bridge(stack)
+    legacy = cloudwatch.CfnAlarm(
+        stack,
+        "Legacy",
+        namespace="Shop",
+        metric_name="Legacy",
+        statistic="Sum",
+        period=60,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanThreshold",
+    )
+    bridge.page(legacy)
+    legacy.alarm_actions = [f"arn:aws:sns:{REGION}:{ACCOUNT}:team-mail"]
+    bridge.page(_alarm(stack, "Fine"))
+    errors = _messages(app.synth(), stack, "ERROR")
+
+    (error,) = [m for m in errors if "Shop/Legacy" in m]
+    assert "never" in error and "ALARM" in error and "AlarmActions" in error
+    assert not [m for m in errors if "Shop/Fine" in m]

@@ -13,6 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from pagerduty_bridge import constants
+from pagerduty_bridge.rules import parse_rules
 from pagerduty_bridge_cdk.alarm_topic import AlarmTopic
 from pagerduty_bridge_cdk.bridge_function import BridgeFunction
 from pagerduty_bridge_cdk.bundling import function_code
@@ -23,6 +24,7 @@ from pagerduty_bridge_cdk.dashboard import BridgeDashboard
 from pagerduty_bridge_cdk.delivery import BufferedDelivery, DirectDelivery
 from pagerduty_bridge_cdk.health import HealthAlarms
 from pagerduty_bridge_cdk.incident_table import IncidentTable
+from pagerduty_bridge_cdk.missing_data import MissingDataCheck
 from pagerduty_bridge_cdk.readers import ConfigError
 from pagerduty_bridge_cdk.reconciliation import DEAD_LETTERS_ALARM_DESCRIPTION, Reconciliation
 from pagerduty_bridge_cdk.secrets import INTEGRATION_KEY, BridgeSecret
@@ -87,6 +89,9 @@ class PagerDutyBridge(Construct):
         self.node.add_validation(HalfWiredAlarmsCheck(self, self.topic, severity=config.half_wired_alarms))
         functions = [self.function, self.bridge.target, *([] if self.webhooks is None else [self.webhooks.function])]
         self.node.add_validation(BypassedTopicCheck(self, self.topic, functions=functions))
+        if config.alert_rules:
+            rules = parse_rules(config.alert_rules, where="prop alert_rules")
+            self.node.add_validation(MissingDataCheck(self, self.topic, rules, severity=config.half_wired_alarms))
 
     # --- what users of the construct reach for ---------------------------------------------------------
 

@@ -164,3 +164,39 @@ def test_an_alarm_that_tells_the_bridge_ok_but_never_alarm_is_an_error_naming_it
     (error,) = [m for m in errors if "Shop/Legacy" in m]
     assert "never" in error and "ALARM" in error and "AlarmActions" in error
     assert not [m for m in errors if "Shop/Fine" in m]
+
+
+# --- INSUFFICIENT_DATA that an alert rule acts on ----------------------------------------------------
+
+
+def test_an_alarm_whose_rule_pages_on_missing_data_but_not_wired_for_it_is_an_error_naming_both(
+    tmp_path: Path,
+) -> None:
+    """An alert rule says ``insufficient_data: trigger`` for the heartbeats (a host that stops reporting
+    must page), but ``bridge.page(alarm)`` and ``PageOnAlarms`` wire ALARM and OK only unless told: CloudWatch
+    never told the bridge INSUFFICIENT_DATA, so the silent host paged nobody, after a clean synth. Now an
+    alarm of a literal name that a rule acting on INSUFFICIENT_DATA matches, wired without it, is an error
+    naming the alarm and the rule; wired with it, or matched by no such rule, it is clean."""
+    rules = {
+        "rules": [
+            {"name": "quiet", "match": {"alarm_name": "heartbeat-batch"}, "severity": "info"},
+            {"name": "heartbeats", "match": {"alarm_name": "heartbeat-*"}, "insufficient_data": "trigger"},
+        ]
+    }
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    bridge = _bridge(stack, alert_rules=rules)
+
+    def heartbeat(construct_id: str, name: str) -> cloudwatch.Alarm:
+        metric = cloudwatch.Metric(namespace="Shop", metric_name="Heartbeat")
+        return metric.create_alarm(stack, construct_id, alarm_name=name, threshold=1, evaluation_periods=1)
+
+    bridge.page(heartbeat("Orders", "heartbeat-orders"))
+    bridge.page(heartbeat("Payments", "heartbeat-payments"), insufficient_data=True)
+    bridge.page(heartbeat("Batch", "heartbeat-batch"))
+    bridge.page(_alarm(stack, "Unnamed"))
+    errors = _messages(app.synth(), stack, "ERROR")
+
+    (error,) = [m for m in errors if "INSUFFICIENT_DATA" in m]
+    assert "Shop/Orders" in error and "'heartbeats'" in error and "insufficient_data=True" in error
+    assert not [m for m in errors if any(name in m for name in ("Payments", "Batch", "Unnamed"))]

@@ -166,18 +166,31 @@ def refuse_unreachable(alarm: AnyAlarm, topic: sns.ITopic) -> bool:
     return reason is not None
 
 
+def crowded(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[tuple[AnyAlarm, str]]:
+    """(alarm, error message) for each state of an alarm under ``root`` (but not ``skip``) naming ``topic`` that
+    has more actions than CloudWatch allows (the deploy fails). Counted once the app is built: actions
+    added after page() count too."""
+    messages: list[tuple[AnyAlarm, str]] = []
+    for alarm in alarms_in(root):
+        if is_within(alarm, skip) or not any(_has(alarm, state, topic) for state in _L1_PROPERTIES):
+            continue
+        for state, (_, name) in _L1_PROPERTIES.items():
+            actions = actions_of(alarm, state)
+            if actions is not None and len(actions) > MAX_ACTIONS_PER_STATE:
+                messages.append(
+                    (
+                        alarm,
+                        f"alarm {alarm.node.path} has {len(actions)} {name}, the bridge's topic among them: "
+                        f"CloudWatch allows {MAX_ACTIONS_PER_STATE} per state, and the deploy fails. Drop one, or "
+                        "page a composite alarm over this one.",
+                    )
+                )
+    return messages
+
+
 def check_it_can_page(alarm: AnyAlarm, topic: sns.ITopic) -> None:
-    """Annotate an alarm wired to ``topic`` that cannot page through it: one with more actions for a state
-    than CloudWatch allows (an error: the deploy fails), one whose actions are disabled (a warning: it
-    pages nobody until they are enabled)."""
-    for state, (_, name) in _L1_PROPERTIES.items():
-        actions = actions_of(alarm, state)
-        if actions is not None and len(actions) > MAX_ACTIONS_PER_STATE:
-            Annotations.of(alarm).add_error(
-                f"alarm {alarm.node.path} has {len(actions)} {name}, the bridge's topic among them: CloudWatch "
-                f"allows {MAX_ACTIONS_PER_STATE} per state, and the deploy fails. Drop one, or page a "
-                "composite alarm over this one."
-            )
+    """Annotate an alarm wired to ``topic`` whose actions are disabled (a warning: it pages nobody until
+    they are enabled). Too many actions for a state is found once the app is built (:func:`crowded`)."""
     resource = alarm if is_l1_alarm(alarm) else alarm.node.default_child
     if isinstance(resource, cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm) and resource.actions_enabled is False:
         Annotations.of(alarm).add_warning_v2(
@@ -599,10 +612,11 @@ class HalfWiredAlarmsCheck:
 
 @jsii.implements(IValidation)
 class BypassedTopicCheck:
-    """A validation of the bridge: an error on each alarm of the app whose action invokes one of the
-    bridge's functions itself (``LambdaAction(bridge.function)``), and a warning (id
-    :data:`SUPPRESSOR_PAGES_WARNING_ID`) on each alarm paging through the bridge while it suppresses a
-    composite alarm that pages through it too.
+    """A validation of the bridge: an error on each alarm of the app naming the bridge's topic with more
+    actions for a state than CloudWatch allows (a validation error for one of another stage), an error on
+    each alarm whose action invokes one of the bridge's functions itself (``LambdaAction(bridge.function)``),
+    and a warning (id :data:`SUPPRESSOR_PAGES_WARNING_ID`) on each alarm paging through the bridge while it
+    suppresses a composite alarm that pages through it too.
 
     An alarm action on the function bypasses the topic: its dead-letter queue, the buffer, the half-wired
     check (which looks for the topic), and with SnapStart the ``live`` alias. A suppressor alarm (a
@@ -614,8 +628,14 @@ class BypassedTopicCheck:
         self._functions = list(functions)
 
     def validate(self) -> list[str]:
-        """Annotate the alarms; the annotations are the report."""
+        """Annotate the alarms; the annotations are the report, but for an alarm of another stage."""
         root, bridge = self._bridge.node.root, self._bridge.node.path
+        errors: list[str] = []
+        for alarm, message in crowded(root, self._topic, skip=self._bridge):
+            if _stage_path(alarm) != _stage_path(self._bridge):
+                errors.append(message)  # that stage may be synthesized already: an annotation would go nowhere
+            else:
+                Annotations.of(alarm).add_error(message)
         for alarm, state in direct_invocations(root, self._functions, skip=self._bridge):
             Annotations.of(alarm).add_error(
                 f"alarm {alarm.node.path} invokes the function of {bridge} directly in its {state}: CloudWatch "
@@ -632,4 +652,4 @@ class BypassedTopicCheck:
                 "not page, and it pages. Do not page the suppressor (exclude it from PageOnAlarms, or do not "
                 "page() it), or acknowledge this warning if it is meant to page.",
             )
-        return []
+        return errors

@@ -200,3 +200,23 @@ def test_an_alarm_whose_rule_pages_on_missing_data_but_not_wired_for_it_is_an_er
     (error,) = [m for m in errors if "INSUFFICIENT_DATA" in m]
     assert "Shop/Orders" in error and "'heartbeats'" in error and "insufficient_data=True" in error
     assert not [m for m in errors if any(name in m for name in ("Payments", "Batch", "Unnamed"))]
+
+
+# --- CloudWatch's five actions per state -------------------------------------------------------------
+
+
+def test_actions_added_after_page_beyond_cloudwatchs_five_are_an_error_naming_the_alarm(tmp_path: Path) -> None:
+    """page() counted the alarm's actions when it was called; a team adding its own topics afterwards (the
+    usual order: page() where the alarm is made, the team's actions further down) brought the alarm to six
+    ALARM actions, and the deploy failed far from the cause. Now the count is checked once the app is
+    built, and the error names the alarm."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    bridge = _bridge(stack)
+    crowded = bridge.page(_alarm(stack, "Crowded"))
+    for n in range(5):
+        crowded.add_alarm_action(cloudwatch_actions.SnsAction(sns.Topic(stack, f"Team{n}")))
+    errors = _messages(app.synth(), stack, "ERROR")
+
+    (error,) = [m for m in errors if "Shop/Crowded" in m]
+    assert "6 AlarmActions" in error and "allows 5 per state" in error

@@ -86,7 +86,6 @@ def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = Fa
                 f"{'is a token' if len(unresolved) == 1 else 'are tokens'} known only at deploy (Fn::If, a "
                 "list parameter), which cannot be extended here: add the bridge topic where the token is defined"
             )
-        check_it_can_page(construct, topic)
         return alarm
     if not isinstance(alarm, cloudwatch.AlarmBase) or not is_own_alarm(alarm):
         raise TypeError(
@@ -101,7 +100,6 @@ def page_alarm(alarm: AlarmT, topic: sns.ITopic, *, insufficient_data: bool = Fa
         alarm.add_ok_action(action)
     if insufficient_data and topic.topic_arn not in _actions(alarm, "insufficient_data"):
         alarm.add_insufficient_data_action(action)
-    check_it_can_page(alarm, topic)
     return alarm
 
 
@@ -188,16 +186,20 @@ def crowded(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[tu
     return messages
 
 
-def check_it_can_page(alarm: AnyAlarm, topic: sns.ITopic) -> None:
-    """Annotate an alarm wired to ``topic`` whose actions are disabled (a warning: it pages nobody until
-    they are enabled). Too many actions for a state is found once the app is built (:func:`crowded`)."""
-    resource = alarm if is_l1_alarm(alarm) else alarm.node.default_child
-    if isinstance(resource, cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm) and resource.actions_enabled is False:
-        Annotations.of(alarm).add_warning_v2(
-            ACTIONS_DISABLED_WARNING_ID,
-            f"alarm {alarm.node.path} has its actions disabled (ActionsEnabled: false): it pages nobody "
-            "through the bridge, and never resolves there, until they are enabled",
-        )
+def silenced(root: IConstruct, topic: sns.ITopic, *, skip: IConstruct) -> list[AnyAlarm]:
+    """Alarms under ``root`` (but not ``skip``) naming ``topic`` whose actions are disabled: they page
+    nobody, and resolve nothing, until the actions are enabled. Looked at once the app is built."""
+    found: list[AnyAlarm] = []
+    for alarm in alarms_in(root):
+        resource = alarm if is_l1_alarm(alarm) else alarm.node.default_child
+        if is_within(alarm, skip) or not any(_has(alarm, state, topic) for state in _L1_PROPERTIES):
+            continue
+        if (
+            isinstance(resource, cloudwatch.CfnAlarm | cloudwatch.CfnCompositeAlarm)
+            and resource.actions_enabled is False
+        ):
+            found.append(alarm)
+    return found
 
 
 _L1_PROPERTIES: Final[dict[State, tuple[str, str]]] = {
@@ -520,8 +522,6 @@ class PageOnAlarms:
         if refuse_unreachable(alarm, self._bridge.topic):
             return
         unresolved = page_l1_alarm(alarm, self._bridge.topic, insufficient_data=self._insufficient_data)
-        if not unresolved:
-            check_it_can_page(alarm, self._bridge.topic)
         if unresolved:
             Annotations.of(alarm).add_warning_v2(
                 UNRESOLVED_ACTIONS_WARNING_ID,
@@ -615,7 +615,8 @@ class BypassedTopicCheck:
     """A validation of the bridge: an error on each alarm of the app naming the bridge's topic with more
     actions for a state than CloudWatch allows (a validation error for one of another stage), an error on
     each alarm whose action invokes one of the bridge's functions itself (``LambdaAction(bridge.function)``),
-    and a warning (id :data:`SUPPRESSOR_PAGES_WARNING_ID`) on each alarm paging through the bridge while it
+    a warning (id :data:`ACTIONS_DISABLED_WARNING_ID`) on each alarm naming the topic with its actions
+    disabled, and a warning (id :data:`SUPPRESSOR_PAGES_WARNING_ID`) on each alarm paging through the bridge while it
     suppresses a composite alarm that pages through it too.
 
     An alarm action on the function bypasses the topic: its dead-letter queue, the buffer, the half-wired
@@ -636,6 +637,12 @@ class BypassedTopicCheck:
                 errors.append(message)  # that stage may be synthesized already: an annotation would go nowhere
             else:
                 Annotations.of(alarm).add_error(message)
+        for alarm in silenced(root, self._topic, skip=self._bridge):
+            Annotations.of(alarm).add_warning_v2(
+                ACTIONS_DISABLED_WARNING_ID,
+                f"alarm {alarm.node.path} has its actions disabled (ActionsEnabled: false): it pages nobody "
+                "through the bridge, and never resolves there, until they are enabled",
+            )
         for alarm, state in direct_invocations(root, self._functions, skip=self._bridge):
             Annotations.of(alarm).add_error(
                 f"alarm {alarm.node.path} invokes the function of {bridge} directly in its {state}: CloudWatch "

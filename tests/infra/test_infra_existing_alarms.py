@@ -220,3 +220,29 @@ def test_actions_added_after_page_beyond_cloudwatchs_five_are_an_error_naming_th
 
     (error,) = [m for m in errors if "Shop/Crowded" in m]
     assert "6 AlarmActions" in error and "allows 5 per state" in error
+
+
+def test_actions_disabled_after_page_are_a_warning_naming_the_alarm(tmp_path: Path) -> None:
+    """page() looked at ``ActionsEnabled`` when it was called; an L1 alarm whose actions were turned off
+    further down (``legacy.actions_enabled = False``, as for a noisy alarm) paged nobody with no word at
+    synth. Now the warning is given once the app is built."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    bridge = _bridge(stack)
+    legacy = cloudwatch.CfnAlarm(
+        stack,
+        "Legacy",
+        namespace="Shop",
+        metric_name="Legacy",
+        statistic="Sum",
+        period=60,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanThreshold",
+    )
+    bridge.page(legacy)
+    legacy.actions_enabled = False
+    warnings = _messages(app.synth(), stack, "WARNING")
+
+    (warning,) = [m for m in warnings if "Shop/Legacy" in m]
+    assert "actions disabled" in warning

@@ -23,6 +23,7 @@ from pagerduty_bridge_cdk.config import BridgeConfig, BridgeProps
 from pagerduty_bridge_cdk.dashboard import BridgeDashboard
 from pagerduty_bridge_cdk.delivery import BufferedDelivery, DirectDelivery
 from pagerduty_bridge_cdk.health import HealthAlarms
+from pagerduty_bridge_cdk.inbound import FilteredSubscriptionsCheck
 from pagerduty_bridge_cdk.incident_table import IncidentTable
 from pagerduty_bridge_cdk.missing_data import MissingDataCheck
 from pagerduty_bridge_cdk.readers import ConfigError
@@ -89,6 +90,8 @@ class PagerDutyBridge(Construct):
         self.node.add_validation(HalfWiredAlarmsCheck(self, self.topic, severity=config.half_wired_alarms))
         functions = [self.function, self.bridge.target, *([] if self.webhooks is None else [self.webhooks.function])]
         self.node.add_validation(BypassedTopicCheck(self, self.topic, functions=functions))
+        targets = [self.function, self.bridge.target, *([] if self.buffer is None else [self.buffer])]
+        self.node.add_validation(FilteredSubscriptionsCheck(self, targets))
         if config.alert_rules:
             rules = parse_rules(config.alert_rules, where="prop alert_rules")
             self.node.add_validation(MissingDataCheck(self, self.topic, rules, severity=config.half_wired_alarms))

@@ -14,6 +14,7 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as sns_subscriptions
 from aws_cdk.cx_api import CloudAssembly
 from constructs import Construct
 
@@ -246,3 +247,41 @@ def test_actions_disabled_after_page_are_a_warning_naming_the_alarm(tmp_path: Pa
 
     (warning,) = [m for m in warnings if "Shop/Legacy" in m]
     assert "actions disabled" in warning
+
+
+# --- Subscriptions into the bridge -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["function", "buffer"])
+def test_a_filter_policy_on_a_subscription_into_the_bridge_is_an_error_naming_it(
+    tmp_path: Path, buffered: bool
+) -> None:
+    """A team subscribes the bridge to its own alarm topic with a filter policy (to forward only some
+    alarms): CloudWatch's notifications carry no message attributes, so an attribute filter drops every
+    one, and a body filter on the state drops the OKs that resolve. The synth was clean and nothing ever
+    paged. Now such a subscription is an error naming it."""
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Shop", env=HOME)
+    bridge = _bridge(stack, buffered=buffered)
+    ops = sns.Topic(stack, "Ops")
+    only_critical = {"severity": sns.SubscriptionFilter.string_filter(allowlist=["critical"])}
+    if bridge.buffer is not None:
+        ops.add_subscription(sns_subscriptions.SqsSubscription(bridge.buffer, filter_policy=only_critical))
+    else:
+        ops.add_subscription(sns_subscriptions.LambdaSubscription(bridge.function, filter_policy=only_critical))
+    states, prod = sns.Topic(stack, "States"), sns.Topic(stack, "Prod")
+    for topic, field, condition in (
+        (states, "NewStateValue", sns.SubscriptionFilter.string_filter(allowlist=["ALARM"])),
+        (prod, "AlarmName", sns.SubscriptionFilter.string_filter(match_prefixes=["prod-"])),
+    ):
+        body = {field: sns.FilterOrPolicy.filter(condition)}
+        topic.add_subscription(
+            sns_subscriptions.LambdaSubscription(bridge.bridge.target, filter_policy_with_message_body=body)
+        )
+    errors = _messages(app.synth(), stack, "ERROR")
+
+    (error,) = [m for m in errors if "Shop/Ops" in m]
+    assert "filter policy" in error and "message attributes" in error
+    (error,) = [m for m in errors if "Shop/States" in m]
+    assert "OK notifications" in error
+    assert not [m for m in errors if "Shop/Prod" in m], "a body filter on the alarm name keeps both sides"

@@ -12,11 +12,15 @@ import contextlib
 import io
 import json
 import logging
+import os
+import shutil
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -343,3 +347,24 @@ def assert_no_secret(secrets: str | Iterable[str], *places: object, logs: Iterab
     everything = "\n".join(texts)
     for secret in wanted:
         assert secret not in everything, "a secret leaked"
+
+
+@contextlib.contextmanager
+def read_only(state: Path) -> Iterator[Path]:
+    """``state`` and its folder made so nobody can write them: mode 0444 in 0555 — and, for root, whom
+    modes do not bind, the immutable attribute as well (the test is skipped where neither holds)."""
+    folder = state.parent
+    state.chmod(0o444)
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(state, os.W_OK) and shutil.which("chattr"):  # root: the immutable attribute binds root too
+        chattr = subprocess.run(["chattr", "+i", str(state), str(folder)], check=False, capture_output=True)
+        immutable = chattr.returncode == 0
+    try:
+        if os.access(state, os.W_OK) or os.access(folder, os.W_OK):
+            pytest.skip("no way to make a file read-only for this user here")
+        yield state
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(state), str(folder)], check=True)
+        folder.chmod(0o755)

@@ -3,6 +3,7 @@ come, connections that die. Each test's server says only what a connection gets.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -72,3 +73,26 @@ def within(seconds: float, call: Callable[[], T]) -> list[T]:
     worker.start()
     worker.join(timeout=seconds)
     return returned
+
+
+Answer = Callable[[socket.socket, threading.Event], None]
+
+
+class ScriptedServer(LocalServer):
+    """Answers the n-th request it reads with the n-th of ``answers`` (on any connection)."""
+
+    path = "/v2/enqueue"
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self.answers = iter(answers)
+        self.requests = 0
+        super().__init__()
+
+    def accepted(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while read_request(conn):
+                self.requests += 1
+                answer = next(self.answers, None)
+                if answer is None:
+                    return
+                answer(conn, self.stop)

@@ -36,6 +36,22 @@ def _alarm(scope: Construct, construct_id: str) -> cloudwatch.Alarm:
     return metric.create_alarm(scope, construct_id, threshold=1, evaluation_periods=1)
 
 
+def _legacy(stack: Stack, **props: Any) -> cloudwatch.CfnAlarm:
+    """An L1 alarm as teams wrote them before the L2 constructs (``props``: its actions)."""
+    return cloudwatch.CfnAlarm(
+        stack,
+        "Legacy",
+        namespace="Shop",
+        metric_name="Legacy",
+        statistic="Sum",
+        period=60,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanThreshold",
+        **props,
+    )
+
+
 def _messages(assembly: CloudAssembly, stack: Stack, level: str) -> list[str]:
     artifact = assembly.get_stack_by_name(stack.stack_name)
     return [str(m.entry.data) for m in artifact.messages if m.level.name == level]
@@ -89,18 +105,7 @@ def test_a_lambda_action_on_the_bridges_function_is_an_error_naming_the_alarm(tm
     bridge = _bridge(stack, snap_start=snap_start)
     direct = _alarm(stack, "Direct")
     direct.add_alarm_action(cloudwatch_actions.LambdaAction(bridge.function))
-    legacy = cloudwatch.CfnAlarm(
-        stack,
-        "Legacy",
-        namespace="Shop",
-        metric_name="Legacy",
-        statistic="Sum",
-        period=60,
-        evaluation_periods=1,
-        threshold=1,
-        comparison_operator="GreaterThanThreshold",
-        ok_actions=[bridge.function.function_arn],
-    )
+    legacy = _legacy(stack, ok_actions=[bridge.function.function_arn])
     bridge.page(_alarm(stack, "Fine"))
     errors = _messages(app.synth(), stack, "ERROR")
 
@@ -146,17 +151,7 @@ def test_an_alarm_that_tells_the_bridge_ok_but_never_alarm_is_an_error_naming_it
     app = App(outdir=str(tmp_path))
     stack = Stack(app, "Shop", env=HOME)
     bridge = _bridge(stack)
-    legacy = cloudwatch.CfnAlarm(
-        stack,
-        "Legacy",
-        namespace="Shop",
-        metric_name="Legacy",
-        statistic="Sum",
-        period=60,
-        evaluation_periods=1,
-        threshold=1,
-        comparison_operator="GreaterThanThreshold",
-    )
+    legacy = _legacy(stack)
     bridge.page(legacy)
     legacy.alarm_actions = [f"arn:aws:sns:{REGION}:{ACCOUNT}:team-mail"]
     bridge.page(_alarm(stack, "Fine"))
@@ -230,17 +225,7 @@ def test_actions_disabled_after_page_are_a_warning_naming_the_alarm(tmp_path: Pa
     app = App(outdir=str(tmp_path))
     stack = Stack(app, "Shop", env=HOME)
     bridge = _bridge(stack)
-    legacy = cloudwatch.CfnAlarm(
-        stack,
-        "Legacy",
-        namespace="Shop",
-        metric_name="Legacy",
-        statistic="Sum",
-        period=60,
-        evaluation_periods=1,
-        threshold=1,
-        comparison_operator="GreaterThanThreshold",
-    )
+    legacy = _legacy(stack)
     bridge.page(legacy)
     legacy.actions_enabled = False
     warnings = _messages(app.synth(), stack, "WARNING")

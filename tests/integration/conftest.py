@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
@@ -12,6 +12,7 @@ from moto import mock_aws
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from tests.builders import REGION, lambda_environment, moto_server
+from tests.sockets import Answer, ScriptedServer
 
 LAMBDA_TABLE = "incidents"
 
@@ -38,3 +39,16 @@ def lambda_store(monkeypatch: pytest.MonkeyPatch, fake_pd: FakePagerDuty) -> Ite
         client = boto3.client("dynamodb", region_name=REGION)
         create_table(client, LAMBDA_TABLE)
         yield DynamoDBIncidentStore(client, LAMBDA_TABLE)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[list[Answer]], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def start(answers: list[Answer]) -> ScriptedServer:
+        servers.append(ScriptedServer(answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -10,7 +10,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,7 +27,7 @@ from pagerduty_bridge.cli.app import build_parser
 from pagerduty_bridge.cli.common import given_path
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.store import sqlite as sqlite_store
-from tests.builders import T0, alarm_message, cli, cli_json, sns_event, sns_notification
+from tests.builders import T0, alarm_message, cli, cli_json, read_only, sns_event, sns_notification
 from tests.conftest import EVENTS, ROOT, ROUTING_KEY
 
 SAMPLE = str(EVENTS / "05-ec2-cpu-alarm.json")
@@ -195,20 +194,8 @@ def read_only_state(tmp_path: Path) -> Iterator[Path]:
     source.close()
     copy.close()
     assert sorted(p.name for p in folder.iterdir()) == ["state.db"]
-    state.chmod(0o444)
-    folder.chmod(0o555)
-    immutable = False
-    if os.access(state, os.W_OK) and shutil.which("chattr"):  # root: the immutable attribute binds root too
-        chattr = subprocess.run(["chattr", "+i", str(state), str(folder)], check=False, capture_output=True)
-        immutable = chattr.returncode == 0
-    try:
-        if os.access(state, os.W_OK) or os.access(folder, os.W_OK):
-            pytest.skip("no way to make a file read-only for this user here")
-        yield state
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(state), str(folder)], check=True)
-        folder.chmod(0o755)
+    with read_only(state) as fixed:
+        yield fixed
 
 
 def test_commands_that_only_read_read_a_read_only_state_file(read_only_state: Path) -> None:

@@ -8,7 +8,6 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -22,47 +21,12 @@ from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
 from tests.builders import lambda_environment, sns_event, sqs_alarm, sqs_event
 from tests.conftest import ROUTING_KEY, FakeLambdaContext
 from tests.integration.test_odd_answers import timed_send
-from tests.sockets import LocalServer, read_request, within
+from tests.sockets import Answer, LocalServer, read_request, within
 
 SLOW_SECRET_SECONDS = 5.0
 """A Secrets Manager read that timed out once (3 s) and was answered on its retry: well within what
 the secret client allows (two attempts of 2 s to connect and 3 s to read)."""
 ACCEPTED = b'{"status":"success","message":"Event processed","dedup_key":"k"}'
-
-Answer = Callable[[socket.socket, threading.Event], None]
-
-
-class ScriptedServer(LocalServer):
-    """Answers the n-th request it reads with the n-th of ``answers`` (on any connection)."""
-
-    path = "/v2/enqueue"
-
-    def __init__(self, answers: list[Answer]) -> None:
-        self.answers = iter(answers)
-        self.requests = 0
-        super().__init__()
-
-    def accepted(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            while read_request(conn):
-                self.requests += 1
-                answer = next(self.answers, None)
-                if answer is None:
-                    return
-                answer(conn, self.stop)
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[list[Answer]], ScriptedServer]]:
-    servers: list[ScriptedServer] = []
-
-    def start(answers: list[Answer]) -> ScriptedServer:
-        servers.append(ScriptedServer(answers))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def after(seconds: float, head: bytes, body: bytes = b"", *, stall: bool = False) -> Answer:

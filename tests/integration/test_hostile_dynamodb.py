@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import sqlite3
-import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,7 +18,7 @@ from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.models import AlarmState, EventAction, Incident, IncidentStatus
 from pagerduty_bridge.store import to_record
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
-from tests.builders import T0, cli, emf_metrics, sns_event
+from tests.builders import T0, cli, emf_metrics, read_only, sns_event
 from tests.conftest import EVENTS, OTHER_ROUTING_KEY, ROUTING_KEY
 from tests.integration.test_webhooks import World, delivery, post, world
 
@@ -194,20 +191,8 @@ def read_only_first_schema(tmp_path: Path) -> Iterator[Path]:
     folder.mkdir()
     state = folder / "state.db"
     _first_schema_file(state, _UNFINISHED)
-    state.chmod(0o444)
-    folder.chmod(0o555)
-    immutable = False
-    if os.access(state, os.W_OK) and shutil.which("chattr"):  # root: the immutable attribute binds root too
-        chattr = subprocess.run(["chattr", "+i", str(state), str(folder)], check=False, capture_output=True)
-        immutable = chattr.returncode == 0
-    try:
-        if os.access(state, os.W_OK) or os.access(folder, os.W_OK):
-            pytest.skip("no way to make a file read-only for this user here")
-        yield state
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(state), str(folder)], check=True)
-        folder.chmod(0o755)
+    with read_only(state) as fixed:
+        yield fixed
 
 
 def test_a_read_only_state_file_of_the_first_schema_is_read_as_it_is(read_only_first_schema: Path) -> None:

@@ -10,7 +10,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,25 +20,12 @@ from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
 from tests.builders import assert_no_secret, sqs_alarm, sqs_event
 from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY
-from tests.integration.test_hostile_budget import Answer, ScriptedServer, send
+from tests.integration.test_hostile_budget import send
 from tests.integration.test_odd_answers import BODY
-from tests.sockets import within
+from tests.sockets import Answer, ScriptedServer, within
 
 SLACK_SECONDS = 2.0
 """What a loaded machine may add to a send's longest time."""
-
-
-@pytest.fixture
-def scripted() -> Iterator[Callable[[list[Answer]], ScriptedServer]]:
-    servers: list[ScriptedServer] = []
-
-    def start(answers: list[Answer]) -> ScriptedServer:
-        servers.append(ScriptedServer(answers))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def trickled(data: bytes, every: float) -> Answer:

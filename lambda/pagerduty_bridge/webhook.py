@@ -88,9 +88,11 @@ class Receiver:
 
     def apply(self, event: IncidentWebhook, now: datetime) -> Reason:
         """Record the event on the bridge's incident (conditional on the version read; re-plan on a race).
-        An event of a service other than those named in the settings is not the bridge's."""
+        An event of a service other than those named in the settings is not the bridge's, nor one whose
+        incident key is longer than any key the bridge sends: PagerDuty refuses such a dedup key, and
+        DynamoDB refuses a read by a key over 2,048 bytes (a 5xx PagerDuty would retry for days)."""
         ours = attributed(event, self.settings.webhook_service_ids)
-        if event.event_type not in HANDLED_EVENTS or ours is False:
+        if event.event_type not in HANDLED_EVENTS or ours is False or not _could_be_ours(event.incident_key):
             return Reason.WEBHOOK_NOT_OURS
         for _ in range(MAX_CONFLICT_ATTEMPTS):
             stored = self.store.get(event.incident_key) if event.incident_key else None
@@ -106,6 +108,11 @@ class Receiver:
             _count(stored, plan.target, plan.reason)
             return plan.reason
         raise BridgeError("the incident kept changing while a webhook was recorded", retryable=True)
+
+
+def _could_be_ours(incident_key: str | None) -> bool:
+    """Whether ``incident_key`` may name an incident of the table: one the bridge's triggers could carry."""
+    return incident_key is not None and len(incident_key) <= c.MAX_DEDUP_KEY_LENGTH
 
 
 def _count(before: Incident, after: Incident, reason: Reason) -> None:

@@ -36,10 +36,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import lifecycle
 from pagerduty_bridge.delivery import Delivery, Outcome
-from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError
+from pagerduty_bridge.errors import BridgeError, ConcurrentUpdateError, rate_limited
 from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
 from pagerduty_bridge.lifecycle import Plan, Reason, lease_running
 from pagerduty_bridge.models import EventAction, Incident, InsufficientDataAction, Origin, Resolution
+from pagerduty_bridge.pacing import BATCH_PATIENCE_SECONDS, RATE_LIMIT_PATIENCE
 from pagerduty_bridge.processing import UNBOUNDED, Deadline
 from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.rule_model import Rule
@@ -192,6 +193,17 @@ def describe_alarms(cloudwatch: Any, names: Sequence[str]) -> dict[str, str]:
     return states
 
 
+@dataclass
+class Held:
+    """A send its routing key's rate limit held back while others waited: where its result is, the
+    incident's key, and what the send stands for (its result's action and reason)."""
+
+    index: int
+    key: str
+    done: str = "confirmed"
+    reason: str | None = None
+
+
 class SilenceCheck(Protocol):
     def is_active(self, silence_id: str, now: datetime) -> bool: ...
 
@@ -211,22 +223,35 @@ class Reconciliation:
     results: list[Reconciled] = field(default_factory=list)
     insufficient_data_clears: bool = False
     """Missing data resolves every alarm (``insufficient_data_clears``): INSUFFICIENT_DATA counts as OK."""
+    states: dict[AlarmRef, str] = field(default_factory=dict)
+    """Each alarm's state as the run read it."""
+    held: list[Held] = field(default_factory=list)
+    """The sends their routing key's rate limit held back on the first pass."""
 
     def run(self) -> list[Reconciled]:
+        """Each job once, each send waiting for its routing key's rate limit only briefly: one throttled
+        key's waits spent the run, and the other services' incidents behind it were not even started.
+        The sends so held are tried again after the others (``_again``), with what is left."""
+        token = RATE_LIMIT_PATIENCE.set(BATCH_PATIENCE_SECONDS)
+        try:
+            self._first_pass()
+        finally:
+            RATE_LIMIT_PATIENCE.reset(token)
+        self._again()
+        return self.results
+
+    def _first_pass(self) -> None:
         store = self.delivery.store
         active = [i for i in store.list_active() if i.origin is Origin.ALARM]
         watched = store.list_watched()
-        states = self.alarms.states(
+        self.states = self.alarms.states(
             (
                 alarm_ref(i, self.alarms.own_account, self.alarms.own_region)
                 for i in [*active, *(w for w in watched if w.origin is Origin.ALARM)]
             ),
             deadline=self.deadline,
         )
-
-        def state(incident: Incident) -> str:
-            return states.get(alarm_ref(incident, self.alarms.own_account, self.alarms.own_region), INVISIBLE)
-
+        state = self._state
         for incident in active:
             self._resolve_if_done(incident, state(incident))
         for incident in [*active, *watched]:
@@ -239,7 +264,23 @@ class Reconciliation:
         for incident in watched:
             if incident.last_reason == Reason.SILENCED.value and incident.origin is Origin.ALARM:
                 self._page_after_silence(incident, state(incident))
-        return self.results
+
+    def _state(self, incident: Incident) -> str:
+        return self.states.get(alarm_ref(incident, self.alarms.own_account, self.alarms.own_region), INVISIBLE)
+
+    def _again(self) -> None:
+        """The sends the rate limit held back, in order, as a pending delivery is finished (the held
+        send left its claim pending): each replaces its first try's result; one that no longer fits
+        keeps it, and the next run sends it."""
+        held, self.held = self.held, []
+        for one in held:
+            if self.deadline.record_budget(self.retry_budget_seconds) is None:
+                return
+            current = self.delivery.store.get(one.key)
+            if current is None or current.pending_action is None or _in_flight(current, self.clock()):
+                continue
+            self._finish(current, self._state(current), done=one.done, reason=one.reason)
+            self.results[one.index] = self.results.pop()
 
     # --- the three jobs --------------------------------------------------------------------------------
 
@@ -274,7 +315,7 @@ class Reconciliation:
         outcome = self._run(incident, lambda stored: lifecycle.plan_confirm(stored, self.clock()), _asserting_event)
         self._report(incident, incident.alarm_state.value if incident.alarm_state else None, outcome, done="confirmed")
 
-    def _finish(self, incident: Incident, state: str) -> None:
+    def _finish(self, incident: Incident, state: str, *, done: str = "confirmed", reason: str | None = None) -> None:
         """An incident whose delivery never finished (its notification's retries all failed, or the run's
         own resolve did): send it again, a trigger while its alarm may fire, so the page does not wait
         for a redrive. A pending resolve waits while its alarm is in ALARM (the page stays; the newer
@@ -283,7 +324,7 @@ class Reconciliation:
             self._keep(incident, state, "alarm_not_ok")
             return
         outcome = self._run(incident, lambda stored: lifecycle.plan_confirm(stored, self.clock()), _asserting_event)
-        self._report(incident, state if state not in (GONE, INVISIBLE) else None, outcome, done="confirmed")
+        self._report(incident, state if state not in (GONE, INVISIBLE) else None, outcome, done=done, reason=reason)
 
     def _page_after_silence(self, incident: Incident, state: str) -> None:
         silence = incident.silence_id
@@ -322,9 +363,15 @@ class Reconciliation:
         if budget is None:
             return None
         try:
-            return self.delivery.run(incident.dedup_key, planner, render, budget_seconds=budget)
+            outcome: Outcome | BridgeError = self.delivery.run(
+                incident.dedup_key, planner, render, budget_seconds=budget
+            )
         except BridgeError as exc:
-            return exc
+            outcome = exc
+        error = outcome if isinstance(outcome, BridgeError) else outcome.error
+        if rate_limited(error) and RATE_LIMIT_PATIENCE.get() is not None:
+            self.held.append(Held(len(self.results), incident.dedup_key))
+        return outcome
 
     def _keep(self, incident: Incident, state: str | None, reason: str) -> None:
         self.results.append(Reconciled(incident.dedup_key, incident.alarm_name, state, "kept", reason))
@@ -338,6 +385,8 @@ class Reconciliation:
         done: str,
         reason: str | None = None,
     ) -> None:
+        if self.held and self.held[-1].index == len(self.results):  # what its send again stands for
+            self.held[-1].done, self.held[-1].reason = done, reason
         if outcome is None:
             self._keep(incident, state, "deferred_no_time")
             return

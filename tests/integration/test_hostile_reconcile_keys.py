@@ -3,6 +3,7 @@ moto takes, one service's rate limit against the others' resolves."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +14,18 @@ from moto import mock_aws
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge import webhook
+from pagerduty_bridge.models import EventAction
+from pagerduty_bridge.pacing import BATCH_PATIENCE_SECONDS
+from pagerduty_bridge.processing import Deadline, process_event
+from pagerduty_bridge.reconcile import AlarmReader, Reconciled, Reconciliation
+from pagerduty_bridge.runtime import Runtime
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.conftest import FakeLambdaContext
+from tests.builders import ACCOUNT, REGION, sqs_alarm, sqs_event
+from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY, FakeLambdaContext
+from tests.integration.test_hostile_network import PerKeyServer, delivered, payments_runtime
 from tests.integration.test_webhooks import SECRET, TABLE, delivery
+from tests.sockets import within
 
 MAX_KEY_BYTES = 2048
 """DynamoDB's limit on a partition key's value: a longer one fails the request as malformed."""
@@ -65,3 +74,72 @@ def test_a_webhook_whose_incident_key_is_longer_than_any_of_ours_is_not_ours_not
     assert answer["statusCode"] == 200, answer
     assert answer["body"] == "webhook_not_ours"
     assert strict_receiver.asked == []
+
+
+class AllOk:
+    """A CloudWatch whose every alarm asked about is OK (their OK notifications were lost)."""
+
+    def get_paginator(self, _: str) -> Any:
+        return self
+
+    def paginate(self, *, AlarmNames: list[str], **_: Any) -> list[dict[str, Any]]:
+        return [{"MetricAlarms": [{"AlarmName": name, "StateValue": "OK"} for name in AlarmNames]}]
+
+
+THROTTLED = [f"payments-{i}" for i in range(3)]
+OTHERS = [f"web-{i}" for i in range(2)]
+
+
+def reconcile_throttled(refusals: int | None) -> tuple[PerKeyServer, Runtime, list[Reconciled], float]:
+    """Incidents of ``THROTTLED`` (the payments service's key) and ``OTHERS`` opened, their alarms OK
+    again, and a scheduled run while PagerDuty throttles the payments key (429, come back in 2 s) for
+    its next ``refusals`` events (``None``: every one): the server, the runtime, the run's results, and
+    when it started."""
+    server = PerKeyServer(OTHER_ROUTING_KEY, hold=2, refusals=0)
+    runtime = payments_runtime(server.url)
+    try:
+        opened = process_event(sqs_event(*(sqs_alarm(name) for name in [*THROTTLED, *OTHERS])), runtime.notifications())
+        assert opened.batch_item_failures() == []
+        server.refusals = refusals
+        run = Reconciliation(
+            runtime.notifications().delivery,
+            AlarmReader(lambda region, role: AllOk(), own_account=ACCOUNT, own_region=REGION),
+            runtime.clock,
+            deadline=Deadline.after(25.0),
+            retry_budget_seconds=10.0,
+        )
+        started = time.monotonic()
+        done = within(60, run.run)
+    finally:
+        server.close()
+    assert done, "the run did not end"
+    return server, runtime, done[0], started
+
+
+def test_a_throttled_routing_key_does_not_spend_the_run_that_resolves_the_other_services_incidents() -> None:
+    """Three incidents of a service whose key PagerDuty throttles (429, come back in 2 s, every time)
+    read before two of another service, all their alarms OK again: each throttled resolve waited out
+    its whole retry budget, and the other service's incidents were never started (left open, every
+    run, while the throttling lasts). They are resolved at once now; the throttled ones are tried again
+    after them with what is left, and stay pending for the next run when PagerDuty still refuses."""
+    server, runtime, results, started = reconcile_throttled(None)
+    assert {r.alarm_name for r in results if r.action == "resolved"} == set(OTHERS), results
+    web = delivered(server, ROUTING_KEY)
+    waited = max(web.values()) - started
+    assert waited < len(THROTTLED) * BATCH_PATIENCE_SECONDS + 1.0, f"they waited out the throttling: {waited:.1f}s"
+    tried_again = [
+        at for at, body in server.bodies if body["routing_key"] == OTHER_ROUTING_KEY and at > max(web.values())
+    ]
+    assert tried_again, "the throttled resolves are tried again after the others"
+    assert {r.alarm_name for r in results if r.action == "failed"} == set(THROTTLED)
+    pending = {i.alarm_name for i in runtime.store.list_watched() if i.pending_action is EventAction.RESOLVE}
+    assert pending == set(THROTTLED), "their resolves wait for the next run"
+
+
+def test_a_resolve_the_rate_limit_held_back_is_sent_after_the_others_and_reported_once() -> None:
+    """PagerDuty refuses the payments key once: that resolve, held back while the others went, is sent
+    again in the same run; the run reports each incident once, resolved, and nothing is left pending."""
+    _, runtime, results, _ = reconcile_throttled(1)
+    assert sorted(r.alarm_name for r in results) == sorted([*THROTTLED, *OTHERS]), results
+    assert {r.action for r in results} == {"resolved"}, results
+    assert runtime.store.list_active() == [] and runtime.store.list_watched() == []

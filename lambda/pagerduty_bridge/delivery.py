@@ -446,7 +446,7 @@ def keyed(keys: KeySource, plan: Plan, key: str | None) -> tuple[Plan, str]:
     assert plan.target is not None
     if plan.action is EventAction.TRIGGER:
         assert key is not None
-        return replace(plan, target=replace(plan.target, routing_key_digest=routing_key_digest(key))), key
+        return _keyed_trigger(keys, plan, key)
     opened_with = plan.target.routing_key_digest
     if key is not None and (opened_with is None or routing_key_digest(key) == opened_with):
         return plan, key
@@ -461,6 +461,36 @@ def keyed(keys: KeySource, plan: Plan, key: str | None) -> tuple[Plan, str]:
         )
     logger.warning("incident %s: its key is now under alias %r, not %r", plan.target.dedup_key, found[0], alias)
     return replace(plan, target=replace(plan.target, routing_key_alias=found[0])), found[1]
+
+
+def _keyed_trigger(keys: KeySource, plan: Plan, key: str) -> tuple[Plan, str]:
+    """A trigger, with its alias's ``key``, remembering its digest. One for an incident whose alert is
+    open on another key (its alias took a new key since that trigger landed) goes to that alert while
+    an alias holds its key: with the new key it paged another service for an incident already paged,
+    and the first alert, whose key the incident forgot, stayed open for good. With no alias holding
+    it, the page goes out with ``key`` and the error says the first alert stays open."""
+    target = plan.target
+    assert target is not None
+    opened_with, digest = target.routing_key_digest, routing_key_digest(key)
+    if opened_with in (None, digest) or not target.is_open or target.pending_action is not None:
+        return replace(plan, target=replace(target, routing_key_digest=digest)), key
+    assert opened_with is not None
+    found = _aliased_key(keys, opened_with)
+    if found is not None:
+        logger.warning(
+            "incident %s: its alert's key is now under alias %r, not %r",
+            target.dedup_key,
+            shown_alias(found[0]),
+            shown_alias(target.routing_key_alias),
+        )
+        return replace(plan, target=replace(target, routing_key_alias=found[0])), found[1]
+    logger.error(
+        "incident %s: no routing key configured is the one its alert was opened with (alias %r): that alert "
+        "stays open in PagerDuty until someone resolves it there; this trigger opens a new one",
+        target.dedup_key,
+        shown_alias(target.routing_key_alias),
+    )
+    return replace(plan, target=replace(target, routing_key_digest=digest)), key
 
 
 def _aliased_key(keys: KeySource, digest: str) -> tuple[str, str] | None:

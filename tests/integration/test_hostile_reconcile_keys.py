@@ -3,6 +3,7 @@ moto takes, one service's rate limit against the others' resolves."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,10 +22,13 @@ from pagerduty_bridge.reconcile import AlarmReader, Reconciled, Reconciliation
 from pagerduty_bridge.runtime import Runtime
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import ACCOUNT, REGION, sqs_alarm, sqs_event
+from tests.builders import ACCOUNT, REGION, assert_no_secret, sqs_alarm, sqs_event
 from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY, FakeLambdaContext
 from tests.integration.test_hostile_network import PerKeyServer, delivered, payments_runtime
-from tests.integration.test_webhooks import SECRET, TABLE, delivery
+from tests.integration.test_hostile_sync_account import routed
+from tests.integration.test_webhooks import KEY, SECRET, TABLE, World, delivery, world
+
+__all__ = ["world"]  # the fixture, shared with the webhook tests
 from tests.sockets import within
 
 MAX_KEY_BYTES = 2048
@@ -143,3 +147,48 @@ def test_a_resolve_the_rate_limit_held_back_is_sent_after_the_others_and_reporte
     assert sorted(r.alarm_name for r in results) == sorted([*THROTTLED, *OTHERS]), results
     assert {r.action for r in results} == {"resolved"}, results
     assert runtime.store.list_active() == [] and runtime.store.list_watched() == []
+
+
+# --- a new ALARM on an incident open on a key its alias no longer holds ------------------------------------
+
+
+def test_a_new_alarm_on_an_incident_open_on_an_older_key_goes_to_its_alert_not_a_second_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payments alias takes a new key (a new integration), the old one kept aside, while the
+    incident it opened is open. The alarm fires again (after INSUFFICIENT_DATA): its trigger went with
+    the new key, paging the new service for an incident already paged, and the incident then
+    remembered the new key: the alarm's OK resolved that second alert, and the first stayed open for
+    good. The trigger goes to the alert the incident has (one page, one alert), and the OK closes it;
+    the alarm's next incident pages the new key."""
+    routed(monkeypatch, "payments", {"payments": OTHER_ROUTING_KEY})
+    world.alarm(minutes=0)
+    routed(monkeypatch, "payments", {"payments": ROUTING_KEY, "payments-old": OTHER_ROUTING_KEY})
+
+    assert world.alarm("ALARM", "INSUFFICIENT_DATA", minutes=3) == {"processed": 1, "failed": 0}
+    assert KEY not in world.fake.open_alerts(ROUTING_KEY), "a second alert paged the new service"
+    assert world.alarm("OK", "ALARM", minutes=5) == {"processed": 1, "failed": 0}
+    assert KEY not in world.fake.open_alerts(OTHER_ROUTING_KEY), "the incident's alert was left open"
+    assert not world.incident().is_open
+
+    world.alarm("ALARM", "OK", minutes=10)
+    assert KEY in world.fake.open_alerts(ROUTING_KEY), "the next incident pages the alias's new key"
+    assert KEY not in world.fake.open_alerts(OTHER_ROUTING_KEY)
+
+
+def test_a_new_alarm_on_an_incident_whose_key_is_gone_pages_the_new_key_and_says_the_old_alert_stays(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As above, the old key removed: nothing can reach the first alert. The page still goes out (with
+    the alias's key), and the bridge says, as an error, that the first alert stays open."""
+    routed(monkeypatch, "payments", {"payments": OTHER_ROUTING_KEY})
+    world.alarm(minutes=0)
+    routed(monkeypatch, "payments", {"payments": ROUTING_KEY})
+
+    with caplog.at_level(logging.ERROR):
+        assert world.alarm("ALARM", "INSUFFICIENT_DATA", minutes=3) == {"processed": 1, "failed": 0}
+
+    assert KEY in world.fake.open_alerts(ROUTING_KEY)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(KEY in message and "stays open" in message for message in said), said
+    assert_no_secret([ROUTING_KEY, OTHER_ROUTING_KEY], logs=caplog.records)

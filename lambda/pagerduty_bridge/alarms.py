@@ -77,6 +77,7 @@ def parse_alarm_message(message: Mapping[str, Any], *, fallback_time: datetime |
         "alarm_rule": _text(message.get("AlarmRule")),
         "tags": _tags(message.get("AlarmTags") or message.get("Tags")),
         **_arn_parts(arn),
+        **_contributor(message.get("AlarmContributorId"), message.get("AlarmContributorAttributes")),
     }
     children = message.get("TriggeringChildren")
     if isinstance(children, list):
@@ -122,6 +123,9 @@ def parse_alarm_data(
         "tags": _tags(data.get("tags") or data.get("alarmTags")),
         **_arn_parts(arn),
     }
+    contributor = data.get("alarmContributor")
+    if isinstance(contributor, Mapping):
+        fields.update(_contributor(contributor.get("id"), contributor.get("attributes")))
     children = reason_data.get("triggeringAlarms")
     if isinstance(children, list):
         fields["triggering_children"] = tuple(
@@ -230,6 +234,17 @@ def _arn_parts(arn: str | None) -> dict[str, str]:
     if match.group("account"):
         parts["account_id"] = match.group("account")
     return parts
+
+
+def _contributor(contributor_id: Any, attributes: Any) -> dict[str, Any]:
+    """A multi-time-series alarm's contributor (SNS ``AlarmContributorId``/``…Attributes``, EventBridge
+    ``alarmContributor``): each time series pages and clears on its own, so it must be told apart."""
+    if isinstance(contributor_id, bool) or not isinstance(contributor_id, str | int):
+        return {}
+    identity = _text(contributor_id)
+    if identity is None:
+        return {}
+    return {"contributor_id": identity, "contributor_attributes": _tags(attributes) or {}}
 
 
 def _child_name(child: Any) -> str:

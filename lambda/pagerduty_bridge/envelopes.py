@@ -41,6 +41,8 @@ from pagerduty_bridge.timeutil import believable, parse_epoch_millis, parse_time
 logger = logging.getLogger(__name__)
 
 EVENTBRIDGE_STATE_CHANGE: Final = "CloudWatch Alarm State Change"
+EVENTBRIDGE_CONTRIBUTOR_CHANGE: Final = "CloudWatch Alarm Contributor State Change"
+"""One time series (contributor) of a multi-time-series Metrics Insights alarm changed state."""
 EVENTBRIDGE_CONFIG_CHANGE: Final = "CloudWatch Alarm Configuration Change"
 SNS_CONTROL_TYPES: Final = frozenset({"SubscriptionConfirmation", "UnsubscribeConfirmation"})
 
@@ -349,7 +351,7 @@ def _eventbridge(event: Mapping[str, Any], where: str, origin: _Origin) -> Notif
     inner = origin.within(parse_time(event.get("time")))
     if detail_type == c.STACK_STATUS_CHANGE_DETAIL_TYPE and event.get("source") == c.CLOUDFORMATION_SOURCE:
         return Notification(f"{where}.detail", _stack_status(event, inner), **context)
-    if detail_type != EVENTBRIDGE_STATE_CHANGE:
+    if detail_type not in (EVENTBRIDGE_STATE_CHANGE, EVENTBRIDGE_CONTRIBUTOR_CHANGE):
         raise _NotAnEnvelope(f"{where} is an EventBridge {detail_type!r} event, not a CloudWatch alarm event")
     resources = event.get("resources")
     arn = resources[0] if isinstance(resources, list) and resources and isinstance(resources[0], str) else None

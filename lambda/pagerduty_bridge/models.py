@@ -208,6 +208,11 @@ class AlarmNotification:
     triggering_children: tuple[str, ...] = ()
     current_value: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    contributor_id: str | None = None
+    """The time series (contributor) of a multi-time-series Metrics Insights alarm this notification is
+    about; ``None`` for a notification about the alarm itself."""
+    contributor_attributes: dict[str, str] = field(default_factory=dict)
+    """What names that time series (its ``GROUP BY`` dimensions, e.g. ``TableName``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

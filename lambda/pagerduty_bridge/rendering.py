@@ -96,7 +96,7 @@ def unrecognized_dedup_key(message: UnrecognizedMessage) -> str:
 
 def affected_resource(alarm: AlarmNotification) -> str | None:
     """The dimension value that names what is broken (an instance, a function, a table …)."""
-    dims = alarm.dimensions
+    dims = alarm.contributor_attributes or alarm.dimensions
     if not dims and len(alarm.metrics) > 0:
         dims = next((m.dimensions for m in alarm.metrics if m.dimensions), {})
     for name in _RESOURCE_DIMENSIONS:
@@ -189,6 +189,8 @@ def alarm_details(alarm: AlarmNotification, environment: str) -> dict[str, Any]:
     if alarm.metrics:
         details["metrics"] = [metric.as_dict() for metric in alarm.metrics]
         details["thresholdMetricId"] = alarm.threshold_metric_id
+    if alarm.contributor_id is not None:
+        details["contributor"] = {"id": alarm.contributor_id, "attributes": dict(alarm.contributor_attributes)}
     if alarm.tags:
         details["tags"] = dict(alarm.tags)
     return {key: value for key, value in details.items() if value not in (None, "", [], {})}
@@ -219,12 +221,25 @@ def alarm_dedup_key(
     alarm: AlarmNotification, strategy: DedupKeyStrategy, override: str | None, environment: str
 ) -> str:
     """The dedup key: a rule's template when it sets one and it renders to more than blanks, else the
-    strategy's (``dedup_key_for``)."""
+    strategy's (``dedup_key_for``); a contributor's own (``contributor_key``) for one time series of a
+    multi-time-series alarm."""
+    key = None
     if override:
         rendered = render_template(override, alarm, environment)
         if rendered.strip():
-            return bounded_dedup_key(rendered)
-    return dedup_key_for(alarm, strategy)
+            key = bounded_dedup_key(rendered)
+    return contributor_key(key or dedup_key_for(alarm, strategy), alarm.contributor_id)
+
+
+CONTRIBUTOR_KEY_MARK: Final = "#contributor:"
+
+
+def contributor_key(key: str, contributor_id: str | None) -> str:
+    """``key`` for the alarm itself; ``{key}#contributor:{id}`` for one of its time series: each pages
+    and clears on its own, so one's OK must not resolve what another's ALARM opened."""
+    if contributor_id is None:
+        return key
+    return bounded_dedup_key(f"{key}{CONTRIBUTOR_KEY_MARK}{contributor_id}")
 
 
 def alarm_event(

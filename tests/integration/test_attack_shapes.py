@@ -144,3 +144,28 @@ def test_attack_redrive_reads_a_dead_letter_as_the_function_reads_the_queue(
     assert dedup_key("orders-cpu") in fake_pd.open_alerts(ROUTING_KEY)
     for request in fake_pd.requests:
         assert_valid_event(request.body)
+
+
+# --- one time series of a multi-time-series Metrics Insights alarm -------------------------------------------
+
+
+def test_attack_one_contributors_ok_leaves_another_contributors_page_open(
+    store: DynamoDBIncidentStore, fake_pd: FakePagerDuty
+) -> None:
+    """A ``GROUP BY`` Metrics Insights alarm notifies per time series under one alarm name: table A's
+    ALARM, table B's ALARM, then table B's OK. Keyed by the alarm alone, B's OK resolved the page A's
+    ALARM opened while A was still breaching; now A's page stays open until A's own OK."""
+    from tests.unit.test_alarm_shapes_rare import contributor_sns
+
+    for table, contributor, state, minutes in (
+        ("orders", "6d442278dba546f6", "ALARM", 0),
+        ("payments", "0badc0ffee000001", "ALARM", 1),
+        ("payments", "0badc0ffee000001", "OK", 2),
+    ):
+        assert invoke(contributor_sns(table, contributor, state, minutes)) == {"processed": 1, "failed": 0}
+
+    for request in fake_pd.requests:
+        assert_valid_event(request.body)
+    assert [r.body["event_action"] for r in fake_pd.requests] == ["trigger", "trigger", "resolve"]
+    (still_open,) = fake_pd.open_alerts(ROUTING_KEY).values()
+    assert (still_open.summary or "").endswith(" on orders")

@@ -44,6 +44,56 @@ _PADDED_SETTING = re.compile(r"^-?\s*+\w++:\s*+")
 # What every AWS partition's region codes look like (botocore's partitions.json): us-east-1,
 # us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1. A console link's host is built from it.
 _AWS_REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]++)+-[0-9]{1,2}")
+# The region codes by the display names SNS alarm messages write in ``Region`` (botocore's endpoint
+# descriptions, the newest regions included), with the older spellings messages still carry ("EU (…)"
+# for "Europe (…)", "US - N. Virginia"). Only a message without an ARN needs it: the ARN's code wins.
+_REGION_CODES = {
+    "Africa (Cape Town)": "af-south-1",
+    "Asia Pacific (Hong Kong)": "ap-east-1",
+    "Asia Pacific (Taipei)": "ap-east-2",
+    "Asia Pacific (Tokyo)": "ap-northeast-1",
+    "Asia Pacific (Seoul)": "ap-northeast-2",
+    "Asia Pacific (Osaka)": "ap-northeast-3",
+    "Asia Pacific (Mumbai)": "ap-south-1",
+    "Asia Pacific (Hyderabad)": "ap-south-2",
+    "Asia Pacific (Singapore)": "ap-southeast-1",
+    "Asia Pacific (Sydney)": "ap-southeast-2",
+    "Asia Pacific (Jakarta)": "ap-southeast-3",
+    "Asia Pacific (Melbourne)": "ap-southeast-4",
+    "Asia Pacific (Malaysia)": "ap-southeast-5",
+    "Asia Pacific (New Zealand)": "ap-southeast-6",
+    "Asia Pacific (Thailand)": "ap-southeast-7",
+    "Canada (Central)": "ca-central-1",
+    "Canada West (Calgary)": "ca-west-1",
+    "Europe (Frankfurt)": "eu-central-1",
+    "Europe (Zurich)": "eu-central-2",
+    "Europe (Stockholm)": "eu-north-1",
+    "Europe (Milan)": "eu-south-1",
+    "Europe (Spain)": "eu-south-2",
+    "Europe (Ireland)": "eu-west-1",
+    "Europe (London)": "eu-west-2",
+    "Europe (Paris)": "eu-west-3",
+    "Israel (Tel Aviv)": "il-central-1",
+    "Middle East (UAE)": "me-central-1",
+    "Middle East (Bahrain)": "me-south-1",
+    "Mexico (Central)": "mx-central-1",
+    "South America (Sao Paulo)": "sa-east-1",
+    "South America (S\u00e3o Paulo)": "sa-east-1",
+    "US East (N. Virginia)": "us-east-1",
+    "US - N. Virginia": "us-east-1",
+    "US East (Ohio)": "us-east-2",
+    "US West (N. California)": "us-west-1",
+    "US West (Oregon)": "us-west-2",
+    "China (Beijing)": "cn-north-1",
+    "China (Ningxia)": "cn-northwest-1",
+    "AWS GovCloud (US-East)": "us-gov-east-1",
+    "AWS GovCloud (US-West)": "us-gov-west-1",
+    "AWS GovCloud (US)": "us-gov-west-1",
+}
+_REGION_CODES.update(
+    {f"EU{name[len('Europe') :]}": code for name, code in _REGION_CODES.items() if name.startswith("Europe (")}
+)
+_REGION_BY_NAME = {" ".join(name.casefold().split()): code for name, code in _REGION_CODES.items()}
 MAX_REGION_LENGTH = 32
 """Longer than any AWS region code (the longest, eusc-de-east-1 and us-isof-south-1, are 15)."""
 MAX_REASON_SCAN = 8192
@@ -70,6 +120,7 @@ def parse_alarm_message(message: Mapping[str, Any], *, fallback_time: datetime |
         "description": _text(message.get("AlarmDescription")),
         "account_id": _text(message.get("AWSAccountId")),
         "region_name": _text(message.get("Region")),
+        **(region_from_display_name(message.get("Region")) if arn is None else {}),
         "new_state": new_state,
         "old_state": _state(old_raw, "OldStateValue") if not _blank(old_raw) else None,
         "reason": _text(message.get("NewStateReason")) or "",
@@ -177,6 +228,18 @@ def aws_region(value: Any) -> str | None:
     if not isinstance(value, str) or len(value) > MAX_REGION_LENGTH:
         return None
     return value if _AWS_REGION.fullmatch(value) else None
+
+
+def region_from_display_name(name: Any) -> dict[str, str]:
+    """The region code and partition a display name ("Asia Pacific (Malaysia)", "EU (Ireland)") stands
+    for, or nothing for a name not known: an ARN-less message is still placed (console link, group)."""
+    if not isinstance(name, str) or len(name) > 64:
+        return {}
+    code = _REGION_BY_NAME.get(" ".join(name.casefold().split()))
+    if code is None:
+        return {}
+    partition = "aws-cn" if code.startswith("cn-") else "aws-us-gov" if code.startswith("us-gov-") else "aws"
+    return {"region_code": code, "partition": partition}
 
 
 # --- helpers ------------------------------------------------------------------------------------------

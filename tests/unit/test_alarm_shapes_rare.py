@@ -129,3 +129,44 @@ def test_an_alarm_level_notification_of_the_same_alarm_keeps_the_alarms_own_key(
         rendering.dedup_key_for(alarm, DedupKeyStrategy.ALARM_NAME)
     )
     assert json.dumps(rendering.alarm_details(alarm, "prod")).find("contributor") == -1
+
+
+# --- a message without an ARN names its region by display name only ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("display_name", "code", "console"),
+    [
+        ("Asia Pacific (Malaysia)", "ap-southeast-5", "https://ap-southeast-5.console.aws.amazon.com/"),
+        ("Mexico (Central)", "mx-central-1", "https://mx-central-1.console.aws.amazon.com/"),
+        ("Asia Pacific (Thailand)", "ap-southeast-7", "https://ap-southeast-7.console.aws.amazon.com/"),
+        ("Asia Pacific (Taipei)", "ap-east-2", "https://ap-east-2.console.aws.amazon.com/"),
+        ("EU (Ireland)", "eu-west-1", "https://eu-west-1.console.aws.amazon.com/"),
+        ("US - N. Virginia", "us-east-1", "https://us-east-1.console.aws.amazon.com/"),
+        ("AWS GovCloud (US-West)", "us-gov-west-1", "https://console.amazonaws-us-gov.com/"),
+        ("China (Ningxia)", "cn-northwest-1", "https://console.amazonaws.cn/"),
+    ],
+)
+def test_a_message_without_an_arn_is_placed_by_its_region_display_name(
+    display_name: str, code: str, console: str
+) -> None:
+    """Older SNS messages carry no ``AlarmArn``: the region is only in ``Region``'s display name. Read
+    as nothing, the page had no console link and no group, and a silence on the region missed it; the
+    display name of every region (the newest too) now gives its code and partition."""
+    message = alarm_message("orders-cpu", Region=display_name)
+    del message["AlarmArn"]
+    alarm = only_alarm(sns_event_of(message))
+
+    assert alarm.region_code == code
+    url = rendering.console_url(alarm)
+    assert url is not None and url.startswith(console) and f"region={code}#" in url
+
+
+def test_an_unknown_region_display_name_gives_no_region_and_the_arn_wins() -> None:
+    """A display name the bridge does not know stays a name (no made-up link); an ARN always wins."""
+    message = alarm_message("orders-cpu", Region="Moon (Base One)")
+    del message["AlarmArn"]
+    assert only_alarm(sns_event_of(message)).region_code is None
+    assert only_alarm(sns_event_of(alarm_message("orders-cpu", Region="Asia Pacific (Malaysia)"))).region_code == (
+        "eu-west-1"
+    )

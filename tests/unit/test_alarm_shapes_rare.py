@@ -81,7 +81,20 @@ def only_alarm(event: dict[str, Any]) -> AlarmNotification:
     return parsed.content
 
 
-SHAPES = {"sns": contributor_sns, "eventbridge": contributor_eventbridge}
+def contributor_action(table: str, contributor: str, state: str, minutes: int = 0) -> dict[str, Any]:
+    """The alarm's direct Lambda action for one contributor: the same reduced document as ``alarmData``."""
+    event = contributor_eventbridge(table, contributor, state, minutes)
+    return {
+        "source": "aws.cloudwatch",
+        "alarmArn": ARN,
+        "accountId": "123456789012",
+        "time": event["time"],
+        "region": "us-east-1",
+        "alarmData": event["detail"],
+    }
+
+
+SHAPES = {"sns": contributor_sns, "eventbridge": contributor_eventbridge, "alarm-action": contributor_action}
 
 
 @pytest.mark.parametrize("strategy", list(DedupKeyStrategy))

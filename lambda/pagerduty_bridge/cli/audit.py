@@ -6,6 +6,7 @@ Exit 0 when nothing is wrong, 1 when something is (a finding), 2 on error.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -37,6 +38,8 @@ TRIGGER_FIELDS: Final = frozenset(
 """What a metric alarm's definition and its notification's ``Trigger`` share."""
 TOPIC_OUTPUT_PREFIX: Final = "AlarmTopicArn"
 """The stack output holding the alarm topic's ARN (CDK appends a hash to the logical id)."""
+TOPIC_OUTPUT_KEY: Final = re.compile(r"AlarmTopicArn[0-9A-F]{8}")
+"""That output's key: the construct's id comes first in an app of one's own (``PagerAlarmTopicArn…``)."""
 
 
 def register(commands: Any) -> None:
@@ -60,11 +63,22 @@ def register(commands: Any) -> None:
 
 
 def topic_of_stack(args: argparse.Namespace, name: str) -> str:
+    """The alarm topic a bridge stack names in its outputs: the standalone stack's, or the construct's
+    under whatever id an app gave it. Several bridges in one stack are an error: which one is meant?"""
     stacks = aws_client(args, "cloudformation", region=args.region).describe_stacks(StackName=name)["Stacks"]
-    for output in stacks[0].get("Outputs", []) if stacks else []:
-        if str(output.get("OutputKey", "")).startswith(TOPIC_OUTPUT_PREFIX):
-            return str(output["OutputValue"])
-    raise CliError(f"stack {name} has no {TOPIC_OUTPUT_PREFIX} output: is it a pagerduty-bridge stack?")
+    outputs = stacks[0].get("Outputs", []) if stacks else []
+    topics = sorted(
+        {
+            str(o["OutputValue"])
+            for o in outputs
+            if TOPIC_OUTPUT_KEY.search(str(o.get("OutputKey", ""))) and "OutputValue" in o
+        }
+    )
+    if len(topics) > 1:
+        raise CliError(f"stack {name} holds {len(topics)} bridges' alarm topics: give one with --topic-arn")
+    if not topics:
+        raise CliError(f"stack {name} has no {TOPIC_OUTPUT_PREFIX} output: is it a pagerduty-bridge stack?")
+    return topics[0]
 
 
 def insufficient_data_handled(rules: AlertRules, settings: Settings) -> InsufficientDataOk:

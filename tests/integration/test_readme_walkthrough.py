@@ -63,3 +63,23 @@ def test_audit_stack_finds_the_topic_of_the_standalone_stack_and_of_the_construc
 
     assert run.code == 1, run.err
     assert [f["alarm_name"] for f in json.loads(run.out)] == ["missing-ok"]
+
+
+def test_rules_test_expectations_take_the_values_it_prints(tmp_path: Any) -> None:
+    """`rules test --expect FIELD=VALUE` is a CI check: the value as the command prints it (``False``,
+    ``-`` for none) must hold, as its lower-case and empty spellings do."""
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"name": "db", "match": {"alarm_name": "db-*"}, "suppress": True}]}))
+    base = ("rules", "test", "--rules", str(rules))
+    shown = cli(*base, "--alarm-name", "web")
+    assert "suppress           False" in shown.out and "silence            -" in shown.out, shown.out
+
+    printed = cli(*base, "--alarm-name", "web", "--expect", "suppress=False", "--expect", "silence=-")
+    spelled = cli(*base, "--alarm-name", "web", "--expect", "suppress=false", "--expect", "silence=")
+    suppressed = cli(*base, "--alarm-name", "db-1", "--expect", "suppress=True", "--expect", "template=-")
+    wrong = cli(*base, "--alarm-name", "db-1", "--expect", "suppress=False")
+    named = cli(*base, "--alarm-name", "web", "--expect", "rule=-")
+
+    assert (printed.code, spelled.code, suppressed.code) == (0, 0, 0), (printed.err, spelled.err, suppressed.err)
+    assert wrong.code == 1 and "expectation failed: suppress" in wrong.err
+    assert named.code == 1, "a rule that is shown by name is no '-'"

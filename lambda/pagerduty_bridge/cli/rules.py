@@ -233,7 +233,7 @@ def test_route(args: argparse.Namespace, streams: Streams) -> int:
     failed = [
         f"{name}: expected {shown_alias(want)!r}, got {shown_alias(_text(shown.get(name)))!r}"
         for name, want in _expectations(args)
-        if _text(shown.get(name)) != want
+        if not _holds(shown.get(name), want)
     ]
     shown = shown_route(shown)
     if args.json:
@@ -244,6 +244,16 @@ def test_route(args: argparse.Namespace, streams: Streams) -> int:
         for problem in failed:
             warn(streams, f"expectation failed: {problem}")
     return EXIT_FINDING if failed else EXIT_OK
+
+
+def _holds(value: Any, want: str) -> bool:
+    """Whether an expectation holds: as the value is printed (``False``, ``-`` for none) or spelled in
+    JSON (``false``, empty), so a CI check can be written from what the command showed."""
+    if value is None:
+        return want in ("", "-")
+    if isinstance(value, bool):
+        return want.lower() == _text(value)
+    return _text(value) == want
 
 
 def _text(value: Any) -> str:

@@ -15,16 +15,8 @@ import pytest
 from moto import mock_aws
 
 from tests.builders import cli
+from tests.integration.test_audit_cli import BASE
 
-BASE: dict[str, Any] = {
-    "MetricName": "CPUUtilization",
-    "Namespace": "AWS/EC2",
-    "Statistic": "Average",
-    "Period": 60,
-    "EvaluationPeriods": 1,
-    "Threshold": 90.0,
-    "ComparisonOperator": "GreaterThanThreshold",
-}
 TOPIC_OUTPUT_DESCRIPTION = "Put this ARN in your alarms' AlarmActions AND OKActions"
 
 

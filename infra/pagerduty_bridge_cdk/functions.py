@@ -72,9 +72,9 @@ size: $14.50 against $14.47 per million lone alarms). Every function of the brid
 LOG_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
 """Each log group is created by the construct, so no function ever needs logs:CreateLogGroup."""
 
-TABLE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:PutItem")
+TABLE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 """What a handler's store does with an incident: read it (GetItem) and write it back conditionally
-(PutItem). Scan and deleting are the CLI's, run with an operator's own credentials, and no function is
+(PutItem, or UpdateItem with only what changed over an item it wrote itself). Scan and deleting are the CLI's, run with an operator's own credentials, and no function is
 ever granted them."""
 
 LIVE_ALIAS: Final = "live"

@@ -112,7 +112,7 @@ def test_direct_function_role_grants_exactly_what_the_bridge_uses(direct: Synthe
         **_created_integration_key(direct),
         **_direct_delivery_and_reconciliation(direct),
     }
-    assert TABLE_ACTIONS == ("dynamodb:GetItem", "dynamodb:PutItem")
+    assert TABLE_ACTIONS == ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
     assert INDEX_ACTIONS == ("dynamodb:Query",)
     assert ALARM_ACTIONS == ("cloudwatch:DescribeAlarms",)
 
@@ -164,7 +164,10 @@ def test_webhook_role_with_a_created_secret_reads_only_its_items_and_its_secret(
     secret = webhooks.signing_secret
     assert _grants(featured, webhooks.role) == {
         "WriteOwnLogs": (frozenset(LOG_ACTIONS), (ids(webhooks.log_group),)),
-        "ReadWriteIncidents": (frozenset({"dynamodb:GetItem", "dynamodb:PutItem"}), (ids(featured.bridge.table),)),
+        "ReadWriteIncidents": (
+            frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}),
+            (ids(featured.bridge.table),),
+        ),
         "ReadWebhookSecret": (frozenset({"secretsmanager:GetSecretValue"}), (ids(secret.node.find_child("Secret")),)),
         "DecryptWebhookSecret": (frozenset({"kms:Decrypt"}), (ids(secret.node.find_child("Key")),)),
     }

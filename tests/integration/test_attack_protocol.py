@@ -73,7 +73,7 @@ def container(
 
 
 def lose_the_answer_to(client: Any, put: int) -> list[int]:
-    """Make the ``put``-th PutItem's answer get lost after DynamoDB applied it (a dropped connection, a
+    """Make the ``put``-th write's answer (PutItem or UpdateItem) get lost after DynamoDB applied it (a dropped connection, a
     read timeout): botocore then sends the same request again, as it does for any such failure. The
     list returned counts the requests that were sent again."""
     resent: list[int] = []
@@ -88,6 +88,7 @@ def lose_the_answer_to(client: Any, put: int) -> list[int]:
         return None
 
     client.meta.events.register("needs-retry.dynamodb.PutItem", needs_retry)
+    client.meta.events.register("needs-retry.dynamodb.UpdateItem", needs_retry)
     return resent
 
 

@@ -8,7 +8,7 @@ and injects faults into each delivery attempt:
   connection, and a response slower than the client's read timeout (the event is still applied, late,
   as PagerDuty applies an event whose answer got lost);
 - DynamoDB (moto in-process, behind a client wrapper): ``ProvisionedThroughputExceededException``
-  before or after a ``get_item`` / ``put_item`` really happens, and a crash (an exception that is no
+  before or after a ``get_item`` or a write (``put_item`` / ``update_item``) really happens, and a crash (an exception that is no
   ``BridgeError``, as when the Lambda dies) before or after a write — after the claim, after PagerDuty
   accepted, before or after the commit.
 
@@ -74,7 +74,8 @@ T0 = datetime(2025, 1, 14, 15, 0, tzinfo=UTC)
 
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
 PagerDutyFault = Literal["500", "503", "429", "drop"]
-StoreOperation = Literal["get_item", "put_item"]
+StoreOperation = Literal["get_item", "write"]
+"""A read, or a write (``put_item`` or ``update_item``: which one the store sends is its own choice)."""
 StoreFaultMode = Literal["throttle_before", "throttle_after", "crash_before", "crash_after"]
 
 
@@ -153,7 +154,7 @@ def histories(draw: st.DrawFn, states: tuple[State, ...]) -> tuple[tuple[Change,
 
 store_faults = st.builds(
     StoreFault,
-    operation=st.sampled_from(("put_item", "get_item")),
+    operation=st.sampled_from(("write", "get_item")),
     call=st.integers(1, 3),
     mode=st.sampled_from(("throttle_before", "throttle_after", "crash_before", "crash_after")),
 )
@@ -225,14 +226,18 @@ class FaultyDynamoDBClient:
         return self._call("get_item", kwargs)
 
     def put_item(self, **kwargs: Any) -> Any:
-        return self._call("put_item", kwargs)
+        return self._call("write", kwargs, "put_item")
 
-    def _call(self, operation: str, kwargs: dict[str, Any]) -> Any:
+    def update_item(self, **kwargs: Any) -> Any:
+        return self._call("write", kwargs, "update_item")
+
+    def _call(self, operation: str, kwargs: dict[str, Any], method: str | None = None) -> Any:
         self._calls[operation] = self._calls.get(operation, 0) + 1
+        call = getattr(self._client, method or operation)
         fault = self._fault
         hit = fault is not None and fault.operation == operation and fault.call == self._calls[operation]
         if not hit or fault is None:
-            answer = getattr(self._client, operation)(**kwargs)
+            answer = call(**kwargs)
             after = self._after
             if after is not None and after[:2] == (operation, self._calls[operation]):
                 self._after = None
@@ -243,7 +248,7 @@ class FaultyDynamoDBClient:
             raise throttled(operation)
         if fault.mode == "crash_before":
             raise SimulatedCrash(f"crash before {operation}")
-        getattr(self._client, operation)(**kwargs)  # it happened; the caller just never hears so
+        call(**kwargs)  # it happened; the caller just never hears so
         if fault.mode == "throttle_after":
             raise throttled(operation)
         raise SimulatedCrash(f"crash after {operation}")
@@ -484,7 +489,7 @@ OK_MADE_STALE_BY_IGNORED_INSUFFICIENT_DATA = Scenario(
 TRIGGER_ORPHANED_BY_INSUFFICIENT_DATA = Scenario(
     (history(("ALARM", "OK", 1), ("INSUFFICIENT_DATA", "ALARM", 2)),),
     (
-        Delivery(0, 0, (Attempt(store=StoreFault("put_item", 1, "crash_after"), retry_after_deliveries=1),)),
+        Delivery(0, 0, (Attempt(store=StoreFault("write", 1, "crash_after"), retry_after_deliveries=1),)),
         Delivery(0, 1),
     ),
 )
@@ -493,7 +498,7 @@ RESOLVE_ORPHANED_BY_OK_AFTER_INSUFFICIENT_DATA = Scenario(
     (history(("ALARM", "OK", 0), ("OK", "ALARM", 1), ("INSUFFICIENT_DATA", "OK", 2), ("OK", "INSUFFICIENT_DATA", 3)),),
     (
         Delivery(0, 0),
-        Delivery(0, 1, (Attempt(store=StoreFault("put_item", 1, "crash_after"), retry_after_deliveries=2),)),
+        Delivery(0, 1, (Attempt(store=StoreFault("write", 1, "crash_after"), retry_after_deliveries=2),)),
         Delivery(0, 2),
         Delivery(0, 3),
     ),
@@ -540,7 +545,7 @@ def test_a_crash_after_pagerduty_accepted_is_healed_by_the_retry_without_a_secon
     scenario = Scenario(
         (history(("ALARM", "OK", 1)), history(("OK", "ALARM", 1))),
         (
-            Delivery(0, 0, (Attempt(store=StoreFault("put_item", 2, "crash_before")),)),
+            Delivery(0, 0, (Attempt(store=StoreFault("write", 2, "crash_before")),)),
             Delivery(0, 0),
             Delivery(1, 0),
         ),
@@ -556,7 +561,7 @@ def test_a_lost_commit_answer_needs_no_resend(world: World) -> None:
     """The commit was written but its answer was throttled: the retry finds it done and sends nothing."""
     scenario = Scenario(
         (history(("ALARM", "OK", 1)),),
-        (Delivery(0, 0, (Attempt(store=StoreFault("put_item", 2, "throttle_after")),)), Delivery(0, 0)),
+        (Delivery(0, 0, (Attempt(store=StoreFault("write", 2, "throttle_after")),)), Delivery(0, 0)),
     )
     play(world, scenario)
     assert len(world.fake.requests) == 1
@@ -599,7 +604,7 @@ PLACES: dict[str, tuple[str, str]] = {
 DECOYS: dict[str, str] = {"home": "other-region", "other-region": "home", "other-account": "home"}
 """Where each alarm's same-named shadow stands, in the opposite state: reading it would be wrong."""
 RunPoint = Literal["between", "after_read", "after_claim"]
-INSIDE: dict[str, tuple[str, int]] = {"after_read": ("get_item", 1), "after_claim": ("put_item", 1)}
+INSIDE: dict[str, tuple[str, int]] = {"after_read": ("get_item", 1), "after_claim": ("write", 1)}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -25,6 +26,8 @@ from pagerduty_bridge.timeutil import epoch_seconds, shifted
 
 UNVERSIONED: Final = 1
 """The version an item without one reads as (``Incident.version``'s default)."""
+REMEMBERED_WRITES: Final = 64
+"""Items the store keeps as it last wrote them, to send only what changed when it writes over them."""
 WATCH_MARKER = "watch"
 """The sparse index's partition for closed incidents the scheduled run must look at (``needs_watch``)."""
 
@@ -121,6 +124,46 @@ def already_written(exc: ClientError | BotoCoreError, item: dict[str, Any]) -> b
     return code == "ConditionalCheckFailedException" and response.get("Item") == item
 
 
+def exact_version(expected_version: int) -> dict[str, Any]:
+    """The condition of a write that holds only over an item whose stored version is ``expected_version``."""
+    return {
+        "ConditionExpression": "version = :expected",
+        "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+    }
+
+
+def update_expression(
+    before: dict[str, Any], after: dict[str, Any], condition: dict[str, Any]
+) -> dict[str, Any] | None:
+    """UpdateItem arguments that turn the item ``before`` into ``after`` (both whole items, same key),
+    under ``condition`` (a write's ``ConditionExpression`` and its values); None when nothing changes."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = dict(condition.get("ExpressionAttributeValues", {}))
+    sets: list[str] = []
+    for n, (name, value) in enumerate(after.items()):
+        if name != c.TABLE_PARTITION_KEY and before.get(name) != value:
+            names[f"#s{n}"] = name
+            values[f":s{n}"] = value
+            sets.append(f"#s{n} = :s{n}")
+    removed = [name for name in before if name not in after]
+    for n, name in enumerate(removed):
+        names[f"#r{n}"] = name
+    clauses = [f"SET {', '.join(sets)}"] if sets else []
+    if removed:
+        clauses.append("REMOVE " + ", ".join(f"#r{n}" for n in range(len(removed))))
+    if not clauses:
+        return None
+    arguments: dict[str, Any] = {
+        "UpdateExpression": " ".join(clauses),
+        "ConditionExpression": condition["ConditionExpression"],
+    }
+    if names:
+        arguments["ExpressionAttributeNames"] = names
+    if values:
+        arguments["ExpressionAttributeValues"] = values
+    return arguments
+
+
 def attribute_value(value: Any) -> dict[str, Any]:
     """A stored record's value as a DynamoDB attribute value.
 
@@ -158,6 +201,10 @@ class DynamoDBIncidentStore:
         self._deserialize = TypeDeserializer().deserialize
         self._odd_versions: dict[str, dict[str, Any]] = {}
         """The stored ``version`` of items read whose version could not be read (read as 1), by key."""
+        self._written: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        """The last item this store wrote, with its version, by key (a bounded few): a write over it sends
+        only what changed (``update_expression``)."""
+        self._updates = True
 
     def __repr__(self) -> str:
         return f"DynamoDBIncidentStore({self.table_name!r})"
@@ -176,6 +223,28 @@ class DynamoDBIncidentStore:
 
     def put(self, incident: Incident, *, expected_version: int | None) -> None:
         incident = bounded(incident)
+        item = self._item(incident)
+        try:
+            if not self._update(incident.dedup_key, item, expected_version):
+                if expected_version is None:
+                    condition: dict[str, Any] = {
+                        "ConditionExpression": f"attribute_not_exists({c.TABLE_PARTITION_KEY})"
+                    }
+                else:
+                    condition = self._condition(incident.dedup_key, expected_version)
+                self._client.put_item(
+                    TableName=self.table_name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition
+                )
+        except _AWS_ERRORS as exc:
+            if not already_written(exc, item):
+                raise translate_client_error(
+                    exc, f"writing incident {incident.dedup_key}", current=self._incident
+                ) from exc
+        self._written[incident.dedup_key] = (incident.version, item)
+        while len(self._written) > REMEMBERED_WRITES:
+            self._written.popitem(last=False)
+
+    def _item(self, incident: Incident) -> dict[str, Any]:
         record = to_record(incident, compact=True)
         marker = c.ACTIVE_MARKER if incident.is_open else WATCH_MARKER if needs_watch(incident) else None
         if marker is not None:
@@ -184,19 +253,34 @@ class DynamoDBIncidentStore:
         expires = expiry_epoch(incident, self.retention)
         if expires is not None:
             record[c.TTL_ATTRIBUTE] = expires
-        item = {key: attribute_value(value) for key, value in record.items()}
-        if expected_version is None:
-            condition: dict[str, Any] = {"ConditionExpression": f"attribute_not_exists({c.TABLE_PARTITION_KEY})"}
-        else:
-            condition = self._condition(incident.dedup_key, expected_version)
+        return {key: attribute_value(value) for key, value in record.items()}
+
+    def _update(self, key: str, item: dict[str, Any], expected_version: int | None) -> bool:
+        """Write ``item`` as an UpdateItem of what changed, if the item stored at ``expected_version`` is
+        one this store wrote there (any other write changes the version); say whether it did. The
+        condition is on the version alone: an item put in by hand without a number for version fails
+        it, and is replaced whole after a read. A role without UpdateItem (an older stack's) gets
+        whole-item writes from then on."""
+        over = self._written.pop(key, None)
+        if not self._updates or over is None or over[0] != expected_version or expected_version is None:
+            return False
+        changes = update_expression(over[1], item, exact_version(expected_version))
+        if changes is None:
+            return False
         try:
-            self._client.put_item(
-                TableName=self.table_name, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition
+            self._client.update_item(
+                TableName=self.table_name,
+                Key={c.TABLE_PARTITION_KEY: item[c.TABLE_PARTITION_KEY]},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **changes,
             )
-        except _AWS_ERRORS as exc:
-            if already_written(exc, item):
-                return
-            raise translate_client_error(exc, f"writing incident {incident.dedup_key}", current=self._incident) from exc
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "AccessDeniedException":
+                raise
+            logger.warning("UpdateItem is not allowed on %s: writing whole items from now on", self.table_name)
+            self._updates = False
+            return False
+        return True
 
     def _condition(self, key: str, expected_version: int) -> dict[str, Any]:
         """A write's condition on ``expected_version``; on version 1, an item whose stored version could

@@ -74,8 +74,8 @@ LOG_ACTIONS: Final = ("logs:CreateLogStream", "logs:PutLogEvents")
 
 TABLE_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 """What a handler's store does with an incident: read it (GetItem) and write it back conditionally
-(PutItem, or UpdateItem with only what changed over an item it wrote itself). Scan and deleting are the CLI's, run with an operator's own credentials, and no function is
-ever granted them."""
+(PutItem, or UpdateItem with only what changed over an item it wrote itself). Scan and deleting are
+the CLI's, run with an operator's own credentials, and no function is ever granted them."""
 
 LIVE_ALIAS: Final = "live"
 """With SnapStart, the alias every trigger invokes: it points at the version published from the

@@ -156,6 +156,26 @@ def test_a_state_file_under_a_file_is_one_clear_line(tmp_path: Path) -> None:
     assert "unexpected" not in line
 
 
+def test_a_dry_run_leaves_no_state_file_where_there_was_none(tmp_path: Path) -> None:
+    """A dry run changes no store, and a file that appears where there was none is a change: the next
+    command that must find an existing store (``incidents list``) would take a file made by a dry run
+    for a real one. A dry run over no file plans on an empty store; ``--record`` and ``--send`` write."""
+    state = tmp_path / "state.db"
+    dry = cli("replay", "--json", "--state", str(state), SAMPLE)
+    assert dry.code == 0, dry.err
+    assert [(json.loads(line)["action"], json.loads(line)["delivered"]) for line in dry.out.splitlines()] == [
+        ("trigger", False)
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    tried = cli("trigger", "high-latency", "--current", "1", "--threshold", "2", "--state", str(state))
+    assert tried.code == 0, tried.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert cli("incidents", "list", "--state", str(state)).code == 2
+
+    assert cli("replay", "--record", "--state", str(state), SAMPLE).code == 0
+    assert [i["dedup_key"] for i in cli_json("incidents", "list", "--state", str(state), "--json")] == [SAMPLE_KEY]
+
+
 def test_clearing_a_state_file_another_process_holds_locked_is_one_clear_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

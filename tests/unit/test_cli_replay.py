@@ -40,8 +40,10 @@ def test_replaying_the_alarm_then_its_ok_resolves_it_across_recorded_runs(tmp_pa
 def test_a_dry_run_leaves_the_state_as_it_was(tmp_path: Path) -> None:
     state = tmp_path / "s.db"
     dry = ("replay", "--json", "--state", str(state))
+    assert run("replay", "--record", "--state", str(state), str(EVENTS / "05-ec2-cpu-alarm.json"))[0] == 0
+    before = json.loads(run("incidents", "list", "--all", "--json", "--state", str(state))[1])
     assert run(*dry, str(EVENTS / "01-seed-high-failure-rate-alarm.json"))[0] == 0
-    assert json.loads(run("incidents", "list", "--all", "--json", "--state", str(state))[1]) == []
+    assert json.loads(run("incidents", "list", "--all", "--json", "--state", str(state))[1]) == before
     lines = [
         json.loads(line)
         for line in run(
@@ -54,7 +56,7 @@ def test_a_dry_run_leaves_the_state_as_it_was(tmp_path: Path) -> None:
 
 
 def test_default_state_is_under_the_current_directory(tmp_path: Path) -> None:
-    code, _, _ = run("replay", str(EVENTS / "05-ec2-cpu-alarm.json"))
+    code, _, _ = run("replay", "--record", str(EVENTS / "05-ec2-cpu-alarm.json"))
     assert code == 0
     assert (tmp_path / ".pagerduty-bridge" / "state.db").exists()
 

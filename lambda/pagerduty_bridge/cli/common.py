@@ -215,7 +215,7 @@ def add_store_options(parser: argparse.ArgumentParser, *, creates: bool = False,
         metavar="FILE",
         help=state_help
         or f"the embedded SQLite state file (default: {DEFAULT_STATE}"
-        + (", created when missing)" if creates else "; it must exist)"),
+        + (", created by the first run that writes to it)" if creates else "; it must exist)"),
     )
     where.add_argument(
         "--table",
@@ -281,9 +281,27 @@ def open_store(args: argparse.Namespace, settings: Settings) -> IncidentStore:
     from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
 
     path = Path(getattr(args, "state", None) or DEFAULT_STATE)
-    if not path.exists() and not getattr(args, "creates_state", False):
-        raise CliError(f"{path}: no such state file (a mistyped --state?); commands that only read never create one")
+    if not path.exists():
+        if not getattr(args, "creates_state", False):
+            raise CliError(
+                f"{path}: no such state file (a mistyped --state?); commands that only read never create one"
+            )
+        if dry_run(args) and _nearest_existing(path.parent).is_dir():
+            # A file made by a dry run would change the store: plan on an empty one. (A path no file can
+            # ever be made at, under a file, still fails below with the reason.)
+            return SQLiteIncidentStore(":memory:", retention=retention)
     return SQLiteIncidentStore(path, retention=retention)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def dry_run(args: argparse.Namespace) -> bool:
+    """Whether a command that can send (``--send``) is a dry run that keeps nothing (no ``--record``)."""
+    return hasattr(args, "send") and not args.send and not getattr(args, "record", False)
 
 
 def working_store(args: argparse.Namespace, store: IncidentStore) -> IncidentStore:

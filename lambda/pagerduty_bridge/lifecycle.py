@@ -471,13 +471,25 @@ def plan_webhook(stored: Incident | None, event: IncidentWebhook, now: datetime,
         return Plan(Reason.WEBHOOK_REDELIVERED)
     if event.event_type in DETAIL_EVENTS:
         return _plan_detail(stored, event, now)
-    marks = [stored.pd_updated_at, stored.trigger_sent_at]
+    marks = [stored.pd_updated_at, _trigger_mark(stored, event)]
     if event.event_type == "incident.reopened" and not stored.is_open:
         marks.append(stored.resolved_at)
     if any(mark is not None and event.occurred_at < mark for mark in marks):
         return Plan(Reason.WEBHOOK_OUT_OF_ORDER, None, _remember(stored, event, now, newest=False))
     applied = _apply_webhook(_remember(stored, event, now, newest=True), event, now if attributed else None)
     return Plan(Reason.PAGERDUTY_UPDATE, None, applied)
+
+
+def _trigger_mark(stored: Incident, event: IncidentWebhook) -> datetime | None:
+    """Before when a PagerDuty-side change is about an earlier incident of the key: the acceptance of the
+    bridge's last trigger (``trigger_sent_at``). An ``incident.triggered`` is PagerDuty opening an
+    incident, and the one the last trigger opened occurs while that trigger is on its way, before its
+    acceptance: for it the mark is the alarm's change to ALARM (``triggered_at``), which every trigger
+    follows and which the earlier incident's opening preceded (its alarm went OK in between)."""
+    mark = stored.trigger_sent_at
+    if mark is None or event.event_type != "incident.triggered" or stored.triggered_at is None:
+        return mark
+    return min(mark, stored.triggered_at)
 
 
 DETAIL_EVENTS: Final = frozenset(

@@ -344,6 +344,38 @@ def test_a_webhook_never_reopens_an_incident_whose_alarm_is_ok_unless_pagerduty_
     assert world.incident().status is IncidentStatus.TRIGGERED
 
 
+def test_the_triggered_webhook_of_a_keys_next_incident_is_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a resolution, the bridge's next trigger opens a new PagerDuty incident under the same key.
+    PagerDuty's ``incident.triggered`` for it occurs while the trigger is on its way: after the alarm
+    changed state, before the bridge saw the 202. Recorded, it gives the table the new incident's status
+    and link; taken for the earlier incident's (older than the acceptance), it was dropped, and the table
+    knew nothing of the new incident until someone acknowledged it."""
+
+    def ticking() -> datetime:  # the bridge's clock moves on a second at every reading
+        world.now += timedelta(seconds=1)
+        return world.now
+
+    monkeypatch.setattr(handler, "lambda_runtime", lambda: _on_clock(lambda_runtime(), ticking))
+    world.alarm()
+    assert post(delivery("incident.resolved", minutes=2)) == 200
+    world.alarm("OK", "ALARM", minutes=5)
+    world.alarm("ALARM", "OK", minutes=10)
+    accepted = world.incident()
+    assert accepted.is_open and accepted.pd_status is None, "nothing known yet of PagerDuty's new incident"
+    assert accepted.trigger_sent_at is not None and accepted.trigger_sent_at > T0 + timedelta(minutes=10, seconds=1)
+
+    assert post(delivery("incident.triggered", minutes=10 + 1 / 60, event_id="ev-next")) == 200
+    recorded = world.incident()
+    assert recorded.pd_status == "triggered"
+    assert recorded.pd_updated_at == T0 + timedelta(minutes=10, seconds=1)
+
+    late = delivery("incident.triggered", minutes=0, event_id="ev-first")  # the earlier incident's, redelivered late
+    assert post(late) == 200
+    assert world.incident().pd_updated_at == recorded.pd_updated_at, "an earlier incident's event changes nothing"
+
+
 def test_an_alarm_after_a_resolution_in_pagerduty_opens_a_new_alert(world: World) -> None:
     world.alarm()
     assert post(delivery("incident.resolved", minutes=1)) == 200

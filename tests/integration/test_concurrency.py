@@ -20,8 +20,10 @@ atomically, so the server must do that under truly concurrent requests.
   ``npm ci``, or ``NODE_PATH``); otherwise that variant is skipped, saying so. dynalite has no
   UpdateTimeToLive, so the table is created from the stack's key schema and index without TTL (TTL
   plays no part in a race).
-- ``moto-locked``: moto's HTTP server with ``Table.put_item`` serialised by a lock — atomic by
-  construction, as DynamoDB is — so the races run everywhere, dynalite installed or not.
+- ``moto-locked``: moto's HTTP server with ``Table.put_item`` and ``DynamoDBBackend.update_item`` serialised
+  by one lock — atomic by construction, as DynamoDB is — so the races run everywhere, dynalite installed or
+  not. UpdateItem needs it as much: a store writes over an item it wrote itself as an UpdateItem (a claim
+  over the commit it made), and moto's update reads, checks and changes the item as unguarded as its put.
 
 The first test checks the premise on each server (racing conditional writes have one winner).
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -43,6 +46,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from pydantic import SecretStr
 
@@ -63,6 +68,8 @@ CONTAINERS = 8
 SAME_NOTIFICATION_RACES = 6
 ALARM_VERSUS_OK_RACES = 12
 WRITE_RACES = 20
+SWITCH_INTERVAL_SECONDS = 1e-6
+"""How often threads switch in the put-and-update race: often enough that moto unguarded loses it."""
 MAX_LAMBDA_RETRIES = 5
 """Lambda retries a failed invocation; by then the racing one has finished."""
 THREAD_TIMEOUT_SECONDS = 60.0
@@ -120,15 +127,20 @@ def start_dynalite() -> Iterator[str]:
 
 
 def start_locked_moto() -> Iterator[str]:
-    lock = threading.Lock()
-    put_item = Table.put_item
+    lock = threading.RLock()  # re-entrant: an update that creates its item may put it
+    put_item, update_item = Table.put_item, DynamoDBBackend.update_item
 
     def locked_put_item(self: Table, *args: Any, **kwargs: Any) -> Any:
         with lock:
             return put_item(self, *args, **kwargs)
 
+    def locked_update_item(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return update_item(self, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Table, "put_item", locked_put_item)
+        patch.setattr(DynamoDBBackend, "update_item", locked_update_item)
         yield from moto_server()
 
 
@@ -240,6 +252,51 @@ def test_the_server_applies_racing_conditional_writes_atomically(containers: lis
         assert all(isinstance(r, VersionConflictError) for r in results if not isinstance(r, int)), results
         stored = containers[0].store.get(incident.dedup_key)
         assert stored is not None and stored.summary == f"writer {winners[0]}"
+
+
+def test_the_server_applies_racing_conditional_puts_and_updates_atomically(
+    dynamodb_url: str, table: str, request: pytest.FixtureRequest
+) -> None:
+    """A claim races as a PutItem from one container and as an UpdateItem from the one that wrote the item
+    last: among writes conditional on the same version, exactly one may win, whatever their kind."""
+    clients = [dynamodb_client(dynamodb_url) for _ in range(CONTAINERS)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # threads switch often: a server's unguarded window shows
+    request.addfinalizer(lambda: sys.setswitchinterval(interval))
+    for number in range(WRITE_RACES):
+        key = {"dedup_key": {"S": f"update-race-{number}"}}
+        clients[0].put_item(TableName=table, Item={**key, "version": {"N": "1"}, "summary": {"S": "before"}})
+        condition = {"ConditionExpression": "version = :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
+
+        def write(index: int, key: dict[str, Any] = key, condition: dict[str, Any] = condition) -> int:
+            client = clients[index]
+            if index % 2:
+                client.put_item(
+                    TableName=table,
+                    Item={**key, "version": {"N": "2"}, "summary": {"S": f"writer {index}"}},
+                    **condition,
+                )
+            else:
+                client.update_item(
+                    TableName=table,
+                    Key=key,
+                    UpdateExpression="SET version = :two, summary = :me",
+                    ConditionExpression=condition["ConditionExpression"],
+                    ExpressionAttributeValues={
+                        **condition["ExpressionAttributeValues"],
+                        ":two": {"N": "2"},
+                        ":me": {"S": f"writer {index}"},
+                    },
+                )
+            return index
+
+        results = race([partial(write, i) for i in range(CONTAINERS)])
+        winners = [r for r in results if isinstance(r, int)]
+        assert len(winners) == 1, f"race {number}: {results}"
+        lost = [r for r in results if not isinstance(r, int)]
+        assert all(isinstance(r, ClientError) and "ConditionalCheckFailed" in str(r) for r in lost), lost
+        stored = clients[0].get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+        assert stored["summary"] == {"S": f"writer {winners[0]}"}
 
 
 # --- the races ---------------------------------------------------------------------------------------

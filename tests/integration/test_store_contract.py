@@ -429,15 +429,18 @@ def writer_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[li
         clients = [session.client("dynamodb") for _ in range(WRITERS)]
         create_table(clients[0], TABLE)
         lock = threading.Lock()
-        yield [DynamoDBIncidentStore(AtomicPutItem(client, lock), TABLE) for client in clients]
+        yield [DynamoDBIncidentStore(AtomicWrites(client, lock), TABLE) for client in clients]
 
 
-class AtomicPutItem:
-    """A DynamoDB client whose ``put_item`` is atomic, as DynamoDB's conditional writes are.
+class AtomicWrites:
+    """A DynamoDB client whose ``put_item`` and ``update_item`` are atomic, as DynamoDB's conditional
+    writes are.
 
     moto's in-process backend evaluates the ConditionExpression and then writes without holding a
     lock, so two racing threads can both pass the check (seen about once in 200 races of 8 writers).
     That is moto's gap, not the store's: the lock closes it so the race tests the store's conditions.
+    UpdateItem needs it as much as PutItem: the writer that wrote the item last writes over it as an
+    UpdateItem, racing the others' PutItems (two winners seen in a CI run while only puts were locked).
     moto's HTTP server runs the same backend code but has not interleaved there in our runs; the
     ``moto-server`` variant races without any lock.
     """
@@ -449,6 +452,10 @@ class AtomicPutItem:
     def put_item(self, **kwargs: Any) -> Any:
         with self._lock:
             return self._client.put_item(**kwargs)
+
+    def update_item(self, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._client.update_item(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

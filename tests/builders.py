@@ -278,6 +278,35 @@ def moto_server() -> Iterator[str]:
         werkzeug.setLevel(level)
 
 
+@contextlib.contextmanager
+def atomic_moto_writes() -> Iterator[None]:
+    """moto's DynamoDB with every conditional write atomic, as DynamoDB's are (in-process and its HTTP
+    server alike: both run this backend). moto's ``Table.put_item`` and ``DynamoDBBackend.update_item``
+    read the item, check the condition and write it without a lock, so two racing threads can both pass
+    one condition. A store writes over an item it wrote itself as an UpdateItem, so a race on one version
+    mixes both kinds: one re-entrant lock (an update that creates its item puts it) guards them together."""
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    lock = threading.RLock()
+    put_item, update_item = Table.put_item, DynamoDBBackend.update_item
+
+    def locked_put_item(self: Table, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return put_item(self, *args, **kwargs)
+
+    def locked_update_item(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return update_item(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Table, "put_item", locked_put_item)
+        patch.setattr(DynamoDBBackend, "update_item", locked_update_item)
+        yield
+
+
 # --- the Lambda -----------------------------------------------------------------------------------------
 
 

@@ -47,8 +47,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.table import Table
 from pydantic import SecretStr
 
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
@@ -59,7 +57,7 @@ from pagerduty_bridge.processing import RecordResult, process_event
 from pagerduty_bridge.seed.models import ServiceConfig
 from pagerduty_bridge.settings import Settings
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
-from tests.builders import moto_server, sns_event
+from tests.builders import atomic_moto_writes, moto_server, sns_event
 from tests.conftest import ROOT, ROUTING_KEY
 
 SERVERS = ("dynalite", "moto-locked")
@@ -127,20 +125,7 @@ def start_dynalite() -> Iterator[str]:
 
 
 def start_locked_moto() -> Iterator[str]:
-    lock = threading.RLock()  # re-entrant: an update that creates its item may put it
-    put_item, update_item = Table.put_item, DynamoDBBackend.update_item
-
-    def locked_put_item(self: Table, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return put_item(self, *args, **kwargs)
-
-    def locked_update_item(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return update_item(self, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Table, "put_item", locked_put_item)
-        patch.setattr(DynamoDBBackend, "update_item", locked_update_item)
+    with atomic_moto_writes():
         yield from moto_server()
 
 

@@ -36,6 +36,7 @@ from pagerduty_bridge.silences import Silence
 from pagerduty_bridge.store import IncidentStore
 from pagerduty_bridge.store.dynamodb import DynamoDBIncidentStore, create_table
 from pagerduty_bridge.store.sqlite import SQLiteIncidentStore
+from tests.builders import atomic_moto_writes
 
 REGION = "eu-west-1"
 TABLE = "incidents"
@@ -407,7 +408,10 @@ RACES = 3
 
 @pytest.fixture(params=["sqlite-file", "moto-in-process", "moto-server"])
 def writer_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[IncidentStore]]:
-    """One store per writer, each with its own connection or client: like separate Lambda containers."""
+    """One store per writer, each with its own connection or client: like separate Lambda containers.
+    moto's conditional writes are made atomic, as DynamoDB's are (``atomic_moto_writes``): the races test
+    the store's conditions, not moto's gap (two winners in about one of 200 races of 8 writers without the
+    lock, and once in a CI run where the writer that created an item raced the others with an UpdateItem)."""
     kind = request.param
     session: boto3.session.Session = request.getfixturevalue("boto_session")
     if kind == "sqlite-file":
@@ -422,43 +426,14 @@ def writer_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[li
         table = f"race-{request.node.name.replace('[', '-').replace(']', '')}"[:200]
         clients = [session.client("dynamodb", endpoint_url=url) for _ in range(WRITERS)]
         create_table(clients[0], table)
-        yield [DynamoDBIncidentStore(client, table) for client in clients]
+        with atomic_moto_writes():
+            yield [DynamoDBIncidentStore(client, table) for client in clients]
         clients[0].delete_table(TableName=table)
         return
-    with mock_aws():
+    with mock_aws(), atomic_moto_writes():
         clients = [session.client("dynamodb") for _ in range(WRITERS)]
         create_table(clients[0], TABLE)
-        lock = threading.Lock()
-        yield [DynamoDBIncidentStore(AtomicWrites(client, lock), TABLE) for client in clients]
-
-
-class AtomicWrites:
-    """A DynamoDB client whose ``put_item`` and ``update_item`` are atomic, as DynamoDB's conditional
-    writes are.
-
-    moto's in-process backend evaluates the ConditionExpression and then writes without holding a
-    lock, so two racing threads can both pass the check (seen about once in 200 races of 8 writers).
-    That is moto's gap, not the store's: the lock closes it so the race tests the store's conditions.
-    UpdateItem needs it as much as PutItem: the writer that wrote the item last writes over it as an
-    UpdateItem, racing the others' PutItems (two winners seen in a CI run while only puts were locked).
-    moto's HTTP server runs the same backend code but has not interleaved there in our runs; the
-    ``moto-server`` variant races without any lock.
-    """
-
-    def __init__(self, client: Any, lock: threading.Lock) -> None:
-        self._client = client
-        self._lock = lock
-
-    def put_item(self, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._client.put_item(**kwargs)
-
-    def update_item(self, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._client.update_item(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
+        yield [DynamoDBIncidentStore(client, TABLE) for client in clients]
 
 
 def race(stores: list[IncidentStore], write: Callable[[IncidentStore, int], None]) -> tuple[list[int], list[object]]:

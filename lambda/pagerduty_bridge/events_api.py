@@ -9,17 +9,15 @@ retried with exponential backoff and jitter (urllib3's ``Retry``, honouring ``Re
 time budget; 401, 403 and 404 are kept for redrive; PagerDuty's 400 (with its ``errors[]``) is the
 event's own fault, and any other 4xx is someone else's answer, kept for retry. A request whose
 answer never came (read timeout, a connection dropped after sending) may still be processed later:
-the send reports it as ``ambiguous``. The client is urllib3 itself (what requests is built on, already
-loaded by botocore): no second HTTP stack to import at cold start.
+the send reports it as ``ambiguous``. The exchange itself (connections, bounded reads) is ``transport``'s,
+on the standard library's ``http.client``; the retry policy is urllib3's ``Retry`` (already loaded by
+botocore: no second HTTP stack to import at cold start).
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
-import io
 import json
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +27,6 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import quote
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ProtocolError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
@@ -50,6 +46,7 @@ from pagerduty_bridge.redaction import scrub
 from pagerduty_bridge.safejson import clean, not_json
 from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import utc
+from pagerduty_bridge.transport import Answer, Connections, exchange, read_answer
 
 if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
@@ -74,21 +71,6 @@ MAX_LINKS_BYTES: Final = 64 * 1024
 512 KB is left to the alarm's details."""
 MAX_ERROR_DETAIL_LENGTH: Final = 1024
 """How much of PagerDuty's (or a proxy's) answer an error message carries."""
-MAX_ANSWER_BYTES: Final = 64 * 1024
-"""The most of an answer the bridge reads. PagerDuty's are a few hundred bytes (a 400 lists its errors);
-more is someone else's (a proxy's page, a stream), and reading all of it could exhaust the function's
-memory or outlast its budget."""
-LATE_READS: Final = 2
-"""Reads of an answer's body once the deadline is past: what came with the headers, then its end."""
-LATE_READ_SECONDS: Final = 0.05
-"""How long each of those reads waits: only for what is already on its way."""
-MAX_IDLE_SECONDS: Final = 30.0
-"""Connections idle longer than this are not used again: load balancers close theirs after about a
-minute and NATs forget them, and a container frozen meanwhile never hears of it. A page sent on such
-a connection waits out its read timeout, its outcome unknown, though PagerDuty never saw it; a new
-connection costs one TLS handshake."""
-INTERIM_STATUSES: Final = range(100, 200)
-SWITCHING_PROTOCOLS: Final = 101
 ACCEPTED_STATUS: Final = 202
 """PagerDuty's only answer of acceptance: the event is queued."""
 THROTTLED_STATUS: Final = 429
@@ -397,9 +379,7 @@ class BudgetedRetry(Retry):
                 limit = self.pacing.patience(limit) or limit
         if time.monotonic() + wait > limit:
             raise MaxRetryError(_pool, url or "", error or ResponseError("retry budget exhausted"))  # type: ignore[arg-type]
-        if (
-            response is not None
-        ):  # urllib3 drains it before retrying: take what came, drop the connection if more is due
+        if isinstance(response, Answer):  # drained before retrying: take what came, drop the connection if more is due
             read_answer(response, deadline=0.0)
         return new
 
@@ -468,108 +448,16 @@ def _ca_bundle() -> str | None:
         return None
 
 
-class _ReadsWithin(io.RawIOBase):
-    """A socket's reads, each waiting at most until ``end`` (monotonic seconds), and never longer than
-    the read timeout: first the answer's head (within one read timeout of its start), then, once
-    ``read_answer`` says how long it waits (``until``), its body.
-
-    ``http.client`` and urllib3 make many reads of the socket within one read of theirs, each waiting
-    the whole read timeout: a server or proxy trickling the status line and headers a byte every few
-    seconds (or an endless run of ``100 Continue``), or sending trailer lines after the last chunk
-    without end, held one send for minutes, far past what the invocation's deadline counts on."""
-
-    def __init__(self, sock: socket.socket, seconds: float | None) -> None:
-        super().__init__()
-        self._sock = sock
-        self._raw = sock.makefile("rb", buffering=0)  # holds the socket open, as http.client's own file does
-        self._timeout = seconds
-        self._end = None if seconds is None else time.monotonic() + seconds
-
-    def until(self, end: float | None) -> None:
-        """Reads from now on end by ``end`` (``None``: each waits its read timeout)."""
-        self._end = end
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int | None:
-        if self._end is not None:
-            left = self._end - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the answer did not come in time")
-            self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
-        return self._raw.readinto(buffer)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-MAX_HEAD_LINE_BYTES: Final = 65536
-"""The longest line of an interim answer's head the bridge reads (``http.client``'s own bound)."""
-
-
-class _BoundedHeadResponse(http.client.HTTPResponse):
-    """``http.client``'s answer, its head read within one read timeout (``_ReadsWithin``), and every
-    interim answer before it skipped: ``http.client`` skips only ``100 Continue``, and took a proxy's
-    ``103 Early Hints`` or ``102 Processing`` for the answer (a failure, each time), leaving the real
-    one unread on the connection."""
-
-    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
-        super().__init__(sock, *args, **kwargs)
-        self.reads = _ReadsWithin(sock, sock.gettimeout())
-        self.fp.close()  # http.client's own file, unread: the one above holds the socket now
-        self.fp = io.BufferedReader(self.reads)
-
-    def begin(self) -> None:
-        try:
-            super().begin()
-        finally:
-            self.reads.until(None)  # the body's reads are read_answer's to bound
-
-    def _read_status(self) -> tuple[str, int, str]:
-        while True:
-            version, status, reason = super()._read_status()  # type: ignore[misc]
-            if not (INTERIM_STATUSES.start < status < INTERIM_STATUSES.stop) or status == SWITCHING_PROTOCOLS:
-                return version, status, reason  # 100 is http.client's to skip; 101 is no answer the bridge asked for
-            while self.fp.readline(MAX_HEAD_LINE_BYTES) not in (b"\r\n", b"\n", b""):
-                pass  # the interim answer's headers
-
-
-class _Connection(HTTPConnection):
-    response_class = _BoundedHeadResponse
-
-
-class _TLSConnection(HTTPSConnection):
-    response_class = _BoundedHeadResponse
-
-
-class _Pool(HTTPConnectionPool):
-    ConnectionCls = _Connection
-
-
-class _TLSPool(HTTPSConnectionPool):
-    ConnectionCls = _TLSConnection
-
-
-def build_pool() -> urllib3.PoolManager:
-    """Pooled keep-alive connections: one TLS handshake per busy spell of a container, not per event.
-    Each answer's head is read within one read timeout, its body within what ``read_answer`` allows
-    (``_ReadsWithin``)."""
-    pool = urllib3.PoolManager(num_pools=2, maxsize=8, ca_certs=_ca_bundle(), retries=False)
-    pool.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
-    return pool
-
-
 class EventsClient:
     """Sends events to one Events API URL (or, per call, another: ``send_body(url=…)`` for Change
-    Events). Build once per process; it reuses its connections and paces its sends per routing key (``pacing.Pacer``)."""
+    Events). Build once per process; it keeps its connections alive (``transport.Connections``) and paces
+    its sends per routing key (``pacing.Pacer``)."""
 
     def __init__(
         self,
         url: str = c.DEFAULT_EVENTS_URL,
         *,
-        pool: urllib3.PoolManager | None = None,
+        connections: Connections | None = None,
         retry_budget_seconds: float = 30.0,
         on_attempt: Callable[[float], None] | None = None,
         pacer: Pacer | None = None,
@@ -577,44 +465,20 @@ class EventsClient:
         self.url = url
         self.retry_budget_seconds = retry_budget_seconds
         self.pacer = pacer if pacer is not None else Pacer()
-        self._pool = pool
+        self._connections = connections
         self._on_attempt = on_attempt
-        self._targets: dict[str, tuple[HTTPConnectionPool, str]] = {}
-        self._last_used: float | None = None
-        """When a send last used the pool (wall-clock seconds: a frozen container's monotonic clock may
-        not count the time it was frozen)."""
 
     @property
-    def pool(self) -> urllib3.PoolManager:
-        if self._pool is None:
-            self._pool = build_pool()
-        return self._pool
-
-    def connection(self, url: str) -> tuple[HTTPConnectionPool, str]:
-        """The connection pool for ``url``'s host and the path to request there, worked out once per URL
-        (the pool manager would parse the URL and look its pool up again for every page)."""
-        target = self._targets.get(url)
-        if target is None or target[0].pool is None:  # None: that pool was closed since
-            target = (self.pool.connection_from_url(url), urllib3.util.parse_url(url).request_uri)
-            self._targets[url] = target
-        return target
+    def connections(self) -> Connections:
+        if self._connections is None:
+            self._connections = Connections(ca_certs=_ca_bundle())
+        return self._connections
 
     def reset(self) -> None:
-        """Drop every pooled connection (a new pool is built on the next send)."""
-        if self._pool is not None:
-            self._pool.clear()
-        self._pool = None
-        self._targets.clear()
-
-    def _fresh(self, url: str) -> str:
-        """``url``, once every connection that idled past ``MAX_IDLE_SECONDS`` is closed (the pool
-        manager stays: a new connection is made on the next request)."""
-        if self._last_used is not None and time.time() - self._last_used > MAX_IDLE_SECONDS:
-            clear = getattr(self._pool, "clear", None)
-            if callable(clear):
-                clear()
-            self._targets.clear()
-        return url
+        """Close every kept connection (new ones are made for the next send)."""
+        if self._connections is not None:
+            self._connections.clear()
+        self._connections = None
 
     def send(self, event: PagerDutyEvent, routing_key: str, *, budget_seconds: float | None = None) -> EventResponse:
         """Send one event; return PagerDuty's acceptance or raise a classified ``BridgeError``."""
@@ -625,7 +489,6 @@ class EventsClient:
     ) -> EventResponse:
         data = wire_bytes(body)
         budget = self.retry_budget_seconds if budget_seconds is None else budget_seconds
-        connect_timeout, read_timeout = request_timeouts(budget)
         deadline = time.monotonic() + budget
         log = AttemptLog()
         key = str(body.get("routing_key") or "")
@@ -637,18 +500,15 @@ class EventsClient:
                 "held back: PagerDuty's rate limit for this routing key leaves no room within the retry budget "
                 "(it answered 429 lately); nothing was sent"
             )
-        pool, path = self.connection(self._fresh(target))
+        connections = self.connections
         started = time.monotonic()
         try:
-            response = pool.urlopen(
-                "POST",
-                path,
-                body=data,
-                headers={"Content-Type": "application/json"},
-                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-                retries=default_retry(deadline=deadline, log=log, pacing=pacing),
-                redirect=False,  # PagerDuty never redirects: a redirect is someone else's, and gets no key
-                preload_content=False,  # read by read_answer: bounded in size and time
+            response = exchange(
+                connections,
+                connections.target(target),
+                data,
+                request_timeouts(budget),
+                default_retry(deadline=deadline, log=log, pacing=pacing),
             )
         except urllib3.exceptions.HTTPError as exc:
             if isinstance(exc, _AMBIGUOUS_ERRORS) or isinstance(getattr(exc, "reason", None), _AMBIGUOUS_ERRORS):
@@ -656,12 +516,11 @@ class EventsClient:
             cause = scrub(_describe_network_error(exc, time.monotonic() - started), key)
             raise PagerDutyDeliveryError(cause, ambiguous=log.ambiguous) from None
         finally:
-            self._last_used = time.time()
             if self._on_attempt is not None:
                 self._on_attempt(time.monotonic() - started)
         if response.status == ACCEPTED_STATUS:
             self.pacer.accepted(pacing.key)
-        content_type = response.headers.get("Content-Type", "")
+        content_type = response.getheader("Content-Type", "")
         data, short = read_answer(response, deadline)
         if short is not None:
             kind = (content_type or "no content type").split(";")[0].strip()
@@ -677,57 +536,6 @@ class EventsClient:
             ambiguous=log.ambiguous,
             routing_key=key,
         )
-
-
-def read_answer(response: BaseHTTPResponse, deadline: float | None) -> tuple[bytes, str | None]:
-    """``response``'s body, and why it stopped short if it did: at ``MAX_ANSWER_BYTES``, at ``deadline``,
-    or broken off. Each read waits at most until ``deadline`` (a body trickled a byte at a time, or held
-    back after its headers, would otherwise hold the send past what the invocation's deadline counts on:
-    a whole read timeout more); past it, ``LATE_READS`` reads of ``LATE_READ_SECONDS`` each take what
-    already came, so an answer that came whole just after the deadline still counts. A connection not
-    read to its end is closed, so nothing left of this answer reaches the next request."""
-    chunks: list[bytes] = []
-    size = 0
-    short: str | None = None
-    late_reads = 0
-    try:
-        while True:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    late_reads += 1
-                    if late_reads > LATE_READS:
-                        short = "still coming when the retry budget ran out"
-                        break
-                _wait_at_most(response, max(left, LATE_READ_SECONDS))
-            chunk = response.read1(MAX_ANSWER_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                short = f"longer than {MAX_ANSWER_BYTES} bytes"
-                break
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        late = deadline is not None and time.monotonic() >= deadline
-        short = "still coming when the retry budget ran out" if late else f"broken off ({type(exc).__name__})"
-    if short is not None:
-        response.close()
-    response.release_conn()
-    return b"".join(chunks)[:MAX_ANSWER_BYTES], short
-
-
-def _wait_at_most(response: BaseHTTPResponse, seconds: float) -> None:
-    """Have the next read of ``response`` wait at most ``seconds`` (never longer than its read timeout):
-    the timeout of its connection's socket, which urllib3 sets afresh for every request, and the end of
-    every read of the socket that read makes (``_ReadsWithin``, where the pool is the bridge's)."""
-    reads = getattr(getattr(response, "_original_response", None), "reads", None)
-    if isinstance(reads, _ReadsWithin):
-        reads.until(time.monotonic() + seconds)
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    if sock is not None:
-        current = sock.gettimeout()
-        sock.settimeout(seconds if current is None else min(current, seconds))
 
 
 def classify_response(

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from pagerduty_bridge import constants as c
-from pagerduty_bridge import events_api, handler, keys
+from pagerduty_bridge import events_api, handler, keys, transport
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.errors import RoutingKeyError, UnknownAliasError
 from pagerduty_bridge.keys import RoutingKeys, parse_secret
@@ -395,7 +395,7 @@ def test_attack_a_page_after_the_container_idled_does_not_wait_on_a_dead_connect
     balancer closed it, a NAT forgot it, and the frozen container never heard). The next page must not
     be sent on it: it would wait a whole read timeout, and its outcome would be unknown (the incident
     left unconfirmed for the scheduled run) though PagerDuty never saw it."""
-    monkeypatch.setattr(events_api, "MAX_IDLE_SECONDS", 0.2, raising=False)  # an idle container, sped up
+    monkeypatch.setattr(transport, "MAX_IDLE_SECONDS", 0.2)  # an idle container, sped up
     pagerduty = ForgetfulPagerDuty()
     client = events_api.EventsClient(pagerduty.url, retry_budget_seconds=3)
     try:

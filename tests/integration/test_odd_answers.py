@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pagerduty_bridge.errors import PagerDutyDeliveryError
-from pagerduty_bridge.events_api import MAX_ANSWER_BYTES, EventsClient
+from pagerduty_bridge.events_api import EventsClient
+from pagerduty_bridge.transport import MAX_ANSWER_BYTES
 from tests.sockets import LocalServer, within
 
 BODY = {

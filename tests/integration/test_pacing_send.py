@@ -123,23 +123,3 @@ def test_accepted_events_raise_the_rate_again(fake_pd: FakePagerDuty) -> None:
     client.send_body(trigger("b"), budget_seconds=5.0)
     assert pacer.rate(key) > lowered
     assert len(fake_pd.accepted()) == 2
-
-
-def test_a_send_never_uses_a_closed_pool() -> None:
-    """The client keeps each URL's pool (three hosts: more than the manager keeps). A pool closed since
-    is not used again: the next send takes a new one instead of failing on it."""
-    client = EventsClient()
-    fakes = [FakePagerDuty().start() for _ in range(3)]
-    try:
-        for round_ in range(2):
-            for fake in fakes:
-                response = client.send_body(
-                    {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": f"k{round_}"}, url=fake.url
-                )
-                assert response.status == "success"
-            for fake in fakes:
-                client.connection(fake.url)[0].close()
-        assert [len(fake.accepted()) for fake in fakes] == [2, 2, 2]
-    finally:
-        for fake in fakes:
-            fake.stop()

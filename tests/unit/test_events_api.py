@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import urllib3
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pagerduty_bridge import constants as c
 from pagerduty_bridge.errors import InvalidEventError, PagerDutyApiError, PagerDutyDeliveryError
 from pagerduty_bridge.events_api import (
-    MAX_ANSWER_BYTES,
     EventPayload,
     EventsClient,
     PagerDutyEvent,
     bounded_dedup_key,
     classify_response,
     format_timestamp,
-    read_answer,
     wire_bytes,
 )
 from pagerduty_bridge.models import AlertSeverity, EventAction
-from pagerduty_bridge.processing import attempt_seconds
 from pagerduty_bridge.redaction import masked_body
+from pagerduty_bridge.transport import MAX_ANSWER_BYTES, Connections, Target, _Connection, read_answer
 from tests.builders import assert_no_secret
 from tests.conftest import ROUTING_KEY, assert_valid_event
 
@@ -128,37 +125,6 @@ def test_acknowledge_and_resolve_carry_no_payload() -> None:
         body = PagerDutyEvent(event_action=action, dedup_key="k").to_wire(ROUTING_KEY)
         assert body == {"routing_key": ROUTING_KEY, "event_action": action.value, "dedup_key": "k"}
         assert_valid_event(body)
-
-
-class RecordingPool:
-    """Answers every request with PagerDuty's acceptance and keeps what each request was given."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.pool: list[object] = []  # an open pool (a closed one's is None)
-
-    def connection_from_url(self, url: str) -> RecordingPool:
-        return self
-
-    def urlopen(self, method: str, path: str, **kwargs: Any) -> urllib3.HTTPResponse:
-        self.calls.append(kwargs)
-        data = json.dumps({"status": "success", "message": "Event processed", "dedup_key": "k"}).encode()
-        return urllib3.HTTPResponse(
-            body=io.BytesIO(data),
-            status=202,
-            reason="Accepted",
-            headers={"Content-Type": "application/json"},
-            preload_content=kwargs.get("preload_content", True),
-        )
-
-
-@pytest.mark.parametrize("budget", [0.1, 0.5, 2.0, 3.05, 9.0, 30.0])
-def test_a_request_waits_no_longer_than_the_deadline_counts_on(budget: float) -> None:
-    pool = RecordingPool()
-    client = EventsClient("https://events.example.com/v2/enqueue", pool=pool)  # type: ignore[arg-type]
-    client.send(trigger(), ROUTING_KEY, budget_seconds=budget)
-    timeout = pool.calls[0]["timeout"]
-    assert timeout.connect_timeout + timeout.read_timeout == attempt_seconds(budget)
 
 
 def test_masked_body_shows_only_the_last_four_characters() -> None:
@@ -290,6 +256,9 @@ class EndlessAnswer:
         self.taken += len(chunk)
         return chunk
 
+    def isclosed(self) -> bool:
+        return self.closed
+
     def close(self) -> None:
         self.closed = True
 
@@ -306,24 +275,32 @@ def test_an_endless_answer_is_read_no_further_than_an_answer_can_be() -> None:
     assert answer.closed and answer.released, "a connection not read to its end must not be reused"
 
 
-class BrokenPool(RecordingPool):
-    """Fails every request the way a connection cut after the request went out does (the message
-    quoting what was sent, as some proxies' errors do)."""
+class CutConnection(_Connection):
+    """A connection cut after the request went out (the error quoting what was sent, as some proxies'
+    errors do); its socket is one end of a local pair, so nothing leaves the process."""
 
-    def urlopen(self, method: str, path: str, **kwargs: Any) -> urllib3.HTTPResponse:
-        self.calls.append(kwargs)
-        sent = kwargs["body"].decode()
-        raise urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(f"reset after {sent}"))
+    def connect(self) -> None:
+        self.sock, self.peer = socket.socketpair()
+
+    def getresponse(self) -> Any:
+        sent = self.peer.recv(65536).decode(errors="replace")
+        self.peer.close()
+        raise ConnectionResetError(f"reset after {sent}")
+
+
+class CutConnections(Connections):
+    def take(self, target: Target) -> Any:
+        return CutConnection(target.host, target.port)
 
 
 def test_a_connection_cut_after_the_request_is_ambiguous_and_names_no_key() -> None:
     """The request went out and no answer came back: PagerDuty may have taken the event, so the send is
     ambiguous (the scheduled run checks its state again), and the error says so without the key."""
     key = "R" + "7" * 31
-    client = EventsClient("https://events.example.com/v2/enqueue", pool=BrokenPool())  # type: ignore[arg-type]
+    client = EventsClient("https://events.example.com/v2/enqueue", connections=CutConnections())
     with pytest.raises(PagerDutyDeliveryError) as failed:
         client.send(trigger(), key, budget_seconds=0.2)
     assert failed.value.ambiguous
     assert failed.value.retryable
-    assert "ProtocolError" in str(failed.value)
+    assert "ConnectionResetError" in str(failed.value), "the error names what cut the answer off"
     assert key not in str(failed.value) and key not in failed.value.cause

@@ -81,8 +81,8 @@ def test_a_restore_forgets_cached_secrets_and_connections() -> None:
     assert built.keys.get("default") == ROUTING_KEY
     sender = built.notifications().delivery.sender
     assert isinstance(sender, EventsClient)
-    pool = sender.pool
+    connections = sender.connections
     (restore,) = hooks.after
     restore()
     assert fetcher.cleared == 1, "a key rotated since the snapshot is read afresh"
-    assert sender.pool is not pool, "connections from the snapshot are not reused"
+    assert sender.connections is not connections, "connections from the snapshot are not reused"

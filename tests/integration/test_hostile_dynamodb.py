@@ -4,6 +4,7 @@ holds, errors DynamoDB answers with. Each test is a defect that was reproduced f
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sqlite3
 import threading
@@ -263,3 +264,29 @@ def test_a_webhook_the_table_refuses_is_counted_for_the_health_alarm(
 
     counted = emf_metrics(capsys.readouterr().out)
     assert counted[c.METRIC_WEBHOOK_FAILED] == 1, counted
+
+
+@pytest.mark.parametrize("journal", ["WAL", "DELETE"])
+def test_a_dry_run_over_a_state_file_of_the_first_schema_leaves_it_as_it_was(tmp_path: Path, journal: str) -> None:
+    """A dry run changes no store, not even its schema: it migrated an old state file (a ``watched``
+    column and a silences table added, a file in rollback mode switched to WAL), so the older release
+    that wrote it no longer read it as it had. It plans on the file as it is, read only, and leaves no
+    file of SQLite's beside it."""
+    path = tmp_path / "state.db"
+    _first_schema_file(path, _UNFINISHED)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA journal_mode={journal}")
+    before = path.read_bytes()
+    dry = cli("replay", "--json", "--state", str(path), str(EVENTS / "05-ec2-cpu-alarm.json"))
+    assert dry.code == 0, dry.err
+    assert [json.loads(line)["action"] for line in dry.out.splitlines()] == ["trigger"]
+    gc.collect()  # what the command's process ending does: its store (in a reference cycle) is closed
+    assert path.read_bytes() == before, "the dry run changed the state file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]
+    recorded = cli("replay", "--record", "--state", str(path), str(EVENTS / "05-ec2-cpu-alarm.json"))
+    assert recorded.code == 0, recorded.err
+    gc.collect()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(incidents)")}
+        keys = {row[0] for row in db.execute("SELECT dedup_key FROM incidents")}
+    assert "watched" in columns and KEY in keys, "--record opens the file to write: migrated, and the page kept"

@@ -290,7 +290,8 @@ def open_store(args: argparse.Namespace, settings: Settings) -> IncidentStore:
             # A file made by a dry run would change the store: plan on an empty one. (A path no file can
             # ever be made at, under a file, still fails below with the reason.)
             return SQLiteIncidentStore(":memory:", retention=retention)
-    return SQLiteIncidentStore(path, retention=retention)
+    # A dry run plans on the file as it is: not even its schema changes (an older release reads it on).
+    return SQLiteIncidentStore(path, retention=retention, read_only=dry_run(args))
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -50,7 +50,9 @@ _MIGRATIONS = (("watched", "ALTER TABLE incidents ADD COLUMN watched INTEGER NOT
 
 class SQLiteIncidentStore:
     """Incidents in SQLite. ``path`` is a file (its folder is created) or ``":memory:"``; a write waits
-    ``busy_timeout`` (default ``BUSY_TIMEOUT``) for another connection's lock."""
+    ``busy_timeout`` (default ``BUSY_TIMEOUT``) for another connection's lock. ``read_only`` opens an
+    existing file for reading only, as it is (no WAL switch, no schema script, no migration): what a dry
+    run plans on."""
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class SQLiteIncidentStore:
         *,
         retention: timedelta = timedelta(days=90),
         busy_timeout: timedelta | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = str(path)
         self.retention = retention
@@ -71,11 +74,16 @@ class SQLiteIncidentStore:
                     f"cannot open the incident store {self.path}: cannot create its folder {folder}: "
                     f"{exc.strerror or exc}"
                 ) from exc
-        self.read_only = self.path != ":memory:" and _read_only(Path(self.path))
-        """A file this process cannot write is only read: every write fails with a StoreError."""
+        cannot_write = self.path != ":memory:" and _read_only(Path(self.path))
+        as_it_is = read_only and self.path != ":memory:" and Path(self.path).exists()
+        self.read_only = cannot_write or as_it_is
+        """A file opened read only, or one this process cannot write, is only read: every write fails
+        with a StoreError."""
         try:
-            if self.read_only:
+            if cannot_write:
                 self._db = _connect_read_only(Path(self.path), timeout)
+            elif as_it_is:
+                self._db = _connect_as_it_is(self.path, timeout)
             else:
                 self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
                 _journal(self._db, "MEMORY" if self.path == ":memory:" else "WAL", timeout)
@@ -298,6 +306,15 @@ def _read_only(path: Path) -> bool:
     """An existing file this process cannot write, or whose folder cannot take the ``-wal`` and ``-shm``
     files SQLite keeps beside it: switching it to WAL or running the schema script would fail."""
     return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def _connect_as_it_is(path: str, timeout: float) -> sqlite3.Connection:
+    """A file this process could write, opened to be read only: no WAL switch, no schema script, no
+    migration, and SQLite refuses every write (``query_only``). Unlike a read-only connection, it leaves
+    no ``-wal`` and ``-shm`` files behind when it closes."""
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA query_only = ON")
+    return db
 
 
 def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import ssl
 import threading
 from datetime import UTC, datetime, timedelta
@@ -198,3 +199,25 @@ def test_attack_a_host_with_an_untrusted_certificate_never_receives_the_routing_
     assert refused.value.retryable and not refused.value.ambiguous, "nothing was sent: it is not ambiguous"
     assert "SSL" in str(refused.value) and "CERTIFICATE" in str(refused.value).upper()
     assert ROUTING_KEY not in str(refused.value)
+
+
+def test_a_connection_is_kept_alive_in_a_process_with_many_files_open(fake_pd: FakePagerDuty) -> None:
+    """A process holding over a thousand descriptors (``select`` takes none above 1023): a kept
+    connection is still checked and used again, not taken for dead and replaced at every page."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(hard, 4096) < 1200:
+        pytest.skip("this process may not open 1,200 files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    held = [os.dup(0) for _ in range(1100)]
+    try:
+        connections = TimedConnections()
+        client = EventsClient(fake_pd.url, connections=connections)
+        for n in range(3):
+            assert client.send_body(resolve(f"k{n}"), budget_seconds=5).status == "success"
+        assert [kind for kind, _ in connections.seen] == ["connect", "read", "read", "read"]
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

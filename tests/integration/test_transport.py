@@ -111,8 +111,8 @@ class TLSPagerDuty:
     """A PagerDuty stand-in on HTTPS (a certificate of its own for 127.0.0.1) that keeps each body it
     received and accepts it."""
 
-    def __init__(self, directory: Path) -> None:
-        self.cert, key = _self_signed(directory)
+    def __init__(self, directory: Path, name: str = "127.0.0.1") -> None:
+        self.cert, key = _self_signed(directory, name)
         self.bodies: list[bytes] = []
         received = self.bodies
 
@@ -144,14 +144,15 @@ class TLSPagerDuty:
         self.server.server_close()
 
 
-def _self_signed(directory: Path) -> tuple[str, str]:
+def _self_signed(directory: Path, address: str) -> tuple[str, str]:
+    """A certificate (its own authority) for ``address``, and its key, as PEM files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
     now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
@@ -161,7 +162,7 @@ def _self_signed(directory: Path) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -199,6 +200,33 @@ def test_attack_a_host_with_an_untrusted_certificate_never_receives_the_routing_
     assert refused.value.retryable and not refused.value.ambiguous, "nothing was sent: it is not ambiguous"
     assert "SSL" in str(refused.value) and "CERTIFICATE" in str(refused.value).upper()
     assert ROUTING_KEY not in str(refused.value)
+
+
+def test_attack_a_trusted_certificate_for_another_name_never_receives_the_routing_key(tmp_path: Path) -> None:
+    """The certificate is signed by an authority the bridge trusts, but for another host: whoever holds
+    it is not the host the URL names, and gets nothing."""
+    pagerduty = TLSPagerDuty(tmp_path, name="127.0.0.2")  # served on 127.0.0.1
+    try:
+        client = EventsClient(pagerduty.url, connections=Connections(ca_certs=pagerduty.cert))
+        with pytest.raises(PagerDutyDeliveryError) as refused:
+            client.send_body(resolve("k"), budget_seconds=1)
+    finally:
+        pagerduty.close()
+    assert pagerduty.bodies == []
+    assert refused.value.retryable and not refused.value.ambiguous
+    assert "127.0.0.1" in str(refused.value) and "mismatch" in str(refused.value).lower()
+
+
+def test_tls_verifies_the_certificate_and_its_name_and_takes_no_protocol_before_tls_1_2() -> None:
+    context = Connections().tls_context()
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+
+
+def test_a_request_names_the_bridge_as_its_user_agent(fake_pd: FakePagerDuty) -> None:
+    assert EventsClient(fake_pd.url).send_body(resolve("k"), budget_seconds=5).status == "success"
+    (request,) = fake_pd.requests
+    assert {k.lower(): v for k, v in request.headers.items()}["user-agent"] == "pagerduty-bridge"
 
 
 def test_a_connection_is_kept_alive_in_a_process_with_many_files_open(fake_pd: FakePagerDuty) -> None:

@@ -1,9 +1,10 @@
 """Secrets never leave the process: one place that knows every routing key and scrubs it from text.
 
-Every routing key the bridge loads is registered with ``REDACTOR``; its ``scrub`` is applied to
-PagerDuty's answers before they become an error, a stored record, a log line or CLI output, and a log
-record factory (installed by ``install_log_redaction``) scrubs every log record of every library
-(its message, and the traceback of the exception it carries) before any handler sees it. Printed events show a key by its last four characters (``mask_key``).
+Every routing key the bridge loads is registered with ``REDACTOR``; its ``scrub`` (which finds a key in
+any case) is applied to PagerDuty's answers before they become an error, a stored record, a log line or
+CLI output, and a log record factory (installed by ``install_log_redaction``) scrubs every log record of
+every library (its message, and the traceback of the exception it carries) before any handler sees it.
+Printed events show a key by its last four characters (``mask_key``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 MASK: Final = "****"
@@ -55,32 +57,68 @@ def masked_body(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class Redactor:
-    """The set of secrets to scrub from text; thread-safe, shared by the process."""
+    """The set of secrets to scrub from text, in any case; thread-safe, shared by the process.
+
+    A secret is found however its letters are cased: a proxy, a gateway or an error page may echo a key
+    back upper-cased, and it is the same secret. Text holding a secret as it is (the usual case) is
+    found by plain search; only text without one is searched again in lower case."""
 
     def __init__(self) -> None:
-        self._secrets: frozenset[str] = frozenset()
+        self._known = _Secrets.of(frozenset())
         self._lock = threading.Lock()
 
     def add(self, secrets: Iterable[str]) -> None:
         """Register secrets (empty and very short values are ignored: they would scrub ordinary text)."""
-        new = {s for s in secrets if isinstance(s, str) and len(s) >= 8}
-        if new - self._secrets:
+        new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH}
+        if new - self._known.secrets:
             with self._lock:
-                self._secrets = self._secrets | new
+                self._known = _Secrets.of(self._known.secrets | new)
 
     @property
     def secrets(self) -> frozenset[str]:
-        return self._secrets
+        return self._known.secrets
 
     def scrub(self, text: str) -> str:
-        """``text`` with every registered secret replaced by ``****``."""
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        """``text`` with every registered secret, in any case, replaced by ``****``."""
+        known = self._known
+        return known.scrub(text) if known.held(text) else text
 
     def holds_secret(self, text: str) -> bool:
-        return any(secret in text for secret in self._secrets)
+        return self._known.held(text)
+
+
+MIN_SECRET_LENGTH: Final = 8
+"""Shorter values are never scrubbed: they would scrub ordinary words."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Secrets:
+    """One registered set of secrets, with what finds them in any case (replaced whole, never changed)."""
+
+    secrets: frozenset[str]
+    lowered: tuple[str, ...]
+    pattern: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, secrets: frozenset[str]) -> _Secrets:
+        # Longest first: a secret that contains another is scrubbed whole, not around the shorter one.
+        ordered = sorted(secrets, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
+        return cls(secrets, tuple(secret.lower() for secret in ordered), pattern)
+
+    def held(self, text: str) -> bool:
+        if not self.secrets:
+            return False
+        if any(secret in text for secret in self.secrets):
+            return True
+        lowered = text.lower()
+        return any(secret in lowered for secret in self.lowered)
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:  # as it is, first: never left to case folding's corner cases
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text if self.pattern is None else self.pattern.sub(MASK, text)
 
 
 REDACTOR: Final = Redactor()
@@ -88,10 +126,11 @@ REDACTOR: Final = Redactor()
 
 
 def scrub(text: str, *extra: str) -> str:
-    """``text`` without any registered secret nor any of ``extra`` (e.g. the key a request carried)."""
+    """``text`` without any registered secret nor any of ``extra`` (e.g. the key a request carried), in any
+    case."""
     for secret in extra:
-        if secret and len(secret) >= 8 and secret in text:
-            text = text.replace(secret, MASK)
+        if secret and len(secret) >= MIN_SECRET_LENGTH and (secret in text or secret.lower() in text.lower()):
+            text = _Secrets.of(frozenset({secret})).scrub(text)
     return REDACTOR.scrub(text)
 
 

@@ -82,6 +82,25 @@ def test_loaded_keys_are_registered_for_scrubbing() -> None:
     assert mask_key(key).endswith(key[-4:]) and key not in mask_key(key)
 
 
+@pytest.mark.parametrize("spelled", [str.upper, str.lower, str.swapcase], ids=["upper", "lower", "swapped"])
+def test_attack_a_key_echoed_in_another_case_is_scrubbed_too(spelled: Any) -> None:
+    """A proxy, a gateway or PagerDuty may echo a key back in another case (a header name folded, a body
+    upper-cased in an error page): it is the same secret and must not reach a log, an error or a record."""
+    key = "Ab3dEf7hIj0lMn4pQr8tUv2xYz6BcDeF"
+    REDACTOR.add([key])
+    echoed = f"upstream said: invalid routing key {spelled(key)}!"
+    assert spelled(key) != key
+    assert REDACTOR.holds_secret(echoed)
+    cleaned = scrub(echoed)
+    assert cleaned == "upstream said: invalid routing key ****!"
+    assert scrub(f"one-off {spelled(OTHER_ROUTING_KEY)} here", OTHER_ROUTING_KEY) == "one-off **** here"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "answer %s", (echoed,), None)
+    record.detail = {"body": echoed}
+    assert RedactingFilter().filter(record)
+    assert key.lower() not in record.getMessage().lower()
+    assert record.detail == {"body": cleaned}
+
+
 def test_the_redacting_filter_scrubs_message_arguments_and_extras() -> None:
     REDACTOR.add([ROUTING_KEY])
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s in message", (ROUTING_KEY,), None)

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final, Protocol
 
 from pagerduty_bridge.constants import DEFAULT_ROUTING_KEY_ALIAS, MAX_ROUTING_KEY_ALIAS_LENGTH
@@ -430,8 +431,10 @@ def _rerouted(keys: KeySource, plan: Plan, render: Renderer) -> tuple[Plan, dict
     return sent, event.to_wire(key)
 
 
+@lru_cache(maxsize=64)
 def routing_key_digest(key: str) -> str:
-    """What an incident remembers of the routing key its trigger went out with: never the key itself."""
+    """What an incident remembers of the routing key its trigger went out with: never the key itself.
+    Computed once per key (every page and every resolve asks for it)."""
     return hashlib.sha256(f"incident-routing-key\0{key}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

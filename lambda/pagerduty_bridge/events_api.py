@@ -189,14 +189,30 @@ def bounded_links(links: tuple[Link, ...]) -> list[dict[str, str]]:
     ``MAX_LINK_TEXT_LENGTH``, and in order only as many as fit ``MAX_LINKS_BYTES``. Only custom details
     are shrunk to fit PagerDuty's 512 KB: a rule's links, bounded by nothing else, made every page of its
     alarms too large to be taken. The alarm's own links come first, so they are the ones kept."""
+    kept = [
+        Link(link.href, None if link.text is None else truncate(link.text, MAX_LINK_TEXT_LENGTH)).wire()
+        for link in links
+        if len(link.href) <= MAX_LINK_HREF_LENGTH
+    ]
+    # Nearly every page has a few short links: when even their largest possible encoding fits, they all do,
+    # and none need be encoded to be measured.
+    most = sum(_MAX_JSON_BYTES_PER_CHARACTER * sum(map(len, wire.values())) + _MAX_LINK_FRAME_BYTES for wire in kept)
+    return kept if most <= MAX_LINKS_BYTES else _links_that_fit(kept)
+
+
+_MAX_JSON_BYTES_PER_CHARACTER: Final = 6
+"""The most one character takes in a JSON string written ``ensure_ascii=False``: a control character's
+escape (``\\u001f``); UTF-8 takes 4 bytes at most."""
+_MAX_LINK_FRAME_BYTES: Final = len(json.dumps({"href": "", "text": ""}))
+"""What one link's JSON holds besides its texts."""
+
+
+def _links_that_fit(links: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The first of ``links`` whose JSON together fits ``MAX_LINKS_BYTES``, each measured."""
     kept: list[dict[str, str]] = []
     room = MAX_LINKS_BYTES
-    for link in links:
-        if len(link.href) > MAX_LINK_HREF_LENGTH:
-            continue
-        text = None if link.text is None else truncate(link.text, MAX_LINK_TEXT_LENGTH)
-        wire = Link(link.href, text).wire()
-        room -= len(json.dumps(wire, ensure_ascii=False).encode())
+    for wire in links:
+        room -= len(json.dumps(wire, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         if room < 0:
             break
         kept.append(wire)

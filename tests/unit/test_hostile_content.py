@@ -12,12 +12,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from pagerduty_bridge.devtools.fake_pagerduty import FakePagerDuty
 from pagerduty_bridge.envelopes import Notification, parse_event
 from pagerduty_bridge.errors import ConfigurationError
-from pagerduty_bridge.events_api import EventPayload, PagerDutyEvent
+from pagerduty_bridge.events_api import (
+    MAX_LINK_HREF_LENGTH,
+    MAX_LINK_TEXT_LENGTH,
+    MAX_LINKS_BYTES,
+    EventPayload,
+    Link,
+    PagerDutyEvent,
+    _links_that_fit,
+    bounded_links,
+)
 from pagerduty_bridge.integration import PagerDutyIntegration
 from pagerduty_bridge.models import (
     AlarmNotification,
@@ -31,6 +42,7 @@ from pagerduty_bridge.rules import AlertRules, parse_rules
 from pagerduty_bridge.seed import templates
 from pagerduty_bridge.seed.models import AlertMessage, ServiceConfig
 from pagerduty_bridge.settings import Settings
+from pagerduty_bridge.text import truncate
 from pagerduty_bridge.timeutil import parse_time
 from tests.builders import T0, alarm_message, eventbridge_event, sns_event_of, sqs_event, sqs_record
 from tests.conftest import ROUTING_KEY as PAGERDUTY_ROUTING_KEY
@@ -142,6 +154,46 @@ def test_a_rules_links_never_push_a_page_past_what_pagerduty_takes(links: list[d
     ]
     assert all(len(link.get("text", "")) <= 1024 for link in body["links"])
     assert "_truncated" not in body["payload"]["custom_details"]
+
+
+_LINK_TEXT = st.text(st.characters(codec="utf-8") | st.sampled_from('"\\\x00\x1f\u2028é😀'), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    links=st.lists(
+        st.builds(Link, st.text(max_size=30).map("https://wiki.example.com/".__add__), st.none() | _LINK_TEXT),
+        max_size=8,
+    ),
+    widths=st.lists(st.integers(0, 3), min_size=8, max_size=8),
+)
+def test_links_kept_unmeasured_are_exactly_those_measuring_keeps(links: list[Link], widths: list[int]) -> None:
+    # A page whose links surely fit skips measuring them; the bound must never keep one that measuring drops.
+    # Widths near the limit (up to 2048-character hrefs and 1024-character texts of 6-byte escapes) make
+    # the sum land on both sides of MAX_LINKS_BYTES.
+    sized = tuple(
+        Link(link.href + "x" * (width * 680), None if link.text is None else link.text * (width * 9 + 1))
+        for link, width in zip(links, widths, strict=False)
+    )
+    measured = _links_that_fit(
+        [
+            Link(x.href, None if x.text is None else truncate(x.text, MAX_LINK_TEXT_LENGTH)).wire()
+            for x in sized
+            if len(x.href) <= MAX_LINK_HREF_LENGTH
+        ]
+    )
+    assert bounded_links(sized) == measured
+    assert len(json.dumps(bounded_links(sized), ensure_ascii=False).encode("utf-8", "surrogatepass")) <= (
+        MAX_LINKS_BYTES + 2 * len(measured) + 2
+    )
+
+
+def test_many_long_links_are_measured_and_cut_where_they_stop_fitting() -> None:
+    # Eight links of 2 KB hrefs and 1,024 control characters (6 bytes each escaped): 65.5 KB, one too many.
+    links = tuple(Link("https://wiki.example.com/" + "x" * 2000, "\x01" * 1024) for _ in range(8))
+    kept = bounded_links(links)
+    assert len(kept) == len(links) - 1
+    assert kept == _links_that_fit([link.wire() for link in links])
 
 
 # --- the seed API keeps an incident under the key PagerDuty knows it by --------------------------------------

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -241,7 +241,7 @@ class Delivery:
         claim = replace(
             plan.target,
             pending_action=plan.action,
-            claim_token=uuid.uuid4().hex,
+            claim_token=secrets.token_hex(16),
             lease_until=shifted(now, lease),
             # A key's first trigger opens its first incident: every PagerDuty-side change is about it.
             trigger_sent_at=now

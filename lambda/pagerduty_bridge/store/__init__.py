@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import Any, Final, Protocol
 
 from pagerduty_bridge.constants import MAX_ROUTING_KEY_ALIAS_LENGTH
@@ -132,6 +133,13 @@ def format_time(value: datetime) -> str:
     """Fixed-width UTC ISO 8601 (microseconds, ``Z``): string order is time order, in SQL and DynamoDB."""
     if value.tzinfo is not UTC:  # every time the bridge makes is in UTC already
         value = utc(value)
+    return _format_utc(value)
+
+
+@lru_cache(maxsize=64)
+def _format_utc(value: datetime) -> str:
+    """A write formats the same few instants again and again (an incident's times, in each of its writes);
+    two UTC times are equal exactly when they are the same instant, so a cached text is that instant's."""
     return value.isoformat(timespec="microseconds")[:26] + "Z"  # without the "+00:00"
 
 

@@ -95,14 +95,15 @@ def unrecognized_dedup_key(message: UnrecognizedMessage) -> str:
 
 
 def affected_resource(alarm: AlarmNotification) -> str | None:
-    """The dimension value that names what is broken (an instance, a function, a table …)."""
+    """The dimension value that names what is broken (an instance, a function, a table …); a blank value
+    names nothing, and the next dimension is asked."""
     dims = alarm.contributor_attributes or alarm.dimensions
     if not dims and len(alarm.metrics) > 0:
         dims = next((m.dimensions for m in alarm.metrics if m.dimensions), {})
-    for name in _RESOURCE_DIMENSIONS:
-        if name in dims:
+    for name in (*(n for n in _RESOURCE_DIMENSIONS if n in dims), *sorted(dims)):
+        if dims[name].strip():
             return dims[name]
-    return dims[sorted(dims)[0]] if dims else None
+    return None
 
 
 def alarm_source(alarm: AlarmNotification) -> str:

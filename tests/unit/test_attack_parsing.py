@@ -269,3 +269,16 @@ def _eventbridge_with_state(value: str | None) -> dict[str, Any]:
     event = eventbridge_event("orders-cpu")
     event["detail"]["state"]["value"] = value
     return event
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\u3000", "\t"])
+def test_a_blank_dimension_value_never_ends_the_summary_with_on_and_nothing(blank: str) -> None:
+    # "… CPUUtilization 93.2 > 80 on " read as a page cut short; the next dimension that names something is
+    # the resource, and with none the summary ends at the comparison.
+    dimensions = [{"name": "InstanceId", "value": blank}, {"name": "AutoScalingGroupName", "value": "web-asg"}]
+    trigger = {**alarm_message("x")["Trigger"], "Dimensions": dimensions}
+    body = page_of(alarm_message("web-cpu", Trigger=trigger))
+    assert body["payload"]["summary"].endswith("> 80 on web-asg")
+    assert body["payload"]["source"] == "web-asg"
+    alone = page_of(alarm_message("web-cpu", Trigger={**trigger, "Dimensions": dimensions[:1]}))
+    assert alone["payload"]["summary"].endswith("> 80"), alone["payload"]["summary"]

@@ -166,7 +166,8 @@ def test_a_dedup_key_override_stays_the_same_between_alarm_and_ok() -> None:
 
 
 def test_a_rule_whose_templates_render_blank_falls_back_to_the_defaults_pagerduty_accepts() -> None:
-    """``{resource}`` of a dimension value " ": PagerDuty refuses a blank summary or dedup key (400)."""
+    """``{resource}`` of a dimension value " " and a namespace " ": PagerDuty refuses a blank summary or
+    dedup key (400)."""
     document = json.dumps(
         {
             "rules": [
@@ -180,13 +181,13 @@ def test_a_rule_whose_templates_render_blank_falls_back_to_the_defaults_pagerdut
         }
     )
     integration = bridge(document)
-    blank = {"dimensions": {"InstanceId": " "}}
+    blank = {"dimensions": {"InstanceId": " "}, "namespace": " "}
     opened = integration.handle_alarm(alarm_from("05-ec2-cpu-alarm.json", **blank))
     closed = integration.handle_alarm(alarm_from("06-ec2-cpu-ok.json", **blank))
     assert opened.body is not None
     assert_valid_event({**opened.body, "routing_key": "k" * 32})
     assert opened.body["payload"]["summary"].startswith("[PRODUCTION] ALARM web-prod-cpu-high")
-    assert opened.body["payload"]["source"] == "AWS/EC2"
+    assert opened.body["payload"]["source"] == "web-prod-cpu-high"
     assert opened.dedup_key == closed.dedup_key == "web-prod-cpu-high-CPUUtilization"
     assert closed.action is not None and closed.action.value == "resolve"
 

@@ -17,8 +17,8 @@ figures, ratios first (absolute times are context: this machine is shared and no
    (``time.process_time``), median of interleaved pairs' ratios;
 3. our own CPU per warm notification: the process's CPU outside boto3 and the network — botocore's
    API calls, boto3's DynamoDB type (de)serializer and the HTTP client's requests (timed around
-   ``BaseClient._make_api_call``, ``TypeSerializer.serialize`` …, urllib3's ``urlopen``; urllib's
-   for the reference), each shown apart;
+   ``BaseClient._make_api_call``, ``TypeSerializer.serialize`` …, the bridge's ``transport.exchange``;
+   urllib's ``urlopen`` for the reference), each shown apart;
 4. peak RSS (``ru_maxrss``) after the 41 invocations;
 5. the storm (``storm.py``): PagerDuty requests per delivered event, lost, duplicated, drain time.
 

@@ -97,14 +97,13 @@ class _Secrets:
 
     secrets: frozenset[str]
     lowered: tuple[str, ...]
-    pattern: re.Pattern[str] | None
+    patterns: tuple[re.Pattern[str], ...]
+    """One per secret, finding every place it starts (overlapping places too), in any case."""
 
     @classmethod
     def of(cls, secrets: frozenset[str]) -> _Secrets:
-        # Longest first: a secret that contains another is scrubbed whole, not around the shorter one.
-        ordered = sorted(secrets, key=len, reverse=True)
-        pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
-        return cls(secrets, tuple(secret.lower() for secret in ordered), pattern)
+        patterns = tuple(re.compile(f"(?=({re.escape(secret)}))", re.IGNORECASE) for secret in sorted(secrets))
+        return cls(secrets, tuple(secret.lower() for secret in secrets), patterns)
 
     def held(self, text: str) -> bool:
         # Plain loops: this runs for every log record and every answer PagerDuty gives.
@@ -119,10 +118,23 @@ class _Secrets:
         return False
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:  # as it is, first: never left to case folding's corner cases
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text if self.pattern is None else self.pattern.sub(MASK, text)
+        """Every stretch of ``text`` any secret covers, as one ``****``: a secret inside another, or two
+        that overlap (one's end the other's start), never leave a part of either in clear, as replacing
+        them one after the other did."""
+        spans = sorted(found.span(1) for pattern in self.patterns for found in pattern.finditer(text))
+        merged: list[list[int]] = []
+        for start, end in spans:
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        parts: list[str] = []
+        position = 0
+        for start, end in merged:
+            parts += (text[position:start], MASK)
+            position = end
+        parts.append(text[position:])
+        return "".join(parts)
 
 
 REDACTOR: Final = Redactor()
@@ -132,9 +144,9 @@ REDACTOR: Final = Redactor()
 def scrub(text: str, *extra: str) -> str:
     """``text`` without any registered secret nor any of ``extra`` (e.g. the key a request carried), in any
     case."""
-    for secret in extra:
-        if secret and len(secret) >= MIN_SECRET_LENGTH and (secret in text or secret.lower() in text.lower()):
-            text = _Secrets.of(frozenset({secret})).scrub(text)
+    held = {s for s in extra if len(s) >= MIN_SECRET_LENGTH and (s in text or s.lower() in text.lower())}
+    if held:  # scrubbed together with the registered ones: one may hold or overlap another
+        return _Secrets.of(frozenset(held) | REDACTOR.secrets).scrub(text)
     return REDACTOR.scrub(text)
 
 

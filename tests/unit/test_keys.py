@@ -12,7 +12,14 @@ import pytest
 
 from pagerduty_bridge.errors import ConfigurationError, RoutingKeyError, UnknownAliasError
 from pagerduty_bridge.keys import RoutingKeys, StaticKeys, parse_secret
-from pagerduty_bridge.redaction import REDACTOR, RedactingFilter, mask_key, scrub, scrub_aws_secret_fields
+from pagerduty_bridge.redaction import (
+    REDACTOR,
+    RedactingFilter,
+    Redactor,
+    mask_key,
+    scrub,
+    scrub_aws_secret_fields,
+)
 from pagerduty_bridge.settings import Settings
 from tests.conftest import OTHER_ROUTING_KEY, ROUTING_KEY
 
@@ -99,6 +106,27 @@ def test_attack_a_key_echoed_in_another_case_is_scrubbed_too(spelled: Any) -> No
     assert RedactingFilter().filter(record)
     assert key.lower() not in record.getMessage().lower()
     assert record.detail == {"body": cleaned}
+
+
+@pytest.mark.parametrize("twice", [False, True], ids=["once", "rotated-twice"])
+def test_attack_keys_inside_or_across_each_other_are_scrubbed_whole(twice: bool) -> None:
+    """Two aliases' keys where one holds the other, or where one's end is the other's start (a line
+    joining them): scrubbing one first left the other's rest in the line, a part of a key in clear."""
+    base = "Mn8bVc5xZl2kJh7gFd4sAp1oIu6yTr3e"
+    nested = [(base[:12] + f"{n:04d}", base[:12] + f"{n:04d}" + base[16:]) for n in range(8)]
+    overlapping = ("Hx" * 8 + base[:16], base[:16] + "Qz" * 8)
+    redactor = Redactor()
+    for short, long in nested:
+        redactor.add([short, long])
+    redactor.add(overlapping)
+    if twice:
+        redactor.add([base.lower()])  # a later key changes the set, not the outcome
+    for short, long in nested:
+        assert redactor.scrub(f"echo {long} and {short}.") == "echo **** and ****."
+        assert redactor.scrub(f"echo {long.upper()}") == "echo ****"
+    joined = overlapping[0] + overlapping[1][16:]
+    assert redactor.scrub(f"[{joined}]") == "[****]"
+    assert redactor.scrub(f"[{joined.swapcase()}]") == "[****]"
 
 
 def test_the_redacting_filter_scrubs_message_arguments_and_extras() -> None:
